@@ -1,0 +1,1 @@
+//! PPP stack (sans-IO): LCP, authentication, IPCP, IPv6CP.

@@ -1,0 +1,1 @@
+//! MS-SSTP protocol engine (sans-IO). See `../../shared/spec/MS-SSTP.md`.
