@@ -1,0 +1,402 @@
+//! Server configuration: the TOML file (`/etc/tunnel443/tunnel443.toml`),
+//! its defaults, and the validation that turns it into [`ServerSettings`].
+//!
+//! Every key is optional; a missing file means the built-in zero-config
+//! default. Unknown keys are errors (`deny_unknown_fields`), and every
+//! validation error names the field it is about.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::pool::Ipv4Net;
+
+/// Where a packaged install keeps its configuration.
+pub const DEFAULT_CONFIG: &str = "/etc/tunnel443/tunnel443.toml";
+/// Generated certificate, key, users file.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/tunnel443";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address and port of the HTTPS listener.
+    pub listen: Option<SocketAddr>,
+    /// Directory for generated state (certificate, key, users file).
+    pub state_dir: Option<PathBuf>,
+    /// Users file (see `ppp::users`); default `STATE_DIR/users`.
+    pub users_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub sstp: SstpSection,
+    #[serde(default)]
+    pub ipv4: Ipv4Section,
+    #[serde(default)]
+    pub tun: TunSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain (leaf first). Default: generated in the state dir.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// Serve plain HTTP (behind a TLS-terminating load balancer).
+    #[serde(default)]
+    pub plain_http: bool,
+    /// In plain-HTTP mode: SHA-256 (hex) of the DER of the certificate the
+    /// load balancer presents; the SSTP crypto binding uses it.
+    pub cert_sha256: Option<String>,
+    /// In plain-HTTP mode: SHA-1 (hex) of the same certificate, for clients
+    /// that bind with SHA-1.
+    pub cert_sha1: Option<String>,
+    /// Expect a PROXY protocol (v1 or v2) header on every connection.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SstpSection {
+    /// Hash protocols offered for the crypto binding: "sha256", "sha1".
+    pub hash_protocols: Option<Vec<String>>,
+    /// Authentication protocols offered in order: "mschapv2", "eap-mschapv2",
+    /// "chap-md5", "pap".
+    pub auth: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ipv4Section {
+    /// Client address pool as a CIDR; the server uses its first host address.
+    pub pool: Option<String>,
+    /// DNS servers pushed with IPCP (at most two).
+    pub dns: Option<Vec<Ipv4Addr>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunSection {
+    /// Name of the server's TUN device.
+    pub name: Option<String>,
+    /// MTU of the TUN device (and the PPP MRU offered).
+    pub mtu: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Most sessions at once.
+    pub max_sessions: Option<usize>,
+    /// Seconds a client has for the TLS handshake and the HTTP request head.
+    pub handshake_timeout: Option<u64>,
+}
+
+/// Hash protocols the server offers (MS-SSTP §2.2.8 bitmask values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashOffer {
+    pub sha1: bool,
+    pub sha256: bool,
+}
+
+/// Authentication methods, in the order the server offers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    MsChapV2,
+    EapMsChapV2,
+    ChapMd5,
+    Pap,
+}
+
+impl AuthMethod {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "mschapv2" => Self::MsChapV2,
+            "eap-mschapv2" => Self::EapMsChapV2,
+            "chap-md5" => Self::ChapMd5,
+            "pap" => Self::Pap,
+            _ => return None,
+        })
+    }
+}
+
+/// How the certificate hash for the crypto binding is obtained.
+#[derive(Debug, Clone)]
+pub enum TlsMode {
+    /// We terminate TLS with this certificate and key (PEM files).
+    Tls { cert: PathBuf, key: PathBuf },
+    /// A load balancer terminates TLS; we are told its certificate's hashes.
+    PlainHttp {
+        cert_sha256: Option<[u8; 32]>,
+        cert_sha1: Option<[u8; 20]>,
+        proxy_protocol: bool,
+    },
+}
+
+/// Validated server settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub users_file: PathBuf,
+    pub tls: TlsMode,
+    /// True when `tls` points at the generated certificate.
+    pub generated_cert: bool,
+    pub hash_offer: HashOffer,
+    pub auth: Vec<AuthMethod>,
+    pub pool: Ipv4Net,
+    pub dns: Vec<Ipv4Addr>,
+    pub tun_name: String,
+    pub mtu: u16,
+    pub max_sessions: usize,
+    pub handshake_timeout: Duration,
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub state_dir: Option<PathBuf>,
+    pub users_file: Option<PathBuf>,
+    pub tun_name: Option<String>,
+    pub pool: Option<String>,
+}
+
+/// Reads `path` (if given) and applies the overrides.
+pub fn load(path: Option<&Path>, ov: &Overrides) -> anyhow::Result<ServerSettings> {
+    let file = match path {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            parse(&text).with_context(|| format!("in {}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    validate(file, ov)
+}
+
+/// Parses the TOML text; errors carry the key and line (from `toml`).
+pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+    toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn hex_array<const N: usize>(field: &str, s: &str) -> anyhow::Result<[u8; N]> {
+    let clean: String = s.chars().filter(|c| *c != ':').collect();
+    let v = hex::decode(&clean).with_context(|| format!("{field}: not hex"))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| anyhow::anyhow!("{field}: {} bytes, want {N}", v.len()))
+}
+
+pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings> {
+    let state_dir = ov
+        .state_dir
+        .clone()
+        .or(f.state_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let users_file = ov
+        .users_file
+        .clone()
+        .or(f.users_file)
+        .unwrap_or_else(|| state_dir.join("users"));
+    let listen = ov
+        .listen
+        .or(f.listen)
+        .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 443));
+
+    let (tls, generated_cert) = if f.tls.plain_http {
+        if f.tls.cert.is_some() || f.tls.key.is_some() {
+            bail!("tls.cert/tls.key: not used with tls.plain_http = true");
+        }
+        let cert_sha256 = f
+            .tls
+            .cert_sha256
+            .as_deref()
+            .map(|s| hex_array::<32>("tls.cert_sha256", s))
+            .transpose()?;
+        let cert_sha1 = f
+            .tls
+            .cert_sha1
+            .as_deref()
+            .map(|s| hex_array::<20>("tls.cert_sha1", s))
+            .transpose()?;
+        if cert_sha256.is_none() && cert_sha1.is_none() {
+            bail!("tls.cert_sha256: required with tls.plain_http = true (the hash of the load balancer's certificate)");
+        }
+        (
+            TlsMode::PlainHttp {
+                cert_sha256,
+                cert_sha1,
+                proxy_protocol: f.tls.proxy_protocol,
+            },
+            false,
+        )
+    } else {
+        if f.tls.proxy_protocol {
+            bail!("tls.proxy_protocol: only with tls.plain_http = true");
+        }
+        if f.tls.cert_sha256.is_some() || f.tls.cert_sha1.is_some() {
+            bail!("tls.cert_sha256: only with tls.plain_http = true (otherwise it is computed from tls.cert)");
+        }
+        match (f.tls.cert, f.tls.key) {
+            (Some(cert), Some(key)) => (TlsMode::Tls { cert, key }, false),
+            (None, None) => (
+                TlsMode::Tls {
+                    cert: state_dir.join("cert.pem"),
+                    key: state_dir.join("key.pem"),
+                },
+                true,
+            ),
+            (Some(_), None) => bail!("tls.key: required when tls.cert is set"),
+            (None, Some(_)) => bail!("tls.cert: required when tls.key is set"),
+        }
+    };
+
+    let hash_offer = match f.sstp.hash_protocols {
+        None => HashOffer {
+            sha1: true,
+            sha256: true,
+        },
+        Some(list) => {
+            let mut h = HashOffer {
+                sha1: false,
+                sha256: false,
+            };
+            for s in &list {
+                match s.as_str() {
+                    "sha1" => h.sha1 = true,
+                    "sha256" => h.sha256 = true,
+                    other => bail!("sstp.hash_protocols: unknown {other:?} (use \"sha256\", \"sha1\")"),
+                }
+            }
+            if !h.sha1 && !h.sha256 {
+                bail!("sstp.hash_protocols: must not be empty");
+            }
+            h
+        }
+    };
+
+    let auth = match f.sstp.auth {
+        None => vec![AuthMethod::MsChapV2, AuthMethod::EapMsChapV2, AuthMethod::Pap],
+        Some(list) => {
+            let mut out = Vec::new();
+            for s in &list {
+                let m = AuthMethod::parse(s).with_context(|| {
+                    format!("sstp.auth: unknown {s:?} (use \"mschapv2\", \"eap-mschapv2\", \"chap-md5\", \"pap\")")
+                })?;
+                if out.contains(&m) {
+                    bail!("sstp.auth: {s:?} listed twice");
+                }
+                out.push(m);
+            }
+            if out.is_empty() {
+                bail!("sstp.auth: must not be empty");
+            }
+            out
+        }
+    };
+
+    let pool_text = ov
+        .pool
+        .clone()
+        .or(f.ipv4.pool)
+        .unwrap_or_else(|| "10.44.0.0/24".to_string());
+    let pool: Ipv4Net = pool_text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("ipv4.pool: {e}"))?;
+    if pool.prefix_len() > 30 {
+        bail!("ipv4.pool: /{} is too small (at most /30)", pool.prefix_len());
+    }
+    let dns = f.ipv4.dns.unwrap_or_default();
+    if dns.len() > 2 {
+        bail!("ipv4.dns: at most two servers (IPCP carries a primary and a secondary)");
+    }
+
+    let tun_name = ov
+        .tun_name
+        .clone()
+        .or(f.tun.name)
+        .unwrap_or_else(|| "t443s0".to_string());
+    if tun_name.is_empty() || tun_name.len() > 15 {
+        bail!("tun.name: {tun_name:?} must be 1 to 15 characters");
+    }
+    let mtu = f.tun.mtu.unwrap_or(1400);
+    if !(576..=4000).contains(&mtu) {
+        bail!("tun.mtu: {mtu} out of range 576..=4000 (SSTP packets are at most 4095 bytes)");
+    }
+    let max_sessions = f.limits.max_sessions.unwrap_or(1024);
+    if max_sessions == 0 {
+        bail!("limits.max_sessions: must be at least 1");
+    }
+    let handshake_timeout = Duration::from_secs(f.limits.handshake_timeout.unwrap_or(10));
+    if handshake_timeout.is_zero() {
+        bail!("limits.handshake_timeout: must be at least 1 second");
+    }
+
+    Ok(ServerSettings {
+        listen,
+        state_dir,
+        users_file,
+        tls,
+        generated_cert,
+        hash_offer,
+        auth,
+        pool,
+        dns,
+        tun_name,
+        mtu,
+        max_sessions,
+        handshake_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        let f = parse(text).and_then(|f| validate(f, &Overrides::default()));
+        format!("{:#}", f.unwrap_err())
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let s = validate(FileConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(s.listen.port(), 443);
+        assert_eq!(s.users_file, PathBuf::from("/var/lib/tunnel443/users"));
+        assert!(s.generated_cert);
+        assert_eq!(s.pool.to_string(), "10.44.0.0/24");
+        assert_eq!(s.auth[0], AuthMethod::MsChapV2);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err("lisen = \"1.2.3.4:5\"").contains("lisen"));
+        assert!(err("[ipv4]\npool = \"10.0.0.0/33\"").contains("ipv4.pool"));
+        assert!(err("[ipv4]\npool = \"10.0.0.0/31\"").contains("ipv4.pool"));
+        assert!(err("[sstp]\nauth = [\"kerberos\"]").contains("sstp.auth"));
+        assert!(err("[sstp]\nhash_protocols = [\"md5\"]").contains("sstp.hash_protocols"));
+        assert!(err("[tls]\ncert = \"/x\"").contains("tls.key"));
+        assert!(err("[tls]\nplain_http = true").contains("tls.cert_sha256"));
+        assert!(err("[tls]\nplain_http = true\ncert_sha256 = \"abcd\"").contains("tls.cert_sha256"));
+        assert!(err("[tun]\nmtu = 9000").contains("tun.mtu"));
+        assert!(err("[ipv4]\ndns = [\"1.1.1.1\", \"8.8.8.8\", \"9.9.9.9\"]").contains("ipv4.dns"));
+    }
+
+    #[test]
+    fn overrides_win() {
+        let ov = Overrides {
+            listen: Some("127.0.0.1:4443".parse().unwrap()),
+            state_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        };
+        let s = validate(parse("listen = \"0.0.0.0:1\"").unwrap(), &ov).unwrap();
+        assert_eq!(s.listen.port(), 4443);
+        assert_eq!(s.users_file, PathBuf::from("/tmp/x/users"));
+    }
+}

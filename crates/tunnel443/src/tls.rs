@@ -1,0 +1,275 @@
+//! TLS for both ends (rustls with the aws-lc-rs provider, TLS 1.2 and 1.3
+//! only: Windows 10's Schannel has no TLS 1.3).
+//!
+//! The client validates the server as MS-SSTP §3.2.4.1 asks: the chain to a
+//! trusted root, the host name, and an extended key usage of
+//! `id-kp-serverAuth` or `anyExtendedKeyUsage` (RFC 5280 §4.2.1.12). A pinned
+//! SHA-256 of the leaf certificate replaces the chain and name checks (not the
+//! EKU check); `--insecure` turns every check off and says so in the log.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha1::Digest as _;
+
+/// TLS versions we speak.
+pub static VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Installs aws-lc-rs as the process-wide provider (idempotent).
+pub fn install_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// SHA-1 and SHA-256 of a certificate's DER: the "cert hash" of the SSTP
+/// crypto binding (MS-SSTP §2.2.7, §3.2.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertHashes {
+    pub sha1: [u8; 20],
+    pub sha256: [u8; 32],
+}
+
+impl CertHashes {
+    pub fn of(der: &[u8]) -> Self {
+        Self {
+            sha1: sha1::Sha1::digest(der).into(),
+            sha256: sha2::Sha256::digest(der).into(),
+        }
+    }
+}
+
+/// Reads a PEM certificate chain (leaf first).
+pub fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{}: bad PEM", path.display()))?;
+    if certs.is_empty() {
+        bail!("{}: no certificate in it", path.display());
+    }
+    Ok(certs)
+}
+
+/// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .with_context(|| format!("{}: bad PEM", path.display()))?
+        .with_context(|| format!("{}: no private key in it", path.display()))
+}
+
+/// A server config from a certificate chain and key, plus the leaf's hashes.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, CertHashes)> {
+    let chain = load_certs(cert)?;
+    let key = load_key(key)?;
+    let hashes = CertHashes::of(&chain[0]);
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("certificate and key do not match")?;
+    Ok((Arc::new(cfg), hashes))
+}
+
+/// How the client decides to trust the server.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The system's roots (default).
+    System,
+    /// Roots from a PEM file (`--ca`).
+    CaFile(std::path::PathBuf),
+    /// SHA-256 of the leaf certificate's DER (`--pin-sha256`).
+    Pin([u8; 32]),
+    /// No validation at all (`--insecure`).
+    Insecure,
+}
+
+/// Builds the client config for `trust`.
+pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        Trust::System | Trust::CaFile(_) => {
+            let mut roots = rustls::RootCertStore::empty();
+            if let Trust::CaFile(path) = trust {
+                for c in load_certs(path)? {
+                    roots
+                        .add(c)
+                        .with_context(|| format!("{}: not a usable CA", path.display()))?;
+                }
+            } else {
+                let found = rustls_native_certs::load_native_certs();
+                for c in found.certs {
+                    let _ = roots.add(c);
+                }
+                if roots.is_empty() {
+                    bail!("no system root certificates found (install ca-certificates, or use --ca/--pin-sha256)");
+                }
+            }
+            let inner =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()?;
+            Arc::new(Verifier {
+                mode: Mode::WebPki(inner),
+                provider: provider.clone(),
+            })
+        }
+        Trust::Pin(p) => Arc::new(Verifier {
+            mode: Mode::Pin(*p),
+            provider: provider.clone(),
+        }),
+        Trust::Insecure => Arc::new(Verifier {
+            mode: Mode::Insecure,
+            provider: provider.clone(),
+        }),
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+#[derive(Debug)]
+enum Mode {
+    WebPki(Arc<rustls::client::WebPkiServerVerifier>),
+    Pin([u8; 32]),
+    Insecure,
+}
+
+#[derive(Debug)]
+struct Verifier {
+    mode: Mode,
+    provider: Arc<CryptoProvider>,
+}
+
+/// MS-SSTP §3.2.4.1: the leaf must carry id-kp-serverAuth or anyExtendedKeyUsage.
+pub fn check_server_eku(der: &[u8]) -> Result<(), String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("server certificate does not parse: {e}"))?;
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) if eku.value.server_auth || eku.value.any => Ok(()),
+        Ok(Some(_)) => Err("server certificate's extended key usage lacks serverAuth".into()),
+        Ok(None) => Err("server certificate has no extended key usage (serverAuth is required)".into()),
+        Err(e) => Err(format!("server certificate's extended key usage is malformed: {e}")),
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match &self.mode {
+            Mode::Insecure => return Ok(ServerCertVerified::assertion()),
+            Mode::WebPki(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+            }
+            Mode::Pin(pin) => {
+                let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+                if !constant_time_eq(&got, pin) {
+                    return Err(rustls::Error::General(format!(
+                        "server certificate SHA-256 {} does not match the pinned one",
+                        hex::encode(got)
+                    )));
+                }
+            }
+        }
+        check_server_eku(end_entity).map_err(rustls::Error::General)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a hex SHA-256 fingerprint (colons allowed).
+pub fn parse_fingerprint(s: &str) -> anyhow::Result<[u8; 32]> {
+    let clean: String = s.chars().filter(|c| *c != ':').collect();
+    let v = hex::decode(&clean).context("--pin-sha256: not hex")?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| anyhow::anyhow!("--pin-sha256: {} bytes, want 32", v.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_with(eku: Vec<rcgen::ExtendedKeyUsagePurpose>) -> Vec<u8> {
+        let mut p = rcgen::CertificateParams::new(vec!["x.test".to_string()]).unwrap();
+        p.extended_key_usages = eku;
+        let key = rcgen::KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn eku_rules() {
+        use rcgen::ExtendedKeyUsagePurpose as E;
+        assert!(check_server_eku(&cert_with(vec![E::ServerAuth])).is_ok());
+        assert!(check_server_eku(&cert_with(vec![E::Any])).is_ok());
+        assert!(check_server_eku(&cert_with(vec![E::ClientAuth])).is_err());
+        assert!(check_server_eku(&cert_with(vec![])).is_err());
+        assert!(check_server_eku(b"garbage").is_err());
+    }
+
+    #[test]
+    fn fingerprints() {
+        let hex64 = "ab".repeat(32);
+        assert_eq!(parse_fingerprint(&hex64).unwrap(), [0xab; 32]);
+        let colons: Vec<&str> = std::iter::repeat_n("ab", 32).collect();
+        assert_eq!(parse_fingerprint(&colons.join(":")).unwrap(), [0xab; 32]);
+        assert!(parse_fingerprint("abcd").is_err());
+        assert!(parse_fingerprint("zz").is_err());
+    }
+}
