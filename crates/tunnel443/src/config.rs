@@ -389,6 +389,12 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_valid() {
+        let f = parse(include_str!("../../../dist/tunnel443.toml")).unwrap();
+        validate(f, &Overrides::default()).unwrap();
+    }
+
+    #[test]
     fn overrides_win() {
         let ov = Overrides {
             listen: Some("127.0.0.1:4443".parse().unwrap()),

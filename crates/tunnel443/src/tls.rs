@@ -134,11 +134,13 @@ pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>>
             provider: provider.clone(),
         }),
     };
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
+    // SSLKEYLOGFILE (for tshark to decrypt a capture); a no-op when unset.
+    cfg.key_log = Arc::new(rustls::KeyLogFile::new());
     Ok(Arc::new(cfg))
 }
 

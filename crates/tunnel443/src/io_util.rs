@@ -1,0 +1,97 @@
+//! Small IO helpers shared by the drivers: a boxed duplex stream type and a
+//! bounded reader for protocol heads (HTTP, PROXY protocol) whose parsers are
+//! sans-IO and say how many bytes they used.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+/// Any byte stream a tunnel runs over (TLS, plain TCP, a proxied stream).
+pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+pub type BoxStream = Box<dyn Duplex>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError<E> {
+    #[error("connection closed before the head was complete")]
+    Eof,
+    #[error("head larger than {0} bytes")]
+    TooBig(usize),
+    #[error("head not complete within {0:?}")]
+    Timeout(Duration),
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Parse(E),
+}
+
+/// Reads from `s` into `buf` until `parse` says the head is complete.
+/// `parse` returns `Ok(Some((value, head_len)))` when done, `Ok(None)` for
+/// more; the bytes after the head are left in `buf` (drained of the head).
+pub async fn read_head<S, T, E, F>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    max: usize,
+    timeout: Duration,
+    mut parse: F,
+) -> Result<T, HeadError<E>>
+where
+    S: AsyncRead + Unpin + ?Sized,
+    F: FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+{
+    let fut = async {
+        loop {
+            if !buf.is_empty() {
+                if let Some((v, used)) = parse(buf).map_err(HeadError::Parse)? {
+                    buf.drain(..used);
+                    return Ok(v);
+                }
+            }
+            if buf.len() >= max {
+                return Err(HeadError::TooBig(max));
+            }
+            let mut chunk = [0u8; 4096];
+            let want = chunk.len().min(max - buf.len());
+            let n = s.read(&mut chunk[..want]).await?;
+            if n == 0 {
+                return Err(HeadError::Eof);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or(Err(HeadError::Timeout(timeout)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crlf2(b: &[u8]) -> Result<Option<((), usize)>, &'static str> {
+        Ok(b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| ((), p + 4)))
+    }
+
+    #[tokio::test]
+    async fn leaves_the_rest() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut a, b"GET / HTTP/1.1\r\n\r\nrest").await.unwrap();
+        let mut buf = Vec::new();
+        read_head(&mut b, &mut buf, 100, Duration::from_secs(1), crlf2).await.unwrap();
+        assert_eq!(buf, b"rest");
+    }
+
+    #[tokio::test]
+    async fn bounded_and_timed() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut a, &[b'x'; 50]).await.unwrap();
+        let mut buf = Vec::new();
+        let r = read_head(&mut b, &mut buf, 40, Duration::from_secs(1), crlf2).await;
+        assert!(matches!(r, Err(HeadError::TooBig(40))));
+        let mut buf = Vec::new();
+        let (_a, mut b) = tokio::io::duplex(64);
+        let r = read_head(&mut b, &mut buf, 40, Duration::from_millis(50), crlf2).await;
+        assert!(matches!(r, Err(HeadError::Timeout(_))));
+        drop(a);
+    }
+}

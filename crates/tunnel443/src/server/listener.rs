@@ -1,0 +1,122 @@
+//! The HTTPS listener: accept, optional PROXY protocol header (plain-HTTP
+//! mode behind a load balancer), TLS handshake, the request head within a
+//! size and time bound, then dispatch on method and path (MS-SSTP §3.3.4):
+//! `SSTP_DUPLEX_POST /sra_{…}/` starts an SSTP session, `HEAD` (load
+//! balancer health checks) gets a 200, anything else a short 404.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::io_util::{read_head, BoxStream, HeadError};
+use crate::proxy_protocol;
+use crate::server::{session, Shared};
+
+/// Largest request head we read.
+pub const MAX_HEAD: usize = 8192;
+
+pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.settings.max_sessions));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            warn!(%peer, max = shared.settings.max_sessions, "too many connections; refused");
+            drop(tcp);
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            handle(tcp, peer, shared).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = tcp.set_nodelay(true);
+    let timeout = shared.settings.handshake_timeout;
+    let mut buf = Vec::new();
+    let (mut stream, mut buf): (BoxStream, Vec<u8>) = match shared.acceptor() {
+        None => {
+            let mut tcp = tcp;
+            if shared.proxy_protocol() {
+                let r = read_head(&mut tcp, &mut buf, 600, timeout, |b| {
+                    proxy_protocol::parse(b).map(|p| match p {
+                        proxy_protocol::Parsed::Partial => None,
+                        proxy_protocol::Parsed::Done { len, source } => Some((source, len)),
+                    })
+                })
+                .await;
+                match r {
+                    Ok(Some(src)) => peer = src,
+                    Ok(None) => {}
+                    Err(e) => {
+                        info!(%peer, error = %e, "PROXY protocol header rejected; closed");
+                        return;
+                    }
+                }
+            }
+            (Box::new(tcp), buf)
+        }
+        Some(acceptor) => {
+            let tls = tokio::time::timeout(timeout, TlsAcceptor::accept(&acceptor, tcp)).await;
+            match tls {
+                Ok(Ok(s)) => (Box::new(s), buf),
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, session::parse_request).await;
+    match req {
+        Ok(session::Request::Sstp(req)) => {
+            session::run(stream, buf, peer, req, shared).await;
+        }
+        Ok(session::Request::Head) => {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        }
+        Ok(session::Request::Other { method, path }) => {
+            info!(%peer, %method, %path, "not an SSTP request; 404");
+            let _ = stream
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        }
+        Err(HeadError::Parse(e)) => {
+            info!(%peer, error = %e, "malformed request head; 400");
+            let _ = stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        }
+        Err(e @ HeadError::TooBig(_)) => {
+            info!(%peer, error = %e, "request head too large; 431");
+            let _ = stream
+                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        }
+        Err(e) => info!(%peer, error = %e, "no request head; closed"),
+    }
+}

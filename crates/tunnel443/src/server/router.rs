@@ -1,0 +1,154 @@
+//! The server's data plane: one TUN device for every session, and a table
+//! from assigned address to session. The TUN reader looks up each packet's
+//! destination and hands it to that session's bounded queue; when the queue
+//! is full the packet is dropped here (TCP-over-TCP: drop at the TUN side
+//! rather than buffer without bound).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::tun::Tun;
+
+/// Packets queued towards one session before the TUN side drops.
+pub const SESSION_QUEUE: usize = 256;
+
+pub type PacketTx = mpsc::Sender<Vec<u8>>;
+pub type PacketRx = mpsc::Receiver<Vec<u8>>;
+
+#[derive(Default)]
+pub struct Router {
+    table: RwLock<HashMap<IpAddr, PacketTx>>,
+    /// Packets from the TUN with no session for their destination.
+    pub no_route: AtomicU64,
+    /// Packets dropped because the session's queue was full.
+    pub queue_full: AtomicU64,
+}
+
+/// The destination address of an IPv4 or IPv6 packet.
+pub fn destination(pkt: &[u8]) -> Option<IpAddr> {
+    match pkt.first()? >> 4 {
+        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]))),
+        6 if pkt.len() >= 40 => {
+            let b: [u8; 16] = pkt[24..40].try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+/// The source address of an IPv4 or IPv6 packet.
+pub fn source(pkt: &[u8]) -> Option<IpAddr> {
+    match pkt.first()? >> 4 {
+        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]))),
+        6 if pkt.len() >= 40 => {
+            let b: [u8; 16] = pkt[8..24].try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+/// Removes the route when dropped.
+pub struct Registration {
+    router: Arc<Router>,
+    addr: IpAddr,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.router
+            .table
+            .write()
+            .expect("router lock")
+            .remove(&self.addr);
+    }
+}
+
+impl Router {
+    /// Routes packets for `addr` to `tx` until the returned value is dropped.
+    pub fn register(self: &Arc<Self>, addr: IpAddr, tx: PacketTx) -> Registration {
+        self.table.write().expect("router lock").insert(addr, tx);
+        Registration {
+            router: self.clone(),
+            addr,
+        }
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.table.read().expect("router lock").len()
+    }
+
+    fn dispatch(&self, pkt: &[u8]) {
+        let Some(dst) = destination(pkt) else { return };
+        let tx = self.table.read().expect("router lock").get(&dst).cloned();
+        match tx {
+            None => {
+                self.no_route.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(tx) => {
+                if tx.try_send(pkt.to_vec()).is_err() {
+                    self.queue_full.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Reads the TUN device forever, dispatching each packet.
+    pub async fn run_tun_reader(self: Arc<Self>, tun: Tun) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match tun.recv(&mut buf).await {
+                Ok(n) => self.dispatch(&buf[..n]),
+                Err(e) => {
+                    tracing::error!(error = %e, "TUN read failed; data plane stopped");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0];
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p
+    }
+
+    #[test]
+    fn addresses() {
+        let p = v4([10, 0, 0, 2], [10, 0, 0, 1]);
+        assert_eq!(source(&p), Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(destination(&p), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(destination(&p[..19]), None);
+        assert_eq!(destination(&[]), None);
+        let mut v6 = vec![0x60; 40];
+        v6[8..24].copy_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        v6[24..40].copy_from_slice(&"fd00::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(source(&v6), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(destination(&v6), Some("fd00::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn dispatch_and_unregister() {
+        let r = Arc::new(Router::default());
+        let (tx, mut rx) = mpsc::channel(1);
+        let reg = r.register("10.0.0.2".parse().unwrap(), tx);
+        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
+        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
+        assert_eq!(r.queue_full.load(Ordering::Relaxed), 1);
+        assert!(rx.try_recv().is_ok());
+        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 3]));
+        assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
+        drop(reg);
+        assert_eq!(r.sessions(), 0);
+    }
+}

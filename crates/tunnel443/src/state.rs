@@ -1,0 +1,133 @@
+//! Zero-config state: on first start the server generates a self-signed
+//! certificate and one user with a random password in the state directory
+//! (`/var/lib/tunnel443` by default), and reuses them on every later start.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// The user created by the zero-config default.
+pub const DEFAULT_USER: &str = "vpn";
+
+/// Writes `data` to a new file with mode `mode`, failing if it exists.
+pub fn write_new(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn hostname() -> Option<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let h = h.trim();
+    (!h.is_empty()).then(|| h.to_string())
+}
+
+/// Generates a self-signed certificate (serverAuth EKU, the names and
+/// addresses given plus the host name and `localhost`) unless `cert` exists.
+/// Returns true if it generated one.
+pub fn ensure_certificate(
+    cert: &Path,
+    key: &Path,
+    extra_names: &[String],
+) -> anyhow::Result<bool> {
+    if cert.exists() && key.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = cert.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut names: Vec<String> = vec!["localhost".into()];
+    names.extend(hostname());
+    names.extend(extra_names.iter().cloned());
+    names.dedup();
+    let mut params = rcgen::CertificateParams::new(names).context("certificate names")?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname().unwrap_or_else(|| "tunnel443".into()));
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - std::time::Duration::from_secs(86400)).into();
+    params.not_after = (now + std::time::Duration::from_secs(10 * 365 * 86400)).into();
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let c = params.self_signed(&kp)?;
+    write_new(key, kp.serialize_pem().as_bytes(), 0o600)?;
+    write_new(cert, c.pem().as_bytes(), 0o644)?;
+    Ok(true)
+}
+
+/// A random password of 20 characters from an unambiguous alphabet (no
+/// quotes or backslashes: sstpc copies passwords into pppd options files).
+pub fn random_password() -> String {
+    use rand::RngExt;
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The address a client would most likely use to reach `listen`: the listen
+/// address itself, or (for a wildcard) the source address of this host's
+/// default route (a UDP `connect` sends nothing), or the host name.
+pub fn reachable_host(listen: SocketAddr) -> String {
+    if !listen.ip().is_unspecified() {
+        return listen.ip().to_string();
+    }
+    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() => a.ip().to_string(),
+        _ => hostname().unwrap_or_else(|| IpAddr::from([127, 0, 0, 1]).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_is_generated_once_and_usable() {
+        crate::tls::install_provider();
+        let dir = tempdir();
+        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+        assert!(ensure_certificate(&c, &k, &["10.0.0.1".into()]).unwrap());
+        let first = std::fs::read(&c).unwrap();
+        assert!(!ensure_certificate(&c, &k, &[]).unwrap());
+        assert_eq!(std::fs::read(&c).unwrap(), first);
+        let (_, hashes) = crate::tls::server_config(&c, &k).unwrap();
+        let der = crate::tls::load_certs(&c).unwrap().remove(0);
+        assert_eq!(hashes, crate::tls::CertHashes::of(&der));
+        crate::tls::check_server_eku(&der).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn passwords_are_random_and_safe_for_pppd() {
+        let a = random_password();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, random_password());
+        assert!(!a.contains('"') && !a.contains('\\'));
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("t443-state-{}", random_password()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

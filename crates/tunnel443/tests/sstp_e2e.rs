@@ -1,0 +1,155 @@
+//! End-to-end SSTP tests in network namespaces: our server and our client
+//! over real TLS, real TUN devices, real ping/iperf3/tshark.
+
+mod e2e;
+
+use e2e::*;
+use std::process::Command;
+
+const SERVER_TUN: &str = "10.44.0.1";
+
+fn pin(lab: &Lab) -> Vec<String> {
+    vec!["--pin-sha256".into(), lab.fingerprint()]
+}
+
+fn args<'a>(v: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    v.iter().map(String::as_str).chain(extra.iter().copied()).collect()
+}
+
+#[test]
+fn ping_both_ways_and_iperf3() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let p = pin(&lab);
+    let _client = lab.start_client(0, "vpn", &lab.password(), &args(&p, &[]));
+    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30), "tunnel did not come up");
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 5), 5, "client -> server");
+    assert_eq!(ping_count(&lab.server, "10.44.0.2", 5), 5, "server -> client");
+
+    let mut iperf_s = lab.server.command("iperf3");
+    iperf_s.args(["-s", "-1", "-B", SERVER_TUN]);
+    let _srv = Proc::spawn(iperf_s, lab.dir.path().join("iperf-s.log"), "iperf3 -s");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = lab.clients[0]
+        .command("iperf3")
+        .args(["-c", SERVER_TUN, "-t", "5", "-f", "m"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "iperf3 failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find(|l| l.contains("receiver")).expect("iperf3 summary");
+    eprintln!("iperf3 through the SSTP tunnel: {line}");
+}
+
+#[test]
+fn two_clients_at_once() {
+    let lab = Lab::new(2);
+    let _server = lab.start_server(&[]);
+    let p = pin(&lab);
+    let pw = lab.password();
+    let _a = lab.start_client(0, "vpn", &pw, &args(&p, &[]));
+    let _b = lab.start_client(1, "vpn", &pw, &args(&p, &[]));
+    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30));
+    assert!(wait_ping(&lab.clients[1], SERVER_TUN, 30));
+    assert!(wait_ping(&lab.server, "10.44.0.2", 5));
+    assert!(wait_ping(&lab.server, "10.44.0.3", 5));
+}
+
+#[test]
+fn wrong_password_is_rejected() {
+    let lab = Lab::new(1);
+    let server = lab.start_server(&[]);
+    let p = pin(&lab);
+    let mut c = lab.start_client(0, "vpn", "not-the-password", &args(&p, &[]));
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "exit code for an auth failure:\n{}", c.output());
+    assert!(c.output().contains("authentication failed"), "{}", c.output());
+    assert!(!ping_once(&lab.clients[0], SERVER_TUN));
+    drop(server);
+}
+
+#[test]
+fn untrusted_certificate_is_refused_by_default() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let mut c = lab.start_client(0, "vpn", &lab.password(), &[]);
+    let st = c.wait_exit(30).expect("client did not give up");
+    assert_eq!(st.code(), Some(3), "exit code for a TLS failure:\n{}", c.output());
+    let mut c = lab.start_client(0, "vpn", &lab.password(), &["--pin-sha256", &"00".repeat(32)]);
+    let st = c.wait_exit(30).expect("client did not give up");
+    assert_eq!(st.code(), Some(3), "wrong pin:\n{}", c.output());
+}
+
+#[test]
+fn pool_address_is_free_again_after_disconnect() {
+    let lab = Lab::new(2);
+    // A /30 pool has exactly one client address: 10.45.0.2.
+    let _server = lab.start_server(&["--pool", "10.45.0.0/30"]);
+    let p = pin(&lab);
+    let pw = lab.password();
+    let mut a = lab.start_client(0, "vpn", &pw, &args(&p, &[]));
+    assert!(wait_ping(&lab.clients[0], "10.45.0.1", 30));
+    let mut b = lab.start_client(1, "vpn", &pw, &args(&p, &["--no-reconnect"]));
+    let st = b.wait_exit(60).expect("second client should fail while the pool is empty");
+    assert_ne!(st.code(), Some(0), "{}", b.output());
+    assert_eq!(a.stop().and_then(|s| s.code()), Some(0), "clean exit on SIGTERM");
+    let _b = lab.start_client(1, "vpn", &pw, &args(&p, &[]));
+    assert!(wait_ping(&lab.clients[1], "10.45.0.1", 30), "address not returned to the pool");
+    assert!(wait_ping(&lab.server, "10.45.0.2", 5));
+}
+
+#[test]
+fn client_reconnects_after_server_restart() {
+    let lab = Lab::new(1);
+    let mut server = lab.start_server(&[]);
+    let p = pin(&lab);
+    let _c = lab.start_client(0, "vpn", &lab.password(), &args(&p, &[]));
+    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30));
+    server.stop();
+    assert!(!ping_once(&lab.clients[0], SERVER_TUN));
+    let _server = lab.start_server(&[]);
+    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 60), "client did not reconnect");
+}
+
+#[test]
+fn tshark_dissects_our_session_as_valid_sstp() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let cap = lab.dir.path().join("sstp.pcapng");
+    let keys = lab.dir.path().join("keys.log");
+    let mut ts = lab.server.command("tshark");
+    ts.args(["-i", &format!("v{}x0a", lab.tag), "-f", "tcp port 443", "-w"]).arg(&cap);
+    let mut tshark = Proc::spawn(ts, lab.dir.path().join("tshark.log"), "tshark");
+    assert!(tshark.wait_for_output("Capturing on", 20), "{}", tshark.output());
+    let p = pin(&lab);
+    let mut cmd = lab.clients[0].command("env");
+    cmd.arg(format!("SSLKEYLOGFILE={}", keys.display()));
+    let pwf = lab.dir.path().join("pw");
+    std::fs::write(&pwf, lab.password()).unwrap();
+    cmd.args([BIN, "client", &format!("sstp://vpn@{}", lab.server_addr(0)), "--password-file"])
+        .arg(&pwf)
+        .args(&p);
+    let mut client = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
+    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30));
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 3), 3);
+    client.stop();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tshark.signal(libc::SIGINT);
+    tshark.wait_exit(10);
+    let dissect = |filter: &str| {
+        let out = Command::new("tshark")
+            .args(["-r"])
+            .arg(&cap)
+            .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-Y", filter])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let sstp = dissect("sstp");
+    let control = dissect("sstp.messagetype");
+    let malformed = dissect("_ws.malformed || _ws.expert.severity >= error");
+    eprintln!("tshark: {} SSTP packets, {} control", sstp.lines().count(), control.lines().count());
+    assert!(control.lines().count() >= 4, "expected Connect Request/Ack, Call Connected, Disconnect:\n{sstp}");
+    assert!(control.contains("SSTP_MSG_CALL_CONNECT_REQUEST") || control.contains("CALL_CONNECT_REQUEST"), "{control}");
+    assert!(malformed.trim().is_empty(), "malformed packets:\n{malformed}");
+}
