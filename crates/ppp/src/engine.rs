@@ -24,6 +24,14 @@
 //!   once, after the Terminate-Ack was queued: drain [`Ppp::poll_transmit`]
 //!   before acting on events.
 //!
+//! A Terminate-Request received while LCP is still being negotiated is
+//! acknowledged (as the RFC 1661 table says) and then ends the link at once
+//! instead of negotiating on with a peer that has given up.
+//!
+//! A Terminate-Request received while LCP is still being negotiated is
+//! acknowledged (as the RFC 1661 table says) and then ends the link at once
+//! instead of negotiating on with a peer that has given up.
+//!
 //! LCP renegotiation after authentication (a peer that restarted) is not
 //! followed: SSTP's crypto binding ties the tunnel to the first
 //! authentication, so the engine sends Terminate-Request and reports
@@ -32,8 +40,10 @@
 //! Dead-peer detection: every `echo_interval` the engine checks whether any
 //! frame arrived since the last check; if not it sends an LCP Echo-Request,
 //! and after `echo_failures` unanswered ones the link is down
-//! ([`LinkDownReason::EchoTimeout`]). Any received frame counts as a sign of
-//! life because SoftEther never answers our Echo-Requests (it sends its own).
+//! ([`LinkDownReason::EchoTimeout`]) — between `echo_failures + 1` and
+//! `echo_failures + 2` intervals after the last frame received. Any received
+//! frame counts as a sign of life because SoftEther never answers our
+//! Echo-Requests (it sends its own).
 //!
 //! IPv4 addresses on the server: after authentication the engine emits
 //! [`Event::NeedIpv4Address`] and holds IPCP (a Configure-Request that
@@ -686,6 +696,8 @@ impl Ppp {
     }
 
     fn rx_lcp(&mut self, now: Instant, payload: &[u8]) {
+        let terminate_req = self.phase == Phase::Establish
+            && Packet::parse(payload).is_ok_and(|p| p.code == crate::fsm::code::TERM_REQ);
         let pkt = self
             .lcp
             .receive(now, payload, &mut self.lcp_neg, &mut self.out);
@@ -693,6 +705,14 @@ impl Ppp {
             self.rx_lcp_extra(now, payload, p);
         }
         self.process(now);
+        if terminate_req && !self.down {
+            // RFC 1661 keeps negotiating after a Terminate-Request received
+            // in Req-Sent/Ack-*; on SSTP nobody would ever answer again
+            // (the peer has given up), so after the Terminate-Ack we stop.
+            self.phase = Phase::Terminate;
+            self.finish(LinkDownReason::PeerTerminated);
+            return;
+        }
         if self.phase != Phase::Terminate && !self.down {
             if self.lcp_neg.loops >= self.cfg.max_loopback {
                 self.terminate(now, LinkDownReason::Loopback, None);
@@ -1199,8 +1219,12 @@ impl Ppp {
         }
         self.down = true;
         self.phase = Phase::Dead;
-        self.ipv4_up = false;
-        self.ipv6_up = false;
+        if std::mem::take(&mut self.ipv4_up) {
+            self.events.push_back(Event::Ipv4Down);
+        }
+        if std::mem::take(&mut self.ipv6_up) {
+            self.events.push_back(Event::Ipv6Down);
+        }
         self.echo_at = None;
         self.events.push_back(Event::LinkDown { reason });
     }

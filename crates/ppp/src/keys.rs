@@ -296,7 +296,7 @@ pub(crate) fn hex_lower(b: &[u8]) -> String {
 }
 
 /// Decodes exactly `N` bytes of hex (either case).
-pub(crate) fn hex_decode<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+pub fn hex_decode<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != N * 2 {
         return None;
     }

@@ -8,7 +8,9 @@
 //! * Authentication-Protocol (3): the authenticator requests methods from an
 //!   ordered list and, when the peer Naks, moves to the method the peer
 //!   suggested if it is in the list and not yet tried, else to the next one;
-//!   when the list is exhausted, or the peer Rejects the option, the link is
+//!   the list is offered a second time (a peer may accept on the second
+//!   offer what it Nak'd hoping for better, as our client does with EAP);
+//!   when it is exhausted again, or the peer Rejects the option, the link is
 //!   closed (we never open a link without the authentication we require).
 //!   The peer side Acks a method it has credentials for and allows, and Naks
 //!   with its preferred one otherwise — except that EAP is Acked only if EAP
@@ -96,6 +98,8 @@ pub(crate) struct Lcp {
     pub(crate) auth_refused: bool,
     /// Peer side: we already Nak'd an EAP offer in this negotiation.
     eap_declined: bool,
+    /// Authenticator: the offer list was gone through once already.
+    second_round: bool,
     rng: SplitMix64,
 }
 
@@ -123,6 +127,7 @@ impl Lcp {
             loops: 0,
             auth_refused: false,
             eap_declined: false,
+            second_round: false,
             rng,
         };
         l.reset();
@@ -174,6 +179,7 @@ impl Negotiator for Lcp {
         self.offering = None;
         self.auth_refused = false;
         self.eap_declined = false;
+        self.second_round = false;
         if self.side == Side::Authenticator {
             self.offering = self.next_untried();
             if let Some(m) = self.offering {
@@ -321,7 +327,16 @@ impl Negotiator for Lcp {
                 (opt::AUTH, d) if self.side == Side::Authenticator && self.offering.is_some() => {
                     let suggested = AuthProtocol::from_option_data(d)
                         .filter(|p| self.methods.contains(p) && !self.tried.contains(p));
-                    match suggested.or_else(|| self.next_untried()) {
+                    let mut next = suggested.or_else(|| self.next_untried());
+                    if next.is_none() && !self.second_round {
+                        // Offer the list once more: a peer that Nak'd a method
+                        // hoping for a better one may accept it when it sees
+                        // we insist (our own client does so for EAP).
+                        self.second_round = true;
+                        self.tried.clear();
+                        next = self.next_untried();
+                    }
+                    match next {
                         Some(p) => {
                             self.offering = Some(p);
                             self.tried.push(p);
@@ -401,7 +416,14 @@ mod tests {
         l.nak_received(&parse_options(&[3, 5, 0xC2, 0x23, 0x81]).unwrap());
         assert_eq!(l.agreed_auth(), Some(AuthProtocol::Eap));
         assert!(!l.auth_refused);
-        l.nak_received(&parse_options(&[3, 5, 0xC2, 0x23, 0x05]).unwrap());
+        // Exhausted: a second round in list order, then give up.
+        let chap_md5 = parse_options(&[3, 5, 0xC2, 0x23, 0x05]).unwrap();
+        for want in [AuthProtocol::MsChapV2, AuthProtocol::Eap, AuthProtocol::Pap] {
+            l.nak_received(&chap_md5);
+            assert_eq!(l.agreed_auth(), Some(want));
+        }
+        assert!(!l.auth_refused);
+        l.nak_received(&chap_md5);
         assert!(l.auth_refused);
         // Our request still carries an Authentication-Protocol.
         assert!(req(&mut l).windows(2).any(|w| w == [3, 4]));

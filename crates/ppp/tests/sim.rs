@@ -1,0 +1,1149 @@
+//! Deterministic two-engine simulator with a virtual clock (issue 3's
+//! scenarios), plus scripted raw peers that behave like SoftEther and pppd.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use ppp::auth::{chap, eap, mschapv2};
+use ppp::fsm::State;
+use ppp::wire::{control_frame, parse_options, Packet};
+use ppp::{
+    AuthFailure, AuthMethod, AuthProtocol, Config, Credentials, Event, Inbound, Ipv4Assignment,
+    LinkDownReason, Password, Phase, Ppp, Role, Secret, SplitMix64, Users,
+};
+
+const ASSIGN: Ipv4Assignment = Ipv4Assignment {
+    local: Ipv4Addr::new(10, 0, 0, 1),
+    peer: Ipv4Addr::new(10, 0, 0, 2),
+    dns1: Some(Ipv4Addr::new(10, 0, 0, 53)),
+    dns2: Some(Ipv4Addr::new(9, 9, 9, 9)),
+};
+
+const IPV4_PACKET: [u8; 20] = [
+    0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1,
+];
+const IPV6_PACKET: [u8; 40] = {
+    let mut p = [0u8; 40];
+    p[0] = 0x60;
+    p[6] = 59;
+    p[7] = 64;
+    p
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Dir {
+    ToServer,
+    ToClient,
+}
+
+type Filter = Box<dyn FnMut(Dir, &[u8]) -> Option<Vec<u8>>>;
+
+struct Sim {
+    t0: Instant,
+    now: Instant,
+    server: Ppp,
+    client: Ppp,
+    to_server: VecDeque<Vec<u8>>,
+    to_client: VecDeque<Vec<u8>>,
+    server_events: Vec<Event>,
+    client_events: Vec<Event>,
+    users: Users,
+    auto_verdict: bool,
+    auto_ipv4: bool,
+    /// Transforms or drops (None) each frame on the wire.
+    filter: Filter,
+    wire: Vec<(Dir, Vec<u8>)>,
+    server_rx: Vec<Vec<u8>>,
+    client_rx: Vec<Vec<u8>>,
+}
+
+fn users() -> Users {
+    Users::parse("alice:plain:s3cret pw\nbob:nthash:8846f7eaee8fb117ad06bdd830b7586c\n").unwrap()
+}
+
+fn client_cfg(user: &str, pw: &str) -> Config {
+    Config::client(Credentials {
+        username: user.into(),
+        secret: Secret::Password(Password::new(pw)),
+    })
+}
+
+fn server_cfg(methods: &[AuthProtocol]) -> Config {
+    let mut c = Config::server();
+    c.auth_protocols = methods.to_vec();
+    c
+}
+
+impl Sim {
+    fn new(scfg: Config, ccfg: Config) -> Self {
+        let t0 = Instant::now();
+        Sim {
+            t0,
+            now: t0,
+            server: Ppp::new(scfg, Role::Authenticator, t0, Box::new(SplitMix64::new(11))),
+            client: Ppp::new(ccfg, Role::Peer, t0, Box::new(SplitMix64::new(22))),
+            to_server: VecDeque::new(),
+            to_client: VecDeque::new(),
+            server_events: Vec::new(),
+            client_events: Vec::new(),
+            users: users(),
+            auto_verdict: true,
+            auto_ipv4: true,
+            filter: Box::new(|_, f| Some(f.to_vec())),
+            wire: Vec::new(),
+            server_rx: Vec::new(),
+            client_rx: Vec::new(),
+        }
+    }
+
+    fn open(&mut self) {
+        self.server.open(self.now);
+        self.client.open(self.now);
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Moves frames and events until `done` or `limit` of virtual time.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        let end = self.t0 + limit;
+        for _ in 0..100_000 {
+            self.pump();
+            if done(self) {
+                return true;
+            }
+            if !self.to_server.is_empty() || !self.to_client.is_empty() {
+                continue;
+            }
+            let next = [self.server.poll_timeout(), self.client.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.server.handle_timeout(self.now);
+                    self.client.handle_timeout(self.now);
+                }
+                _ => return done(self),
+            }
+        }
+        panic!("simulation did not settle");
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(f) = self.server.poll_transmit() {
+                moved = true;
+                self.wire.push((Dir::ToClient, f.clone()));
+                if let Some(f) = (self.filter)(Dir::ToClient, &f) {
+                    self.to_client.push_back(f);
+                }
+            }
+            while let Some(f) = self.client.poll_transmit() {
+                moved = true;
+                self.wire.push((Dir::ToServer, f.clone()));
+                if let Some(f) = (self.filter)(Dir::ToServer, &f) {
+                    self.to_server.push_back(f);
+                }
+            }
+            if let Some(f) = self.to_server.pop_front() {
+                moved = true;
+                if let Some(ip) = self.server.handle_frame(self.now, &f) {
+                    self.server_rx.push(inbound_bytes(ip));
+                }
+            }
+            if let Some(f) = self.to_client.pop_front() {
+                moved = true;
+                if let Some(ip) = self.client.handle_frame(self.now, &f) {
+                    self.client_rx.push(inbound_bytes(ip));
+                }
+            }
+            while let Some(e) = self.server.poll_event() {
+                moved = true;
+                match &e {
+                    Event::AuthRequest(r) if self.auto_verdict => {
+                        let v = self.users.verify(&r.username, &r.proof);
+                        self.server.auth_verdict(self.now, r.id, v).unwrap();
+                    }
+                    Event::NeedIpv4Address { .. } if self.auto_ipv4 => {
+                        self.server.set_ipv4(self.now, ASSIGN).unwrap();
+                    }
+                    _ => {}
+                }
+                self.server_events.push(e);
+            }
+            while let Some(e) = self.client.poll_event() {
+                moved = true;
+                self.client_events.push(e);
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn both_up(&self) -> bool {
+        let up = |ev: &[Event]| {
+            ev.iter().any(|e| matches!(e, Event::Ipv4Up { .. }))
+                && ev.iter().any(|e| matches!(e, Event::Ipv6Up { .. }))
+        };
+        up(&self.server_events) && up(&self.client_events)
+    }
+
+    fn both_down(&self) -> bool {
+        self.server.is_down() && self.client.is_down()
+    }
+}
+
+fn inbound_bytes(i: Inbound<'_>) -> Vec<u8> {
+    match i {
+        Inbound::Ipv4(p) | Inbound::Ipv6(p) => p.to_vec(),
+    }
+}
+
+fn authenticated(ev: &[Event]) -> Option<(ppp::Hlak, String, AuthMethod)> {
+    ev.iter().find_map(|e| match e {
+        Event::Authenticated {
+            hlak,
+            username,
+            method,
+        } => Some((*hlak, username.clone(), *method)),
+        _ => None,
+    })
+}
+
+fn link_down(ev: &[Event]) -> Option<LinkDownReason> {
+    let downs: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::LinkDown { reason } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert!(downs.len() <= 1, "LinkDown emitted {} times", downs.len());
+    if !downs.is_empty() {
+        assert!(
+            matches!(ev.last(), Some(Event::LinkDown { .. })),
+            "LinkDown must be the last event"
+        );
+    }
+    downs.first().copied()
+}
+
+fn count_lcp_code(wire: &[(Dir, Vec<u8>)], dir: Dir, code: u8) -> usize {
+    wire.iter()
+        .filter(|(d, f)| *d == dir && f[2..4] == [0xC0, 0x21] && f.get(4) == Some(&code))
+        .count()
+}
+
+fn full_session(method: AuthProtocol, user: &str, pw: &str) -> Sim {
+    let mut sim = Sim::new(server_cfg(&[method]), client_cfg(user, pw));
+    sim.open();
+    assert!(
+        sim.run_until(Duration::from_secs(5), Sim::both_up),
+        "session did not come up with {method:?}"
+    );
+    // Data flows both ways, only now.
+    let f = sim.client.send_ip(&IPV4_PACKET).unwrap();
+    assert_eq!(&f[..4], &[0xFF, 0x03, 0x00, 0x21]);
+    assert_eq!(
+        sim.server.handle_frame(sim.now, &f),
+        Some(Inbound::Ipv4(&IPV4_PACKET[..]))
+    );
+    let f = sim.server.send_ip(&IPV6_PACKET).unwrap();
+    assert_eq!(&f[..4], &[0xFF, 0x03, 0x00, 0x57]);
+    assert_eq!(
+        sim.client.handle_frame(sim.now, &f),
+        Some(Inbound::Ipv6(&IPV6_PACKET[..]))
+    );
+    sim
+}
+
+#[test]
+fn full_session_with_each_method_then_terminate() {
+    for (method, want, keys) in [
+        (AuthProtocol::MsChapV2, AuthMethod::MsChapV2, true),
+        (AuthProtocol::Eap, AuthMethod::EapMsChapV2, true),
+        (AuthProtocol::ChapMd5, AuthMethod::ChapMd5, false),
+        (AuthProtocol::Pap, AuthMethod::Pap, false),
+    ] {
+        let mut sim = full_session(method, "alice", "s3cret pw");
+        let (hs, us, ms) = authenticated(&sim.server_events).unwrap();
+        let (hc, uc, mc) = authenticated(&sim.client_events).unwrap();
+        assert_eq!((ms, mc), (want, want));
+        assert_eq!((us.as_str(), uc.as_str()), ("alice", "alice"));
+        // Server HLAK = Recv|Send of the server = Send|Recv of the client: equal bytes.
+        assert_eq!(hs, hc, "{method:?}");
+        assert_eq!(hs.is_zero(), !keys, "{method:?}");
+        // Addresses and DNS.
+        let v4 = |ev: &[Event]| {
+            ev.iter()
+                .find_map(|e| match e {
+                    Event::Ipv4Up {
+                        local,
+                        peer,
+                        dns1,
+                        dns2,
+                    } => Some((*local, *peer, *dns1, *dns2)),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            v4(&sim.server_events),
+            (ASSIGN.local, ASSIGN.peer, ASSIGN.dns1, ASSIGN.dns2)
+        );
+        assert_eq!(
+            v4(&sim.client_events),
+            (ASSIGN.peer, ASSIGN.local, ASSIGN.dns1, ASSIGN.dns2)
+        );
+        let v6 = |ev: &[Event]| {
+            ev.iter()
+                .find_map(|e| match e {
+                    Event::Ipv6Up {
+                        local_iid,
+                        peer_iid,
+                    } => Some((*local_iid, *peer_iid)),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (sl, sp) = v6(&sim.server_events);
+        let (cl, cp) = v6(&sim.client_events);
+        assert_eq!((sl, sp), (cp, cl));
+        assert_ne!(sl, cl);
+        assert_eq!(sim.server.phase(), Phase::Network);
+        // Every frame on the wire was FF 03 + 2-byte protocol.
+        assert!(sim
+            .wire
+            .iter()
+            .all(|(_, f)| f[..2] == [0xFF, 0x03] && f[3] & 1 == 1));
+        // Terminate from the client.
+        sim.client.close(sim.now, "user request");
+        assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));
+        assert_eq!(
+            link_down(&sim.client_events),
+            Some(LinkDownReason::LocalClose)
+        );
+        assert_eq!(
+            link_down(&sim.server_events),
+            Some(LinkDownReason::PeerTerminated)
+        );
+        assert!(sim.client.send_ip(&IPV4_PACKET).is_err());
+        assert!(sim.server.poll_timeout().is_none() && sim.client.poll_timeout().is_none());
+        let ipv4_down = sim
+            .server_events
+            .iter()
+            .any(|e| matches!(e, Event::Ipv4Down));
+        assert!(ipv4_down, "Ipv4Down precedes LinkDown");
+    }
+}
+
+#[test]
+fn nt_hash_user_works_for_mschapv2_eap_and_pap_but_not_chap_md5() {
+    for m in [AuthProtocol::MsChapV2, AuthProtocol::Eap, AuthProtocol::Pap] {
+        let sim = full_session(m, "bob", "password");
+        assert!(authenticated(&sim.server_events).is_some());
+    }
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::ChapMd5]),
+        client_cfg("bob", "password"),
+    );
+    sim.open();
+    sim.run_until(Duration::from_secs(30), Sim::both_down);
+    assert_eq!(
+        link_down(&sim.server_events),
+        Some(LinkDownReason::AuthFailed)
+    );
+}
+
+#[test]
+fn wrong_password_fails_on_both_sides_without_network_phase() {
+    for m in [
+        AuthProtocol::MsChapV2,
+        AuthProtocol::Eap,
+        AuthProtocol::ChapMd5,
+        AuthProtocol::Pap,
+    ] {
+        let mut sim = Sim::new(server_cfg(&[m]), client_cfg("alice", "wrong"));
+        sim.open();
+        assert!(
+            sim.run_until(Duration::from_secs(30), Sim::both_down),
+            "{m:?}"
+        );
+        let failed = |ev: &[Event]| {
+            ev.iter().find_map(|e| match e {
+                Event::AuthFailed { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+        };
+        assert!(
+            matches!(
+                failed(&sim.server_events),
+                Some(AuthFailure::Rejected { .. })
+            ),
+            "{m:?}"
+        );
+        assert!(
+            matches!(
+                failed(&sim.client_events),
+                Some(AuthFailure::Rejected { .. })
+            ),
+            "{m:?}"
+        );
+        assert_eq!(
+            link_down(&sim.server_events),
+            Some(LinkDownReason::AuthFailed)
+        );
+        assert!(authenticated(&sim.server_events).is_none());
+        assert!(authenticated(&sim.client_events).is_none());
+        assert!(
+            !sim.wire
+                .iter()
+                .any(|(_, f)| f[2..4] == [0x80, 0x21] || f[2..4] == [0x80, 0x57]),
+            "no NCP traffic"
+        );
+        // Unknown users look the same as wrong passwords.
+    }
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::MsChapV2]),
+        client_cfg("mallory", "s3cret pw"),
+    );
+    sim.open();
+    sim.run_until(Duration::from_secs(30), Sim::both_down);
+    assert_eq!(
+        link_down(&sim.server_events),
+        Some(LinkDownReason::AuthFailed)
+    );
+}
+
+#[test]
+fn client_rejects_server_that_cannot_prove_the_password() {
+    // The verifier accepts, but with a wrong authenticator response: the
+    // client must refuse (RFC 2759 §5 mutual authentication).
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::MsChapV2]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    sim.auto_verdict = false;
+    sim.open();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.server_events
+            .iter()
+            .any(|e| matches!(e, Event::AuthRequest(_)))
+    });
+    let Some(Event::AuthRequest(r)) = sim
+        .server_events
+        .iter()
+        .find(|e| matches!(e, Event::AuthRequest(_)))
+        .cloned()
+    else {
+        unreachable!()
+    };
+    let fake = ppp::MsChapV2Accept {
+        authenticator_response: [0x42; 20],
+        keys: ppp::MppeKeys {
+            send: [1; 16],
+            recv: [2; 16],
+        },
+    };
+    sim.server
+        .auth_verdict(sim.now, r.id, ppp::Verdict::accept_mschapv2(fake))
+        .unwrap();
+    sim.run_until(Duration::from_secs(30), Sim::both_down);
+    assert!(sim.client_events.iter().any(|e| matches!(
+        e,
+        Event::AuthFailed {
+            reason: AuthFailure::ServerNotAuthenticated,
+            ..
+        }
+    )));
+    assert!(authenticated(&sim.client_events).is_none());
+}
+
+#[test]
+fn verdict_may_arrive_later_and_duplicates_are_not_reverified() {
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::MsChapV2]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    sim.auto_verdict = false;
+    sim.open();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.server_events
+            .iter()
+            .any(|e| matches!(e, Event::AuthRequest(_)))
+    });
+    let reqs: Vec<_> = sim
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AuthRequest(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, AuthMethod::MsChapV2);
+    assert!(format!("{:?}", reqs[0].proof).starts_with("Proof::MsChapV2"));
+    // 20 s of silence: nothing times out (auth timeout is 60 s), no second request.
+    sim.run_until(Duration::from_secs(20), |_| false);
+    assert_eq!(
+        sim.server_events
+            .iter()
+            .filter(|e| matches!(e, Event::AuthRequest(_)))
+            .count(),
+        1
+    );
+    // A stale id is refused.
+    let stale = ppp::AuthRequestId(reqs[0].id.0.wrapping_add(1));
+    assert!(sim
+        .server
+        .auth_verdict(sim.now, stale, ppp::Verdict::reject("x"))
+        .is_err());
+    let v = sim.users.verify(&reqs[0].username, &reqs[0].proof);
+    sim.server.auth_verdict(sim.now, reqs[0].id, v).unwrap();
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    // MS-CHAPv2 accept without keys is refused as a verdict.
+    assert!(sim
+        .server
+        .auth_verdict(sim.now, reqs[0].id, ppp::Verdict::accept())
+        .is_err());
+}
+
+#[test]
+fn verdict_that_never_comes_times_out() {
+    let mut scfg = server_cfg(&[AuthProtocol::Pap]);
+    scfg.auth_timeout = Duration::from_secs(15);
+    let mut sim = Sim::new(scfg, client_cfg("alice", "s3cret pw"));
+    sim.auto_verdict = false;
+    sim.open();
+    sim.run_until(Duration::from_secs(60), Sim::both_down);
+    assert!(sim.server_events.iter().any(|e| matches!(
+        e,
+        Event::AuthFailed {
+            reason: AuthFailure::Timeout,
+            ..
+        }
+    )));
+    assert!(sim.elapsed() >= Duration::from_secs(15));
+}
+
+#[test]
+fn peer_naks_auth_protocol_and_server_moves_on() {
+    // The server prefers EAP; our client Naks EAP (not its first choice)
+    // with MS-CHAPv2, which the server then uses.
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::Eap, AuthProtocol::Pap, AuthProtocol::MsChapV2]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(5), Sim::both_up));
+    assert_eq!(
+        authenticated(&sim.server_events).unwrap().2,
+        AuthMethod::MsChapV2
+    );
+    assert!(
+        count_lcp_code(&sim.wire, Dir::ToServer, 3) >= 1,
+        "client sent a Configure-Nak"
+    );
+
+    // A client that only does MS-CHAPv2 against a server that only does
+    // CHAP-MD5: the list is exhausted and the server terminates.
+    let mut ccfg = client_cfg("alice", "s3cret pw");
+    ccfg.auth_protocols = vec![AuthProtocol::MsChapV2];
+    let mut sim = Sim::new(server_cfg(&[AuthProtocol::ChapMd5]), ccfg);
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(60), Sim::both_down));
+    assert_eq!(
+        link_down(&sim.server_events),
+        Some(LinkDownReason::AuthNotNegotiated)
+    );
+    assert_eq!(
+        link_down(&sim.client_events),
+        Some(LinkDownReason::PeerTerminated)
+    );
+}
+
+#[test]
+fn server_without_authentication_gives_zero_hlak() {
+    let mut sim = Sim::new(server_cfg(&[]), client_cfg("alice", "x"));
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(5), Sim::both_up));
+    let (h, _, m) = authenticated(&sim.server_events).unwrap();
+    assert_eq!(m, AuthMethod::None);
+    assert!(h.is_zero());
+    assert_eq!(format!("{h:?}"), "Hlak(zero)");
+    assert!(!sim.wire.iter().any(|(_, f)| f[2..4] == [0xC2, 0x23]));
+}
+
+#[test]
+fn lost_packets_are_recovered_by_the_restart_timer() {
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::MsChapV2]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    // Drop the first two LCP Configure-Requests each way, the first CHAP
+    // Challenge, the first IPCP and IPv6CP packets and the first Terminate-Ack.
+    let mut seen = std::collections::HashMap::<(Dir, [u8; 2], u8), u32>::new();
+    sim.filter = Box::new(move |d, f| {
+        let key = (d, [f[2], f[3]], f[4]);
+        let n = seen.entry(key).or_insert(0);
+        *n += 1;
+        let drop = match ([f[2], f[3]], f[4]) {
+            ([0xC0, 0x21], 1) => *n <= 2,
+            ([0xC2, 0x23], 1) => *n == 1,
+            ([0x80, 0x21] | [0x80, 0x57], 1) => *n == 1,
+            ([0xC0, 0x21], 6) => *n == 1,
+            _ => false,
+        };
+        (!drop).then(|| f.to_vec())
+    });
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(60), Sim::both_up));
+    assert!(
+        sim.elapsed() >= Duration::from_secs(9),
+        "recovered by timeouts, took {:?}",
+        sim.elapsed()
+    );
+    assert!(sim.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        authenticated(&sim.server_events).unwrap().0,
+        authenticated(&sim.client_events).unwrap().0
+    );
+    sim.server.close(sim.now, "maintenance");
+    assert!(sim.run_until(Duration::from_secs(120), Sim::both_down));
+    assert_eq!(
+        link_down(&sim.server_events),
+        Some(LinkDownReason::LocalClose)
+    );
+    // The first Terminate-Request (or its Ack) was lost: a second one went out.
+    assert!(count_lcp_code(&sim.wire, Dir::ToClient, 5) >= 2);
+}
+
+#[test]
+fn lcp_gives_up_after_max_configure() {
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::MsChapV2]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    sim.filter = Box::new(|d, f| (d == Dir::ToServer).then(|| f.to_vec()));
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(120), |s| s.client.is_down()));
+    assert_eq!(
+        link_down(&sim.client_events),
+        Some(LinkDownReason::NegotiationFailed)
+    );
+    assert_eq!(count_lcp_code(&sim.wire, Dir::ToServer, 1), 10);
+    assert_eq!(sim.elapsed(), Duration::from_secs(30));
+}
+
+#[test]
+fn echo_timeout_declares_the_peer_dead() {
+    let mut sim = full_session(AuthProtocol::MsChapV2, "alice", "s3cret pw");
+    let up_at = sim.now;
+    // From now on nothing reaches the server.
+    sim.filter = Box::new(|d, f| (d == Dir::ToClient).then(|| f.to_vec()));
+    assert!(sim.run_until(Duration::from_secs(300), |s| s.server.is_down()));
+    assert_eq!(
+        link_down(&sim.server_events),
+        Some(LinkDownReason::EchoTimeout)
+    );
+    let took = sim.now - up_at;
+    // echo every 10 s, 3 failures allowed: dead within (3 + 1) intervals, not before 3.
+    assert!(
+        took >= Duration::from_secs(30) && took <= Duration::from_secs(50),
+        "{took:?}"
+    );
+    assert_eq!(count_lcp_code(&sim.wire, Dir::ToClient, 9), 3);
+}
+
+#[test]
+fn peer_that_never_answers_echo_but_talks_stays_up() {
+    // SoftEther never answers our Echo-Requests but sends its own: any
+    // received frame counts as a sign of life.
+    let mut sim = full_session(AuthProtocol::MsChapV2, "alice", "s3cret pw");
+    sim.filter = Box::new(|d, f| {
+        let echo_reply = f[2..4] == [0xC0, 0x21] && f[4] == 10;
+        (!(d == Dir::ToServer && echo_reply)).then(|| f.to_vec())
+    });
+    assert!(
+        !sim.run_until(Duration::from_secs(300), |s| s.server.is_down()
+            || s.client.is_down())
+    );
+    assert!(!sim.server.is_down() && !sim.client.is_down());
+}
+
+#[test]
+fn magic_number_loopback_is_detected() {
+    let t = Instant::now();
+    let mut e = Ppp::new(
+        server_cfg(&[AuthProtocol::MsChapV2]),
+        Role::Authenticator,
+        t,
+        Box::new(SplitMix64::new(5)),
+    );
+    e.open(t);
+    let mut now = t;
+    let mut events = Vec::new();
+    for _ in 0..10_000 {
+        let mut any = false;
+        while let Some(f) = e.poll_transmit() {
+            any = true;
+            let _ = e.handle_frame(now, &f);
+        }
+        while let Some(ev) = e.poll_event() {
+            events.push(ev);
+        }
+        if e.is_down() {
+            break;
+        }
+        if !any {
+            match e.poll_timeout() {
+                Some(x) => {
+                    now = x;
+                    e.handle_timeout(now);
+                }
+                None => break,
+            }
+        }
+    }
+    assert_eq!(link_down(&events), Some(LinkDownReason::Loopback));
+    assert!(
+        now - t < Duration::from_secs(10),
+        "loop detected quickly, took {:?}",
+        now - t
+    );
+}
+
+#[test]
+fn client_restart_mid_session_terminates_the_old_session() {
+    let mut sim = full_session(AuthProtocol::MsChapV2, "alice", "s3cret pw");
+    // The client process restarts: a fresh engine on the same link.
+    sim.client = Ppp::new(
+        client_cfg("alice", "s3cret pw"),
+        Role::Peer,
+        sim.now,
+        Box::new(SplitMix64::new(99)),
+    );
+    sim.client_events.clear();
+    sim.client.open(sim.now);
+    assert!(sim.run_until(Duration::from_secs(120), Sim::both_down));
+    assert_eq!(
+        link_down(&sim.server_events),
+        Some(LinkDownReason::Renegotiation)
+    );
+    // The fresh client was told to go away and gave up.
+    assert!(count_lcp_code(&sim.wire, Dir::ToClient, 5) >= 1);
+    assert!(link_down(&sim.client_events).is_some());
+    assert!(authenticated(&sim.client_events).is_none());
+}
+
+#[test]
+fn server_restart_mid_session_is_noticed_by_the_client() {
+    let mut sim = full_session(AuthProtocol::Eap, "alice", "s3cret pw");
+    sim.server = Ppp::new(
+        server_cfg(&[AuthProtocol::Eap]),
+        Role::Authenticator,
+        sim.now,
+        Box::new(SplitMix64::new(98)),
+    );
+    sim.server_events.clear();
+    // Data from the old client reaches the fresh server before LCP: discarded.
+    let f = sim.client.send_ip(&IPV4_PACKET).unwrap();
+    sim.server.open(sim.now);
+    assert_eq!(sim.server.handle_frame(sim.now, &f), None);
+    assert!(sim.run_until(Duration::from_secs(120), |s| s.client.is_down()));
+    assert_eq!(
+        link_down(&sim.client_events),
+        Some(LinkDownReason::Renegotiation)
+    );
+}
+
+#[test]
+fn compressed_frames_from_the_peer_are_accepted() {
+    // The client's frames lose FF 03 and get a 1-byte protocol where possible.
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::MsChapV2]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    sim.filter = Box::new(|d, f| {
+        if d == Dir::ToClient {
+            return Some(f.to_vec());
+        }
+        let mut v = Vec::new();
+        if f[2] == 0 {
+            v.push(f[3]);
+        } else {
+            v.extend_from_slice(&f[2..4]);
+        }
+        v.extend_from_slice(&f[4..]);
+        Some(v)
+    });
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(5), Sim::both_up));
+    let f = sim.client.send_ip(&IPV4_PACKET).unwrap();
+    assert_eq!(
+        sim.server
+            .handle_frame(sim.now, &[&[0x21], &f[4..]].concat()),
+        Some(Inbound::Ipv4(&IPV4_PACKET[..]))
+    );
+}
+
+// ---- scripted raw peers ------------------------------------------------------
+
+/// A hand-driven peer: we send raw frames to one engine and read its output.
+struct Raw {
+    now: Instant,
+    e: Ppp,
+    events: Vec<Event>,
+}
+
+impl Raw {
+    fn new(cfg: Config, role: Role) -> Self {
+        let now = Instant::now();
+        let mut e = Ppp::new(cfg, role, now, Box::new(SplitMix64::new(7)));
+        e.open(now);
+        Raw {
+            now,
+            e,
+            events: Vec::new(),
+        }
+    }
+    fn send(&mut self, f: &[u8]) -> Vec<Vec<u8>> {
+        let _ = self.e.handle_frame(self.now, f);
+        self.drain()
+    }
+    fn drain(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(f) = self.e.poll_transmit() {
+            out.push(f);
+        }
+        while let Some(ev) = self.e.poll_event() {
+            self.events.push(ev);
+        }
+        out
+    }
+    fn lcp(&mut self, code: u8, id: u8, data: &[u8]) -> Vec<Vec<u8>> {
+        self.send(&control_frame(ppp::frame::Protocol::Lcp, code, id, data))
+    }
+}
+
+fn find(frames: &[Vec<u8>], proto: [u8; 2], code: u8) -> Option<Vec<u8>> {
+    frames
+        .iter()
+        .find(|f| f[2..4] == proto && f[4] == code)
+        .cloned()
+}
+
+#[test]
+fn unknown_options_codes_and_protocols_are_rejected() {
+    let mut r = Raw::new(server_cfg(&[AuthProtocol::MsChapV2]), Role::Authenticator);
+    let first = r.drain();
+    assert!(find(&first, [0xC0, 0x21], 1).is_some());
+    // Configure-Request with MRU, Callback (13), an unknown option 0x42 and Quality-Protocol.
+    let opts = [
+        1, 4, 5, 0xDC, 13, 3, 6, 0x42, 4, 1, 2, 4, 6, 0xC0, 0x25, 0, 0,
+    ];
+    let out = r.lcp(1, 33, &opts);
+    let rej = find(&out, [0xC0, 0x21], 4).expect("Configure-Reject");
+    assert_eq!(rej[5], 33);
+    assert_eq!(
+        &rej[8..],
+        &[13, 3, 6, 0x42, 4, 1, 2, 4, 6, 0xC0, 0x25, 0, 0]
+    );
+    // Unknown LCP code: Code-Reject carrying the packet.
+    let out = r.lcp(0x55, 9, &[1, 2, 3]);
+    let cj = find(&out, [0xC0, 0x21], 7).expect("Code-Reject");
+    assert_eq!(&cj[8..], &[0x55, 9, 0, 7, 1, 2, 3]);
+    // Before LCP is opened, unknown protocols are discarded (no Protocol-Reject).
+    assert!(r.send(&[0xFF, 0x03, 0x80, 0xFD, 1, 1, 0, 4]).is_empty());
+    // Open LCP: Ack their request, Ack ours.
+    let req = find(&first, [0xC0, 0x21], 1).unwrap();
+    let out = r.lcp(1, 34, &[1, 4, 5, 0xDC]);
+    assert!(find(&out, [0xC0, 0x21], 2).is_some());
+    r.lcp(2, req[5], &req[8..]);
+    assert_eq!(r.e.lcp_state(), State::Opened);
+    // CCP (MPPE) is Protocol-Rejected with the rejected protocol and packet.
+    let out = r.send(&[0xFF, 0x03, 0x80, 0xFD, 1, 1, 0, 4]);
+    let pr = find(&out, [0xC0, 0x21], 8).expect("Protocol-Reject");
+    assert_eq!(&pr[8..], &[0x80, 0xFD, 1, 1, 0, 4]);
+    // Windows' LCP Identification is silently accepted.
+    assert!(r.lcp(12, 1, b"\0\0\0\0MSRASV5.20").is_empty());
+    // Echo-Request gets an Echo-Reply with our magic.
+    let out = r.lcp(9, 77, &[0xAA, 0xBB, 0xCC, 0xDD, 1, 2]);
+    let er = find(&out, [0xC0, 0x21], 10).expect("Echo-Reply");
+    assert_eq!(er[5], 77);
+    assert_eq!(&er[12..], &[1, 2]);
+}
+
+#[test]
+fn nak_loop_ends_at_max_failure() {
+    let mut cfg = server_cfg(&[AuthProtocol::MsChapV2]);
+    cfg.fsm.max_failure = 4;
+    let mut r = Raw::new(cfg, Role::Authenticator);
+    r.drain();
+    // A peer that insists on MRU 64 (too small for us).
+    let mut codes = Vec::new();
+    for id in 0..7u8 {
+        let out = r.lcp(1, id, &[1, 4, 0, 64]);
+        let reply = out
+            .iter()
+            .find(|f| f[2..4] == [0xC0, 0x21] && f[5] == id)
+            .unwrap();
+        codes.push(reply[4]);
+        if reply[4] == 3 {
+            assert_eq!(&reply[8..], &[1, 4, 0, 128]);
+        }
+    }
+    // Exactly Max-Failure Naks, then Configure-Reject.
+    assert_eq!(codes, vec![3, 3, 3, 3, 4, 4, 4]);
+    // The peer gives in (drops MRU): Ack, and the counter starts over.
+    let out = r.lcp(1, 50, &[5, 6, 1, 2, 3, 4]);
+    assert!(find(&out, [0xC0, 0x21], 2).is_some());
+    let out = r.lcp(1, 51, &[1, 4, 0, 64]);
+    assert!(find(&out, [0xC0, 0x21], 3).is_some());
+}
+
+#[test]
+fn ipcp_nak_loop_on_address_ends_in_reject() {
+    let mut cfg = server_cfg(&[]);
+    cfg.ipv6 = false;
+    cfg.fsm.max_failure = 2;
+    let mut r = Raw::new(cfg, Role::Authenticator);
+    let req = find(&r.drain(), [0xC0, 0x21], 1).unwrap();
+    r.lcp(1, 1, &[]);
+    r.lcp(2, req[5], &req[8..]);
+    assert_eq!(r.e.phase(), Phase::Network);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::NeedIpv4Address { .. })));
+    // IPCP arriving before the address is known is held, then answered.
+    let ipcp = |id, o: &[u8]| control_frame(ppp::frame::Protocol::Ipcp, 1, id, o);
+    assert!(r.send(&ipcp(1, &[3, 6, 9, 9, 9, 9])).is_empty());
+    r.e.set_ipv4(r.now, ASSIGN).unwrap();
+    let out = r.drain();
+    let nak = find(&out, [0x80, 0x21], 3).expect("held request answered with Nak");
+    assert_eq!(&nak[8..], &[3, 6, 10, 0, 0, 2]);
+    assert!(
+        find(&out, [0x80, 0x21], 1).is_some(),
+        "our own Configure-Request"
+    );
+    let out = r.send(&ipcp(2, &[3, 6, 9, 9, 9, 9, 2, 6, 0, 0x2d, 15, 1]));
+    assert_eq!(
+        find(&out, [0x80, 0x21], 4).unwrap()[8..],
+        [2, 6, 0, 0x2d, 15, 1],
+        "VJ compression rejected"
+    );
+    let out = r.send(&ipcp(3, &[3, 6, 9, 9, 9, 9]));
+    assert!(find(&out, [0x80, 0x21], 3).is_some());
+    let out = r.send(&ipcp(4, &[3, 6, 9, 9, 9, 9]));
+    assert_eq!(
+        find(&out, [0x80, 0x21], 4).unwrap()[8..],
+        [3, 6, 9, 9, 9, 9],
+        "Max-Failure: Reject"
+    );
+}
+
+#[test]
+fn softether_like_server_interop() {
+    // A scripted server behaving like SoftEther: Echo-Requests before LCP is
+    // up, Magic-Number rejected, EAP offered first, then MS-CHAPv2, and IPCP
+    // Naks 0.0.0.0 with the DHCP address.
+    let mut ccfg = client_cfg("test@VPN", "test123");
+    ccfg.ipv6 = false;
+    let mut r = Raw::new(ccfg, Role::Peer);
+    let our_req = find(&r.drain(), [0xC0, 0x21], 1).unwrap();
+    assert!(parse_options(&our_req[8..])
+        .unwrap()
+        .iter()
+        .any(|o| o.kind == 5));
+    // Echo before LCP is opened: ignored.
+    assert!(r.lcp(9, 1, &[0, 0, 0, 0]).is_empty());
+    // Reject our Magic-Number.
+    let out = r.lcp(4, our_req[5], &our_req[8..]);
+    let req2 = find(&out, [0xC0, 0x21], 1).expect("new request without magic");
+    assert!(parse_options(&req2[8..])
+        .unwrap()
+        .iter()
+        .all(|o| o.kind != 5));
+    r.lcp(2, req2[5], &req2[8..]);
+    // Offer EAP: we Nak with MS-CHAPv2.
+    let out = r.lcp(1, 10, &[1, 4, 5, 0x78, 3, 4, 0xC2, 0x27]);
+    let nak = find(&out, [0xC0, 0x21], 3).expect("Nak of EAP");
+    assert_eq!(&nak[8..], &[3, 5, 0xC2, 0x23, 0x81]);
+    // SoftEther moves on to MS-CHAPv2: Ack.
+    let out = r.lcp(1, 11, &[1, 4, 5, 0x78, 3, 5, 0xC2, 0x23, 0x81]);
+    assert!(find(&out, [0xC0, 0x21], 2).is_some());
+    assert_eq!(r.e.phase(), Phase::Authenticate);
+    // Echo now answered, with magic 0 (ours was rejected).
+    let er = find(&r.lcp(9, 2, &[0x11, 0x22, 0x33, 0x44]), [0xC0, 0x21], 10).unwrap();
+    assert_eq!(&er[8..12], &[0, 0, 0, 0]);
+    // MS-CHAPv2 as SoftEther would do it (the server's side computed with the keys module).
+    let ac = [0x5Au8; 16];
+    let out = r.send(&chap::value_name_frame(
+        chap::CHALLENGE,
+        3,
+        &ac,
+        b"SoftEther",
+    ));
+    let resp = find(&out, [0xC2, 0x23], 2).expect("Response");
+    let p = Packet::parse(&resp[4..]).unwrap();
+    let vn = chap::parse_value_name(p.data).unwrap();
+    assert_eq!(vn.name, b"test@VPN");
+    let rv = mschapv2::parse_response_value(vn.value).unwrap();
+    let hash = ppp::nt_hash("test123");
+    assert_eq!(
+        ppp::keys::generate_nt_response(&ac, &rv.peer_challenge, b"test@VPN", &hash),
+        rv.nt_response
+    );
+    let ar = ppp::keys::authenticator_response(
+        &hash,
+        &rv.nt_response,
+        &rv.peer_challenge,
+        &ac,
+        b"test@VPN",
+    );
+    let out = r.send(&chap::message_frame(
+        chap::SUCCESS,
+        3,
+        &mschapv2::success_message(&ar, "OK"),
+    ));
+    let (hlak, _, m) = authenticated(&r.events).unwrap();
+    assert_eq!(m, AuthMethod::MsChapV2);
+    let server_keys = ppp::MppeKeys::derive(&hash, &rv.nt_response, true);
+    assert_eq!(
+        hlak.0,
+        ppp::keys::hlak_server(&server_keys),
+        "client HLAK equals the server's"
+    );
+    // IPCP: our request asks for 0.0.0.0 and DNS; SoftEther Naks with the DHCP lease.
+    let ipcp_req = find(&out, [0x80, 0x21], 1).expect("IPCP request");
+    assert_eq!(
+        &ipcp_req[8..],
+        &[3, 6, 0, 0, 0, 0, 129, 6, 0, 0, 0, 0, 131, 6, 0, 0, 0, 0]
+    );
+    let nak = [
+        3, 6, 192, 168, 30, 10, 129, 6, 192, 168, 30, 1, 131, 6, 192, 168, 30, 1,
+    ];
+    let out = r.send(&control_frame(
+        ppp::frame::Protocol::Ipcp,
+        3,
+        ipcp_req[5],
+        &nak,
+    ));
+    let req3 = find(&out, [0x80, 0x21], 1).unwrap();
+    assert_eq!(&req3[8..], &nak);
+    r.send(&control_frame(
+        ppp::frame::Protocol::Ipcp,
+        2,
+        req3[5],
+        &req3[8..],
+    ));
+    r.send(&control_frame(
+        ppp::frame::Protocol::Ipcp,
+        1,
+        1,
+        &[3, 6, 192, 168, 30, 1],
+    ));
+    let up = r.events.iter().find_map(|e| match e {
+        Event::Ipv4Up {
+            local, peer, dns1, ..
+        } => Some((*local, *peer, *dns1)),
+        _ => None,
+    });
+    assert_eq!(
+        up,
+        Some((
+            Ipv4Addr::new(192, 168, 30, 10),
+            Ipv4Addr::new(192, 168, 30, 1),
+            Some(Ipv4Addr::new(192, 168, 30, 1))
+        ))
+    );
+}
+
+#[test]
+fn eap_tls_request_is_answered_with_legacy_nak_for_mschapv2() {
+    // pppd servers and SoftEther start EAP with EAP-TLS.
+    let mut ccfg = client_cfg("alice", "s3cret pw");
+    ccfg.auth_protocols = vec![AuthProtocol::Eap, AuthProtocol::MsChapV2];
+    let mut r = Raw::new(ccfg, Role::Peer);
+    let req = find(&r.drain(), [0xC0, 0x21], 1).unwrap();
+    r.lcp(2, req[5], &req[8..]);
+    let out = r.lcp(1, 1, &[3, 4, 0xC2, 0x27]);
+    assert!(
+        find(&out, [0xC0, 0x21], 2).is_some(),
+        "EAP first in our list: Ack"
+    );
+    let out = r.send(&eap::typed_frame(
+        eap::Code::Request,
+        1,
+        eap::EapType::Identity,
+        &[],
+    ));
+    let id = find(&out, [0xC2, 0x27], 2).unwrap();
+    assert_eq!(&id[8..], b"\x01alice");
+    let tls_start = eap::typed_frame(eap::Code::Request, 2, eap::EapType::Tls, &[0x20]);
+    let out = r.send(&tls_start);
+    let nak = find(&out, [0xC2, 0x27], 2).unwrap();
+    assert_eq!(&nak[4..], &[2, 2, 0, 6, 3, 26]);
+    // A duplicate Request gets the same Response.
+    assert_eq!(r.send(&tls_start), vec![nak]);
+    // EAP Success without MS-CHAPv2 mutual authentication is refused.
+    r.send(&eap::result_frame(true, 3));
+    assert!(r.events.iter().any(|e| matches!(
+        e,
+        Event::AuthFailed {
+            reason: AuthFailure::ServerNotAuthenticated,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn mschapv2_retry_after_failure_with_r1() {
+    let mut cfg = server_cfg(&[AuthProtocol::MsChapV2]);
+    cfg.auth_max_attempts = 2;
+    cfg.ipv4 = false;
+    let mut r = Raw::new(cfg, Role::Authenticator);
+    let req = find(&r.drain(), [0xC0, 0x21], 1).unwrap();
+    r.lcp(1, 1, &[]);
+    let out = r.lcp(2, req[5], &req[8..]);
+    let ch = find(&out, [0xC2, 0x23], 1).expect("Challenge");
+    let p = Packet::parse(&ch[4..]).unwrap();
+    let ac: [u8; 16] = chap::parse_value_name(p.data)
+        .unwrap()
+        .value
+        .try_into()
+        .unwrap();
+    let users = users();
+    let respond = |r: &mut Raw, id: u8, ac: &[u8; 16], pw: &str| {
+        let pc = [3u8; 16];
+        let nt = ppp::keys::generate_nt_response(ac, &pc, b"alice", &ppp::nt_hash(pw));
+        r.send(&chap::value_name_frame(
+            chap::RESPONSE,
+            id,
+            &mschapv2::response_value(&pc, &nt),
+            b"alice",
+        ));
+        let Some(Event::AuthRequest(q)) = r.events.pop() else {
+            panic!("no AuthRequest")
+        };
+        let v = users.verify(&q.username, &q.proof);
+        r.e.auth_verdict(r.now, q.id, v).unwrap();
+        r.drain()
+    };
+    let out = respond(&mut r, p.id, &ac, "wrong");
+    let fail = find(&out, [0xC2, 0x23], 4).expect("Failure");
+    let text = String::from_utf8(fail[8..].to_vec()).unwrap();
+    assert!(text.starts_with("E=691 R=1 C="), "{text}");
+    let next: [u8; 16] = ppp::keys::hex_decode(&text.as_bytes()[12..44]).unwrap();
+    let out = respond(&mut r, p.id.wrapping_add(1), &next, "s3cret pw");
+    let ok = find(&out, [0xC2, 0x23], 3).expect("Success");
+    assert!(ok[8..].starts_with(b"S="));
+    assert_eq!(authenticated(&r.events).unwrap().2, AuthMethod::MsChapV2);
+}
