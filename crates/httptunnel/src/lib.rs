@@ -31,4 +31,6 @@ pub use head::{
     HeadError, Header, HeaderError, Headers, Parsed, RequestHead, ResponseHead, Version,
     DEFAULT_MAX_HEAD, MAX_HEADERS,
 };
+/// CIDR networks, as used by [`NetPolicy`].
+pub use ipnet::IpNet;
 pub use server::{Accepted, NetDenial, NetPolicy, PortSet, Refusal, ServerPolicy, Status};

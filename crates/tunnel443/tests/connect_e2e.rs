@@ -1,0 +1,384 @@
+//! `tunnel443 connect` (the client side every tunnel client shares, through
+//! `dial`) against real proxies: squid, tinyproxy, squid with Basic auth
+//! (basic_ncsa_auth + htpasswd), and chains through our own proxy.
+
+mod common_proxy;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common_proxy::*;
+
+/// Sends a payload through `connect` to the echo server; checks it all comes
+/// back and the command exits 0 after the remote side closes.
+fn assert_echo_through(args: &[&str], env: &[(&str, &str)]) -> String {
+    assert_echo_with(args, env, Stdin::CloseAfterEcho)
+}
+
+fn assert_echo_with(args: &[&str], env: &[(&str, &str)], mode: Stdin) -> String {
+    let data = payload(200_000);
+    let (st, out, err) = run_connect(args, env, &data, mode, 60);
+    assert!(st.success(), "connect {args:?} failed ({st}): {err}");
+    assert_eq!(out.len(), data.len(), "stderr: {err}");
+    assert!(out == data, "echoed data differs");
+    err
+}
+
+#[test]
+fn connect_stdio_through_squid() {
+    let echo = echo_server();
+    let squid = Squid::start(None);
+    let err = assert_echo_through(&["--proxy", &squid.url(), &echo.to_string()], &[]);
+    assert!(err.contains("tunnel open"), "{err}");
+    squid.wait_access(&format!("CONNECT {echo}"), 20);
+}
+
+#[test]
+fn connect_stdio_through_tinyproxy() {
+    let echo = echo_server();
+    let tp = Tinyproxy::start();
+    assert_echo_through(&["--proxy", &tp.url(), &echo.to_string()], &[]);
+    let log = tp.log();
+    assert!(log.contains("CONNECT"), "tinyproxy log:\n{log}");
+}
+
+#[test]
+fn connect_through_squid_with_basic_auth() {
+    let echo = echo_server();
+    let squid = Squid::start(Some(("vpnuser", "pr0xy-pass")));
+    let target = echo.to_string();
+    let dir = TempDir::new("creds");
+
+    // No credentials: a clear 407 error naming the proxy.
+    let (st, _, err) = run_connect(
+        &["--proxy", &squid.url(), &target],
+        &[],
+        b"x",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert!(!st.success());
+    assert!(err.contains("requires authentication"), "{err}");
+    assert!(err.contains("no credentials"), "{err}");
+    assert!(err.contains(&squid.addr.to_string()), "{err}");
+
+    // Credentials from a file: CONNECT, 407, retry with Basic.
+    let f = dir.file("proxy-creds");
+    std::fs::write(&f, "vpnuser:pr0xy-pass\n").unwrap();
+    set_mode(&f, 0o600);
+    let err = assert_echo_through(
+        &[
+            "--proxy",
+            &squid.url(),
+            "--proxy-credentials-file",
+            f.to_str().unwrap(),
+            &target,
+        ],
+        &[],
+    );
+    assert!(
+        !err.contains("pr0xy-pass"),
+        "password leaked into the log: {err}"
+    );
+
+    // Credentials in the URL, sent up front.
+    let url = format!("http://vpnuser:pr0xy-pass@{}", squid.addr);
+    let err = assert_echo_through(&["--proxy", &url, "--proxy-auth-upfront", &target], &[]);
+    assert!(
+        !err.contains("pr0xy-pass"),
+        "password leaked into the log: {err}"
+    );
+
+    // Credentials from the environment, proxy from https_proxy.
+    assert_echo_through(
+        &[&target],
+        &[
+            ("https_proxy", &squid.url()),
+            ("TUNNEL443_PROXY_USER", "vpnuser"),
+            ("TUNNEL443_PROXY_PASSWORD", "pr0xy-pass"),
+        ],
+    );
+
+    // Wrong password: 407 after the retry.
+    let (st, _, err) = run_connect(
+        &[
+            "--proxy",
+            &format!("http://vpnuser:wrong@{}", squid.addr),
+            &target,
+        ],
+        &[],
+        b"x",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert!(!st.success());
+    assert!(err.contains("credentials refused"), "{err}");
+    assert!(!err.contains("wrong"), "password in the error: {err}");
+    squid.wait_access("vpnuser", 20);
+}
+
+#[test]
+fn connect_stdin_eof_is_a_half_close_through_our_proxy() {
+    // Like `ssh`'s ProxyCommand or `nc -N`: stdin ends first, the answer
+    // still comes back, because our proxy relays the half-close.
+    let echo = echo_server();
+    let mut ours = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--allow-port",
+        &echo.port().to_string(),
+    ]);
+    assert_echo_with(
+        &["--proxy", &ours.url(), &echo.to_string()],
+        &[],
+        Stdin::CloseAtOnce,
+    );
+    ours.wait_access(&["result=ok", "bytes_up=200000", "bytes_down=200000"], 10);
+}
+
+#[test]
+fn connect_chain_our_proxy_then_squid() {
+    let echo = echo_server();
+    let squid = Squid::start(None);
+    let mut ours = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--allow-port",
+        &squid.addr.port().to_string(),
+    ]);
+    // connect -> tunnel443 proxy -> squid -> target: two --proxy hops.
+    assert_echo_through(
+        &[
+            "--proxy",
+            &ours.url(),
+            "--proxy",
+            &squid.url(),
+            &echo.to_string(),
+        ],
+        &[],
+    );
+    ours.wait_access(&[&format!("target={}", squid.addr), "result=ok"], 10);
+    squid.wait_access(&format!("CONNECT {echo}"), 20);
+}
+
+#[test]
+fn connect_via_our_proxy_with_squid_upstream() {
+    let echo = echo_server();
+    let squid = Squid::start(Some(("up", "upstream-pw")));
+    let upstream = format!("http://up:upstream-pw@{}", squid.addr);
+    let mut ours = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--allow-port",
+        &echo.port().to_string(),
+        "--upstream",
+        &upstream,
+        "--user",
+        "client:client-pw",
+    ]);
+    let url = format!("http://client:client-pw@{}", ours.addr);
+    // The SSTP header travels through both proxies.
+    assert_echo_through(
+        &[
+            "--proxy",
+            &url,
+            "--header",
+            "SSTPVERSION: 1.0",
+            &echo.to_string(),
+        ],
+        &[],
+    );
+    ours.wait_access(
+        &[
+            &format!("target={echo}"),
+            "result=ok",
+            "user=\"client\"",
+            "sstp=true",
+        ],
+        10,
+    );
+    squid.wait_access(&format!("CONNECT {echo}"), 20);
+}
+
+#[test]
+fn connect_errors_are_clear() {
+    let echo = echo_server();
+    let ours = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--refuse-sstp",
+        "--allow-port",
+        &echo.port().to_string(),
+    ]);
+    // 403 from policy.
+    let (st, _, err) = run_connect(
+        &[
+            "--proxy",
+            &ours.url(),
+            "--header",
+            "SSTPVERSION: 1.0",
+            &echo.to_string(),
+        ],
+        &[],
+        b"",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert!(!st.success());
+    assert!(
+        err.contains(&format!("proxy {} refused the tunnel", ours.addr)),
+        "{err}"
+    );
+    assert!(err.contains("403"), "{err}");
+    // 502 from a dead target.
+    let dead = free_port();
+    let ours2 = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--allow-port",
+        &dead.to_string(),
+    ]);
+    let (st, _, err) = run_connect(
+        &["--proxy", &ours2.url(), &format!("127.0.0.1:{dead}")],
+        &[],
+        b"",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert!(!st.success());
+    assert!(
+        err.contains("could not reach") && err.contains("502"),
+        "{err}"
+    );
+    // Nothing listening at the proxy address.
+    let (st, _, err) = run_connect(
+        &[
+            "--proxy",
+            &format!("http://127.0.0.1:{}", free_port()),
+            &echo.to_string(),
+        ],
+        &[],
+        b"",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert!(!st.success());
+    assert!(err.contains("cannot connect to proxy"), "{err}");
+    // A proxy that never answers: timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (st, _, err) = run_connect(
+        &[
+            "--proxy",
+            &format!("http://{}", silent.local_addr().unwrap()),
+            "--proxy-timeout",
+            "1",
+            &echo.to_string(),
+        ],
+        &[],
+        b"",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert!(!st.success());
+    assert!(
+        err.contains("did not complete the CONNECT handshake"),
+        "{err}"
+    );
+    // Something that is not an HTTP proxy.
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = fake.accept() {
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b);
+        }
+    });
+    let (st, _, err) = run_connect(
+        &["--proxy", &format!("http://{fake_addr}"), &echo.to_string()],
+        &[],
+        b"",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert!(!st.success());
+    assert!(err.contains("malformed reply"), "{err}");
+}
+
+#[test]
+fn connect_honours_no_proxy() {
+    let echo = echo_server();
+    let squid = Squid::start(None);
+    // no_proxy matches the target: direct, squid sees nothing.
+    assert_echo_through(
+        &[&echo.to_string()],
+        &[
+            ("https_proxy", &squid.url()),
+            ("no_proxy", "localhost,127.0.0.1"),
+        ],
+    );
+    // --no-proxy ignores the environment.
+    assert_echo_through(
+        &["--no-proxy", &echo.to_string()],
+        &[("HTTPS_PROXY", &squid.url())],
+    );
+    // Then through squid for real, so the access log has something.
+    assert_echo_through(&[&echo.to_string()], &[("HTTPS_PROXY", &squid.url())]);
+    let line = squid.wait_access("CONNECT", 20);
+    let log = squid.access_log();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("CONNECT")).count(),
+        1,
+        "{log}\n{line}"
+    );
+}
+
+#[test]
+fn connect_listen_port_forwarder() {
+    let echo = echo_server();
+    let squid = Squid::start(None);
+    let dir = TempDir::new("fwd");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args([
+        "connect",
+        "--listen",
+        "127.0.0.1:0",
+        "--proxy",
+        &squid.url(),
+        &echo.to_string(),
+    ]);
+    cmd.env("TUNNEL443_LOG", "info");
+    let mut fwd = Proc::spawn(cmd, dir.file("fwd.log"), "tunnel443 connect --listen");
+    let log = fwd.wait_log("forwarder listening", 20);
+    let addr = logged_addr(&log, "forwarder listening");
+    let mut a = TcpStream::connect(addr).unwrap();
+    let mut b = TcpStream::connect(addr).unwrap();
+    echo_roundtrip(&mut a, b"one");
+    echo_roundtrip(&mut b, &payload(50_000));
+    echo_roundtrip(&mut a, b"one again");
+    drop(a);
+    drop(b);
+    fwd.wait_log("forwarded connection closed", 20);
+    let n = squid
+        .access_log()
+        .lines()
+        .filter(|l| l.contains("CONNECT"))
+        .count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut n2 = n;
+    while n2 < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        n2 = squid
+            .access_log()
+            .lines()
+            .filter(|l| l.contains("CONNECT"))
+            .count();
+    }
+    assert_eq!(
+        n2,
+        2,
+        "one tunnel per forwarded connection:\n{}",
+        squid.access_log()
+    );
+}
