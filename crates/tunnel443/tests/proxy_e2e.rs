@@ -150,6 +150,20 @@ fn loopback_target_denied_by_default() {
     ]);
     assert!(!ok);
     assert!(err.contains("403"), "{err}");
+    // This host's own non-loopback address (the one with the default
+    // route), if it has one: refused before any connection is made.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    match probe
+        .connect("192.0.2.1:9")
+        .and_then(|_| probe.local_addr())
+    {
+        Ok(own) => {
+            let (code, head, _) =
+                raw_request(p.addr, &connect_req(&format!("{}:{port}", own.ip()), ""));
+            assert_eq!(code, 403, "own address {}: {head}", own.ip());
+        }
+        Err(e) => eprintln!("no default route ({e}); own-address check not run"),
+    }
     // A name that the resolver maps to loopback (/etc/hosts) is refused
     // after resolution (or does not resolve at all on this machine).
     let (code, _, _) = raw_request(p.addr, &connect_req(&format!("ip6-localhost:{port}"), ""));

@@ -91,7 +91,9 @@ pub struct ProxyArgs {
     #[arg(long, default_value = "tunnel443")]
     pub realm: String,
     /// Reach targets through this upstream HTTP proxy
-    /// (http://[USER:PASS@]HOST:PORT) instead of connecting directly.
+    /// (http://[USER:PASS@]HOST:PORT) instead of connecting directly. Ports,
+    /// users and IP-literal targets are still checked here; names are
+    /// resolved (and their addresses checked) by the upstream proxy.
     #[arg(long, value_name = "URL", value_parser = |s: &str| s.parse::<ProxyUrl>())]
     pub upstream: Option<ProxyUrl>,
     /// Refuse SSTP tunnels (CONNECT requests with an SSTPVERSION header,
@@ -585,14 +587,20 @@ async fn open_target(shared: &Shared, acc: &Accepted) -> Result<Box<dyn Stream>,
         })
         .collect();
     if allowed.is_empty() {
-        let r = match denial {
-            Some(d) => Refusal::NetDenied(d),
-            None => Refusal::BadRequest("no address"),
-        };
-        return Err(Unreachable {
-            status: r.status(),
-            result: r.label(),
-            detail: "Tunnels to this address are not allowed.".into(),
+        return Err(match denial {
+            Some(d) => {
+                let r = Refusal::NetDenied(d);
+                Unreachable {
+                    status: r.status(),
+                    result: r.label(),
+                    detail: "Tunnels to this address are not allowed.".into(),
+                }
+            }
+            None => Unreachable {
+                status: Status::BadGateway,
+                result: "dns_failed",
+                detail: "The target name has no addresses.".into(),
+            },
         });
     }
     let mut timed_out = false;
