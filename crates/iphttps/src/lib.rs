@@ -1,4 +1,32 @@
 //! Sans-IO IP-HTTPS for tunnel443 (`spec/MS-IPHTTPS.md`).
+//!
+//! IP-HTTPS carries IPv6 packets in the bodies of one HTTP POST and its
+//! response over TLS (MS-IPHTTPS §1.3, §2.1). This crate holds everything of
+//! the protocol that is not IO; the binary's tokio drivers own sockets, TLS,
+//! the TUN device and the clock, and pass the current time in.
+//!
+//! * [`preamble`]: the POST with Content-Length 18446744073709551615 and the
+//!   200 response (§3.1.5.2, §3.2.5.1, §4.1), bounded head parsing.
+//! * [`frame`]: the packet stream delimited by the IPv6 Payload Length
+//!   (§3.1.5.3, §3.2.5.2): incremental [`Decoder`], checking [`Encoder`].
+//! * [`link`]: the client's states (§3.1.1) and the reconnect timer
+//!   (§3.1.2.1), quinn-style (`poll_event`, `poll_timeout`,
+//!   `handle_timeout`).
+//! * [`router`]: the server as each client's IPv6 router (§3.2.3): one /64
+//!   per client, anti-spoofing, answers to Router and Neighbor
+//!   Solicitations, periodic RAs, Packet Too Big towards the link MTU.
+//! * [`nd`]: Router Solicitation/Advertisement and Neighbor
+//!   Solicitation/Advertisement (RFC 4861) with Prefix Information, MTU,
+//!   Route Information (RFC 4191) and RDNSS (RFC 8106).
+//! * [`addr`]: prefixes, the per-client /64, interface identifiers, SLAAC
+//!   (RFC 4862 §5.5.3).
+//! * [`icmpv6`], [`ipv6`], [`checksum`]: the wire formats underneath.
+//!
+//! Nothing here panics on peer input: every parser returns a typed error.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod addr;
 pub mod checksum;
 pub mod frame;
@@ -7,4 +35,16 @@ pub mod ipv6;
 pub mod link;
 pub mod nd;
 pub mod preamble;
-pub use frame::{Decoder, EncodeError, Encoder, Frame, FrameError};
+pub mod router;
+
+pub use addr::{InterfaceId, Ipv6Prefix, Prefix64};
+pub use frame::{
+    Decoder, EncodeError, Encoder, Frame, FrameError, DEFAULT_MAX_PACKET, DEFAULT_MAX_SEND,
+};
+pub use ipv6::{Ipv6Packet, MIN_MTU};
+pub use link::{Backoff, Event, Failure, Link, LinkConfig, LinkState};
+pub use nd::{RouterAdvert, RouterSolicit};
+pub use preamble::{
+    build_request, build_response, parse_request, parse_response, Parsed, ServerConfig,
+};
+pub use router::{ClientRouter, Egress, RouterConfig, Verdict};
