@@ -613,7 +613,12 @@ impl Ppp {
         match proto {
             Protocol::Lcp => self.rx_lcp(now, payload),
             Protocol::Pap | Protocol::Chap | Protocol::Eap => {
-                if self.phase == Phase::Authenticate && Some(proto) == self.auth_wire_protocol() {
+                // In the Network phase the authenticator still answers a
+                // duplicate request/response with the same result (a lost
+                // PAP Ack or CHAP Success, RFC 1334 §2.2.2, RFC 1994 §4.2).
+                let active = self.phase == Phase::Authenticate
+                    || (self.phase == Phase::Network && self.authenticator.is_some());
+                if active && Some(proto) == self.auth_wire_protocol() {
                     self.rx_auth(now, payload);
                 }
             }

@@ -122,7 +122,7 @@ impl Client {
         self.dns = [None; 2];
         self.request_dns = [self.want_dns; 2];
         self.address_rejected = false;
-        self.peer = Ipv4Addr::UNSPECIFIED;
+        // `peer` is the peer's value: set by check_request, kept across resets.
     }
 }
 

@@ -56,7 +56,7 @@ impl Ipv6cp {
 impl Negotiator for Ipv6cp {
     fn reset(&mut self) {
         self.local = self.initial;
-        self.peer = [0; 8];
+        // `peer` is set by check_request and kept across resets (see lcp.rs).
         self.request_iid = true;
     }
 

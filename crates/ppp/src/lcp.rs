@@ -186,9 +186,10 @@ impl Negotiator for Lcp {
                 self.tried.push(m);
             }
         }
-        self.peer_auth = None;
-        self.peer_mru = DEFAULT_MRU;
-        self.peer_magic = 0;
+        // Peer-derived values (peer_auth, peer_mru, peer_magic) are not
+        // reset here: a Stopped or Opened automaton judges the peer's request
+        // *before* its scr resets our side (RFC 1661 table: irc,scr,sca), and
+        // every acknowledged request sets all of them anyway.
         self.loops = 0;
     }
 
@@ -464,6 +465,29 @@ mod tests {
         let (v, r) = check(&mut l, &[1, 4, 5, 0xDC, 3, 4, 0xC0, 0x23, 13, 3, 6, 7, 2]);
         assert_eq!(v, ReqVerdict::Reject);
         assert_eq!(r, vec![3, 4, 0xC0, 0x23, 13, 3, 6]);
+    }
+
+    #[test]
+    fn reset_keeps_what_the_peer_negotiated() {
+        // Stopped + RCR+: check_request, then scr (reset), then sca.
+        let mut l = lcp(Side::Peer, vec![AuthProtocol::MsChapV2]);
+        assert_eq!(
+            check(
+                &mut l,
+                &[1, 4, 5, 0x78, 3, 5, 0xC2, 0x23, 0x81, 5, 6, 1, 2, 3, 4]
+            )
+            .0,
+            ReqVerdict::Ack
+        );
+        l.reset();
+        assert_eq!(l.agreed_auth(), Some(AuthProtocol::MsChapV2));
+        assert_eq!((l.peer_mru, l.peer_magic), (1400, 0x01020304));
+        // A later acknowledged request without the options clears them.
+        assert_eq!(check(&mut l, &[]).0, ReqVerdict::Ack);
+        assert_eq!(
+            (l.agreed_auth(), l.peer_mru, l.peer_magic),
+            (None, DEFAULT_MRU, 0)
+        );
     }
 
     #[test]

@@ -1147,3 +1147,74 @@ fn mschapv2_retry_after_failure_with_r1() {
     assert!(ok[8..].starts_with(b"S="));
     assert_eq!(authenticated(&r.events).unwrap().2, AuthMethod::MsChapV2);
 }
+
+#[test]
+fn lost_pap_ack_is_resent_for_the_retransmitted_request() {
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::Pap]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    let mut dropped = false;
+    sim.filter = Box::new(move |d, f| {
+        let ack = d == Dir::ToClient && f[2..4] == [0xC0, 0x23] && f[4] == 2;
+        if ack && !dropped {
+            dropped = true;
+            return None;
+        }
+        Some(f.to_vec())
+    });
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    // One verification only, although the request came twice.
+    assert_eq!(
+        sim.server_events
+            .iter()
+            .filter(|e| matches!(e, Event::AuthRequest(_)))
+            .count(),
+        1
+    );
+    let reqs = sim
+        .wire
+        .iter()
+        .filter(|(d, f)| *d == Dir::ToServer && f[2..4] == [0xC0, 0x23])
+        .count();
+    assert_eq!(reqs, 2);
+    assert!(sim.elapsed() >= Duration::from_secs(3));
+}
+
+#[test]
+fn ncp_renegotiation_keeps_the_link_and_the_addresses() {
+    let mut sim = full_session(AuthProtocol::MsChapV2, "alice", "s3cret pw");
+    // Replay the client's last IPCP Configure-Request: the server (Opened)
+    // goes down and renegotiates (RFC 1661: tld, scr, sca).
+    let last_req = sim
+        .wire
+        .iter()
+        .rev()
+        .find(|(d, f)| *d == Dir::ToServer && f[2..4] == [0x80, 0x21] && f[4] == 1)
+        .unwrap()
+        .1
+        .clone();
+    sim.server_events.clear();
+    sim.client_events.clear();
+    sim.to_server.push_back(last_req);
+    let up4 = |ev: &[Event]| ev.iter().any(|e| matches!(e, Event::Ipv4Up { .. }));
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| up4(&s.server_events)
+            && up4(&s.client_events))
+    );
+    for (ev, local, peer) in [
+        (&sim.server_events, ASSIGN.local, ASSIGN.peer),
+        (&sim.client_events, ASSIGN.peer, ASSIGN.local),
+    ] {
+        assert!(matches!(ev[0], Event::Ipv4Down), "{ev:?}");
+        let got = ev.iter().find_map(|e| match e {
+            Event::Ipv4Up { local, peer, .. } => Some((*local, *peer)),
+            _ => None,
+        });
+        assert_eq!(got, Some((local, peer)));
+    }
+    assert!(!sim.server.is_down() && !sim.client.is_down());
+    let f = sim.client.send_ip(&IPV4_PACKET).unwrap();
+    assert!(sim.server.handle_frame(sim.now, &f).is_some());
+}
