@@ -13,11 +13,14 @@
 //! **Sending** ([`emit_header`]): we always send `FF 03` followed by the full
 //! 2-byte Protocol field, and we never request PFC/ACFC. That is what real
 //! peers expect on SSTP:
-//! * SoftEther's SSTP server drops frames that do not start with `FF 03` or
-//!   that use a 1-byte Protocol field (checked against a live SoftEther);
-//! * pppd 2.4.9 under sstpc (`sync` mode) and Windows RAS accept the
-//!   uncompressed form in every state, as RFC 1661 §6.5/§6.6 require
-//!   ("uncompressed frames MUST always be accepted").
+//! * SoftEther's SSTP server requires frames that start with `FF 03` and use
+//!   a 2-byte Protocol field, and sends only that form itself (seen on the
+//!   wire with `interop/sstp_relay.py`: a full session with our client);
+//! * pppd 2.4.9 under sstpc requests PFC and ACFC, yet sends `FF 03` +
+//!   2-byte protocols itself and accepts them from us (full sessions with
+//!   MS-CHAPv2, CHAP-MD5 and PAP against our server, pinging through);
+//! * Windows RAS accepts the uncompressed form in every state, as RFC 1661
+//!   §6.5/§6.6 require ("uncompressed frames MUST always be accepted").
 //!
 //! Protocol field values follow RFC 1661 §2: the least significant bit of the
 //! low octet is 1 and of the high octet is 0; anything else is malformed and

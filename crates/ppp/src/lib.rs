@@ -34,6 +34,39 @@
 //! * [`keys`] — RFC 2759 §8 crypto, RFC 3079 master keys, MS-SSTP §3.2.5.2.2 HLAK.
 //! * [`users`] — the users file.
 //! * [`engine`] — phases and the driver API.
+//!
+//! # Interop (checked against real peers with `interop/sstp_relay.py`)
+//!
+//! * **Frames.** We always send `FF 03` + a 2-byte protocol field and never
+//!   request PFC/ACFC. pppd 2.4.9 (sstpc) requests PFC and ACFC (we Ack) but
+//!   still sends `FF 03` + 2-byte protocols; SoftEther sends and requires
+//!   that form. We accept every RFC 1662 form on receive.
+//! * **sstpc + pppd 2.4.9** (client, against our server): LCP asks for
+//!   ACCM 0, Magic-Number, PFC, ACFC (all Acked); MS-CHAPv2 (default
+//!   `require-mschap-v2`), CHAP-MD5 (`require-chap`) and PAP
+//!   (`require-pap`) work; with EAP offered first pppd would try EAP-TLS, so
+//!   our server offers MS-CHAPv2 first (with `refuse-eap` pppd Naks EAP and
+//!   we move on). pppd sends CCP (MPPE) after authentication: we
+//!   Protocol-Reject it. Its IPCP asks for VJ compression (Rejected) and
+//!   0.0.0.0 (Nak'd with the assigned address). sstpc's Crypto Binding
+//!   (SHA-256 Compound MAC) verifies with our server HLAK, which checks the
+//!   MS-SSTP §3.2.5.2.2 key order against a real client.
+//! * **SoftEther** (server, against our client): Rejects Magic-Number (we
+//!   stop sending it; loopback detection is then off), sends LCP
+//!   Echo-Requests before LCP is opened (discarded, RFC 1661 §5.8), offers
+//!   EAP first — we Nak with MS-CHAPv2 and it moves on (Acking EAP would get
+//!   EAP-TLS, which we could only answer with a legacy Nak). Its MS-CHAPv2
+//!   hashes the user name without `@HUB` as well as without `HUB\`, so use
+//!   the `HUB\user` form with SoftEther (`user@HUB` fails MS-CHAPv2 there; our
+//!   own server accepts both). IPCP: it Naks 0.0.0.0 and the primary DNS with
+//!   its DHCP lease and Rejects the secondary DNS; IPv6CP: it Naks our
+//!   interface identifier with one of its own (adopted). It never answers
+//!   our Echo-Requests, so dead-peer detection counts any received frame.
+//! * **Windows** (not available here): expected to use MS-CHAPv2 or
+//!   EAP-MSCHAPv2 (PEAP is out of scope: an EAP peer asking for it gets EAP
+//!   Failure). Windows sends LCP Identification (code 12), which is
+//!   accepted silently. EAP-MSCHAPv2 follows draft-kamath-pppext-eap-mschapv2
+//!   with the hostapd/Windows MSK order (server Recv-Key | Send-Key).
 
 pub mod auth;
 pub mod engine;

@@ -324,15 +324,34 @@ pub fn verify(proof: &Proof, secret: &Secret) -> Verdict {
             let Some(hash) = secret.nt_hash() else {
                 return Verdict::reject(BAD);
             };
-            let want =
-                keys::generate_nt_response(authenticator_challenge, peer_challenge, name, &hash);
-            if bool::from(want.ct_eq(nt_response)) {
-                match MsChapV2Accept::from_nt_hash(&hash, proof) {
-                    Some(a) => Verdict::accept_mschapv2(a),
-                    None => Verdict::reject(BAD),
+            // RFC 2759 strips only `DOMAIN\`; SoftEther-derived clients also
+            // strip `@realm` before ChallengeHash. Try both forms (the same
+            // password either way, so nothing is weakened).
+            let stripped = keys::strip_domain(name);
+            let mut candidates = vec![stripped];
+            if let Some(i) = stripped.iter().rposition(|&b| b == b'@') {
+                candidates.push(&stripped[..i]);
+            }
+            let mut found = None;
+            for c in candidates {
+                let want =
+                    keys::generate_nt_response(authenticator_challenge, peer_challenge, c, &hash);
+                if bool::from(want.ct_eq(nt_response)) && found.is_none() {
+                    found = Some(c.to_vec());
                 }
-            } else {
-                Verdict::reject(BAD)
+            }
+            let Some(matched) = found else {
+                return Verdict::reject(BAD);
+            };
+            let p = Proof::MsChapV2 {
+                authenticator_challenge: *authenticator_challenge,
+                peer_challenge: *peer_challenge,
+                nt_response: *nt_response,
+                name: matched,
+            };
+            match MsChapV2Accept::from_nt_hash(&hash, &p) {
+                Some(a) => Verdict::accept_mschapv2(a),
+                None => Verdict::reject(BAD),
             }
         }
     }
@@ -427,6 +446,46 @@ mod tests {
             }
         }
         assert!(!verify(&mschap_proof("other", b"alice"), &plain).is_accept());
+    }
+
+    #[test]
+    fn mschapv2_accepts_realm_stripped_challenge_hash() {
+        // A client that hashed "alice" while sending "alice@HUB" (SoftEther style).
+        let ac = [7u8; 16];
+        let pc = [9u8; 16];
+        let h = nt_password_hash("pw");
+        let secret = Secret::Password(Password::new("pw"));
+        let nt = keys::generate_nt_response(&ac, &pc, b"alice", &h);
+        let p = Proof::MsChapV2 {
+            authenticator_challenge: ac,
+            peer_challenge: pc,
+            nt_response: nt,
+            name: b"alice@HUB".to_vec(),
+        };
+        match verify(&p, &secret) {
+            Verdict::Accept { mschapv2: Some(a) } => {
+                // The authenticator response uses the name form that matched.
+                let want = keys::authenticator_response(&h, &nt, &pc, &ac, b"alice");
+                assert_eq!(a.authenticator_response, want);
+            }
+            v => panic!("{v:?}"),
+        }
+        // The RFC form (the full "alice@HUB" hashed) works too.
+        let nt2 = keys::generate_nt_response(&ac, &pc, b"alice@HUB", &h);
+        let p2 = Proof::MsChapV2 {
+            authenticator_challenge: ac,
+            peer_challenge: pc,
+            nt_response: nt2,
+            name: b"alice@HUB".to_vec(),
+        };
+        assert!(verify(&p2, &secret).is_accept());
+        let p3 = Proof::MsChapV2 {
+            authenticator_challenge: ac,
+            peer_challenge: pc,
+            nt_response: nt2,
+            name: b"bob@HUB".to_vec(),
+        };
+        assert!(!verify(&p3, &secret).is_accept());
     }
 
     #[test]
