@@ -188,6 +188,36 @@ pub struct AuthRequest {
     pub proof: Proof,
 }
 
+/// The answer of a [`Verifier`]: now, or later through [`Ppp::auth_verdict`].
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// The verdict is known now.
+    Ready(Verdict),
+    /// The verifier will answer later (e.g. a RADIUS round trip); the driver
+    /// then calls [`Ppp::auth_verdict`] with the request's id.
+    Later,
+}
+
+/// Checks credentials for the authenticator. The users file ([`crate::Users`])
+/// answers at once; a RADIUS client answers later.
+pub trait Verifier {
+    /// Starts checking `request`.
+    fn check(&mut self, request: &AuthRequest) -> Check;
+}
+
+impl Verifier for crate::Users {
+    fn check(&mut self, request: &AuthRequest) -> Check {
+        Check::Ready(self.verify(&request.username, &request.proof))
+    }
+}
+
+/// Hands out IPv4 addresses for the authenticator (an alternative to
+/// answering [`Event::NeedIpv4Address`] by hand).
+pub trait Ipv4Allocator {
+    /// The addresses for `username`'s session, or `None` to refuse IPv4.
+    fn allocate(&mut self, username: &str) -> Option<Ipv4Assignment>;
+}
+
 /// The 32-byte SSTP Higher-Layer Authentication Key (MS-SSTP §3.2.5.2.2).
 /// `Debug` does not print it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -882,6 +912,39 @@ impl Ppp {
         }
         self.process(now);
         Ok(())
+    }
+
+    /// Passes an [`Event::AuthRequest`] to `verifier`; a [`Check::Ready`]
+    /// answer is applied at once. Returns true if it was.
+    pub fn verify_with(
+        &mut self,
+        now: Instant,
+        request: &AuthRequest,
+        verifier: &mut dyn Verifier,
+    ) -> Result<bool, ApiError> {
+        match verifier.check(request) {
+            Check::Ready(v) => self.auth_verdict(now, request.id, v).map(|()| true),
+            Check::Later => Ok(false),
+        }
+    }
+
+    /// Answers [`Event::NeedIpv4Address`] from `allocator`: [`Ppp::set_ipv4`]
+    /// with its assignment, or [`Ppp::deny_ipv4`] if it has none.
+    pub fn assign_with(
+        &mut self,
+        now: Instant,
+        allocator: &mut dyn Ipv4Allocator,
+    ) -> Result<(), ApiError> {
+        if self.role != Role::Authenticator
+            || self.ipcp_status != NcpStatus::WaitingAddress
+            || self.down
+        {
+            return Err(ApiError::NotWaiting);
+        }
+        match allocator.allocate(&self.username) {
+            Some(a) => self.set_ipv4(now, a),
+            None => self.deny_ipv4(now),
+        }
     }
 
     /// Authenticator: the addresses for this session, after

@@ -86,7 +86,8 @@ pub use auth::{
     Password, Proof, Secret, Verdict,
 };
 pub use engine::{
-    AuthRequest, AuthRequestId, Config, Event, Hlak, Inbound, LinkDownReason, Phase, Ppp, Role,
+    AuthRequest, AuthRequestId, Check, Config, Event, Hlak, Inbound, Ipv4Allocator, LinkDownReason,
+    Phase, Ppp, Role, Verifier,
 };
 pub use error::{ApiError, FrameError, OptionError, PacketError, SendError};
 pub use fsm::FsmConfig;

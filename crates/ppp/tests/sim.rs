@@ -1218,3 +1218,106 @@ fn ncp_renegotiation_keeps_the_link_and_the_addresses() {
     let f = sim.client.send_ip(&IPV4_PACKET).unwrap();
     assert!(sim.server.handle_frame(sim.now, &f).is_some());
 }
+
+struct Pool(Vec<Ipv4Assignment>);
+
+impl ppp::Ipv4Allocator for Pool {
+    fn allocate(&mut self, _user: &str) -> Option<Ipv4Assignment> {
+        self.0.pop()
+    }
+}
+
+/// Answers later, like a RADIUS client: remembers requests.
+#[derive(Default)]
+struct Later(Vec<ppp::AuthRequest>);
+
+impl ppp::Verifier for Later {
+    fn check(&mut self, r: &ppp::AuthRequest) -> ppp::Check {
+        self.0.push(r.clone());
+        ppp::Check::Later
+    }
+}
+
+#[test]
+fn verifier_and_allocator_traits() {
+    // Two sessions from one pool with one address: the second gets no IPv4
+    // (IPCP Protocol-Rejected) but keeps IPv6.
+    let mut pool = Pool(vec![ASSIGN]);
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let mut sim = Sim::new(
+            server_cfg(&[AuthProtocol::MsChapV2]),
+            client_cfg("alice", "s3cret pw"),
+        );
+        sim.auto_verdict = false;
+        sim.auto_ipv4 = false;
+        sim.open();
+        let mut later = Later::default();
+        let mut users = users();
+        let mut seen = 0;
+        sim.run_until(Duration::from_secs(5), |s| {
+            s.server_events
+                .iter()
+                .any(|e| matches!(e, Event::AuthRequest(_)))
+        });
+        for e in sim.server_events.clone() {
+            if let Event::AuthRequest(r) = e {
+                // First ask the "RADIUS" verifier (answers later), then answer
+                // through the users file.
+                assert!(!sim.server.verify_with(sim.now, &r, &mut later).unwrap());
+                assert!(sim.server.verify_with(sim.now, &r, &mut users).unwrap());
+                seen += 1;
+            }
+        }
+        assert_eq!((seen, later.0.len()), (1, 1));
+        sim.run_until(Duration::from_secs(5), |s| {
+            s.server_events
+                .iter()
+                .any(|e| matches!(e, Event::NeedIpv4Address { .. }))
+        });
+        sim.server.assign_with(sim.now, &mut pool).unwrap();
+        assert!(
+            sim.server.assign_with(sim.now, &mut pool).is_err(),
+            "only once"
+        );
+        let v6 = |ev: &[Event]| ev.iter().any(|e| matches!(e, Event::Ipv6Up { .. }));
+        sim.run_until(Duration::from_secs(60), |s| {
+            v6(&s.client_events) && v6(&s.server_events)
+        });
+        sim.run_until(Duration::from_secs(60), |_| false);
+        let v4 = sim
+            .client_events
+            .iter()
+            .any(|e| matches!(e, Event::Ipv4Up { .. }));
+        results.push((
+            v4,
+            v6(&sim.client_events),
+            sim.client.is_down(),
+            sim.server.is_down(),
+        ));
+    }
+    assert_eq!(
+        results,
+        vec![(true, true, false, false), (false, true, false, false)]
+    );
+}
+
+#[test]
+fn no_network_protocol_left_ends_the_link() {
+    let mut scfg = server_cfg(&[AuthProtocol::MsChapV2]);
+    scfg.ipv6 = false;
+    let mut sim = Sim::new(scfg, client_cfg("alice", "s3cret pw"));
+    sim.auto_ipv4 = false;
+    sim.open();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.server_events
+            .iter()
+            .any(|e| matches!(e, Event::NeedIpv4Address { .. }))
+    });
+    sim.server.deny_ipv4(sim.now).unwrap();
+    assert!(sim.run_until(Duration::from_secs(60), Sim::both_down));
+    assert_eq!(
+        link_down(&sim.server_events),
+        Some(LinkDownReason::NoNetworkProtocols)
+    );
+}
