@@ -590,11 +590,17 @@ impl Ppp {
         self.lcp
             .handle_timeout(now, &mut self.lcp_neg, &mut self.out);
         self.process(now);
+        if self.down {
+            return;
+        }
         self.ipcp
             .handle_timeout(now, &mut self.ipcp_neg, &mut self.out);
         self.ipv6cp
             .handle_timeout(now, &mut self.ipv6cp_neg, &mut self.out);
         self.process(now);
+        if self.down {
+            return;
+        }
         if self.phase == Phase::Authenticate {
             if let Some(a) = self.authenticator.as_mut() {
                 let r = a.handle_timeout(now, &mut self.scratch);

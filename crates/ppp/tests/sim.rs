@@ -1321,3 +1321,44 @@ fn no_network_protocol_left_ends_the_link() {
         Some(LinkDownReason::NoNetworkProtocols)
     );
 }
+
+#[test]
+fn lost_eap_requests_are_retransmitted() {
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::Eap]),
+        client_cfg("bob", "password"),
+    );
+    let (mut ids, mut oks) = (0, 0);
+    // Drop the first Request/Identity and the first MS-CHAPv2 Success request.
+    sim.filter = Box::new(move |d, f| {
+        let eap_req = d == Dir::ToClient && f[2..4] == [0xC2, 0x27] && f[4] == 1;
+        let mut drop = false;
+        if eap_req && f[8] == 1 {
+            ids += 1;
+            drop = ids == 1;
+        }
+        if eap_req && f[8] == 26 && f[9] == eap::opcode::SUCCESS {
+            oks += 1;
+            drop = oks == 1;
+        }
+        (!drop).then(|| f.to_vec())
+    });
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(60), Sim::both_up));
+    let (hs, _, m) = authenticated(&sim.server_events).unwrap();
+    assert_eq!(m, AuthMethod::EapMsChapV2);
+    assert_eq!(Some(hs), authenticated(&sim.client_events).map(|a| a.0));
+    assert!(
+        sim.elapsed() >= Duration::from_secs(6),
+        "{:?}",
+        sim.elapsed()
+    );
+    // One verification only.
+    assert_eq!(
+        sim.server_events
+            .iter()
+            .filter(|e| matches!(e, Event::AuthRequest(_)))
+            .count(),
+        1
+    );
+}

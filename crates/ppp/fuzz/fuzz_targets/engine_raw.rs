@@ -115,7 +115,9 @@ fuzz_target!(|input: Input| {
             Op::Close => e.close(now, "bye"),
             Op::LowerDown => e.lower_down(now),
         }
+        let was_down = down;
         while let Some(f) = e.poll_transmit() {
+            assert!(!was_down, "frame sent after LinkDown was reported");
             assert_eq!(&f[..2], &[0xFF, 0x03]);
             assert!(ppp::frame::parse(&f).is_ok());
         }
