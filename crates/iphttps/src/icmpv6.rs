@@ -170,6 +170,17 @@ pub fn icmpv6_of<'a>(ip: &'a Ipv6Packet<&'a [u8]>) -> Result<Icmpv6Packet<&'a [u
     Ok(m)
 }
 
+/// The ICMPv6 type of `packet` if it is IPv6 carrying ICMPv6 directly,
+/// without checking anything else: a cheap first look for drivers that
+/// divert Router Advertisements (client) or Router/Neighbor Solicitations
+/// (server) before parsing them fully.
+pub fn message_type(packet: &[u8]) -> Option<Icmpv6Type> {
+    if packet.len() <= HEADER_LEN || packet[0] >> 4 != 6 || packet[6] != crate::ipv6::PROTO_ICMPV6 {
+        return None;
+    }
+    Some(Icmpv6Type::from(packet[HEADER_LEN]))
+}
+
 /// Builds a complete IPv6 packet carrying the ICMPv6 message `message`
 /// (whose checksum field is overwritten). `message` must be at least 4
 /// bytes and at most 65535 bytes; callers in this crate guarantee it.
@@ -402,6 +413,26 @@ mod tests {
         // Packet Too Big is allowed for a multicast destination.
         let p = echo.build(a("2001:db8::2"), a("ff05::1"), 64).unwrap();
         assert!(packet_too_big(a("fe80::1"), &p, 1280).is_some());
+    }
+
+    #[test]
+    fn message_type_peeks() {
+        let p = Echo {
+            reply: false,
+            ident: 0,
+            seq: 0,
+            data: vec![],
+        }
+        .build(a("fe80::1"), a("fe80::2"), 64)
+        .unwrap();
+        assert_eq!(message_type(&p), Some(Icmpv6Type::EchoRequest));
+        assert_eq!(message_type(&p[..HEADER_LEN]), None);
+        let mut udp = p.clone();
+        udp[6] = 17;
+        assert_eq!(message_type(&udp), None);
+        let mut v4 = p;
+        v4[0] = 0x45;
+        assert_eq!(message_type(&v4), None);
     }
 
     #[test]

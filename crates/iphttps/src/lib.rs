@@ -42,7 +42,7 @@ pub use frame::{
     Decoder, EncodeError, Encoder, Frame, FrameError, DEFAULT_MAX_PACKET, DEFAULT_MAX_SEND,
 };
 pub use ipv6::{Ipv6Packet, MIN_MTU};
-pub use link::{Backoff, Event, Failure, Link, LinkConfig, LinkState};
+pub use link::{Backoff, Event as LinkEvent, Failure, Link, LinkConfig, LinkState};
 pub use nd::{RouterAdvert, RouterSolicit};
 pub use preamble::{
     build_request, build_response, parse_request, parse_response, Parsed, ServerConfig,

@@ -495,3 +495,49 @@ fn option_types_are_open() {
         assert_eq!(RoutePreference::from_bits(b).bits(), b);
     }
 }
+
+#[test]
+fn fixed_size_builders_write_every_byte() {
+    // The builders below write into a zeroed vector; emitting the same
+    // messages into 0xa5-filled buffers must give the same bytes.
+    let mut rs = [0xa5u8; 48];
+    emit_nd(
+        &mut rs,
+        a("fe80::2"),
+        ALL_ROUTERS,
+        Icmpv6Type::RouterSolicitation,
+        8,
+        |c| c.zeros(4),
+    )
+    .unwrap();
+    assert_eq!(rs.to_vec(), RouterSolicit::build(a("fe80::2")));
+
+    let na = NeighborAdvert {
+        target: a("fe80::1"),
+        router: true,
+        solicited: true,
+        override_flag: false,
+    };
+    let built = na.build(a("fe80::1"), a("fe80::2"));
+    let mut out = [0xa5u8; 64];
+    emit_nd(
+        &mut out,
+        a("fe80::1"),
+        a("fe80::2"),
+        Icmpv6Type::NeighborAdvertisement,
+        24,
+        |c| {
+            c.u8(0xc0);
+            c.zeros(3);
+            c.put(&a("fe80::1").octets());
+        },
+    )
+    .unwrap();
+    assert_eq!(out.to_vec(), built);
+    assert_eq!(built[HEADER_LEN + 4], 0xc0, "R and S set, O clear");
+    assert!(crate::checksum::verify_icmpv6(
+        &a("fe80::1"),
+        &a("fe80::2"),
+        &built[HEADER_LEN..]
+    ));
+}
