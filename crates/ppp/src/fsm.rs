@@ -712,7 +712,7 @@ impl Fsm {
 mod tests {
     use super::*;
 
-    /// RFC 1661 §4.1, copied from the RFC text (both halves of the table).
+    /// RFC 1661 §4.1, cell for cell as printed in the RFC (split in two here).
     const RFC_TABLE_1: &str = "
       | State
       |    0         1
