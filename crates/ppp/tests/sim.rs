@@ -1362,3 +1362,27 @@ fn lost_eap_requests_are_retransmitted() {
         1
     );
 }
+
+#[test]
+fn lost_eap_success_is_inferred_from_ncp_traffic() {
+    // RFC 3748 §4.2: after the method completed (MS-CHAPv2 success verified),
+    // NCP packets stand in for a lost EAP Success.
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::Eap]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    sim.filter = Box::new(|d, f| {
+        let eap_success = d == Dir::ToClient && f[2..4] == [0xC2, 0x27] && f[4] == 3;
+        (!eap_success).then(|| f.to_vec())
+    });
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    assert!(
+        sim.elapsed() < Duration::from_secs(3),
+        "no timeout needed: {:?}",
+        sim.elapsed()
+    );
+    let (hc, _, m) = authenticated(&sim.client_events).unwrap();
+    assert_eq!(m, AuthMethod::EapMsChapV2);
+    assert_eq!(hc, authenticated(&sim.server_events).unwrap().0);
+}

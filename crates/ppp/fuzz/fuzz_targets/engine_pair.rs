@@ -197,6 +197,51 @@ fuzz_target!(|input: Input| {
         }
         drain(&mut s, &mut c, &mut pending);
     }
+    // Settle: a clean network, verdicts accepted, addresses assigned, up to
+    // 15 virtual minutes. Whatever the ops did, the pair must end both down
+    // or both in the Network phase: nothing may hang half-open.
+    let deadline = now + Duration::from_secs(900);
+    for _ in 0..100_000 {
+        let mut moved = false;
+        for to in [&mut s, &mut c] {
+            while let Some(f) = to.inbox.pop_front() {
+                moved = true;
+                let _ = to.e.handle_frame(now, &f);
+            }
+        }
+        drain(&mut s, &mut c, &mut pending);
+        while let Some((id, proof)) = pending.pop() {
+            moved = true;
+            let _ = s.e.auth_verdict(now, id, ppp::verify(&proof, &stored));
+            drain(&mut s, &mut c, &mut pending);
+        }
+        let a = Ipv4Assignment {
+            local: Ipv4Addr::new(10, 9, 0, 1),
+            peer: Ipv4Addr::new(10, 9, 0, 2),
+            dns1: None,
+            dns2: None,
+        };
+        if s.e.set_ipv4(now, a).is_ok() {
+            moved = true;
+        }
+        drain(&mut s, &mut c, &mut pending);
+        if moved || !s.inbox.is_empty() || !c.inbox.is_empty() {
+            continue;
+        }
+        match [s.e.poll_timeout(), c.e.poll_timeout()].into_iter().flatten().min() {
+            Some(t) if t <= deadline => {
+                now = now.max(t);
+                s.e.handle_timeout(now);
+                c.e.handle_timeout(now);
+                drain(&mut s, &mut c, &mut pending);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(s.down, c.down, "one side down, the other not: server {:?} client {:?}", s.e, c.e);
+    if !s.down {
+        assert_eq!((s.e.phase(), c.e.phase()), (Phase::Network, Phase::Network));
+    }
     if !tampered {
         if let (Some((hs, ms)), Some((hc, mc))) = (s.hlak, c.hlak) {
             assert_eq!(ms, mc);
