@@ -108,6 +108,10 @@ pub struct Config {
     pub echo_interval: Option<Duration>,
     /// Unanswered Echo-Requests after which the peer is declared dead.
     pub echo_failures: u32,
+    /// Bound on link setup: if no network protocol is up this long after
+    /// [`Ppp::open`], the link is closed ([`LinkDownReason::NegotiationFailed`]).
+    /// It ends Nak loops a peer could otherwise keep going forever.
+    pub setup_timeout: Duration,
     /// Authenticator: methods to offer, in order (empty: no authentication).
     /// Peer: methods we allow, in order of preference.
     pub auth_protocols: Vec<AuthProtocol>,
@@ -141,6 +145,7 @@ impl Config {
             max_loopback: 10,
             echo_interval: Some(Duration::from_secs(10)),
             echo_failures: 3,
+            setup_timeout: Duration::from_secs(120),
             auth_protocols: vec![AuthProtocol::MsChapV2, AuthProtocol::Eap],
             auth_timeout: Duration::from_secs(60),
             auth_max_attempts: 1,
@@ -386,6 +391,7 @@ pub struct Ppp {
     username: String,
     terminate_reason: Option<LinkDownReason>,
     echo_at: Option<Instant>,
+    setup_deadline: Option<Instant>,
     echo_failures: u32,
     rx_since_echo: bool,
     ipv4_up: bool,
@@ -474,6 +480,7 @@ impl Ppp {
             username: String::new(),
             terminate_reason: None,
             echo_at: None,
+            setup_deadline: None,
             echo_failures: 0,
             rx_since_echo: false,
             ipv4_up: false,
@@ -524,6 +531,7 @@ impl Ppp {
         }
         self.started = true;
         self.phase = Phase::Establish;
+        self.setup_deadline = Some(now + self.cfg.setup_timeout);
         self.lcp.open(now, &mut self.lcp_neg, &mut self.out);
         self.lcp.up(now, &mut self.lcp_neg, &mut self.out);
         self.process(now);
@@ -575,6 +583,7 @@ impl Ppp {
                 .and_then(Authenticator::poll_timeout),
             self.peer_auth.as_ref().and_then(PeerAuth::poll_timeout),
             self.echo_at,
+            self.setup_deadline,
         ]
         .into_iter()
         .flatten();
@@ -616,6 +625,12 @@ impl Ppp {
                     self.on_peer_out(now, o);
                 }
             }
+        }
+        if self.setup_deadline.is_some_and(|t| t <= now) {
+            self.setup_deadline = None;
+            self.terminate(now, LinkDownReason::NegotiationFailed, None);
+            self.process(now);
+            return;
         }
         if let Some(t) = self.echo_at {
             if t <= now && !self.down {
@@ -1094,6 +1109,7 @@ impl Ppp {
                         );
                     } else {
                         self.ipv4_up = true;
+                        self.setup_deadline = None;
                         self.events.push_back(Event::Ipv4Up {
                             local: a.local,
                             peer: a.peer,
@@ -1108,6 +1124,7 @@ impl Ppp {
                 }
                 (Protocol::Ipv6cp, LayerEvent::Up) => {
                     self.ipv6_up = true;
+                    self.setup_deadline = None;
                     self.events.push_back(Event::Ipv6Up {
                         local_iid: self.ipv6cp_neg.local,
                         peer_iid: self.ipv6cp_neg.peer,

@@ -1386,3 +1386,104 @@ fn lost_eap_success_is_inferred_from_ncp_traffic() {
     assert_eq!(m, AuthMethod::EapMsChapV2);
     assert_eq!(hc, authenticated(&sim.server_events).unwrap().0);
 }
+
+#[test]
+fn endless_ncp_nak_loop_is_ended_by_the_setup_timeout() {
+    let mut cfg = server_cfg(&[]);
+    cfg.ipv6 = false;
+    let mut r = Raw::new(cfg, Role::Authenticator);
+    let req = find(&r.drain(), [0xC0, 0x21], 1).unwrap();
+    r.lcp(1, 1, &[]);
+    r.lcp(2, req[5], &req[8..]);
+    r.e.set_ipv4(r.now, ASSIGN).unwrap();
+    let t0 = r.now;
+    let mut pending = r.drain();
+    let mut naks = 0;
+    for _ in 0..10_000 {
+        // 100 ms round trip per exchange.
+        r.now += Duration::from_millis(100);
+        if r.e.poll_timeout().is_some_and(|t| t <= r.now) {
+            r.e.handle_timeout(r.now);
+            pending.extend(r.drain());
+        }
+        for f in std::mem::take(&mut pending) {
+            if f[2..4] == [0x80, 0x21] && f[4] == 1 {
+                // A hostile peer Naks our address forever.
+                naks += 1;
+                pending.extend(r.send(&control_frame(
+                    ppp::frame::Protocol::Ipcp,
+                    3,
+                    f[5],
+                    &[3, 6, 1, 2, 3, 4],
+                )));
+            }
+        }
+        if r.e.is_down() {
+            break;
+        }
+        if pending.is_empty() {
+            let Some(t) = r.e.poll_timeout() else { break };
+            r.now = t;
+            r.e.handle_timeout(t);
+            pending = r.drain();
+        }
+    }
+    assert!(naks > 100, "{naks}");
+    assert!(r.e.is_down() || r.e.phase() == Phase::Terminate);
+    // Let the Terminate-Request time out.
+    while let Some(t) = r.e.poll_timeout() {
+        r.now = t;
+        r.e.handle_timeout(t);
+        r.drain();
+    }
+    assert_eq!(
+        link_down(&r.events),
+        Some(LinkDownReason::NegotiationFailed)
+    );
+    assert!(
+        r.now - t0 >= Duration::from_secs(119) && r.now - t0 <= Duration::from_secs(130),
+        "{:?}",
+        r.now - t0
+    );
+}
+
+#[test]
+fn chap_md5_retry_gets_a_new_challenge() {
+    let mut cfg = server_cfg(&[AuthProtocol::ChapMd5]);
+    cfg.auth_max_attempts = 2;
+    let mut r = Raw::new(cfg, Role::Authenticator);
+    let req = find(&r.drain(), [0xC0, 0x21], 1).unwrap();
+    r.lcp(1, 1, &[]);
+    let mut out = r.lcp(2, req[5], &req[8..]);
+    let users = users();
+    for (attempt, pw) in [(1, "wrong"), (2, "s3cret pw")] {
+        let ch = find(&out, [0xC2, 0x23], 1)
+            .unwrap_or_else(|| panic!("challenge for attempt {attempt}"));
+        let p = Packet::parse(&ch[4..]).unwrap();
+        let value = chap::parse_value_name(p.data).unwrap().value.to_vec();
+        let resp = chap::md5_response(p.id, pw.as_bytes(), &value);
+        r.send(&chap::value_name_frame(
+            chap::RESPONSE,
+            p.id,
+            &resp,
+            b"alice",
+        ));
+        let Some(Event::AuthRequest(q)) = r.events.pop() else {
+            panic!("no AuthRequest")
+        };
+        let v = users.verify(&q.username, &q.proof);
+        r.e.auth_verdict(r.now, q.id, v).unwrap();
+        out = r.drain();
+        if attempt == 1 {
+            assert!(find(&out, [0xC2, 0x23], 4).is_some(), "Failure");
+            assert_ne!(
+                find(&out, [0xC2, 0x23], 1).unwrap()[5],
+                p.id,
+                "new identifier"
+            );
+        } else {
+            assert!(find(&out, [0xC2, 0x23], 3).is_some(), "Success");
+        }
+    }
+    assert_eq!(authenticated(&r.events).unwrap().2, AuthMethod::ChapMd5);
+}

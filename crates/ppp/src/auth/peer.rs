@@ -59,6 +59,16 @@ pub(crate) struct PeerAuth {
     mschap: Option<MsChap>,
 }
 
+impl Drop for PeerAuth {
+    fn drop(&mut self) {
+        // The last frame may be a PAP Authenticate-Request with the password.
+        if let Some((_, fp, f)) = self.last.as_mut() {
+            zeroize::Zeroize::zeroize(fp);
+            zeroize::Zeroize::zeroize(f);
+        }
+    }
+}
+
 impl std::fmt::Debug for PeerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerAuth")
