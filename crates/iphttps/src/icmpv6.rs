@@ -159,11 +159,11 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
 }
 
 /// The ICMPv6 message carried by an IPv6 packet, checksum verified.
-pub fn icmpv6_of<'a>(ip: &'a Ipv6Packet<&'a [u8]>) -> Result<Icmpv6Packet<&'a [u8]>, Icmpv6Error> {
+pub fn icmpv6_of<'a>(ip: &Ipv6Packet<&'a [u8]>) -> Result<Icmpv6Packet<&'a [u8]>, Icmpv6Error> {
     if ip.next_header() != NextHeader::Icmpv6 {
         return Err(Icmpv6Error::NotIcmpv6(ip.next_header()));
     }
-    let m = Icmpv6Packet::new_checked(ip.payload())?;
+    let m = Icmpv6Packet::new_checked(&ip.into_inner()[HEADER_LEN..])?;
     if !m.verify_checksum(&ip.src_addr(), &ip.dst_addr()) {
         return Err(Icmpv6Error::Checksum);
     }
