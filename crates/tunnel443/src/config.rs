@@ -271,7 +271,9 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
                 match s.as_str() {
                     "sha1" => h.sha1 = true,
                     "sha256" => h.sha256 = true,
-                    other => bail!("sstp.hash_protocols: unknown {other:?} (use \"sha256\", \"sha1\")"),
+                    other => {
+                        bail!("sstp.hash_protocols: unknown {other:?} (use \"sha256\", \"sha1\")")
+                    }
                 }
             }
             if !h.sha1 && !h.sha256 {
@@ -282,7 +284,11 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     };
 
     let auth = match f.sstp.auth {
-        None => vec![AuthMethod::MsChapV2, AuthMethod::EapMsChapV2, AuthMethod::Pap],
+        None => vec![
+            AuthMethod::MsChapV2,
+            AuthMethod::EapMsChapV2,
+            AuthMethod::Pap,
+        ],
         Some(list) => {
             let mut out = Vec::new();
             for s in &list {
@@ -310,7 +316,10 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         .parse()
         .map_err(|e| anyhow::anyhow!("ipv4.pool: {e}"))?;
     if pool.prefix_len() > 30 {
-        bail!("ipv4.pool: /{} is too small (at most /30)", pool.prefix_len());
+        bail!(
+            "ipv4.pool: /{} is too small (at most /30)",
+            pool.prefix_len()
+        );
     }
     let dns = f.ipv4.dns.unwrap_or_default();
     if dns.len() > 2 {

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -72,7 +72,12 @@ fn ping(ns: &Netns, target: Ipv4Addr, count: u32) -> anyhow::Result<String> {
 }
 
 /// Waits until `target` answers one ping from `ns`, or the client died.
-fn wait_for_tunnel(ns: &Netns, target: Ipv4Addr, client: &mut Proc, secs: u64) -> anyhow::Result<()> {
+fn wait_for_tunnel(
+    ns: &Netns,
+    target: Ipv4Addr,
+    client: &mut Proc,
+    secs: u64,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if let Ok(Some(st)) = client.0.try_wait() {
@@ -92,6 +97,26 @@ fn wait_for_tunnel(ns: &Netns, target: Ipv4Addr, client: &mut Proc, secs: u64) -
         std::thread::sleep(Duration::from_millis(300));
     }
     bail!("the tunnel did not come up within {secs} s")
+}
+
+/// Waits until `addr` accepts TCP connections from `ns`.
+fn wait_listening(ns: &Netns, addr: SocketAddr, server: &mut Proc) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = server.0.try_wait() {
+            bail!("the server exited early ({st})");
+        }
+        let ok = in_netns(&ns.path(), move || {
+            Ok(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
+        })
+        .join()
+        .expect("probe thread")?;
+        if ok {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the server did not start listening on {addr}")
 }
 
 /// Sends bytes from the client namespace to a sink in the server namespace
@@ -168,12 +193,22 @@ fn run_in(exe: &Path, state: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     // demo knows the password and the fingerprint.
     let creds = crate::server::ensure_zero_config(state, &[SERVER_VETH.to_string()])?;
     let password_file = state.join("client-password");
-    crate::state::write_new(&password_file, creds.password.as_bytes(), 0o600)?;
+    let password = creds
+        .password
+        .as_deref()
+        .context("the demo's fresh state dir already had a users file")?;
+    crate::state::write_new(&password_file, password.as_bytes(), 0o600)?;
 
     println!("demo: starting the server on {SERVER_VETH}:443 (zero-config, pool {POOL})");
     let mut server = Proc(
         srv.command(exe.to_str().context("binary path")?)
-            .args(["server", "--listen", &format!("{SERVER_VETH}:443"), "--pool", POOL])
+            .args([
+                "server",
+                "--listen",
+                &format!("{SERVER_VETH}:443"),
+                "--pool",
+                POOL,
+            ])
             .arg("--state-dir")
             .arg(state)
             .stdin(Stdio::null())
@@ -181,7 +216,11 @@ fn run_in(exe: &Path, state: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             .context("starting the server")?,
         "server",
     );
-    println!("demo: starting the client: tunnel443 client sstp://{}@{SERVER_VETH} --pin-sha256 {}", creds.user, hex::encode(creds.cert_sha256));
+    println!(
+        "demo: starting the client: tunnel443 client sstp://{}@{SERVER_VETH} --pin-sha256 {}",
+        creds.user,
+        hex::encode(creds.cert_sha256)
+    );
     let mut client = Proc(
         cli.command(exe.to_str().context("binary path")?)
             .args([
@@ -200,11 +239,20 @@ fn run_in(exe: &Path, state: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     );
     wait_for_tunnel(&cli, SERVER_TUNNEL, &mut client, 30)?;
     println!("demo: tunnel up");
-    println!("demo: ping client -> server {SERVER_TUNNEL}:\n    {}", ping(&cli, SERVER_TUNNEL, 5)?);
+    println!(
+        "demo: ping client -> server {SERVER_TUNNEL}:\n    {}",
+        ping(&cli, SERVER_TUNNEL, 5)?
+    );
     let client_addr = Ipv4Addr::new(10, 44, 0, 2);
-    println!("demo: ping server -> client {client_addr}:\n    {}", ping(&srv, client_addr, 5)?);
+    println!(
+        "demo: ping server -> client {client_addr}:\n    {}",
+        ping(&srv, client_addr, 5)?
+    );
     let mbps = throughput(&srv, &cli, args.seconds)?;
-    println!("demo: TCP throughput client -> server through the tunnel: {mbps:.0} Mbit/s over {} s", args.seconds);
+    println!(
+        "demo: TCP throughput client -> server through the tunnel: {mbps:.0} Mbit/s over {} s",
+        args.seconds
+    );
     client.terminate();
     server.terminate();
     println!("demo: done; namespaces removed");

@@ -69,22 +69,30 @@ mod tests {
     use super::*;
 
     fn crlf2(b: &[u8]) -> Result<Option<((), usize)>, &'static str> {
-        Ok(b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| ((), p + 4)))
+        Ok(b.windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| ((), p + 4)))
     }
 
     #[tokio::test]
     async fn leaves_the_rest() {
         let (mut a, mut b) = tokio::io::duplex(64);
-        tokio::io::AsyncWriteExt::write_all(&mut a, b"GET / HTTP/1.1\r\n\r\nrest").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut a, b"GET / HTTP/1.1\r\n\r\nrest")
+            .await
+            .unwrap();
         let mut buf = Vec::new();
-        read_head(&mut b, &mut buf, 100, Duration::from_secs(1), crlf2).await.unwrap();
+        read_head(&mut b, &mut buf, 100, Duration::from_secs(1), crlf2)
+            .await
+            .unwrap();
         assert_eq!(buf, b"rest");
     }
 
     #[tokio::test]
     async fn bounded_and_timed() {
         let (mut a, mut b) = tokio::io::duplex(64);
-        tokio::io::AsyncWriteExt::write_all(&mut a, &[b'x'; 50]).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut a, &[b'x'; 50])
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let r = read_head(&mut b, &mut buf, 40, Duration::from_secs(1), crlf2).await;
         assert!(matches!(r, Err(HeadError::TooBig(40))));

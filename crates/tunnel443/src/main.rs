@@ -4,9 +4,24 @@
 //! `httptunnel`); this binary holds the tokio drivers, TLS, TUN, config and
 //! command line.
 
+mod client;
+mod config;
 mod connect;
+mod demo;
 mod dial;
+mod io_util;
+mod netlink;
+mod netns;
+mod pool;
 mod proxy;
+mod proxy_protocol;
+mod server;
+mod state;
+mod tls;
+mod tun;
+mod user_cmd;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -26,23 +41,49 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The SSTP VPN server (zero-config without a config file).
+    Server(server::ServerArgs),
+    /// Connect to an SSTP server: sstp://USER@HOST[:PORT].
+    Client(client::ClientArgs),
+    /// Manage the server's users file.
+    User(user_cmd::UserArgs),
+    /// Server and client in two network namespaces: ping and throughput.
+    Demo(demo::DemoArgs),
     /// A CONNECT-only forward proxy server.
     Proxy(proxy::ProxyArgs),
     /// Carry stdin/stdout (or a local port) to HOST:PORT through a proxy chain.
     Connect(connect::ConnectArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        match cli.command {
-            Command::Proxy(a) => proxy::run(a).await,
-            Command::Connect(a) => connect::run(a).await,
+    let result = match cli.command {
+        Command::User(a) => user_cmd::run(a).map(|()| 0),
+        Command::Demo(a) => demo::run(a).map(|()| 0),
+        command => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                rt.block_on(async move {
+                    match command {
+                        Command::Server(a) => server::run(a).await.map(|()| 0),
+                        Command::Client(a) => client::run(a).await,
+                        Command::Proxy(a) => proxy::run(a).await.map(|()| 0),
+                        Command::Connect(a) => connect::run(a).await.map(|()| 0),
+                        Command::User(_) | Command::Demo(_) => unreachable!("handled above"),
+                    }
+                })
+            }),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("tunnel443: {e:#}");
+            ExitCode::from(2)
         }
-    })
+    }
 }

@@ -78,8 +78,7 @@ pub fn veth(
     let (ia, ib) = (format!("{if_prefix}a"), format!("{if_prefix}b"));
     let _ = ip(&["link", "del", &ia]);
     ip(&[
-        "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib, "netns",
-        &b.name,
+        "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib, "netns", &b.name,
     ])?;
     for (ns, ifn, addr) in [(a, &ia, addr_a), (b, &ib, addr_b)] {
         ns.ip(&["addr", "add", &format!("{addr}/{prefix_len}"), "dev", ifn])?;
@@ -96,8 +95,7 @@ pub fn in_netns<T: Send + 'static>(
 ) -> std::thread::JoinHandle<anyhow::Result<T>> {
     let path = path.to_string();
     std::thread::spawn(move || {
-        let file =
-            std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
         use std::os::fd::AsRawFd;
         // SAFETY: setns on a valid namespace fd only changes this thread.
         let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };

@@ -57,7 +57,9 @@ impl FromStr for Ipv4Net {
         let (a, p) = s
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not in CIDR form a.b.c.d/len"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
         let prefix: u8 = p
             .parse()
             .ok()
@@ -116,10 +118,6 @@ impl Pool {
             in_use: 0,
             cursor: 0,
         })))
-    }
-
-    pub fn net(&self) -> Ipv4Net {
-        self.0.lock().expect("pool lock").net
     }
 
     /// Addresses handed out now.
@@ -188,7 +186,10 @@ mod tests {
         let addrs: HashSet<Ipv4Addr> = leases.iter().map(Lease::addr).collect();
         assert_eq!(addrs.len(), 13, "an address was handed out twice");
         assert!(!addrs.contains(&Ipv4Addr::new(10, 9, 0, 0)));
-        assert!(!addrs.contains(&Ipv4Addr::new(10, 9, 0, 1)), "server address");
+        assert!(
+            !addrs.contains(&Ipv4Addr::new(10, 9, 0, 1)),
+            "server address"
+        );
         assert!(!addrs.contains(&Ipv4Addr::new(10, 9, 0, 15)), "broadcast");
         assert!(pool.allocate().is_none());
         drop(leases);

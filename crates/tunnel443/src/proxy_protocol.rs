@@ -130,7 +130,10 @@ mod tests {
         }
         assert_eq!(
             parse(b"PROXY UNKNOWN\r\n"),
-            Ok(Parsed::Done { len: 15, source: None })
+            Ok(Parsed::Done {
+                len: 15,
+                source: None
+            })
         );
         assert!(parse(b"PROXY TCP4 ::1 ::1 1 2\r\n").is_err());
         assert!(parse(b"PROXY TCP4 1.2.3.4 1.2.3.4 99999 2\r\n").is_err());
@@ -141,7 +144,9 @@ mod tests {
     #[test]
     fn v2() {
         let mut h = V2_SIG.to_vec();
-        h.extend_from_slice(&[0x21, 0x11, 0, 12, 192, 0, 2, 7, 10, 0, 0, 1, 0xc7, 0x38, 1, 0xbb]);
+        h.extend_from_slice(&[
+            0x21, 0x11, 0, 12, 192, 0, 2, 7, 10, 0, 0, 1, 0xc7, 0x38, 1, 0xbb,
+        ]);
         assert_eq!(
             parse(&h),
             Ok(Parsed::Done {
@@ -154,7 +159,13 @@ mod tests {
         }
         let mut local = V2_SIG.to_vec();
         local.extend_from_slice(&[0x20, 0x00, 0, 0]);
-        assert_eq!(parse(&local), Ok(Parsed::Done { len: 16, source: None }));
+        assert_eq!(
+            parse(&local),
+            Ok(Parsed::Done {
+                len: 16,
+                source: None
+            })
+        );
         let mut short = V2_SIG.to_vec();
         short.extend_from_slice(&[0x21, 0x11, 0, 4, 1, 2, 3, 4]);
         assert!(parse(&short).is_err());

@@ -33,11 +33,7 @@ fn hostname() -> Option<String> {
 /// Generates a self-signed certificate (serverAuth EKU, the names and
 /// addresses given plus the host name and `localhost`) unless `cert` exists.
 /// Returns true if it generated one.
-pub fn ensure_certificate(
-    cert: &Path,
-    key: &Path,
-    extra_names: &[String],
-) -> anyhow::Result<bool> {
+pub fn ensure_certificate(cert: &Path, key: &Path, extra_names: &[String]) -> anyhow::Result<bool> {
     if cert.exists() && key.exists() {
         return Ok(false);
     }
@@ -49,9 +45,10 @@ pub fn ensure_certificate(
     names.extend(extra_names.iter().cloned());
     names.dedup();
     let mut params = rcgen::CertificateParams::new(names).context("certificate names")?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, hostname().unwrap_or_else(|| "tunnel443".into()));
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        hostname().unwrap_or_else(|| "tunnel443".into()),
+    );
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::DigitalSignature,
@@ -113,7 +110,10 @@ mod tests {
         assert_eq!(hashes, crate::tls::CertHashes::of(&der));
         crate::tls::check_server_eku(&der).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -117,9 +117,11 @@ pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>>
                     bail!("no system root certificates found (install ca-certificates, or use --ca/--pin-sha256)");
                 }
             }
-            let inner =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()?;
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()?;
             Arc::new(Verifier {
                 mode: Mode::WebPki(inner),
                 provider: provider.clone(),
@@ -164,8 +166,12 @@ pub fn check_server_eku(der: &[u8]) -> Result<(), String> {
     match cert.extended_key_usage() {
         Ok(Some(eku)) if eku.value.server_auth || eku.value.any => Ok(()),
         Ok(Some(_)) => Err("server certificate's extended key usage lacks serverAuth".into()),
-        Ok(None) => Err("server certificate has no extended key usage (serverAuth is required)".into()),
-        Err(e) => Err(format!("server certificate's extended key usage is malformed: {e}")),
+        Ok(None) => {
+            Err("server certificate has no extended key usage (serverAuth is required)".into())
+        }
+        Err(e) => Err(format!(
+            "server certificate's extended key usage is malformed: {e}"
+        )),
     }
 }
 

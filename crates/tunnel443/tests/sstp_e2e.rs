@@ -13,7 +13,10 @@ fn pin(lab: &Lab) -> Vec<String> {
 }
 
 fn args<'a>(v: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    v.iter().map(String::as_str).chain(extra.iter().copied()).collect()
+    v.iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect()
 }
 
 #[test]
@@ -22,9 +25,20 @@ fn ping_both_ways_and_iperf3() {
     let _server = lab.start_server(&[]);
     let p = pin(&lab);
     let _client = lab.start_client(0, "vpn", &lab.password(), &args(&p, &[]));
-    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30), "tunnel did not come up");
-    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 5), 5, "client -> server");
-    assert_eq!(ping_count(&lab.server, "10.44.0.2", 5), 5, "server -> client");
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "tunnel did not come up"
+    );
+    assert_eq!(
+        ping_count(&lab.clients[0], SERVER_TUN, 5),
+        5,
+        "client -> server"
+    );
+    assert_eq!(
+        ping_count(&lab.server, "10.44.0.2", 5),
+        5,
+        "server -> client"
+    );
 
     let mut iperf_s = lab.server.command("iperf3");
     iperf_s.args(["-s", "-1", "-B", SERVER_TUN]);
@@ -36,8 +50,15 @@ fn ping_both_ways_and_iperf3() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "iperf3 failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line = text.lines().find(|l| l.contains("receiver")).expect("iperf3 summary");
+    assert!(
+        out.status.success(),
+        "iperf3 failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("receiver"))
+        .expect("iperf3 summary");
     eprintln!("iperf3 through the SSTP tunnel: {line}");
 }
 
@@ -62,8 +83,17 @@ fn wrong_password_is_rejected() {
     let p = pin(&lab);
     let mut c = lab.start_client(0, "vpn", "not-the-password", &args(&p, &[]));
     let st = c.wait_exit(60).expect("client did not give up");
-    assert_eq!(st.code(), Some(4), "exit code for an auth failure:\n{}", c.output());
-    assert!(c.output().contains("authentication failed"), "{}", c.output());
+    assert_eq!(
+        st.code(),
+        Some(4),
+        "exit code for an auth failure:\n{}",
+        c.output()
+    );
+    assert!(
+        c.output().contains("authentication failed"),
+        "{}",
+        c.output()
+    );
     assert!(!ping_once(&lab.clients[0], SERVER_TUN));
     drop(server);
 }
@@ -74,8 +104,18 @@ fn untrusted_certificate_is_refused_by_default() {
     let _server = lab.start_server(&[]);
     let mut c = lab.start_client(0, "vpn", &lab.password(), &[]);
     let st = c.wait_exit(30).expect("client did not give up");
-    assert_eq!(st.code(), Some(3), "exit code for a TLS failure:\n{}", c.output());
-    let mut c = lab.start_client(0, "vpn", &lab.password(), &["--pin-sha256", &"00".repeat(32)]);
+    assert_eq!(
+        st.code(),
+        Some(3),
+        "exit code for a TLS failure:\n{}",
+        c.output()
+    );
+    let mut c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &"00".repeat(32)],
+    );
     let st = c.wait_exit(30).expect("client did not give up");
     assert_eq!(st.code(), Some(3), "wrong pin:\n{}", c.output());
 }
@@ -90,11 +130,20 @@ fn pool_address_is_free_again_after_disconnect() {
     let mut a = lab.start_client(0, "vpn", &pw, &args(&p, &[]));
     assert!(wait_ping(&lab.clients[0], "10.45.0.1", 30));
     let mut b = lab.start_client(1, "vpn", &pw, &args(&p, &["--no-reconnect"]));
-    let st = b.wait_exit(60).expect("second client should fail while the pool is empty");
+    let st = b
+        .wait_exit(60)
+        .expect("second client should fail while the pool is empty");
     assert_ne!(st.code(), Some(0), "{}", b.output());
-    assert_eq!(a.stop().and_then(|s| s.code()), Some(0), "clean exit on SIGTERM");
+    assert_eq!(
+        a.stop().and_then(|s| s.code()),
+        Some(0),
+        "clean exit on SIGTERM"
+    );
     let _b = lab.start_client(1, "vpn", &pw, &args(&p, &[]));
-    assert!(wait_ping(&lab.clients[1], "10.45.0.1", 30), "address not returned to the pool");
+    assert!(
+        wait_ping(&lab.clients[1], "10.45.0.1", 30),
+        "address not returned to the pool"
+    );
     assert!(wait_ping(&lab.server, "10.45.0.2", 5));
 }
 
@@ -108,7 +157,10 @@ fn client_reconnects_after_server_restart() {
     server.stop();
     assert!(!ping_once(&lab.clients[0], SERVER_TUN));
     let _server = lab.start_server(&[]);
-    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 60), "client did not reconnect");
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 60),
+        "client did not reconnect"
+    );
 }
 
 #[test]
@@ -118,17 +170,33 @@ fn tshark_dissects_our_session_as_valid_sstp() {
     let cap = lab.dir.path().join("sstp.pcapng");
     let keys = lab.dir.path().join("keys.log");
     let mut ts = lab.server.command("tshark");
-    ts.args(["-i", &format!("v{}x0a", lab.tag), "-f", "tcp port 443", "-w"]).arg(&cap);
+    ts.args([
+        "-i",
+        &format!("v{}x0a", lab.tag),
+        "-f",
+        "tcp port 443",
+        "-w",
+    ])
+    .arg(&cap);
     let mut tshark = Proc::spawn(ts, lab.dir.path().join("tshark.log"), "tshark");
-    assert!(tshark.wait_for_output("Capturing on", 20), "{}", tshark.output());
+    assert!(
+        tshark.wait_for_output("Capturing on", 20),
+        "{}",
+        tshark.output()
+    );
     let p = pin(&lab);
     let mut cmd = lab.clients[0].command("env");
     cmd.arg(format!("SSLKEYLOGFILE={}", keys.display()));
     let pwf = lab.dir.path().join("pw");
     std::fs::write(&pwf, lab.password()).unwrap();
-    cmd.args([BIN, "client", &format!("sstp://vpn@{}", lab.server_addr(0)), "--password-file"])
-        .arg(&pwf)
-        .args(&p);
+    cmd.args([
+        BIN,
+        "client",
+        &format!("sstp://vpn@{}", lab.server_addr(0)),
+        "--password-file",
+    ])
+    .arg(&pwf)
+    .args(&p);
     let mut client = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
     assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30));
     assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 3), 3);
@@ -140,7 +208,12 @@ fn tshark_dissects_our_session_as_valid_sstp() {
         let out = Command::new("tshark")
             .args(["-r"])
             .arg(&cap)
-            .args(["-o", &format!("tls.keylog_file:{}", keys.display()), "-Y", filter])
+            .args([
+                "-o",
+                &format!("tls.keylog_file:{}", keys.display()),
+                "-Y",
+                filter,
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
@@ -148,8 +221,22 @@ fn tshark_dissects_our_session_as_valid_sstp() {
     let sstp = dissect("sstp");
     let control = dissect("sstp.messagetype");
     let malformed = dissect("_ws.malformed || _ws.expert.severity >= error");
-    eprintln!("tshark: {} SSTP packets, {} control", sstp.lines().count(), control.lines().count());
-    assert!(control.lines().count() >= 4, "expected Connect Request/Ack, Call Connected, Disconnect:\n{sstp}");
-    assert!(control.contains("SSTP_MSG_CALL_CONNECT_REQUEST") || control.contains("CALL_CONNECT_REQUEST"), "{control}");
-    assert!(malformed.trim().is_empty(), "malformed packets:\n{malformed}");
+    eprintln!(
+        "tshark: {} SSTP packets, {} control",
+        sstp.lines().count(),
+        control.lines().count()
+    );
+    assert!(
+        control.lines().count() >= 4,
+        "expected Connect Request/Ack, Call Connected, Disconnect:\n{sstp}"
+    );
+    assert!(
+        control.contains("SSTP_MSG_CALL_CONNECT_REQUEST")
+            || control.contains("CALL_CONNECT_REQUEST"),
+        "{control}"
+    );
+    assert!(
+        malformed.trim().is_empty(),
+        "malformed packets:\n{malformed}"
+    );
 }

@@ -19,7 +19,11 @@ fn shared() -> PathBuf {
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let p = repo.join("../shared");
-    assert!(p.join("interop/sstpc-vm.sh").exists(), "no shared dir at {}", p.display());
+    assert!(
+        p.join("interop/sstpc-vm.sh").exists(),
+        "no shared dir at {}",
+        p.display()
+    );
     p
 }
 
@@ -29,7 +33,14 @@ fn sstpc_vm(method_args: &str) {
     let out = lab
         .server
         .command(shared().join("interop/sstpc-vm.sh").to_str().unwrap())
-        .args(["--port", "443", "--user", "vpn", "--password", &lab.password()])
+        .args([
+            "--port",
+            "443",
+            "--user",
+            "vpn",
+            "--password",
+            &lab.password(),
+        ])
         .args(["--pppd-args", method_args])
         .output()
         .unwrap();
@@ -64,7 +75,11 @@ fn our_client_against_softether() {
         .args(["start", "4443"])
         .output()
         .unwrap();
-    assert!(start.status.success(), "softether start: {}", String::from_utf8_lossy(&start.stderr));
+    assert!(
+        start.status.success(),
+        "softether start: {}",
+        String::from_utf8_lossy(&start.stderr)
+    );
     struct Stop(String, PathBuf);
     impl Drop for Stop {
         fn drop(&mut self) {
@@ -79,8 +94,13 @@ fn our_client_against_softether() {
     let pwf = lab.dir.path().join("pw");
     std::fs::write(&pwf, "test123").unwrap();
     let mut cmd = lab.server.command(BIN);
-    cmd.args(["client", "sstp://test@VPN@127.0.0.1:4443", "--insecure", "--password-file"])
-        .arg(&pwf);
+    cmd.args([
+        "client",
+        "sstp://test@VPN@127.0.0.1:4443",
+        "--insecure",
+        "--password-file",
+    ])
+    .arg(&pwf);
     let client = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
     assert!(
         wait_ping(&lab.server, "192.168.30.1", 60),

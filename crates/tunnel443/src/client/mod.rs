@@ -121,11 +121,12 @@ fn read_password(args: &ClientArgs) -> anyhow::Result<String> {
             .context("reading the password from stdin")?;
         line
     } else if let Some(f) = &args.password_file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         text.lines().next().unwrap_or_default().to_string()
     } else {
-        rpassword::prompt_password("password: ").context("reading the password from the terminal")?
+        rpassword::prompt_password("password: ")
+            .context("reading the password from the terminal")?
     };
     let pw = pw.trim_end_matches(['\r', '\n']).to_string();
     if pw.is_empty() {
@@ -158,10 +159,16 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     let routes = args
         .routes
         .iter()
-        .map(|r| r.parse::<Ipv4Net>().map_err(|e| anyhow::anyhow!("--route {r}: {e}")))
+        .map(|r| {
+            r.parse::<Ipv4Net>()
+                .map_err(|e| anyhow::anyhow!("--route {r}: {e}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let setup = Setup {
-        server_name: args.server_name.clone().unwrap_or_else(|| target.host.clone()),
+        server_name: args
+            .server_name
+            .clone()
+            .unwrap_or_else(|| target.host.clone()),
         target,
         user,
         password: read_password(&args)?,

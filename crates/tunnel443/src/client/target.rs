@@ -20,7 +20,9 @@ fn percent_decode(s: &str) -> anyhow::Result<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).context("truncated %-escape in the user name")?;
+            let hex = s
+                .get(i + 1..i + 3)
+                .context("truncated %-escape in the user name")?;
             out.push(u8::from_str_radix(hex, 16).context("bad %-escape in the user name")?);
             i += 3;
         } else {
@@ -46,7 +48,10 @@ impl std::str::FromStr for Target {
         let cut = rest[from..].find('/').map_or(rest.len(), |x| x + from);
         let (authority, path) = rest.split_at(cut);
         let (user, hostport) = match authority.rfind('@') {
-            Some(at) => (Some(percent_decode(&authority[..at])?), &authority[at + 1..]),
+            Some(at) => (
+                Some(percent_decode(&authority[..at])?),
+                &authority[at + 1..],
+            ),
             None => (None, authority),
         };
         if user.as_deref() == Some("") {
@@ -70,7 +75,9 @@ impl std::str::FromStr for Target {
             bail!("{s:?}: no host");
         }
         let port = match port {
-            Some(p) => p.parse().with_context(|| format!("{s:?}: bad port {p:?}"))?,
+            Some(p) => p
+                .parse()
+                .with_context(|| format!("{s:?}: bad port {p:?}"))?,
             None => 443,
         };
         Ok(Target {
@@ -94,20 +101,41 @@ mod tests {
     #[test]
     fn forms() {
         let a = t("sstp://vpn@10.0.0.1");
-        assert_eq!((a.user.as_deref(), a.host.as_str(), a.port), (Some("vpn"), "10.0.0.1", 443));
+        assert_eq!(
+            (a.user.as_deref(), a.host.as_str(), a.port),
+            (Some("vpn"), "10.0.0.1", 443)
+        );
         let b = t("sstp://test@VPN@host.example:4443");
-        assert_eq!((b.user.as_deref(), b.host.as_str(), b.port), (Some("test@VPN"), "host.example", 4443));
+        assert_eq!(
+            (b.user.as_deref(), b.host.as_str(), b.port),
+            (Some("test@VPN"), "host.example", 4443)
+        );
         let c = t("sstp://VPN\\test@[::1]:8443");
-        assert_eq!((c.user.as_deref(), c.host.as_str(), c.port), (Some("VPN\\test"), "::1", 8443));
+        assert_eq!(
+            (c.user.as_deref(), c.host.as_str(), c.port),
+            (Some("VPN\\test"), "::1", 8443)
+        );
         let d = t("sstp://a%40b@h");
         assert_eq!(d.user.as_deref(), Some("a@b"));
         let e = t("iphttps://gw.example/IPHTTPS");
-        assert_eq!((e.user, e.host.as_str(), e.path.as_str()), (None, "gw.example", "/IPHTTPS"));
+        assert_eq!(
+            (e.user, e.host.as_str(), e.path.as_str()),
+            (None, "gw.example", "/IPHTTPS")
+        );
     }
 
     #[test]
     fn errors() {
-        for bad in ["vpn@h", "http://h", "sstp://@h", "sstp://u@", "sstp://u@h:x", "sstp://u@h:70000", "sstp://u@[::1", "sstp://a%4@h"] {
+        for bad in [
+            "vpn@h",
+            "http://h",
+            "sstp://@h",
+            "sstp://u@",
+            "sstp://u@h:x",
+            "sstp://u@h:70000",
+            "sstp://u@[::1",
+            "sstp://a%4@h",
+        ] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
         }
     }

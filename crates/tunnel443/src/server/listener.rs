@@ -48,7 +48,8 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
     let timeout = shared.settings.handshake_timeout;
     let mut buf = Vec::new();
-    let (mut stream, mut buf): (BoxStream, Vec<u8>) = match shared.acceptor() {
+    let (acceptor, hashes) = shared.tls_snapshot();
+    let (mut stream, mut buf): (BoxStream, Vec<u8>) = match acceptor {
         None => {
             let mut tcp = tcp;
             if shared.proxy_protocol() {
@@ -85,10 +86,17 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             }
         }
     };
-    let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, session::parse_request).await;
+    let req = read_head(
+        &mut stream,
+        &mut buf,
+        MAX_HEAD,
+        timeout,
+        session::parse_request,
+    )
+    .await;
     match req {
         Ok(session::Request::Sstp(req)) => {
-            session::run(stream, buf, peer, req, shared).await;
+            session::run(stream, buf, peer, req, hashes, shared).await;
         }
         Ok(session::Request::Head) => {
             let _ = stream
@@ -99,14 +107,18 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
         Ok(session::Request::Other { method, path }) => {
             info!(%peer, %method, %path, "not an SSTP request; 404");
             let _ = stream
-                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
                 .await;
             let _ = stream.shutdown().await;
         }
         Err(HeadError::Parse(e)) => {
             info!(%peer, error = %e, "malformed request head; 400");
             let _ = stream
-                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
                 .await;
             let _ = stream.shutdown().await;
         }

@@ -5,7 +5,7 @@
 //! touching running sessions; SIGTERM/SIGINT sends every client a Call
 //! Disconnect (and LCP Terminate) and waits briefly for them to finish.
 
-mod auth;
+pub mod auth;
 mod listener;
 mod router;
 mod session;
@@ -91,12 +91,16 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn acceptor(&self) -> Option<TlsAcceptor> {
-        self.tls
-            .read()
-            .expect("tls lock")
-            .as_ref()
-            .map(|(a, _)| a.clone())
+    /// The acceptor (None in plain-HTTP mode) and the hashes of the
+    /// certificate clients see, taken together so that a SIGHUP reload
+    /// between handshake and crypto binding cannot mix them up.
+    fn tls_snapshot(&self) -> (Option<TlsAcceptor>, CertHashes) {
+        if let Some(h) = self.plain_hashes {
+            return (None, h);
+        }
+        let g = self.tls.read().expect("tls lock");
+        let (a, h) = g.as_ref().expect("TLS mode has an acceptor");
+        (Some(a.clone()), *h)
     }
     fn proxy_protocol(&self) -> bool {
         matches!(
@@ -106,13 +110,6 @@ impl Shared {
                 ..
             }
         )
-    }
-    /// Hashes of the certificate the client sees, for the crypto binding.
-    pub fn cert_hashes(&self) -> CertHashes {
-        if let Some(h) = self.plain_hashes {
-            return h;
-        }
-        self.tls.read().expect("tls lock").as_ref().expect("tls mode").1
     }
 }
 
@@ -219,7 +216,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tun,
         shutdown: stop_rx,
     });
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -233,8 +230,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             _ = hup.recv() => reload(&shared),
         }
     }
-    info!(sessions = shared.router.sessions(), "shutting down: disconnecting every session");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    info!(
+        sessions = shared.router.sessions(),
+        "shutting down: disconnecting every session"
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     accept.abort();
     let _ = stop_tx.send(true);
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
@@ -257,7 +257,9 @@ fn reload(shared: &Shared) {
                 *shared.tls.write().expect("tls lock") = t;
                 info!("certificate reloaded (new sessions use it)");
             }
-            Err(e) => warn!(error = %format!("{e:#}"), "certificate reload failed; keeping the old one"),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "certificate reload failed; keeping the old one")
+            }
         }
     }
 }

@@ -17,7 +17,6 @@ use crate::tun::Tun;
 pub const SESSION_QUEUE: usize = 256;
 
 pub type PacketTx = mpsc::Sender<Vec<u8>>;
-pub type PacketRx = mpsc::Receiver<Vec<u8>>;
 
 #[derive(Default)]
 pub struct Router {
@@ -31,7 +30,9 @@ pub struct Router {
 /// The destination address of an IPv4 or IPv6 packet.
 pub fn destination(pkt: &[u8]) -> Option<IpAddr> {
     match pkt.first()? >> 4 {
-        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]))),
+        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(
+            pkt[16], pkt[17], pkt[18], pkt[19],
+        ))),
         6 if pkt.len() >= 40 => {
             let b: [u8; 16] = pkt[24..40].try_into().ok()?;
             Some(IpAddr::V6(Ipv6Addr::from(b)))
@@ -43,7 +44,9 @@ pub fn destination(pkt: &[u8]) -> Option<IpAddr> {
 /// The source address of an IPv4 or IPv6 packet.
 pub fn source(pkt: &[u8]) -> Option<IpAddr> {
     match pkt.first()? >> 4 {
-        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]))),
+        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(
+            pkt[12], pkt[13], pkt[14], pkt[15],
+        ))),
         6 if pkt.len() >= 40 => {
             let b: [u8; 16] = pkt[8..24].try_into().ok()?;
             Some(IpAddr::V6(Ipv6Addr::from(b)))

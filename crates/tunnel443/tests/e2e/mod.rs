@@ -21,7 +21,11 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A short unique tag for names (namespaces, devices) of one test.
 pub fn tag() -> String {
-    format!("{}{}", std::process::id() % 10000, SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}{}",
+        std::process::id() % 10000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A temporary directory removed on drop.
@@ -53,9 +57,13 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(mut cmd: Command, log: PathBuf, name: &str) -> Self {
         let f = std::fs::File::create(&log).unwrap();
-        cmd.stdout(f.try_clone().unwrap()).stderr(f).stdin(Stdio::null());
+        cmd.stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .stdin(Stdio::null());
         cmd.env("TUNNEL443_LOG", "debug");
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
         Proc {
             child,
             log,
@@ -121,7 +129,12 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            eprintln!("----- {} log ({}) -----\n{}", self.name, self.log.display(), self.output());
+            eprintln!(
+                "----- {} log ({}) -----\n{}",
+                self.name,
+                self.log.display(),
+                self.output()
+            );
         }
     }
 }
@@ -153,12 +166,26 @@ pub fn wait_ping(ns: &Netns, to: &str, secs: u64) -> bool {
 pub fn ping_count(ns: &Netns, to: &str, count: u32) -> u32 {
     let out = ns
         .command("ping")
-        .args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", "-n", "-q", to])
+        .args([
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-n",
+            "-q",
+            to,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     text.split(',')
-        .find_map(|p| p.trim().strip_suffix(" received").and_then(|n| n.parse().ok()))
+        .find_map(|p| {
+            p.trim()
+                .strip_suffix(" received")
+                .and_then(|n| n.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -210,8 +237,16 @@ impl Lab {
         cmd.args(["server", "--listen", "0.0.0.0:443", "--state-dir"])
             .arg(self.dir.path().join("state"))
             .args(extra);
-        let mut p = Proc::spawn(cmd, self.dir.path().join(format!("server-{}.log", tag())), "server");
-        assert!(p.wait_for_output("server started", 20), "server did not start:\n{}", p.output());
+        let mut p = Proc::spawn(
+            cmd,
+            self.dir.path().join(format!("server-{}.log", tag())),
+            "server",
+        );
+        assert!(
+            p.wait_for_output("server started", 20),
+            "server did not start:\n{}",
+            p.output()
+        );
         p
     }
 
@@ -235,7 +270,12 @@ impl Lab {
             .output()
             .unwrap();
         let s = String::from_utf8_lossy(&out.stdout);
-        s.trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase()
+        s.trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+            .to_lowercase()
     }
 
     /// Starts a client in client namespace `i` with `extra` arguments.
@@ -247,6 +287,10 @@ impl Lab {
             .arg("--password-file")
             .arg(&pwf)
             .args(extra);
-        Proc::spawn(cmd, self.dir.path().join(format!("client{i}-{}.log", tag())), &format!("client{i}"))
+        Proc::spawn(
+            cmd,
+            self.dir.path().join(format!("client{i}-{}.log", tag())),
+            &format!("client{i}"),
+        )
     }
 }
