@@ -216,6 +216,7 @@ fn run_in(exe: &Path, state: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             .context("starting the server")?,
         "server",
     );
+    wait_listening(&cli, SocketAddr::from((SERVER_VETH, 443)), &mut server)?;
     println!(
         "demo: starting the client: tunnel443 client sstp://{}@{SERVER_VETH} --pin-sha256 {}",
         creds.user,

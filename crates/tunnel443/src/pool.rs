@@ -38,6 +38,7 @@ impl Ipv4Net {
     pub fn prefix_len(&self) -> u8 {
         self.prefix
     }
+    #[cfg(test)]
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         u32::from(a) & Self::mask_bits(self.prefix) == u32::from(self.addr)
     }

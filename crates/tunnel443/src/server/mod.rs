@@ -203,6 +203,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         listen = %settings.listen,
         tun = %settings.tun_name,
         pool = %settings.pool,
+        pool_size = pool.capacity(),
         users_file = %settings.users_file.display(),
         "server started"
     );

@@ -375,10 +375,12 @@ async fn run_inner(
         }
     }
     let _ = wr.shutdown().await;
+    s.route = None;
+    let address = s.lease.take().map(|l| l.addr());
     let c = &s.counters;
     info!(
         user = ?s.user,
-        address = ?s.lease.as_ref().map(Lease::addr),
+        address = ?address,
         duration_s = started.elapsed().as_secs(),
         rx_packets = c.rx_packets,
         rx_bytes = c.rx_bytes,
@@ -386,6 +388,7 @@ async fn run_inner(
         tx_bytes = c.tx_bytes,
         spoofed = c.spoofed,
         tun_drops = c.tun_drops,
+        pool_in_use = shared.pool.in_use(),
         "session ended"
     );
 }
