@@ -96,7 +96,7 @@ fn our_client_against_softether() {
     let mut cmd = lab.server.command(BIN);
     cmd.args([
         "client",
-        "sstp://test@VPN@127.0.0.1:4443",
+        "sstp://VPN\\test@127.0.0.1:4443",
         "--insecure",
         "--password-file",
     ])
