@@ -156,6 +156,10 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         .await
         .map_err(|e| match e {
             crate::dial::DialError::Connect { .. } => Failure::Other(e.to_string()),
+            crate::dial::DialError::ProxyDenied { .. }
+            | crate::dial::DialError::ProxyAuthRequired { .. } => {
+                Failure::ProxyRefused(e.to_string())
+            }
             e => Failure::Proxy(e.to_string()),
         })?;
     let first_hop = dialed.first_hop().ip();

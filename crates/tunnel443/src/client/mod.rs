@@ -77,6 +77,9 @@ pub enum Failure {
     Timeout(String),
     #[error("proxy: {0}")]
     Proxy(String),
+    /// The proxy refused us for good (403, or 407 with our credentials).
+    #[error("proxy: {0}")]
+    ProxyRefused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -89,14 +92,17 @@ impl Failure {
             Failure::Auth(_) => 4,
             Failure::Nak(_) => 5,
             Failure::Timeout(_) => 6,
-            Failure::Proxy(_) => 7,
+            Failure::Proxy(_) | Failure::ProxyRefused(_) => 7,
             Failure::Other(_) => 1,
         }
     }
     /// Whether trying again could help (a wrong password or an untrusted
     /// certificate will not fix itself).
     fn retryable(&self) -> bool {
-        !matches!(self, Failure::Tls(_) | Failure::Auth(_))
+        !matches!(
+            self,
+            Failure::Tls(_) | Failure::Auth(_) | Failure::ProxyRefused(_)
+        )
     }
 }
 

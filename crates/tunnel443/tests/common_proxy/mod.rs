@@ -328,8 +328,40 @@ pub struct Squid {
 
 pub const NCSA_AUTH: &str = "/usr/lib/squid/basic_ncsa_auth";
 
+/// A command that runs `program` in network namespace `netns` (or here).
+pub fn command_in(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        None => Command::new(program),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+    }
+}
+
+/// Whether something accepts TCP connections on `addr` in `netns`.
+pub fn port_open_in(netns: Option<&str>, addr: SocketAddr) -> bool {
+    match netns {
+        None => TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+        Some(ns) => Command::new("ip")
+            .args(["netns", "exec", ns, "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false),
+    }
+}
+
 impl Squid {
     pub fn start(auth: Option<(&str, &str)>) -> Self {
+        Self::start_in(auth, None)
+    }
+
+    /// Squid listening on 127.0.0.1 of network namespace `netns`.
+    pub fn start_in(auth: Option<(&str, &str)>, netns: Option<&str>) -> Self {
         let squid = require("squid");
         let dir = TempDir::new("squid");
         let port = free_port();
@@ -379,13 +411,13 @@ impl Squid {
         }
         let cf = dir.file("squid.conf");
         std::fs::write(&cf, conf).unwrap();
-        let mut cmd = Command::new(squid);
+        let mut cmd = command_in(netns, &squid);
         cmd.arg("-N").arg("-f").arg(&cf);
         let proc = Proc::spawn(cmd, dir.file("squid.out"), "squid");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut s = Squid { proc, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while !port_open_in(netns, addr) {
             if let Ok(Some(st)) = s.proc.child.try_wait() {
                 panic!(
                     "squid exited ({st}):\n{}\n{}",
@@ -441,6 +473,11 @@ pub struct Tinyproxy {
 
 impl Tinyproxy {
     pub fn start() -> Self {
+        Self::start_in(None)
+    }
+
+    /// Tinyproxy listening on 127.0.0.1 of network namespace `netns`.
+    pub fn start_in(netns: Option<&str>) -> Self {
         let tp = require("tinyproxy");
         let dir = TempDir::new("tinyproxy");
         let port = free_port();
@@ -451,11 +488,18 @@ impl Tinyproxy {
         );
         let cf = dir.file("tinyproxy.conf");
         std::fs::write(&cf, conf).unwrap();
-        let mut cmd = Command::new(tp);
+        let mut cmd = command_in(netns, &tp);
         cmd.arg("-d").arg("-c").arg(&cf);
         let proc = Proc::spawn(cmd, dir.file("tinyproxy.out"), "tinyproxy");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_port(addr, 20, "tinyproxy");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_open_in(netns, addr) {
+            assert!(
+                Instant::now() < deadline,
+                "tinyproxy not listening on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Tinyproxy { proc, addr, dir }
     }
 

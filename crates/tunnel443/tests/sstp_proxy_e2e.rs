@@ -1,0 +1,142 @@
+//! Our SSTP client through real web proxies (MS-SSTP §4.5,
+//! ssl-tunneling-through-proxy.txt): squid, tinyproxy, squid with Basic
+//! auth, and the chain tunnel443 proxy -> squid. The proxies run on
+//! 127.0.0.1 inside the client's network namespace; the server is in its
+//! own namespace behind veth. Each test pings through the tunnel.
+
+mod common_proxy;
+mod e2e;
+
+use common_proxy::{port_open_in, Squid, Tinyproxy};
+use e2e::*;
+
+const SERVER_TUN: &str = "10.44.0.1";
+
+fn client_via(lab: &Lab, proxies: &[String], extra_env: &[(&str, &str)]) -> Proc {
+    let pwf = lab.dir.path().join(format!("pw-{}", tag()));
+    std::fs::write(&pwf, lab.password()).unwrap();
+    let mut cmd = lab.clients[0].command(BIN);
+    cmd.args(["client", &format!("sstp://vpn@{}", lab.server_addr(0))])
+        .arg("--password-file")
+        .arg(&pwf)
+        .args(["--pin-sha256", &lab.fingerprint()]);
+    for p in proxies {
+        cmd.args(["--proxy", p]);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    Proc::spawn(
+        cmd,
+        lab.dir.path().join(format!("client-{}.log", tag())),
+        "client",
+    )
+}
+
+fn assert_tunnel(lab: &Lab, client: &Proc) {
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel through the proxy:\n{}",
+        client.output()
+    );
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 3), 3);
+}
+
+#[test]
+fn through_squid() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let squid = Squid::start_in(None, Some(&lab.clients[0].name));
+    let c = client_via(&lab, &[squid.url()], &[]);
+    assert_tunnel(&lab, &c);
+    drop(c);
+    let line = squid.wait_access("CONNECT", 10);
+    assert!(
+        line.contains(&format!("{}:443", lab.server_addr(0))),
+        "{line}"
+    );
+}
+
+#[test]
+fn through_tinyproxy() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let tp = Tinyproxy::start_in(Some(&lab.clients[0].name));
+    let c = client_via(&lab, &[tp.url()], &[]);
+    assert_tunnel(&lab, &c);
+    assert!(tp.log().contains("CONNECT"), "{}", tp.log());
+}
+
+#[test]
+fn through_squid_with_basic_auth() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let squid = Squid::start_in(Some(("alice", "s3cret-pw")), Some(&lab.clients[0].name));
+    // Wrong credentials: a clear proxy error (exit code 7), no tunnel.
+    let bad = format!("http://alice:wrong@{}", squid.addr);
+    let mut c = client_via(&lab, &[bad], &[]);
+    let st = c.wait_exit(30).expect("client should give up on 407");
+    // 407 although we sent credentials is final: no reconnect loop.
+    assert_eq!(st.code(), Some(7), "{}", c.output());
+    assert!(c.output().contains("407"), "{}", c.output());
+    assert!(
+        !c.output().contains("wrong"),
+        "the password leaked into the output"
+    );
+    // Credentials from the environment, not argv.
+    let c = client_via(
+        &lab,
+        &[squid.url()],
+        &[
+            ("TUNNEL443_PROXY_USER", "alice"),
+            ("TUNNEL443_PROXY_PASSWORD", "s3cret-pw"),
+        ],
+    );
+    assert_tunnel(&lab, &c);
+    assert!(!c.output().contains("s3cret-pw"));
+}
+
+#[test]
+fn through_our_proxy_chained_to_squid() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let ns = lab.clients[0].name.clone();
+    let squid = Squid::start_in(None, Some(&ns));
+    let port = common_proxy::free_port();
+    let mut cmd = lab.clients[0].command(BIN);
+    // Our proxy must be allowed to reach squid on loopback and its port.
+    cmd.args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--allow-net",
+            "127.0.0.0/8",
+            "--allow-port",
+            &squid.addr.port().to_string(),
+        ]);
+    let proxy = Proc::spawn(cmd, lab.dir.path().join("ourproxy.log"), "tunnel443 proxy");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !port_open_in(Some(&ns), addr) {
+        assert!(std::time::Instant::now() < deadline, "{}", proxy.output());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let c = client_via(&lab, &[format!("http://{addr}"), squid.url()], &[]);
+    assert_tunnel(&lab, &c);
+    drop(c);
+    // The hop to squid went through our proxy, carrying SSTPVERSION: its
+    // access-log line (written when the tunnel ends) says so.
+    let want = format!("target={}", squid.addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let line = loop {
+        let out = proxy.output();
+        if let Some(l) = out.lines().find(|l| l.contains(&want)) {
+            break l.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access line for {want}:\n{out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(line.contains("sstp=true"), "{line}");
+    squid.wait_access("CONNECT", 10);
+}
