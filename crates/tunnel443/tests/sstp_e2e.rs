@@ -240,3 +240,111 @@ fn tshark_dissects_our_session_as_valid_sstp() {
         "malformed packets:\n{malformed}"
     );
 }
+
+/// Behind a TLS-terminating load balancer: real haproxy terminates TLS and
+/// passes PROXY protocol v2 to our server in plain-HTTP mode, which binds
+/// SSTP to the balancer's certificate hash from the config file. Also uses
+/// `tunnel443 user add` for the users file and checks the HEAD health check.
+#[test]
+fn behind_haproxy_plain_http_with_proxy_protocol() {
+    let lab = Lab::new(1);
+    let d = lab.dir.path();
+    let sh = |script: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=lb.test \
+        -addext extendedKeyUsage=serverAuth -keyout lb.key -out lb.crt -days 2 2>/dev/null && cat lb.crt lb.key > lb.pem");
+    let fp = sh("openssl x509 -in lb.crt -outform DER | sha256sum | cut -d' ' -f1");
+    let users = d.join("users");
+    let mut add = Command::new(BIN);
+    add.args(["user", "add", "carol", "--password-stdin", "--users-file"])
+        .arg(&users)
+        .stdin(std::process::Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pa55-w0rd\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(std::fs::read_to_string(&users)
+        .unwrap()
+        .starts_with("carol:nthash:"));
+    let conf = d.join("tunnel443.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen = \"127.0.0.1:8080\"\nusers_file = \"{}\"\n[tls]\nplain_http = true\ncert_sha256 = \"{fp}\"\nproxy_protocol = true\n",
+            users.display()
+        ),
+    )
+    .unwrap();
+    let check = lab
+        .server
+        .command(BIN)
+        .args(["server", "--check-config", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut srv = lab.server.command(BIN);
+    srv.args(["server", "--config"]).arg(&conf);
+    let mut server = Proc::spawn(srv, d.join("server.log"), "server");
+    assert!(
+        server.wait_for_output("server started", 20),
+        "{}",
+        server.output()
+    );
+    std::fs::write(
+        d.join("haproxy.cfg"),
+        format!(
+            "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
+             frontend f\n  bind {}:443 ssl crt {}\n  default_backend b\nbackend b\n  server s 127.0.0.1:8080 send-proxy-v2\n",
+            lab.server_addr(0),
+            d.join("lb.pem").display()
+        ),
+    )
+    .unwrap();
+    let mut hp = lab.server.command("haproxy");
+    hp.args(["-db", "-f"]).arg(d.join("haproxy.cfg"));
+    let _haproxy = Proc::spawn(hp, d.join("haproxy.log"), "haproxy");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Load-balancer style health check through haproxy.
+    let head = lab.clients[0]
+        .command("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+        .arg(format!(
+            "https://{}/sra_%7BBA195980-CD49-458b-9E23-C84EE0ADCD75%7D/",
+            lab.server_addr(0)
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout), "200");
+    let c = lab.start_client(0, "carol", "pa55-w0rd", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}\n{}",
+        c.output(),
+        server.output()
+    );
+    // The session log carries the client's real address from PROXY v2.
+    let want = format!("peer={}", "10.251.0.2:");
+    assert!(server.wait_for_output(&want, 5), "{}", server.output());
+}
