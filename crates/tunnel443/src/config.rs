@@ -5,7 +5,7 @@
 //! default. Unknown keys are errors (`deny_unknown_fields`), and every
 //! validation error names the field it is about.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub sstp: SstpSection,
     #[serde(default)]
     pub ipv4: Ipv4Section,
+    #[serde(default)]
+    pub ipv6: Ipv6Section,
     #[serde(default)]
     pub tun: TunSection,
     #[serde(default)]
@@ -78,6 +80,17 @@ pub struct Ipv4Section {
     pub pool: Option<String>,
     /// DNS servers pushed with IPCP (at most two).
     pub dns: Option<Vec<Ipv4Addr>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ipv6Section {
+    /// A /64 shared by the clients: each gets `prefix::<its IPv6CP
+    /// interface identifier>`, announced by Router Advertisement. Unset:
+    /// no IPv6CP.
+    pub prefix: Option<String>,
+    /// DNS servers announced with RDNSS.
+    pub dns: Option<Vec<Ipv6Addr>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +165,8 @@ pub struct ServerSettings {
     pub auth: Vec<AuthMethod>,
     pub pool: Ipv4Net,
     pub dns: Vec<Ipv4Addr>,
+    pub ipv6_prefix: Option<iphttps::Prefix64>,
+    pub ipv6_dns: Vec<Ipv6Addr>,
     pub tun_name: String,
     pub mtu: u16,
     pub max_sessions: usize,
@@ -166,6 +181,7 @@ pub struct Overrides {
     pub users_file: Option<PathBuf>,
     pub tun_name: Option<String>,
     pub pool: Option<String>,
+    pub ipv6_prefix: Option<String>,
 }
 
 /// Reads `path` (if given) and applies the overrides.
@@ -326,6 +342,19 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         bail!("ipv4.dns: at most two servers (IPCP carries a primary and a secondary)");
     }
 
+    let ipv6_prefix = match ov.ipv6_prefix.clone().or(f.ipv6.prefix) {
+        None => None,
+        Some(text) => {
+            let p = iphttps::Ipv6Prefix::parse(&text)
+                .with_context(|| format!("ipv6.prefix: {text:?} is not an IPv6 prefix"))?;
+            if p.prefix_len() != 64 {
+                bail!("ipv6.prefix: must be a /64 (clients form addresses from their interface identifiers)");
+            }
+            Some(iphttps::Prefix64::of(p.addr()))
+        }
+    };
+    let ipv6_dns = f.ipv6.dns.unwrap_or_default();
+
     let tun_name = ov
         .tun_name
         .clone()
@@ -357,6 +386,8 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         auth,
         pool,
         dns,
+        ipv6_prefix,
+        ipv6_dns,
         tun_name,
         mtu,
         max_sessions,
@@ -394,6 +425,8 @@ mod tests {
         assert!(err("[tls]\nplain_http = true").contains("tls.cert_sha256"));
         assert!(err("[tls]\nplain_http = true\ncert_sha256 = \"abcd\"").contains("tls.cert_sha256"));
         assert!(err("[tun]\nmtu = 9000").contains("tun.mtu"));
+        assert!(err("[ipv6]\nprefix = \"fd00::/48\"").contains("ipv6.prefix"));
+        assert!(err("[ipv6]\nprefix = \"fd00::\"").contains("ipv6.prefix"));
         assert!(err("[ipv4]\ndns = [\"1.1.1.1\", \"8.8.8.8\", \"9.9.9.9\"]").contains("ipv4.dns"));
     }
 

@@ -348,3 +348,53 @@ fn behind_haproxy_plain_http_with_proxy_protocol() {
     let want = format!("peer={}", "10.251.0.2:");
     assert!(server.wait_for_output(&want, 5), "{}", server.output());
 }
+
+/// IPv6 over the SSTP tunnel: IPv6CP, then the server's Router
+/// Advertisement of its /64; the client forms prefix::<IID> and pings the
+/// server's address in the prefix, both ways.
+#[test]
+fn ipv6_through_ipv6cp_and_router_advertisement() {
+    let lab = Lab::new(1);
+    let server = lab.start_server(&["--ipv6-prefix", "fd44:443::/64"]);
+    let p = pin(&lab);
+    let c = lab.start_client(0, "vpn", &lab.password(), &args(&p, &[]));
+    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30), "{}", c.output());
+    let ok = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        lab.clients[0]
+            .command("ping")
+            .args(["-6", "-c", "1", "-W", "1", "-n", "-q", "fd44:443::1"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    });
+    assert!(
+        ok,
+        "no IPv6 ping to the server:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    let line = c
+        .output()
+        .lines()
+        .find(|l| l.contains("IPv6 address fd44:443::"))
+        .map(str::to_string);
+    let addr = line
+        .expect("client printed its IPv6 address")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let back = lab
+        .server
+        .command("ping")
+        .args(["-6", "-c", "3", "-i", "0.2", "-W", "1", "-n", "-q", &addr])
+        .output()
+        .unwrap();
+    assert!(
+        back.status.success(),
+        "server -> client {addr}: {}",
+        String::from_utf8_lossy(&back.stdout)
+    );
+}

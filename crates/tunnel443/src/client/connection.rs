@@ -50,6 +50,15 @@ struct Conn<'a> {
     )>,
     failure: Option<Failure>,
     inbound: Vec<Vec<u8>>,
+    /// IPv6CP: our interface identifier, once IPv6CP is up.
+    ipv6_iid: Option<[u8; 8]>,
+    /// The last Router Advertisement not yet applied to the TUN device.
+    ra: Option<iphttps::nd::ReceivedAdvert>,
+}
+
+/// An ICMPv6 Router Advertisement (type 134), by its first bytes.
+fn is_router_advert(p: &[u8]) -> bool {
+    p.len() > 40 && p[0] >> 4 == 6 && p[6] == 58 && p[40] == 134
 }
 
 impl Conn<'_> {
@@ -64,7 +73,14 @@ impl Conn<'_> {
                             let pkt = match p {
                                 ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
                             };
-                            self.inbound.push(pkt.to_vec());
+                            if is_router_advert(pkt) {
+                                match iphttps::nd::RouterAdvert::parse(pkt) {
+                                    Ok(ra) => self.ra = Some(ra),
+                                    Err(e) => debug!(error = %e, "bad Router Advertisement"),
+                                }
+                            } else {
+                                self.inbound.push(pkt.to_vec());
+                            }
                         }
                     }
                     sstp::Event::PppControlAllowed => self.ppp.open(now),
@@ -94,6 +110,12 @@ impl Conn<'_> {
                     }
                     ppp::Event::AuthFailed { reason, .. } => {
                         self.failure = Some(Failure::Auth(format!("{reason:?}")));
+                    }
+                    ppp::Event::Ipv6Up { local_iid, .. } => {
+                        self.ipv6_iid = Some(local_iid);
+                        // Ask for the prefix now (RFC 4861 §6.3.7).
+                        let rs = iphttps::RouterSolicit::build(crate::tun::link_local(local_iid));
+                        self.send_ip(&rs);
                     }
                     ppp::Event::Ipv4Up {
                         local,
@@ -228,6 +250,8 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         ipv4: None,
         failure: None,
         inbound: Vec::new(),
+        ipv6_iid: None,
+        ra: None,
     };
     c.sstp.start(now);
     if !buf.is_empty() {
@@ -257,6 +281,11 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
                     c.sstp.disconnect(Instant::now());
                     continue;
                 }
+            }
+        }
+        if let (Some(u), Some(iid)) = (&up, c.ipv6_iid) {
+            if let Some(ra) = c.ra.take() {
+                apply_router_advert(&u.tun, iid, &ra);
             }
         }
         if !c.out.is_empty() {
@@ -364,4 +393,21 @@ async fn bring_up(
         }
     );
     Ok(Up { tun, routes })
+}
+
+/// SLAAC (RFC 4862) from a Router Advertisement: our interface identifier
+/// in every autonomous /64 it announces.
+fn apply_router_advert(tun: &crate::tun::Tun, iid: [u8; 8], ra: &iphttps::nd::ReceivedAdvert) {
+    let Ok(iid) = iphttps::InterfaceId::new(iid) else {
+        return;
+    };
+    for a in ra.advert.slaac_addresses(iid) {
+        match tun.add_address_v6(a, 64) {
+            Ok(()) => {
+                info!(address = %a, router = %ra.router, "IPv6 address from the server's Router Advertisement");
+                println!("connected: IPv6 address {a}");
+            }
+            Err(e) => debug!(address = %a, error = %e, "IPv6 address not added (already there?)"),
+        }
+    }
 }

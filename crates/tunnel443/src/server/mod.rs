@@ -46,6 +46,9 @@ pub struct ServerArgs {
     /// Name of the TUN device (default t443s0).
     #[arg(long)]
     pub tun_name: Option<String>,
+    /// IPv6 /64 for clients (enables IPv6CP and Router Advertisements).
+    #[arg(long)]
+    pub ipv6_prefix: Option<String>,
 }
 
 /// What the zero-config default made or found.
@@ -131,6 +134,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file: args.users_file.clone(),
         tun_name: args.tun_name.clone(),
         pool: args.pool.clone(),
+        ipv6_prefix: args.ipv6_prefix.clone(),
     };
     let config_path = args.config.clone().or_else(|| {
         let p = PathBuf::from(config::DEFAULT_CONFIG);
@@ -192,6 +196,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         None,
         settings.mtu,
     )?;
+    if let Some(p) = settings.ipv6_prefix {
+        let one = iphttps::InterfaceId::new([0, 0, 0, 0, 0, 0, 0, 1]).expect("::1 is not reserved");
+        let addr = p.address(one);
+        tun.add_address_v6(addr, 64)
+            .with_context(|| format!("adding {addr}/64 to the TUN device"))?;
+    }
     let router = Arc::new(router::Router::default());
     tokio::spawn(router.clone().run_tun_reader(tun.clone()));
 

@@ -72,13 +72,18 @@ impl Drop for Registration {
 }
 
 impl Router {
-    /// Routes packets for `addr` to `tx` until the returned value is dropped.
-    pub fn register(self: &Arc<Self>, addr: IpAddr, tx: PacketTx) -> Registration {
-        self.table.write().expect("router lock").insert(addr, tx);
-        Registration {
+    /// Routes packets for `addr` to `tx` until the returned value is
+    /// dropped; `None` if another session has the address.
+    pub fn register(self: &Arc<Self>, addr: IpAddr, tx: PacketTx) -> Option<Registration> {
+        let mut t = self.table.write().expect("router lock");
+        if t.contains_key(&addr) {
+            return None;
+        }
+        t.insert(addr, tx);
+        Some(Registration {
             router: self.clone(),
             addr,
-        }
+        })
     }
 
     pub fn sessions(&self) -> usize {
@@ -144,7 +149,11 @@ mod tests {
     fn dispatch_and_unregister() {
         let r = Arc::new(Router::default());
         let (tx, mut rx) = mpsc::channel(1);
-        let reg = r.register("10.0.0.2".parse().unwrap(), tx);
+        let reg = r.register("10.0.0.2".parse().unwrap(), tx.clone()).unwrap();
+        assert!(
+            r.register("10.0.0.2".parse().unwrap(), tx).is_none(),
+            "taken"
+        );
         r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
         r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
         assert_eq!(r.queue_full.load(Ordering::Relaxed), 1);

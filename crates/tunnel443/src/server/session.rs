@@ -7,7 +7,7 @@
 //! Everything the session holds (lease, route) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,7 +85,7 @@ fn ppp_config(shared: &Shared) -> ppp::Config {
         })
         .collect();
     c.mru = shared.settings.mtu;
-    c.ipv6 = false;
+    c.ipv6 = shared.settings.ipv6_prefix.is_some();
     c
 }
 
@@ -99,6 +99,15 @@ fn sstp_config(shared: &Shared, hashes: CertHashes) -> sstp::ServerConfig {
             0
         };
     c
+}
+
+/// IPv6 over IPv6CP (RFC 5072): the client forms `prefix::<peer IID>` from
+/// our Router Advertisement; we route exactly that address to the session.
+struct Ipv6Link {
+    addr: Ipv6Addr,
+    local_ll: Ipv6Addr,
+    peer_ll: Ipv6Addr,
+    _route: Registration,
 }
 
 /// Per-session counters, logged when it ends.
@@ -118,6 +127,8 @@ struct Session {
     ppp: ppp::Ppp,
     lease: Option<Lease>,
     route: Option<Registration>,
+    /// IPv6: the client's address, its route, and both link-local addresses.
+    ipv6: Option<Ipv6Link>,
     tx: mpsc::Sender<Vec<u8>>,
     user: Option<String>,
     counters: Counters,
@@ -174,8 +185,24 @@ impl Session {
         let pkt = match inbound {
             ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
         };
-        let allowed = self.lease.as_ref().map(|l| IpAddr::V4(l.addr()));
-        if router::source(pkt).is_none() || router::source(pkt) != allowed {
+        let src = router::source(pkt);
+        if let (Some(IpAddr::V6(s6)), Some(l6)) = (src, &self.ipv6) {
+            if s6 == l6.peer_ll {
+                // Link-local traffic ends here; a Router Solicitation gets
+                // an advertisement (RFC 4861 §6.2.6).
+                if let Ok(rs) = iphttps::RouterSolicit::parse(pkt) {
+                    let to = rs.reply_to();
+                    self.send_ra(to);
+                }
+                return;
+            }
+        }
+        let allowed = match src {
+            Some(IpAddr::V4(_)) => self.lease.as_ref().map(|l| IpAddr::V4(l.addr())),
+            Some(IpAddr::V6(_)) => self.ipv6.as_ref().map(|l| IpAddr::V6(l.addr)),
+            None => None,
+        };
+        if src.is_none() || src != allowed {
             self.counters.spoofed += 1;
             if self.counters.spoofed.is_power_of_two() {
                 warn!(source = ?router::source(pkt), assigned = ?allowed, dropped = self.counters.spoofed, "packet with a source address not assigned to this session dropped");
@@ -229,13 +256,17 @@ impl Session {
                 }
             },
             ppp::Event::Ipv4Up { peer, .. } => {
-                self.route = Some(
-                    self.shared
-                        .router
-                        .register(IpAddr::V4(peer), self.tx.clone()),
-                );
+                self.route = self
+                    .shared
+                    .router
+                    .register(IpAddr::V4(peer), self.tx.clone());
                 info!(user = ?self.user, address = %peer, "session up");
             }
+            ppp::Event::Ipv6Up {
+                local_iid,
+                peer_iid,
+            } => self.ipv6_up(local_iid, peer_iid),
+            ppp::Event::Ipv6Down => self.ipv6 = None,
             ppp::Event::Ipv4Down => {
                 self.route = None;
             }
@@ -245,6 +276,49 @@ impl Session {
                 self.sstp.disconnect(now);
             }
             other => debug!(event = ?other, "PPP event"),
+        }
+    }
+
+    fn ipv6_up(&mut self, local_iid: [u8; 8], peer_iid: [u8; 8]) {
+        let Some(prefix) = self.shared.settings.ipv6_prefix else {
+            return;
+        };
+        let Ok(iid) = iphttps::InterfaceId::new(peer_iid) else {
+            warn!(iid = ?peer_iid, "reserved IPv6 interface identifier; no IPv6 for this session");
+            return;
+        };
+        let addr = prefix.address(iid);
+        let Some(route) = self
+            .shared
+            .router
+            .register(IpAddr::V6(addr), self.tx.clone())
+        else {
+            warn!(address = %addr, "IPv6 address already used by another session; no IPv6 for this one");
+            return;
+        };
+        info!(user = ?self.user, address = %addr, "IPv6 up");
+        self.ipv6 = Some(Ipv6Link {
+            addr,
+            local_ll: crate::tun::link_local(local_iid),
+            peer_ll: crate::tun::link_local(peer_iid),
+            _route: route,
+        });
+        self.send_ra(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
+    }
+
+    /// A Router Advertisement of the session's /64 (RFC 4861 §6.2.3).
+    fn send_ra(&mut self, to: Ipv6Addr) {
+        let (Some(l), Some(prefix)) = (&self.ipv6, self.shared.settings.ipv6_prefix) else {
+            return;
+        };
+        let mut ra = iphttps::RouterAdvert::for_client(prefix, &self.shared.settings.ipv6_dns);
+        ra.mtu = Some(u32::from(self.shared.settings.mtu));
+        let Ok(pkt) = ra.to_packet(l.local_ll, to) else {
+            return;
+        };
+        self.frame.clear();
+        if self.ppp.encapsulate_ip(&pkt, &mut self.frame).is_ok() {
+            let _ = self.sstp.send_ppp_frame(&self.frame);
         }
     }
 
@@ -312,6 +386,7 @@ async fn run_inner(
         shared: shared.clone(),
         lease: None,
         route: None,
+        ipv6: None,
         tx,
         user: None,
         counters: Counters::default(),
@@ -376,6 +451,7 @@ async fn run_inner(
     }
     let _ = wr.shutdown().await;
     s.route = None;
+    s.ipv6 = None;
     let address = s.lease.take().map(|l| l.addr());
     let c = &s.counters;
     info!(
