@@ -398,3 +398,38 @@ fn ipv6_through_ipv6cp_and_router_advertisement() {
         String::from_utf8_lossy(&back.stdout)
     );
 }
+
+/// `--default-route`: everything goes through the tunnel except the path to
+/// the server, which is pinned to the route it had; all of it is undone on
+/// exit.
+#[test]
+fn default_route_keeps_the_server_path_and_is_restored() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let p = pin(&lab);
+    let mut c = lab.start_client(0, "vpn", &lab.password(), &args(&p, &["--default-route"]));
+    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30), "{}", c.output());
+    let routes = |ns: &Netns| {
+        let o = ns.command("ip").args(["route", "show"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let r = routes(&lab.clients[0]);
+    assert!(r.contains("0.0.0.0/1 dev t443c0"), "{r}");
+    assert!(r.contains("128.0.0.0/1 dev t443c0"), "{r}");
+    assert!(
+        r.lines()
+            .any(|l| l.starts_with(&format!("{} dev v", lab.server_addr(0)))),
+        "server path not pinned:\n{r}"
+    );
+    // The tunnel keeps working with everything routed into it.
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 3), 3);
+    assert_eq!(c.stop().and_then(|s| s.code()), Some(0));
+    let r = routes(&lab.clients[0]);
+    assert!(
+        !r.contains("t443c0")
+            && !r
+                .lines()
+                .any(|l| l.starts_with(&format!("{} ", lab.server_addr(0)))),
+        "not restored:\n{r}"
+    );
+}
