@@ -4,10 +4,9 @@
 //! 127.0.0.1 inside the client's network namespace; the server is in its
 //! own namespace behind veth. Each test pings through the tunnel.
 
-mod common_proxy;
 mod e2e;
 
-use common_proxy::{port_open_in, Squid, Tinyproxy};
+use e2e::common::{free_port, port_open_in, Squid, Tinyproxy};
 use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
@@ -102,7 +101,7 @@ fn through_our_proxy_chained_to_squid() {
     let _server = lab.start_server(&[]);
     let ns = lab.clients[0].name.clone();
     let squid = Squid::start_in(None, Some(&ns));
-    let port = common_proxy::free_port();
+    let port = free_port();
     let mut cmd = lab.clients[0].command(BIN);
     // Our proxy must be allowed to reach squid on loopback and its port.
     cmd.args(["proxy", "--listen", &format!("127.0.0.1:{port}")])

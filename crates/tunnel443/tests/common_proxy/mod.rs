@@ -128,6 +128,42 @@ impl Proc {
         }
     }
 
+    /// Waits until the log contains `needle` (false after `secs`, or if the
+    /// process exits without having logged it).
+    pub fn wait_for_output(&mut self, needle: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.output().contains(needle) {
+                return true;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return self.output().contains(needle);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, up to 10 s for the exit, then SIGKILL; the exit status if
+    /// it exited by itself.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return Some(st);
+        }
+        self.signal(libc::SIGTERM);
+        let st = self.wait_exit(10);
+        if st.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        st
+    }
+
     pub fn wait_exit(&mut self, secs: u64) -> Option<ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
@@ -142,14 +178,7 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            if self.wait_exit(3).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
+        self.stop();
         if std::thread::panicking() {
             eprintln!("--- {} log ---\n{}", self.name, self.output());
         }

@@ -3,13 +3,15 @@
 //! with deadlines. Needs root (CI runs as root).
 #![allow(dead_code)]
 
+#[path = "../common_proxy/mod.rs"]
+pub mod common;
 #[path = "../../src/netns.rs"]
 pub mod netns;
 
-use std::io::Read;
+pub use common::{Proc, TempDir};
+
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,117 +28,6 @@ pub fn tag() -> String {
         std::process::id() % 10000,
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
-impl TempDir {
-    pub fn new(what: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("t443-{what}-{}", tag()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process whose output goes to a log file; SIGTERM then SIGKILL on drop.
-pub struct Proc {
-    pub child: Child,
-    pub log: PathBuf,
-    pub name: String,
-}
-
-impl Proc {
-    pub fn spawn(mut cmd: Command, log: PathBuf, name: &str) -> Self {
-        let f = std::fs::File::create(&log).unwrap();
-        cmd.stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .stdin(Stdio::null());
-        cmd.env("TUNNEL443_LOG", "debug");
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
-        Proc {
-            child,
-            log,
-            name: name.into(),
-        }
-    }
-
-    pub fn output(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// Waits up to `secs` for exit.
-    pub fn wait_exit(&mut self, secs: u64) -> Option<ExitStatus> {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    pub fn stop(&mut self) -> Option<ExitStatus> {
-        if let Ok(Some(st)) = self.child.try_wait() {
-            return Some(st);
-        }
-        self.signal(libc::SIGTERM);
-        let st = self.wait_exit(10);
-        if st.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        st
-    }
-
-    /// Waits until the output contains `needle`.
-    pub fn wait_for_output(&mut self, needle: &str, secs: u64) -> bool {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            if self.output().contains(needle) {
-                return true;
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.output().contains(needle);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!(
-                "----- {} log ({}) -----\n{}",
-                self.name,
-                self.log.display(),
-                self.output()
-            );
-        }
-    }
 }
 
 /// One ping from `ns` to `to`; true if answered.
@@ -234,6 +125,7 @@ impl Lab {
     /// Starts a zero-config server on 0.0.0.0:443 with `extra` arguments.
     pub fn start_server(&self, extra: &[&str]) -> Proc {
         let mut cmd = self.server.command(BIN);
+        cmd.env("TUNNEL443_LOG", "debug");
         cmd.args(["server", "--listen", "0.0.0.0:443", "--state-dir"])
             .arg(self.dir.path().join("state"))
             .args(extra);
@@ -283,6 +175,7 @@ impl Lab {
         let pwf = self.dir.path().join(format!("pw-{}", tag()));
         std::fs::write(&pwf, password).unwrap();
         let mut cmd = self.clients[i].command(BIN);
+        cmd.env("TUNNEL443_LOG", "debug");
         cmd.args(["client", &format!("sstp://{user}@{}", self.server_addr(i))])
             .arg("--password-file")
             .arg(&pwf)
