@@ -1487,3 +1487,11 @@ fn chap_md5_retry_gets_a_new_challenge() {
     }
     assert_eq!(authenticated(&r.events).unwrap().2, AuthMethod::ChapMd5);
 }
+
+#[test]
+fn engine_is_send_for_tokio_tasks() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Ppp>();
+    assert_send::<Event>();
+    assert_send::<Users>();
+}
