@@ -825,7 +825,9 @@ fn nak_with_many_problems_still_fits_one_packet() {
     // big Status Infos, 76 bytes each for 72 bytes received; and the
     // request the engine_events fuzz target found (252 unrecognized
     // attributes of 11 bytes: fuzz/corpus/engine_events/regression-nak-overflow).
-    let value = [0xfe, 0xfd, 0xfc, 0x04, 0x83, 0x00, 0x87, 0x09, 0x01, 0x02, 0x00];
+    let value = [
+        0xfe, 0xfd, 0xfc, 0x04, 0x83, 0x00, 0x87, 0x09, 0x01, 0x02, 0x00,
+    ];
     let found: Vec<(u8, &[u8])> = (0..252u16)
         .map(|i| (0xf6u8.wrapping_add(i as u8 & 0xfa), &value[..]))
         .collect();
