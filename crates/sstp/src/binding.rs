@@ -111,8 +111,12 @@ pub fn call_connected_bytes(b: &CryptoBinding, zero_mac: bool) -> Vec<u8> {
 /// The Compound MAC: HMAC(CMK, Call Connected with the MAC zeroed), padded
 /// to 32 bytes for SHA-1.
 pub fn compound_mac(p: HashProtocol, hlak: &[u8; 32], b: &CryptoBinding) -> [u8; 32] {
+    // §3.2.5.2.1: the MAC input has the padding zeroed (§2.2.7: padding is
+    // ignored on receipt).
+    let mut b = *b;
+    b.cert_hash[p.output_len()..].fill(0);
     let key = cmk(p, hlak);
-    let mac = hmac(p, &key, &[&call_connected_bytes(b, true)]);
+    let mac = hmac(p, &key, &[&call_connected_bytes(&b, true)]);
     let mut out = [0u8; 32];
     out[..mac.len()].copy_from_slice(&mac);
     out

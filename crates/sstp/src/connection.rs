@@ -282,7 +282,7 @@ impl Connection {
             t,
             State::ServerConnectRequestPending,
         );
-        c.set(Timer::Negotiation, now + t.negotiation);
+        c.set_in(Timer::Negotiation, now, t.negotiation);
         c
     }
 
@@ -336,7 +336,7 @@ impl Connection {
         if self.state == State::ClientCallDisconnected {
             self.send_connect_request();
             self.state = State::ClientConnectRequestSent;
-            self.set(Timer::Negotiation, now + self.timers_cfg.negotiation);
+            self.set_in(Timer::Negotiation, now, self.timers_cfg.negotiation);
         }
     }
 
@@ -475,7 +475,7 @@ impl Connection {
             ))],
         );
         self.clear_timers();
-        self.set(Timer::Disconnect, now + self.timers_cfg.disconnect1);
+        self.set_in(Timer::Disconnect, now, self.timers_cfg.disconnect1);
         self.state = State::CallDisconnectAckPending;
     }
 
@@ -497,13 +497,19 @@ impl Connection {
         self.timers[t as usize] = Some(at);
     }
 
+    /// `now + d`, or no deadline at all if that overflows (a configured
+    /// "forever").
+    fn set_in(&mut self, t: Timer, now: Instant, d: Duration) {
+        self.timers[t as usize] = now.checked_add(d);
+    }
+
     fn clear_timers(&mut self) {
         self.timers = [None; 4];
     }
 
     fn restart_hello(&mut self, now: Instant) {
         self.echo_outstanding = false;
-        self.set(Timer::Hello, now + self.timers_cfg.hello);
+        self.set_in(Timer::Hello, now, self.timers_cfg.hello);
     }
 
     fn connected(&self) -> bool {
@@ -547,7 +553,7 @@ impl Connection {
             }));
         self.send_control(MessageType::CallAbort, vec![Attribute::StatusInfo(status)]);
         self.clear_timers();
-        self.set(Timer::Abort, now + self.timers_cfg.abort1);
+        self.set_in(Timer::Abort, now, self.timers_cfg.abort1);
         self.state = State::CallAbortPending;
     }
 
@@ -579,7 +585,7 @@ impl Connection {
                 } else {
                     self.send_control(MessageType::EchoRequest, vec![]);
                     self.echo_outstanding = true;
-                    self.set(Timer::Hello, now + self.timers_cfg.hello);
+                    self.set_in(Timer::Hello, now, self.timers_cfg.hello);
                 }
             }
         }
@@ -606,8 +612,7 @@ impl Connection {
                     if !self.state.tearing_down() {
                         self.abort(
                             now,
-                            StatusInfo::new(AttributeId::NoError, Status::InvalidFrameReceived)
-                                .with_value(&bytes[..bytes.len().min(16)]),
+                            StatusInfo::new(AttributeId::NoError, Status::InvalidFrameReceived),
                             None,
                         );
                     }
@@ -663,7 +668,7 @@ impl Connection {
         match self.state {
             State::CallAbortPending => {
                 self.timers[Timer::Abort as usize] = None;
-                self.set(Timer::Abort, now + self.timers_cfg.abort2);
+                self.set_in(Timer::Abort, now, self.timers_cfg.abort2);
                 self.state = State::CallAbortTimeoutPending;
             }
             State::CallAbortTimeoutPending | State::CallDisconnectTimeoutPending => {}
@@ -684,7 +689,7 @@ impl Connection {
                     ))],
                 );
                 self.clear_timers();
-                self.set(Timer::Abort, now + self.timers_cfg.abort2);
+                self.set_in(Timer::Abort, now, self.timers_cfg.abort2);
                 self.state = State::CallAbortTimeoutPending;
             }
         }
@@ -701,7 +706,7 @@ impl Connection {
                     .get_or_insert(CloseReason::Disconnected { by_peer: true });
                 self.send_control(MessageType::CallDisconnectAck, vec![]);
                 self.clear_timers();
-                self.set(Timer::Disconnect, now + self.timers_cfg.disconnect2);
+                self.set_in(Timer::Disconnect, now, self.timers_cfg.disconnect2);
                 self.state = State::CallDisconnectTimeoutPending;
             }
         }
@@ -739,13 +744,12 @@ impl Connection {
                 *chosen = Some(p);
                 *nonce = Some(n);
                 self.events.push_back(Event::PppControlAllowed);
-                self.set(Timer::Negotiation, now + self.timers_cfg.negotiation);
+                self.set_in(Timer::Negotiation, now, self.timers_cfg.negotiation);
                 self.state = State::ClientConnectAckReceived;
             }
             None => self.abort(
                 now,
-                StatusInfo::new(AttributeId::CryptoBindingReq, Status::ValueNotSupported)
-                    .with_value(&[0, 0, 0, hash_bitmask]),
+                StatusInfo::new(AttributeId::CryptoBindingReq, Status::ValueNotSupported),
                 None,
             ),
         }
@@ -774,7 +778,7 @@ impl Connection {
             );
         } else {
             self.send_connect_request();
-            self.set(Timer::Negotiation, now + self.timers_cfg.negotiation);
+            self.set_in(Timer::Negotiation, now, self.timers_cfg.negotiation);
         }
     }
 
@@ -793,7 +797,7 @@ impl Connection {
                 nonce: *nonce,
             };
             self.send_control(MessageType::CallConnectAck, vec![attr]);
-            self.set(Timer::Negotiation, now + self.timers_cfg.negotiation);
+            self.set_in(Timer::Negotiation, now, self.timers_cfg.negotiation);
             self.state = State::ServerCallConnectedPending;
             self.events.push_back(Event::PppControlAllowed);
         } else if *naks >= self.timers_cfg.max_naks {
@@ -804,7 +808,17 @@ impl Connection {
             );
         } else {
             *naks += 1;
-            let attrs = problems.into_iter().map(Attribute::StatusInfo).collect();
+            // One Status Info per problem, as many as fit one packet.
+            let mut room = wire::MAX_PACKET - wire::HEADER_LEN - 4;
+            let attrs = problems
+                .into_iter()
+                .map(Attribute::StatusInfo)
+                .take_while(|a| {
+                    let fits = a.buffer_len() <= room;
+                    room = room.saturating_sub(a.buffer_len());
+                    fits
+                })
+                .collect();
             self.send_control(MessageType::CallConnectNak, attrs);
         }
     }
@@ -931,9 +945,8 @@ pub fn connect_request_problems(attrs: &[RawAttribute<'_>]) -> Vec<StatusInfo> {
                 }
                 out.push(StatusInfo::new(id, Status::InvalidAttribValueLength).with_value(a.value));
             }
-            Err(_) => {
-                out.push(StatusInfo::new(a.id, Status::UnrecognizedAttribute).with_value(a.value))
-            }
+            // §2.2.8: no AttribValue for an attribute we do not understand.
+            Err(_) => out.push(StatusInfo::new(a.id, Status::UnrecognizedAttribute)),
         }
     }
     if !seen_epid {

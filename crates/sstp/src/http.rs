@@ -137,15 +137,20 @@ pub struct RequestOptions<'a> {
 
 /// The client's request head. `host` is the Host header value.
 pub fn client_request(host: &str, correlation_id: &str, opts: &RequestOptions<'_>) -> Vec<u8> {
+    // No header injection: CR, LF and spaces never reach the head.
+    let clean = |v: &str| -> String { v.chars().filter(|c| !c.is_control()).collect() };
+    let (host, correlation_id) = (clean(host), clean(correlation_id));
+    let tenant = opts.tenant_id.map(|t| clean(t).replace(' ', "%20"));
+    let cookie = opts.cookie.map(clean);
     let mut path = SSTP_PATH.to_string();
-    if let Some(t) = opts.tenant_id {
+    if let Some(t) = &tenant {
         path.push_str("?tenantid=");
         path.push_str(t);
     }
     let mut s = format!(
         "{SSTP_METHOD} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {CONTENT_LENGTH}\r\nSSTPCORRELATIONID: {correlation_id}\r\n"
     );
-    if let Some(c) = opts.cookie {
+    if let Some(c) = &cookie {
         s.push_str("Cookie: ");
         s.push_str(c);
         s.push_str("\r\n");
@@ -273,6 +278,21 @@ mod tests {
             Err(HttpError::Status { code: 404, .. })
         ));
         assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n"), Ok(None));
+    }
+
+    #[test]
+    fn no_header_injection() {
+        let r = client_request(
+            "h\r\nX-Evil: 1",
+            "{G}",
+            &RequestOptions {
+                tenant_id: Some("a b\r\n"),
+                cookie: Some("c=d\r\nX: y"),
+            },
+        );
+        let text = String::from_utf8(r).unwrap();
+        assert_eq!(text.matches("\r\n").count(), 6, "{text}");
+        assert!(text.contains("?tenantid=a%20b "));
     }
 
     #[test]

@@ -401,8 +401,8 @@ pub fn emit_data(payload: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
 /// (NCPs, LCP, authentication) are control frames; 0x0000–0x7FFF (IP, …)
 /// are data frames (RFC 1661 §2). Copes with and without the FF 03
 /// address/control bytes and with 1- or 2-byte protocol fields; an empty or
-/// unreadable frame counts as control (it will only reach PPP when control
-/// frames may).
+/// unreadable frame counts as data (so it never passes before Call
+/// Connected).
 pub fn ppp_frame_is_control(frame: &[u8]) -> bool {
     let f = match frame {
         [0xff, 0x03, rest @ ..] => rest,
@@ -413,7 +413,7 @@ pub fn ppp_frame_is_control(frame: &[u8]) -> bool {
         // byte means a compressed 1-byte field, always < 0x80 (data).
         [p, ..] if p & 1 == 1 => false,
         [hi, _, ..] => *hi >= 0x80,
-        _ => true,
+        _ => false,
     }
 }
 
@@ -590,6 +590,7 @@ mod tests {
         assert!(!ppp_frame_is_control(&[0x00, 0x21, 0x45]));
         assert!(!ppp_frame_is_control(&[0x21, 0x45]));
         assert!(!ppp_frame_is_control(&[0x57, 0x60]));
-        assert!(ppp_frame_is_control(&[]));
+        assert!(!ppp_frame_is_control(&[]));
+        assert!(!ppp_frame_is_control(&[0xff, 0x03, 0xc0]));
     }
 }

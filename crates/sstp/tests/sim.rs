@@ -8,10 +8,9 @@
 //! Infos) each side put on the wire. Cases that need a misbehaving peer use a
 //! lone engine fed with hand-made bytes.
 //!
-//! Tests marked `#[ignore = "known bug: ..."]` pin down spec deviations found
-//! here whose fix in `src/` is still pending; `cargo test -p sstp --
-//! --ignored` runs them. Until then the scenarios that touch those paths
-//! compare Call Abort Status Infos without their AttribValue.
+//! The spec deviations this simulator found (NAK overflowing 4095 bytes,
+//! AttribValues in Call Abort and for unrecognized attributes, SHA-1 padding
+//! in the MAC input) have regression tests here.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -723,7 +722,7 @@ fn server_naks_each_bad_request_then_accepts_the_retry() {
 }
 
 #[test]
-#[ignore = "known bug: the NAK echoes the AttribValue of an unrecognized attribute (§2.2.8)"]
+
 fn nak_for_unrecognized_attribute_has_no_value() {
     let (name, req, statuses) = bad_requests().swap_remove(3);
     assert!(name.starts_with("4:"));
@@ -819,7 +818,7 @@ fn server_retry_limit_is_configurable() {
 /// a request with many bad attributes overflowed the 12-bit length
 /// (`debug_assert!` in `emit_control`; a corrupt stream in release builds).
 #[test]
-#[ignore = "known bug: a NAK for many bad attributes exceeds 4095 bytes"]
+
 fn nak_with_many_problems_still_fits_one_packet() {
     // 1000 unrecognized 4-byte attributes would need a NAK of 12 000 bytes;
     // big Status Infos, 76 bytes each for 72 bytes received; and the
@@ -1654,7 +1653,7 @@ fn bad_binding_aborts_with_value_not_supported() {
 /// §2.2.8: AttribValue "MUST NOT be present" outside a Call Connect NAK;
 /// §2.2.13 lays out the Call Abort's Status Info without one.
 #[test]
-#[ignore = "known bug: Call Abort Status Infos carry an AttribValue (§2.2.8, §2.2.13)"]
+
 fn call_abort_status_info_has_no_attrib_value() {
     // No common hash protocol.
     let t0 = Instant::now();
@@ -1715,7 +1714,7 @@ fn hash_protocol_not_offered_is_refused() {
 }
 
 #[test]
-#[ignore = "known bug: the server keeps the SHA-1 padding in the MAC input (§2.2.7, §3.2.5.2.1)"]
+
 fn sha1_padding_is_ignored_on_receipt() {
     // §2.2.7: Padding "MUST be ignored on receipt"; §3.2.5.2.1: the MAC is
     // computed with the padding zeroed. A client that puts junk in the
