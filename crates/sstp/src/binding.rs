@@ -212,6 +212,27 @@ mod tests {
     const SHA1_CMK: &str = "548bb05084f0861bc4b774badf8213bca420b341";
     const SHA1_MAC: &str = "dbadd4d0cf9acaad42a330c52396b6587f1eb80b";
 
+    /// The SHA-1 example of MS-SSTP §4.7 gives the inputs but not the MAC;
+    /// CMK and MAC computed with Python's hmac from those inputs (the same
+    /// snippet as above with HLAK, nonce and the 20-byte cert hash below).
+    #[test]
+    fn spec_4_7_sha1_inputs() {
+        let hlak: [u8; 32] = hex("4B 31 28 F4 39 25 D9 00 6E EF B1 C4 E8 65 15 A1 D8 8E 56 BA B3 CA 2B DF 03 73 B7 F5 A8 A1 3B 19").try_into().unwrap();
+        let nonce: [u8; 32] = hex("0F 1A 2D 58 D4 A3 E3 00 0F AD 3C E4 90 6E 07 B7 07 AA 9E 44 1C CE AC 5C BD 7B 2C C1 C9 D8 6C DF").try_into().unwrap();
+        let cert: [u8; 20] = hex("58 26 B6 29 BD A5 9B 8E 6F D8 DC D2 62 2F D3 4C 53 48 05 A5")
+            .try_into()
+            .unwrap();
+        assert_eq!(
+            cmk(HashProtocol::Sha1, &hlak),
+            hex("a98b862a38cc7e224b42cd128586acb22f0bd1e9")
+        );
+        let b = client_binding(HashProtocol::Sha1, nonce, &cert, &[0; 32], &hlak);
+        assert_eq!(
+            &b.compound_mac[..20],
+            &hex("69915dd583d8062fef16f61db2f03290ec27cb6c")[..]
+        );
+    }
+
     #[test]
     fn prf_plus_lengths_and_chaining() {
         let k = [7u8; 32];

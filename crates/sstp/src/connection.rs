@@ -493,10 +493,6 @@ impl Connection {
 
     // ---- internals ----------------------------------------------------------
 
-    fn set(&mut self, t: Timer, at: Instant) {
-        self.timers[t as usize] = Some(at);
-    }
-
     /// `now + d`, or no deadline at all if that overflows (a configured
     /// "forever").
     fn set_in(&mut self, t: Timer, now: Instant, d: Duration) {
