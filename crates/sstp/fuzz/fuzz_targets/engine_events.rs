@@ -16,14 +16,6 @@
 //! (no event, no byte) after `Event::Closed`; `is_closed()` agrees with the
 //! events; a closed engine has no timer; after `handle_timeout(now)` no timer
 //! is still due, and no timer is further away than the longest timer value.
-//!
-//! Known bug guard: a Call Connect Request with hundreds of bad attributes
-//! makes the server build a NAK longer than 4095 bytes (`debug_assert!` in
-//! `emit_control`). Until that is fixed in `src/`, inputs that would deliver
-//! such a request to the server are skipped; set `SSTP_FUZZ_KNOWN_BUGS=1` to
-//! fuzz them anyway (the fuzzer finds it within seconds; regressions:
-//! `corpus/engine_events/regression-nak-overflow` and, in `tests/sim.rs`,
-//! `nak_with_many_problems_still_fits_one_packet`).
 #![no_main]
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -31,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use sstp::binding::{self, HashProtocol};
-use sstp::connection::connect_request_problems;
 use sstp::decoder::{Decoder, Frame};
 use sstp::wire::{
     self, Attribute, AttributeId, CryptoBinding, MessageType, Packet, Status, StatusInfo,
@@ -72,11 +63,6 @@ impl Script<'_> {
         self.0 = b;
         a.to_vec()
     }
-}
-
-fn known_bugs() -> bool {
-    static K: OnceLock<bool> = OnceLock::new();
-    *K.get_or_init(|| std::env::var_os("SSTP_FUZZ_KNOWN_BUGS").is_some())
 }
 
 /// `SSTP_FUZZ_TRACE=1`: print every op, event and state (to triage inputs).
@@ -251,8 +237,6 @@ struct Side {
     conn: Connection,
     /// Bytes on their way to this side.
     inbox: VecDeque<u8>,
-    /// A copy of this side's input, delineated (for the known-bug guard).
-    shadow: Decoder,
     seen: Seen,
 }
 
@@ -261,32 +245,9 @@ impl Side {
         Side {
             conn,
             inbox: VecDeque::new(),
-            shadow: Decoder::new(),
             seen: Seen::default(),
         }
     }
-}
-
-/// The guard: would delivering `bytes` to the server make it build an
-/// oversized NAK?
-fn hits_known_nak_bug(shadow: &mut Decoder, bytes: &[u8]) -> bool {
-    shadow.push(bytes);
-    while let Ok(Some(f)) = shadow.next_frame() {
-        if let Frame::Control(b) = f {
-            if let Ok(Packet::Control(m)) = Packet::parse(&b) {
-                if m.message_type == MessageType::CallConnectRequest {
-                    let nak: usize = 8 + connect_request_problems(&m.attributes)
-                        .into_iter()
-                        .map(|s| Attribute::StatusInfo(s).buffer_len())
-                        .sum::<usize>();
-                    if nak > MAX_PACKET {
-                        return true;
-                    }
-                }
-            }
-        }
-    }
-    false
 }
 
 /// Checks what side `me` put out and reported; moves its bytes to `peer`.
@@ -424,9 +385,6 @@ fuzz_target!(|data: &[u8]| {
                 let chunk = usize::from(s.u8()).max(1);
                 let n = max.min(me.inbox.len());
                 let bytes: Vec<u8> = me.inbox.drain(..n).collect();
-                if server && !known_bugs() && hits_known_nak_bug(&mut me.shadow, &bytes) {
-                    return;
-                }
                 for piece in bytes.chunks(if op % 13 == 1 {
                     bytes.len().max(1)
                 } else {
