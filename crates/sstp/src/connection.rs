@@ -556,7 +556,7 @@ impl Connection {
     fn abort_unaccepted(&mut self, now: Instant) {
         self.abort(
             now,
-            StatusInfo::new(AttributeId::NoError, Status::UnacceptedFrameReceived),
+            StatusInfo::new(AttributeId::StatusInfo, Status::UnacceptedFrameReceived),
             None,
         );
     }
@@ -571,7 +571,7 @@ impl Connection {
             // §3.2.6.1, §3.3.6.1.
             Timer::Negotiation => self.abort(
                 now,
-                StatusInfo::new(AttributeId::NoError, Status::NegotiationTimeout),
+                StatusInfo::new(AttributeId::StatusInfo, Status::NegotiationTimeout),
                 Some(CloseReason::Timeout),
             ),
             // §3.1.2.3, §3.1.6.3.
@@ -608,7 +608,7 @@ impl Connection {
                     if !self.state.tearing_down() {
                         self.abort(
                             now,
-                            StatusInfo::new(AttributeId::NoError, Status::InvalidFrameReceived),
+                            StatusInfo::new(AttributeId::StatusInfo, Status::InvalidFrameReceived),
                             None,
                         );
                     }
@@ -652,7 +652,7 @@ impl Connection {
             }
             M::Unknown(_) => self.abort(
                 now,
-                StatusInfo::new(AttributeId::NoError, Status::InvalidFrameReceived),
+                StatusInfo::new(AttributeId::StatusInfo, Status::InvalidFrameReceived),
                 None,
             ),
             _ => self.abort_unaccepted(now),
@@ -769,7 +769,7 @@ impl Connection {
             let statuses = last_nak.clone();
             self.abort(
                 now,
-                StatusInfo::new(AttributeId::NoError, Status::RetryCountExceeded),
+                StatusInfo::new(AttributeId::StatusInfo, Status::RetryCountExceeded),
                 Some(CloseReason::Nak { statuses }),
             );
         } else {
@@ -900,9 +900,9 @@ impl Connection {
 /// (§3.3.5.2.2); empty if the request is acceptable.
 ///
 /// For a missing Encapsulated Protocol ID, §3.3.5.2.2 item 6 names
-/// SSTP_ATTRIB_STATUS_INFO as the AttribID while §2.2.8 names
-/// SSTP_ATTRIB_ENCAPSULATED_PROTOCOL_ID; we follow §3.3.5.2.2, the
-/// processing rule.
+/// SSTP_ATTRIB_STATUS_INFO as the AttribID while §2.2.8 and §2.2.12 (both
+/// MUSTs) name SSTP_ATTRIB_ENCAPSULATED_PROTOCOL_ID; we follow the latter,
+/// which also tells the client which attribute is missing.
 pub fn connect_request_problems(attrs: &[RawAttribute<'_>]) -> Vec<StatusInfo> {
     let mut out = Vec::new();
     let mut seen_epid = false;
@@ -947,7 +947,7 @@ pub fn connect_request_problems(attrs: &[RawAttribute<'_>]) -> Vec<StatusInfo> {
     }
     if !seen_epid {
         out.push(StatusInfo::new(
-            AttributeId::StatusInfo,
+            AttributeId::EncapsulatedProtocolId,
             Status::RequiredAttributeMissing,
         ));
     }

@@ -142,7 +142,7 @@ fn without_abort_values(msgs: Vec<Msg>) -> Vec<Msg> {
 }
 
 fn unaccepted() -> Msg {
-    abort_msg(AttributeId::NoError, Status::UnacceptedFrameReceived)
+    abort_msg(AttributeId::StatusInfo, Status::UnacceptedFrameReceived)
 }
 
 // ---- hand-made bytes ----------------------------------------------------------
@@ -682,7 +682,7 @@ fn bad_requests() -> Vec<(&'static str, Vec<u8>, Vec<StatusInfo>)> {
             "6: encapsulated protocol ID missing",
             raw_control(MessageType::CallConnectRequest, &[]),
             vec![StatusInfo::new(
-                AttributeId::StatusInfo,
+                AttributeId::EncapsulatedProtocolId,
                 Status::RequiredAttributeMissing,
             )],
         ),
@@ -880,7 +880,10 @@ fn client_resends_on_nak_then_aborts() {
     c.handle_input(t, &nak);
     assert_eq!(
         tx(&mut c),
-        vec![abort_msg(AttributeId::NoError, Status::RetryCountExceeded)]
+        vec![abort_msg(
+            AttributeId::StatusInfo,
+            Status::RetryCountExceeded
+        )]
     );
     assert_eq!(c.state(), State::CallAbortPending);
     // The server answers the abort: timer 2.
@@ -909,7 +912,7 @@ fn client_nak_retry_then_success() {
         &control(
             MessageType::CallConnectNak,
             &[si(
-                AttributeId::StatusInfo,
+                AttributeId::EncapsulatedProtocolId,
                 Status::RequiredAttributeMissing,
             )],
         ),
@@ -932,7 +935,10 @@ fn server_times_out_waiting_for_connect_request() {
     s.handle_timeout(t0 + secs(60));
     assert_eq!(
         tx(&mut s),
-        vec![abort_msg(AttributeId::NoError, Status::NegotiationTimeout)]
+        vec![abort_msg(
+            AttributeId::StatusInfo,
+            Status::NegotiationTimeout
+        )]
     );
     assert_eq!(s.state(), State::CallAbortPending);
     // No answer: TIMER_VAL_ABORT_STATE_TIMER_1.
@@ -954,7 +960,10 @@ fn server_times_out_waiting_for_call_connected() {
     sim.advance(ms(1));
     assert_eq!(
         sim.take_sent(S),
-        vec![abort_msg(AttributeId::NoError, Status::NegotiationTimeout)]
+        vec![abort_msg(
+            AttributeId::StatusInfo,
+            Status::NegotiationTimeout
+        )]
     );
     // The client answers the abort (§3.2.5.3.4) and both finish on timer 2.
     assert_eq!(
@@ -974,7 +983,7 @@ fn server_times_out_waiting_for_call_connected() {
             Event::PppControlAllowed,
             closed(CloseReason::PeerAbort {
                 status: Some(StatusInfo::new(
-                    AttributeId::NoError,
+                    AttributeId::StatusInfo,
                     Status::NegotiationTimeout
                 ))
             })
@@ -995,7 +1004,7 @@ fn client_times_out_waiting_for_ack() {
         sim.take_sent(C),
         vec![
             connect_request_msg(),
-            abort_msg(AttributeId::NoError, Status::NegotiationTimeout)
+            abort_msg(AttributeId::StatusInfo, Status::NegotiationTimeout)
         ]
     );
     // The server (which heard nothing) times out at the same instant; its
@@ -1003,7 +1012,10 @@ fn client_times_out_waiting_for_ack() {
     assert_eq!(sim.state(C), State::CallAbortTimeoutPending);
     assert_eq!(
         sim.take_sent(S),
-        vec![abort_msg(AttributeId::NoError, Status::NegotiationTimeout)]
+        vec![abort_msg(
+            AttributeId::StatusInfo,
+            Status::NegotiationTimeout
+        )]
     );
     sim.advance(secs(10));
     // The client got the server's abort while in Call_Abort_Pending: timer 2.
@@ -1023,7 +1035,10 @@ fn lone_client_times_out_waiting_for_ack() {
     c.handle_timeout(t0 + secs(60));
     assert_eq!(
         tx(&mut c),
-        vec![abort_msg(AttributeId::NoError, Status::NegotiationTimeout)]
+        vec![abort_msg(
+            AttributeId::StatusInfo,
+            Status::NegotiationTimeout
+        )]
     );
     c.handle_timeout(t0 + secs(63));
     assert_eq!(events(&mut c), vec![closed(CloseReason::Timeout)]);
@@ -1045,7 +1060,10 @@ fn client_times_out_waiting_for_authentication() {
     sim.advance(ms(1));
     assert_eq!(
         sim.take_sent(C),
-        vec![abort_msg(AttributeId::NoError, Status::NegotiationTimeout)]
+        vec![abort_msg(
+            AttributeId::StatusInfo,
+            Status::NegotiationTimeout
+        )]
     );
     assert_eq!(
         sim.take_sent(S),
@@ -1180,7 +1198,7 @@ fn simultaneous_call_abort() {
         let s_abort = delay + secs(60);
         let c_abort = 2 * delay + secs(60);
         sim.run_until(sim.t0 + c_abort);
-        let aborted = abort_msg(AttributeId::NoError, Status::NegotiationTimeout);
+        let aborted = abort_msg(AttributeId::StatusInfo, Status::NegotiationTimeout);
         assert_eq!(sim.sides[S].sent, vec![(s_abort, aborted.clone())]);
         assert_eq!(sim.sides[C].sent, vec![(c_abort, aborted)]);
         sim.advance(secs(10));
@@ -1524,7 +1542,7 @@ fn wrong_state_abort_ends_on_timer_1_with_its_status() {
     assert_eq!(
         events(&mut c),
         vec![closed(CloseReason::LocalAbort {
-            status: StatusInfo::new(AttributeId::NoError, Status::UnacceptedFrameReceived)
+            status: StatusInfo::new(AttributeId::StatusInfo, Status::UnacceptedFrameReceived)
         })]
     );
 }
@@ -1538,7 +1556,7 @@ fn unknown_message_type_and_malformed_control_packets_abort() {
     assert_eq!(
         tx(&mut s),
         vec![abort_msg(
-            AttributeId::NoError,
+            AttributeId::StatusInfo,
             Status::InvalidFrameReceived
         )]
     );
@@ -1549,7 +1567,7 @@ fn unknown_message_type_and_malformed_control_packets_abort() {
     assert_eq!(
         without_abort_values(tx(&mut s)),
         vec![abort_msg(
-            AttributeId::NoError,
+            AttributeId::StatusInfo,
             Status::InvalidFrameReceived
         )]
     );
@@ -1679,7 +1697,7 @@ fn call_abort_status_info_has_no_attrib_value() {
     assert_eq!(
         tx(&mut s),
         vec![abort_msg(
-            AttributeId::NoError,
+            AttributeId::StatusInfo,
             Status::InvalidFrameReceived
         )]
     );
@@ -1914,7 +1932,10 @@ fn held_call_connected_still_times_out() {
     sim.advance(secs(60));
     assert_eq!(
         sim.sides[S].sent.last().map(|x| &x.1),
-        Some(&abort_msg(AttributeId::NoError, Status::NegotiationTimeout))
+        Some(&abort_msg(
+            AttributeId::StatusInfo,
+            Status::NegotiationTimeout
+        ))
     );
     // A late HLAK changes nothing.
     let now = sim.now;
