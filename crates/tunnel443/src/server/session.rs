@@ -119,6 +119,7 @@ struct Counters {
     tx_bytes: u64,
     spoofed: u64,
     tun_drops: u64,
+    tx_dropped: u64,
 }
 
 struct Session {
@@ -333,6 +334,9 @@ impl Session {
             {
                 self.counters.tx_packets += 1;
                 self.counters.tx_bytes += pkt.len() as u64;
+            } else {
+                // Not yet connected, NCP down, or over the peer's MRU.
+                self.counters.tx_dropped += 1;
             }
             n += 1;
             if n < 64 {
@@ -464,6 +468,7 @@ async fn run_inner(
         tx_bytes = c.tx_bytes,
         spoofed = c.spoofed,
         tun_drops = c.tun_drops,
+        tx_dropped = c.tx_dropped,
         pool_in_use = shared.pool.in_use(),
         "session ended"
     );
