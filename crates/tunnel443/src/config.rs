@@ -40,6 +40,22 @@ pub struct FileConfig {
     pub tun: TunSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub iphttps: IphttpsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IphttpsSection {
+    /// The pool (a /64 or shorter, e.g. a /48) from which every IP-HTTPS
+    /// client gets its own /64. Unset: IP-HTTPS disabled.
+    pub prefix: Option<String>,
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// "certificate" (default, mutual TLS) or "none" (explicit opt-in).
+    pub auth: Option<String>,
+    /// Request paths (default "/IPHTTPS" and "/IPTLS").
+    pub paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +187,21 @@ pub struct ServerSettings {
     pub mtu: u16,
     pub max_sessions: usize,
     pub handshake_timeout: Duration,
+    /// IP-HTTPS, when a prefix pool is configured.
+    pub iphttps: Option<IphttpsSettings>,
+}
+
+/// Validated `[iphttps]` settings.
+#[derive(Debug, Clone)]
+pub struct IphttpsSettings {
+    /// The pool; subnet 0 is the server's (its TUN address `pool::1`),
+    /// clients get /64s 1, 2, ...
+    pub pool: iphttps::Ipv6Prefix,
+    /// CA for client certificates; `None` only with `auth = "none"`.
+    pub client_ca: Option<PathBuf>,
+    /// True when `auth = "none"`: no client certificate required.
+    pub auth_none: bool,
+    pub paths: Vec<String>,
 }
 
 /// Command-line values that override the file.
@@ -182,6 +213,8 @@ pub struct Overrides {
     pub tun_name: Option<String>,
     pub pool: Option<String>,
     pub ipv6_prefix: Option<String>,
+    pub iphttps_prefix: Option<String>,
+    pub iphttps_client_ca: Option<PathBuf>,
 }
 
 /// Reads `path` (if given) and applies the overrides.
@@ -376,6 +409,55 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         bail!("limits.handshake_timeout: must be at least 1 second");
     }
 
+    let iphttps = match ov.iphttps_prefix.clone().or(f.iphttps.prefix) {
+        None => {
+            if f.iphttps.client_ca.is_some()
+                || f.iphttps.auth.is_some()
+                || f.iphttps.paths.is_some()
+            {
+                bail!("iphttps.prefix: required to enable IP-HTTPS (the other [iphttps] keys need it)");
+            }
+            None
+        }
+        Some(text) => {
+            let pool = iphttps::Ipv6Prefix::parse(&text)
+                .with_context(|| format!("iphttps.prefix: {text:?} is not an IPv6 prefix"))?;
+            if pool.prefix_len() > 63 {
+                bail!("iphttps.prefix: {text} must be shorter than /64 (the server keeps the first /64, each client gets one /64)");
+            }
+            let auth_none = match f.iphttps.auth.as_deref() {
+                None | Some("certificate") => false,
+                Some("none") => true,
+                Some(o) => bail!("iphttps.auth: {o:?} is not \"certificate\" or \"none\""),
+            };
+            let client_ca = ov.iphttps_client_ca.clone().or(f.iphttps.client_ca);
+            if !auth_none && client_ca.is_none() {
+                bail!("iphttps.client_ca: required (mutual TLS), or set iphttps.auth = \"none\"");
+            }
+            if !auth_none && matches!(tls, TlsMode::PlainHttp { .. }) {
+                bail!("iphttps.auth: with tls.plain_http the terminator checks client certificates; set iphttps.auth = \"none\"");
+            }
+            let paths = f
+                .iphttps
+                .paths
+                .unwrap_or_else(|| vec!["/IPHTTPS".into(), "/IPTLS".into()]);
+            if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
+                bail!("iphttps.paths: every path must start with '/'");
+            }
+            if let Some(v6) = ipv6_prefix {
+                if pool.contains(v6.network()) {
+                    bail!("iphttps.prefix: overlaps ipv6.prefix");
+                }
+            }
+            Some(IphttpsSettings {
+                pool,
+                client_ca: if auth_none { None } else { client_ca },
+                auth_none,
+                paths,
+            })
+        }
+    };
+
     Ok(ServerSettings {
         listen,
         state_dir,
@@ -392,6 +474,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         mtu,
         max_sessions,
         handshake_timeout,
+        iphttps,
     })
 }
 
@@ -428,6 +511,33 @@ mod tests {
         assert!(err("[ipv6]\nprefix = \"fd00::/48\"").contains("ipv6.prefix"));
         assert!(err("[ipv6]\nprefix = \"fd00::\"").contains("ipv6.prefix"));
         assert!(err("[ipv4]\ndns = [\"1.1.1.1\", \"8.8.8.8\", \"9.9.9.9\"]").contains("ipv4.dns"));
+        assert!(err("[iphttps]\nprefix = \"fd00::/48\"").contains("iphttps.client_ca"));
+        assert!(
+            err("[iphttps]\nprefix = \"fd00::/64\"\nauth = \"none\"").contains("iphttps.prefix")
+        );
+        assert!(err("[iphttps]\nprefix = \"fd00::/48\"\nauth = \"x\"").contains("iphttps.auth"));
+        assert!(err("[iphttps]\nauth = \"none\"").contains("iphttps.prefix"));
+    }
+
+    #[test]
+    fn iphttps_section() {
+        let f = parse("[iphttps]\nprefix = \"fd00:1::/48\"\nclient_ca = \"/ca.pem\"").unwrap();
+        let s = validate(f, &Overrides::default()).unwrap();
+        let i = s.iphttps.unwrap();
+        assert!(!i.auth_none);
+        assert_eq!(i.paths, ["/IPHTTPS", "/IPTLS"]);
+        let f = parse("[iphttps]\nprefix = \"fd00:1::/48\"\nauth = \"none\"").unwrap();
+        assert!(
+            validate(f, &Overrides::default())
+                .unwrap()
+                .iphttps
+                .unwrap()
+                .auth_none
+        );
+        assert!(validate(FileConfig::default(), &Overrides::default())
+            .unwrap()
+            .iphttps
+            .is_none());
     }
 
     #[test]

@@ -83,6 +83,37 @@ pub fn server_config(
     Ok((Arc::new(cfg), hashes))
 }
 
+/// Like [`server_config`], with client certificates verified against the
+/// CAs in `client_ca` when presented. Unauthenticated clients are allowed at
+/// the TLS layer (SSTP clients present no certificate on the same
+/// listener); the IP-HTTPS dispatch then requires a verified certificate.
+pub fn server_config_mtls(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, CertHashes)> {
+    let chain = load_certs(cert)?;
+    let key = load_key(key)?;
+    let hashes = CertHashes::of(&chain[0]);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in load_certs(client_ca)? {
+        roots
+            .add(c)
+            .with_context(|| format!("{}: not a usable CA certificate", client_ca.display()))?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .allow_unauthenticated()
+            .build()
+            .context("client CA verifier")?;
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .context("certificate and key do not match")?;
+    Ok((Arc::new(cfg), hashes))
+}
+
 /// How the client decides to trust the server.
 #[derive(Debug, Clone)]
 pub enum Trust {
@@ -98,6 +129,15 @@ pub enum Trust {
 
 /// Builds the client config for `trust`.
 pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    client_config_with_cert(trust, None)
+}
+
+/// Builds the client config for `trust`, presenting the certificate chain
+/// and key in `identity` (PEM files) when given (IP-HTTPS mutual TLS).
+pub fn client_config_with_cert(
+    trust: &Trust,
+    identity: Option<(&Path, &Path)>,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         Trust::System | Trust::CaFile(_) => {
@@ -136,11 +176,16 @@ pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>>
             provider: provider.clone(),
         }),
     };
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut cfg = match identity {
+        None => cfg.with_no_client_auth(),
+        Some((cert, key)) => cfg
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .context("client certificate and key do not match")?,
+    };
     // SSLKEYLOGFILE (for tshark to decrypt a capture); a no-op when unset.
     cfg.key_log = Arc::new(rustls::KeyLogFile::new());
     Ok(Arc::new(cfg))

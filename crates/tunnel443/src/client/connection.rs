@@ -23,7 +23,7 @@ impl ppp::Rng for OsRng {
     }
 }
 
-fn tls_failure(e: &std::io::Error) -> Failure {
+pub(super) fn tls_failure(e: &std::io::Error) -> Failure {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(t) => Failure::Tls(t.to_string()),
         None => Failure::Other(format!("TLS handshake: {e}")),

@@ -7,6 +7,7 @@
 //! restore the routes. The exit code says why it stopped (see [`Failure`]).
 
 mod connection;
+mod iphttps;
 mod routes;
 mod target;
 
@@ -24,8 +25,14 @@ use crate::tls::Trust;
 
 #[derive(clap::Args, Debug)]
 pub struct ClientArgs {
-    /// sstp://USER@HOST[:PORT]
+    /// sstp://USER@HOST[:PORT] or iphttps://HOST[:PORT]/PATH
     pub url: String,
+    /// IP-HTTPS: client certificate chain (PEM) for mutual TLS.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// IP-HTTPS: private key (PEM) of --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Read the password from the first line of standard input.
     #[arg(long, conflicts_with = "password_file")]
     pub password_stdin: bool,
@@ -145,23 +152,20 @@ fn read_password(args: &ClientArgs) -> anyhow::Result<String> {
 pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     crate::tls::install_provider();
     let target: Target = args.url.parse()?;
+    if target.scheme == "iphttps" {
+        return iphttps::run(&args, target, trust(&args)?, stop_signal()).await;
+    }
     if target.scheme != "sstp" {
-        bail!("{}: this command handles sstp:// URLs", args.url);
+        bail!(
+            "{}: this command handles sstp:// and iphttps:// URLs",
+            args.url
+        );
     }
     let user = target
         .user
         .clone()
         .context("the URL needs a user: sstp://USER@HOST")?;
-    let trust = if args.insecure {
-        warn!("--insecure: the server certificate is NOT validated; anyone on the path can impersonate the server");
-        Trust::Insecure
-    } else if let Some(p) = &args.pin_sha256 {
-        Trust::Pin(crate::tls::parse_fingerprint(p)?)
-    } else if let Some(ca) = &args.ca {
-        Trust::CaFile(ca.clone())
-    } else {
-        Trust::System
-    };
+    let trust = trust(&args)?;
     let routes = args
         .routes
         .iter()
@@ -184,7 +188,26 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         tun_name: args.tun_name.clone(),
         proxy: args.proxy.clone(),
     };
+    let stop_rx = stop_signal();
+    run_sstp(&args, &setup, stop_rx).await
+}
 
+/// Server validation from the command line (shared by SSTP and IP-HTTPS).
+fn trust(args: &ClientArgs) -> anyhow::Result<Trust> {
+    Ok(if args.insecure {
+        warn!("--insecure: the server certificate is NOT validated; anyone on the path can impersonate the server");
+        Trust::Insecure
+    } else if let Some(p) = &args.pin_sha256 {
+        Trust::Pin(crate::tls::parse_fingerprint(p)?)
+    } else if let Some(ca) = &args.ca {
+        Trust::CaFile(ca.clone())
+    } else {
+        Trust::System
+    })
+}
+
+/// A flag set by SIGINT/SIGTERM.
+fn stop_signal() -> watch::Receiver<bool> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -200,12 +223,19 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         }
         let _ = stop_tx.send(true);
     });
+    stop_rx
+}
 
+async fn run_sstp(
+    args: &ClientArgs,
+    setup: &Setup,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<i32> {
     let mut backoff = Duration::from_secs(1);
     let max_backoff = Duration::from_secs(args.max_backoff.max(1));
     loop {
         let started = tokio::time::Instant::now();
-        let result = connection::run_once(&setup, stop_rx.clone()).await;
+        let result = connection::run_once(setup, stop_rx.clone()).await;
         if *stop_rx.borrow() {
             info!("disconnected");
             return Ok(0);

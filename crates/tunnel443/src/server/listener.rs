@@ -3,6 +3,15 @@
 //! size and time bound, then dispatch on method and path (MS-SSTP §3.3.4):
 //! `SSTP_DUPLEX_POST /sra_{…}/` starts an SSTP session, `HEAD` (load
 //! balancer health checks) gets a 200, anything else a short 404.
+//!
+//! With IP-HTTPS enabled, a `POST` to one of its paths goes to an IP-HTTPS
+//! session (MS-IPHTTPS §3.2.5.1) after the crate's checks of the head
+//! (Content-Length 18446744073709551615, no Transfer-Encoding). Mutual TLS
+//! on a shared listener: the TLS layer verifies a client certificate when
+//! one is presented but lets clients without one through (SSTP clients
+//! have none); the IP-HTTPS dispatch then refuses, with 403 and a log
+//! line, a client that presented no verified certificate (unless
+//! `iphttps.auth = "none"`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +24,13 @@ use tracing::{debug, info, warn};
 
 use crate::io_util::{read_head, BoxStream, HeadError};
 use crate::proxy_protocol;
-use crate::server::{session, Shared};
+use crate::server::{iphttps, session, Shared};
+
+/// The request head as the listener dispatches it.
+enum Dispatch {
+    Sstp(session::Request),
+    Iphttps(Result<(), ::iphttps::preamble::RequestError>),
+}
 
 /// Largest request head we read.
 pub const MAX_HEAD: usize = 8192;
@@ -49,6 +64,9 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     let timeout = shared.settings.handshake_timeout;
     let mut buf = Vec::new();
     let (acceptor, hashes) = shared.tls_snapshot();
+    // SHA-256 of a verified client certificate (rustls has checked the
+    // chain against iphttps.client_ca when one is presented).
+    let mut client_cert: Option<String> = None;
     let (mut stream, mut buf): (BoxStream, Vec<u8>) = match acceptor {
         None => {
             let mut tcp = tcp;
@@ -74,7 +92,15 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
         Some(acceptor) => {
             let tls = tokio::time::timeout(timeout, TlsAcceptor::accept(&acceptor, tcp)).await;
             match tls {
-                Ok(Ok(s)) => (Box::new(s), buf),
+                Ok(Ok(s)) => {
+                    client_cert = s
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| hex::encode(&crate::tls::CertHashes::of(c).sha256[..8]));
+                    (Box::new(s), buf)
+                }
                 Ok(Err(e)) => {
                     debug!(%peer, error = %e, "TLS handshake failed");
                     return;
@@ -86,25 +112,56 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             }
         }
     };
-    let req = read_head(
-        &mut stream,
-        &mut buf,
-        MAX_HEAD,
-        timeout,
-        session::parse_request,
-    )
+    let ipcfg = shared.iphttps_paths.clone();
+    let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, |b| {
+        let r = session::parse_request(b)?;
+        Ok::<_, sstp::http::HttpError>(r.map(|(req, len)| match (&req, &ipcfg) {
+            (session::Request::Other { method, path }, Some(cfg))
+                if cfg.is_iphttps(method, path) =>
+            {
+                let checked = ::iphttps::preamble::parse_request(b, cfg).map(|_| ());
+                (Dispatch::Iphttps(checked), len)
+            }
+            _ => (Dispatch::Sstp(req), len),
+        }))
+    })
     .await;
     match req {
-        Ok(session::Request::Sstp(req)) => {
+        Ok(Dispatch::Iphttps(Err(e))) => {
+            info!(%peer, error = %e, status = e.status(), "IP-HTTPS request refused");
+            let _ = stream.write_all(&e.response()).await;
+            let _ = stream.shutdown().await;
+        }
+        Ok(Dispatch::Iphttps(Ok(()))) => {
+            let auth_none = shared
+                .settings
+                .iphttps
+                .as_ref()
+                .is_some_and(|i| i.auth_none);
+            let client = match (&client_cert, auth_none) {
+                (Some(c), _) => format!("cert:{c}"),
+                (None, true) => "anonymous".to_string(),
+                (None, false) => {
+                    warn!(%peer, "IP-HTTPS client presented no verified certificate; 403");
+                    let _ = stream
+                        .write_all(&::iphttps::preamble::build_refusal(403))
+                        .await;
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+            };
+            iphttps::run(stream, buf, peer, client, shared).await;
+        }
+        Ok(Dispatch::Sstp(session::Request::Sstp(req))) => {
             session::run(stream, buf, peer, req, hashes, shared).await;
         }
-        Ok(session::Request::Head) => {
+        Ok(Dispatch::Sstp(session::Request::Head)) => {
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 .await;
             let _ = stream.shutdown().await;
         }
-        Ok(session::Request::Other { method, path }) => {
+        Ok(Dispatch::Sstp(session::Request::Other { method, path })) => {
             info!(%peer, %method, %path, "not an SSTP request; 404");
             let _ = stream
                 .write_all(

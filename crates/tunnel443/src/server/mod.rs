@@ -6,6 +6,7 @@
 //! Disconnect (and LCP Terminate) and waits briefly for them to finish.
 
 pub mod auth;
+mod iphttps;
 mod listener;
 mod router;
 mod session;
@@ -49,6 +50,13 @@ pub struct ServerArgs {
     /// IPv6 /64 for clients (enables IPv6CP and Router Advertisements).
     #[arg(long)]
     pub ipv6_prefix: Option<String>,
+    /// IP-HTTPS prefix pool (e.g. fd00:1::/48); each client gets a /64.
+    /// Enables IP-HTTPS on the same listener.
+    #[arg(long)]
+    pub iphttps_prefix: Option<String>,
+    /// PEM CA(s) that IP-HTTPS client certificates must chain to.
+    #[arg(long)]
+    pub iphttps_client_ca: Option<PathBuf>,
 }
 
 /// What the zero-config default made or found.
@@ -91,6 +99,10 @@ pub struct Shared {
     pub router: Arc<router::Router>,
     pub tun: crate::tun::Tun,
     pub shutdown: watch::Receiver<bool>,
+    /// IP-HTTPS: the /64 pool (None: IP-HTTPS disabled).
+    pub iphttps_pool: Option<Arc<iphttps::Allocator>>,
+    /// IP-HTTPS: accepted paths.
+    pub iphttps_paths: Option<::iphttps::ServerConfig>,
 }
 
 impl Shared {
@@ -119,7 +131,14 @@ impl Shared {
 fn load_tls(settings: &ServerSettings) -> anyhow::Result<Option<(TlsAcceptor, CertHashes)>> {
     match &settings.tls {
         TlsMode::Tls { cert, key } => {
-            let (cfg, hashes) = crate::tls::server_config(cert, key)?;
+            let ca = settings
+                .iphttps
+                .as_ref()
+                .and_then(|i| i.client_ca.as_deref());
+            let (cfg, hashes) = match ca {
+                Some(ca) => crate::tls::server_config_mtls(cert, key, ca)?,
+                None => crate::tls::server_config(cert, key)?,
+            };
             Ok(Some((TlsAcceptor::from(cfg), hashes)))
         }
         TlsMode::PlainHttp { .. } => Ok(None),
@@ -135,6 +154,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tun_name: args.tun_name.clone(),
         pool: args.pool.clone(),
         ipv6_prefix: args.ipv6_prefix.clone(),
+        iphttps_prefix: args.iphttps_prefix.clone(),
+        iphttps_client_ca: args.iphttps_client_ca.clone(),
     };
     let config_path = args.config.clone().or_else(|| {
         let p = PathBuf::from(config::DEFAULT_CONFIG);
@@ -147,6 +168,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             if !settings.generated_cert {
                 crate::tls::server_config(cert, key)?;
             }
+        }
+        if !settings.generated_cert {
+            load_tls(&settings)?;
         }
         if settings.users_file.exists() {
             auth::Users::load(&settings.users_file)?;
@@ -197,10 +221,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         settings.mtu,
     )?;
     if let Some(p) = settings.ipv6_prefix {
-        let one = iphttps::InterfaceId::new([0, 0, 0, 0, 0, 0, 0, 1]).expect("::1 is not reserved");
+        let one =
+            ::iphttps::InterfaceId::new([0, 0, 0, 0, 0, 0, 0, 1]).expect("::1 is not reserved");
         let addr = p.address(one);
         tun.add_address_v6(addr, 64)
             .with_context(|| format!("adding {addr}/64 to the TUN device"))?;
+    }
+    let iphttps_pool = settings
+        .iphttps
+        .as_ref()
+        .map(|i| iphttps::Allocator::new(i.pool));
+    let iphttps_paths = match &settings.iphttps {
+        Some(i) => Some(
+            ::iphttps::ServerConfig::new(i.paths.iter().map(String::as_str))
+                .context("iphttps.paths")?,
+        ),
+        None => None,
+    };
+    if let (Some(i), Some(a)) = (&settings.iphttps, &iphttps_pool) {
+        let addr = a.server_addr();
+        tun.add_address_v6(addr, i.pool.prefix_len())
+            .with_context(|| format!("adding {addr}/{} to the TUN device", i.pool.prefix_len()))?;
+        info!(pool = %format!("{}/{}", i.pool.addr(), i.pool.prefix_len()), auth = if i.auth_none { "none" } else { "certificate" }, "IP-HTTPS enabled");
     }
     let router = Arc::new(router::Router::default());
     tokio::spawn(router.clone().run_tun_reader(tun.clone()));
@@ -226,6 +268,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         router,
         tun,
         shutdown: stop_rx,
+        iphttps_pool,
+        iphttps_paths,
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));

@@ -3,6 +3,10 @@
 //! destination and hands it to that session's bounded queue; when the queue
 //! is full the packet is dropped here (TCP-over-TCP: drop at the TUN side
 //! rather than buffer without bound).
+//!
+//! Two tables: exact addresses (SSTP sessions: one IPv4 and one IPv6
+//! address each) and /64 prefixes (IP-HTTPS sessions: each client owns a
+//! /64, MS-IPHTTPS §3.2.3). An exact match wins over a /64.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -21,6 +25,8 @@ pub type PacketTx = mpsc::Sender<Vec<u8>>;
 #[derive(Default)]
 pub struct Router {
     table: RwLock<HashMap<IpAddr, PacketTx>>,
+    /// /64 (upper 64 bits) -> IP-HTTPS session.
+    table64: RwLock<HashMap<u64, PacketTx>>,
     /// Packets from the TUN with no session for their destination.
     pub no_route: AtomicU64,
     /// Packets dropped because the session's queue was full.
@@ -71,6 +77,22 @@ impl Drop for Registration {
     }
 }
 
+/// Removes the /64 route when dropped.
+pub struct Registration64 {
+    router: Arc<Router>,
+    prefix: u64,
+}
+
+impl Drop for Registration64 {
+    fn drop(&mut self) {
+        self.router
+            .table64
+            .write()
+            .expect("router lock")
+            .remove(&self.prefix);
+    }
+}
+
 impl Router {
     /// Routes packets for `addr` to `tx` until the returned value is
     /// dropped; `None` if another session has the address.
@@ -86,13 +108,38 @@ impl Router {
         })
     }
 
+    /// Routes packets for the /64 `prefix` to `tx` until the returned value
+    /// is dropped; `None` if another session has it.
+    pub fn register64(
+        self: &Arc<Self>,
+        prefix: iphttps::Prefix64,
+        tx: PacketTx,
+    ) -> Option<Registration64> {
+        let mut t = self.table64.write().expect("router lock");
+        if t.contains_key(&prefix.bits()) {
+            return None;
+        }
+        t.insert(prefix.bits(), tx);
+        Some(Registration64 {
+            router: self.clone(),
+            prefix: prefix.bits(),
+        })
+    }
+
     pub fn sessions(&self) -> usize {
         self.table.read().expect("router lock").len()
+            + self.table64.read().expect("router lock").len()
     }
 
     fn dispatch(&self, pkt: &[u8]) {
         let Some(dst) = destination(pkt) else { return };
-        let tx = self.table.read().expect("router lock").get(&dst).cloned();
+        let mut tx = self.table.read().expect("router lock").get(&dst).cloned();
+        if tx.is_none() {
+            if let IpAddr::V6(a) = dst {
+                let key = iphttps::Prefix64::of(a).bits();
+                tx = self.table64.read().expect("router lock").get(&key).cloned();
+            }
+        }
         match tx {
             None => {
                 self.no_route.fetch_add(1, Ordering::Relaxed);
@@ -162,5 +209,34 @@ mod tests {
         assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
         drop(reg);
         assert_eq!(r.sessions(), 0);
+    }
+
+    fn v6(dst: &str) -> Vec<u8> {
+        let mut p = vec![0x60; 40];
+        p[4] = 0;
+        p[5] = 0;
+        p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+        p
+    }
+
+    #[test]
+    fn prefix64_table() {
+        let r = Arc::new(Router::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let (tx2, mut rx2) = mpsc::channel(4);
+        let p = iphttps::Prefix64::of("fd00:1:0:5::".parse().unwrap());
+        let reg = r.register64(p, tx.clone()).unwrap();
+        assert!(r.register64(p, tx).is_none(), "taken");
+        let _exact = r.register("fd00:1:0:5::9".parse().unwrap(), tx2).unwrap();
+        r.dispatch(&v6("fd00:1:0:5::1234"));
+        assert!(rx.try_recv().is_ok());
+        r.dispatch(&v6("fd00:1:0:5::9"));
+        assert!(rx2.try_recv().is_ok(), "exact match wins");
+        assert!(rx.try_recv().is_err());
+        r.dispatch(&v6("fd00:1:0:6::1"));
+        assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
+        drop(reg);
+        r.dispatch(&v6("fd00:1:0:5::1234"));
+        assert_eq!(r.no_route.load(Ordering::Relaxed), 2);
     }
 }

@@ -1,0 +1,347 @@
+//! `tunnel443 client iphttps://HOST[:PORT]/PATH`: the IP-HTTPS client
+//! (MS-IPHTTPS §3.1).
+//!
+//! The `iphttps` crate's [`Link`] holds the §3.1.1 states (Enabled,
+//! LinkDown, Established, LinkUp, Disabled) and the §3.1.2.1 reconnect timer
+//! (30 s, then the time elapsed since the first failure, at most 15
+//! minutes, reset when the link comes up); this driver carries out its
+//! events: dial (directly or through the CONNECT proxy chain of
+//! [`crate::dial`]), TLS with the client certificate, the POST, a TUN
+//! device with MTU 1280, a Router Solicitation at link up, and SLAAC plus
+//! the default route from the Router Advertisement.
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use iphttps::{Decoder, Encoder, Frame, Link, LinkConfig, LinkEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{ClientArgs, Failure, Target};
+use crate::io_util::{read_head, BoxStream, HeadError};
+use crate::tls::Trust;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Halves = (ReadHalf<BoxStream>, WriteHalf<BoxStream>);
+
+struct Client<'a> {
+    target: &'a Target,
+    server_name: String,
+    tls: Arc<rustls::ClientConfig>,
+    proxy: &'a crate::dial::ProxyOpts,
+}
+
+impl Client<'_> {
+    /// Dial and TLS: the transport of one attempt.
+    async fn connect(&self) -> Result<BoxStream, Failure> {
+        let t = self.target;
+        let dialed = crate::dial::dial(self.proxy, &t.host, t.port, &[])
+            .await
+            .map_err(|e| match e {
+                crate::dial::DialError::Connect { .. } => Failure::Other(e.to_string()),
+                crate::dial::DialError::ProxyDenied { .. }
+                | crate::dial::DialError::ProxyAuthRequired { .. } => {
+                    Failure::ProxyRefused(e.to_string())
+                }
+                e => Failure::Proxy(e.to_string()),
+            })?;
+        let name =
+            rustls::pki_types::ServerName::try_from(self.server_name.clone()).map_err(|_| {
+                Failure::Other(format!("{:?} is not a valid server name", self.server_name))
+            })?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, dialed))
+            .await
+            .map_err(|_| Failure::Timeout("TLS handshake".into()))?
+            .map_err(|e| super::connection::tls_failure(&e))?;
+        Ok(Box::new(tls))
+    }
+
+    /// The POST and the 200 (§3.1.5.2); returns bytes read past the head.
+    async fn request(&self, s: &mut BoxStream) -> Result<Vec<u8>, Failure> {
+        let t = self.target;
+        let host = if t.port == 443 {
+            t.host.clone()
+        } else {
+            format!("{}:{}", t.host, t.port)
+        };
+        let path = if t.path.is_empty() {
+            "/IPHTTPS"
+        } else {
+            &t.path
+        };
+        let req = iphttps::build_request(&host, path)
+            .map_err(|e| Failure::Other(format!("request: {e}")))?;
+        s.write_all(&req)
+            .await
+            .map_err(|e| Failure::Other(format!("sending the request: {e}")))?;
+        let mut buf = Vec::new();
+        read_head(s, &mut buf, 8192, HANDSHAKE_TIMEOUT, |b| {
+            iphttps::parse_response(b, 8192).map(|p| match p {
+                iphttps::Parsed::Complete { value, head_len } => Some((value, head_len)),
+                iphttps::Parsed::Partial => None,
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            HeadError::Timeout(_) => Failure::Timeout("HTTP response".into()),
+            HeadError::Parse(p) => Failure::Nak(format!("HTTP response: {p}")),
+            e => Failure::Other(format!("HTTP response: {e}")),
+        })?;
+        Ok(buf)
+    }
+}
+
+fn link_failure(f: &Failure) -> iphttps::Failure {
+    match f {
+        Failure::Tls(_) => iphttps::Failure::Tls,
+        Failure::Nak(_) => iphttps::Failure::Http(None),
+        Failure::Timeout(_) => iphttps::Failure::AttemptTimeout,
+        Failure::Proxy(_) | Failure::ProxyRefused(_) => iphttps::Failure::Connect,
+        _ => iphttps::Failure::Other,
+    }
+}
+
+/// The TUN device: link-local `fe80::IID`, MTU 1280 (§3.1.5.3).
+fn create_tun(name: &str, ll: Ipv6Addr) -> anyhow::Result<crate::tun::Tun> {
+    let dev = tun_rs::DeviceBuilder::new()
+        .name(name)
+        .ipv6(ll, 64)
+        .mtu(iphttps::MIN_MTU as u16)
+        .build_async()
+        .with_context(|| format!("creating TUN device {name}"))?;
+    Ok(Arc::new(dev))
+}
+
+/// SLAAC (RFC 4862) and the default route from a Router Advertisement.
+fn apply_ra(tun: &crate::tun::Tun, iid: iphttps::InterfaceId, ra: &iphttps::nd::ReceivedAdvert) {
+    for a in ra.advert.slaac_addresses(iid) {
+        match tun.add_address_v6(a, 64) {
+            Ok(()) => {
+                info!(address = %a, router = %ra.router, "IPv6 address from the Router Advertisement");
+                println!("connected: IPv6 address {a}");
+            }
+            Err(e) => debug!(address = %a, error = %e, "address not added (already there?)"),
+        }
+    }
+    if ra.advert.router_lifetime > 0 {
+        let dev = crate::tun::name(tun);
+        let ok = std::process::Command::new("ip")
+            .args(["-6", "route", "replace", "default", "via"])
+            .arg(ra.router.to_string())
+            .args(["dev", &dev, "mtu", "1280"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            info!(via = %ra.router, dev = %dev, "IPv6 default route through the tunnel");
+        } else {
+            warn!(dev = %dev, "could not install the IPv6 default route");
+        }
+    }
+}
+
+pub async fn run(
+    args: &ClientArgs,
+    target: Target,
+    trust: Trust,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<i32> {
+    let identity = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        _ => {
+            warn!("no --cert/--key: the server must allow IP-HTTPS without client certificates");
+            None
+        }
+    };
+    let client = Client {
+        server_name: args
+            .server_name
+            .clone()
+            .unwrap_or_else(|| target.host.clone()),
+        target: &target,
+        tls: crate::tls::client_config_with_cert(&trust, identity)?,
+        proxy: &args.proxy,
+    };
+    let mut iid_bytes = [0u8; 8];
+    rand::fill(&mut iid_bytes);
+    iid_bytes[0] &= 0xfd; // local (u/l bit clear: not a universal identifier)
+    let iid = iphttps::InterfaceId::new(iid_bytes).unwrap_or(
+        iphttps::InterfaceId::new([0x02, 0, 0, 0, 0, 0, 0, 0x11]).context("fixed identifier")?,
+    );
+    let ll = iphttps::addr::link_local(iid);
+
+    let mut link = Link::new(LinkConfig::default());
+    let _ = link.enable();
+    let _ = link.initialize(Instant::now().into_std());
+    let mut tun: Option<crate::tun::Tun> = None;
+    let mut conn: Option<Halves> = None;
+    let mut pending: Vec<u8> = Vec::new();
+    let enc = Encoder::new();
+    let mut dec = Decoder::new();
+    let mut tunbuf = vec![0u8; 65536];
+    loop {
+        while let Some(ev) = link.poll_event() {
+            let now = Instant::now().into_std();
+            match ev {
+                LinkEvent::Connect { attempt } => {
+                    info!(attempt, server = %target.host, port = target.port, state = ?link.state(), "connecting");
+                    match client.connect().await {
+                        Ok(s) => {
+                            let _ = link.transport_connected();
+                            let _ = link.tls_established();
+                            pending.clear();
+                            conn = Some(tokio::io::split(s));
+                        }
+                        Err(f) => {
+                            if args.no_reconnect
+                                || matches!(f, Failure::Tls(_) | Failure::ProxyRefused(_))
+                            {
+                                eprintln!("tunnel443: {f}");
+                                return Ok(f.exit_code());
+                            }
+                            warn!(error = %f, "connection attempt failed");
+                            let _ = link.link_failed(now, link_failure(&f));
+                        }
+                    }
+                }
+                LinkEvent::SendRequest => {
+                    let Some((rd, wr)) = conn.take() else {
+                        let _ = link.link_failed(now, iphttps::Failure::Closed);
+                        continue;
+                    };
+                    let mut s = rd.unsplit(wr);
+                    match client.request(&mut s).await {
+                        Ok(rest) => {
+                            pending = rest;
+                            conn = Some(tokio::io::split(s));
+                            dec = Decoder::new();
+                            let _ = link.http_ok(Instant::now().into_std());
+                        }
+                        Err(f) => {
+                            if args.no_reconnect {
+                                eprintln!("tunnel443: {f}");
+                                return Ok(f.exit_code());
+                            }
+                            warn!(error = %f, "server refused the IP-HTTPS request");
+                            let _ = link.link_failed(now, link_failure(&f));
+                        }
+                    }
+                }
+                LinkEvent::LinkUp => {
+                    if tun.is_none() {
+                        tun = Some(create_tun(&args.tun_name, ll)?);
+                    }
+                    info!(tun = %args.tun_name, link_local = %ll, "IP-HTTPS link up");
+                    println!("connected: IP-HTTPS link up, device {}", args.tun_name);
+                }
+                LinkEvent::SendRouterSolicitation => {
+                    if let Some((_, wr)) = conn.as_mut() {
+                        let mut out = Vec::new();
+                        let _ = enc.encode(&iphttps::RouterSolicit::build(ll), &mut out);
+                        if let Err(e) = wr.write_all(&out).await {
+                            debug!(error = %e, "Router Solicitation not sent");
+                        }
+                    }
+                }
+                LinkEvent::LinkDown { reason } => warn!(?reason, "IP-HTTPS link down"),
+                LinkEvent::Close => conn = None,
+                LinkEvent::ReconnectScheduled { after, .. } => {
+                    if args.no_reconnect {
+                        eprintln!("tunnel443: the link failed");
+                        return Ok(1);
+                    }
+                    info!(retry_in = ?after, "reconnect scheduled (MS-IPHTTPS §3.1.2.1)");
+                }
+            }
+        }
+        let deadline = link
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let up = link.state() == iphttps::LinkState::LinkUp;
+        let failed: Option<iphttps::Failure> = match (&mut conn, &tun) {
+            (Some((rd, wr)), Some(tun)) if up => {
+                if !pending.is_empty() {
+                    let n = dec.extend(&pending);
+                    pending.drain(..n);
+                }
+                let got = tokio::select! {
+                    r = rd.read(dec.spare()), if pending.is_empty() => match r {
+                        Ok(0) => Err(iphttps::Failure::Closed),
+                        Ok(n) => { dec.filled(n); Ok(true) }
+                        Err(_) => Err(iphttps::Failure::Closed),
+                    },
+                    r = tun.recv(&mut tunbuf) => match r {
+                        Ok(n) => {
+                            let mut out = Vec::with_capacity(n + 8);
+                            if enc.encode(&tunbuf[..n], &mut out).is_ok() && wr.write_all(&out).await.is_err() {
+                                Err(iphttps::Failure::Closed)
+                            } else {
+                                Ok(false)
+                            }
+                        }
+                        Err(e) => return Err(e).context("TUN read"),
+                    },
+                    _ = tokio::time::sleep_until(deadline) => {
+                        link.handle_timeout(Instant::now().into_std());
+                        Ok(false)
+                    }
+                    _ = stop.changed() => {
+                        info!("disconnected");
+                        return Ok(0);
+                    }
+                    _ = std::future::ready(()), if !pending.is_empty() => Ok(true),
+                };
+                match got {
+                    Err(f) => Some(f),
+                    Ok(false) => None,
+                    Ok(true) => {
+                        let mut fail = None;
+                        loop {
+                            match dec.next_packet() {
+                                Ok(Some(Frame::Packet(p))) => {
+                                    if p.get(40) == Some(&134) && p.get(6) == Some(&58) {
+                                        if let Ok(ra) = iphttps::RouterAdvert::parse(p) {
+                                            let _ = link.router_advert_received();
+                                            apply_ra(tun, iid, &ra);
+                                        }
+                                    }
+                                    let _ = tun.try_send(p);
+                                }
+                                Ok(Some(Frame::Oversize { .. })) => {}
+                                Ok(None) => break,
+                                Err(e) => {
+                                    warn!(error = %e, "non-IPv6 data from the server");
+                                    fail = Some(iphttps::Failure::Framing);
+                                    break;
+                                }
+                            }
+                        }
+                        fail
+                    }
+                }
+            }
+            _ => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {
+                        link.handle_timeout(Instant::now().into_std());
+                    }
+                    _ = stop.changed() => {
+                        info!("disconnected");
+                        return Ok(0);
+                    }
+                }
+                None
+            }
+        };
+        if let Some(f) = failed {
+            conn = None;
+            let _ = link.link_failed(Instant::now().into_std(), f);
+        }
+    }
+}
