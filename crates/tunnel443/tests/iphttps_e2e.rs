@@ -343,3 +343,93 @@ fn through_squid() {
         "{line}"
     );
 }
+
+#[test]
+fn plain_http_behind_haproxy_with_auth_none() {
+    let lab = Lab::new(1);
+    let d = lab.dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=lb.test",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+            "-keyout",
+            "lb.key",
+            "-out",
+            "lb.crt",
+            "-days",
+            "2",
+        ],
+    );
+    let pem = [
+        std::fs::read(d.join("lb.crt")).unwrap(),
+        std::fs::read(d.join("lb.key")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(d.join("lb.pem"), pem).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("openssl x509 -in lb.crt -outform DER | sha256sum | cut -d' ' -f1")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::fs::write(d.join("users"), "").unwrap();
+    let conf = d.join("tunnel443.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen = \"127.0.0.1:8080\"\nusers_file = \"{}\"\n[tls]\nplain_http = true\ncert_sha256 = \"{fp}\"\n\
+             [iphttps]\nprefix = \"{POOL}\"\nauth = \"none\"\n",
+            d.join("users").display()
+        ),
+    )
+    .unwrap();
+    let mut srv = lab.server.command(BIN);
+    srv.env("TUNNEL443_LOG", "debug");
+    srv.args(["server", "--config"]).arg(&conf);
+    let mut server = Proc::spawn(srv, d.join("server.log"), "server");
+    assert!(
+        server.wait_for_output("server started", 20),
+        "{}",
+        server.output()
+    );
+    std::fs::write(
+        d.join("haproxy.cfg"),
+        format!(
+            "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
+             frontend f\n  bind {}:443 ssl crt {}\n  default_backend b\nbackend b\n  server s 127.0.0.1:8080\n",
+            lab.server_addr(0),
+            d.join("lb.pem").display()
+        ),
+    )
+    .unwrap();
+    let mut hp = lab.server.command("haproxy");
+    hp.args(["-db", "-f"]).arg(d.join("haproxy.cfg"));
+    let _haproxy = Proc::spawn(hp, d.join("haproxy.log"), "haproxy");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut cmd = lab.clients[0].command(BIN);
+    cmd.args([
+        "client",
+        &format!("iphttps://{}/IPTLS", lab.server_addr(0)),
+        "--pin-sha256",
+        &fp,
+    ]);
+    let c0 = Proc::spawn(cmd, d.join("client.log"), "client");
+    up(&lab, 0, &c0);
+    assert_eq!(ping_count(&lab.clients[0], SERVER_V6, 3), 3);
+    assert!(
+        server.output().contains("client=anonymous"),
+        "{}",
+        server.output()
+    );
+}

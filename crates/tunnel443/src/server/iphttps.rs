@@ -32,6 +32,26 @@ use crate::io_util::BoxStream;
 use crate::server::router::SESSION_QUEUE;
 use crate::server::Shared;
 
+static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// IP-HTTPS sessions running (shutdown waits for their final RA).
+pub fn active() -> usize {
+    ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+struct ActiveGuard;
+impl ActiveGuard {
+    fn new() -> Self {
+        ACTIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ActiveGuard
+    }
+}
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Hands out /64s 1, 2, ... of the pool (0 is the server's).
 pub struct Allocator {
     pool: Ipv6Prefix,
@@ -102,6 +122,7 @@ pub async fn run(
     client: String,
     shared: Arc<Shared>,
 ) {
+    let _active = ActiveGuard::new();
     let Some(alloc) = shared.iphttps_pool.clone() else {
         return;
     };

@@ -294,10 +294,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    while session::active() > 0 && tokio::time::Instant::now() < deadline {
+    while session::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    info!(left = session::active(), "stopped");
+    info!(left = session::active() + iphttps::active(), "stopped");
     Ok(())
 }
 
