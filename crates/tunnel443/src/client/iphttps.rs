@@ -266,12 +266,15 @@ pub async fn run(
         let up = link.state() == iphttps::LinkState::LinkUp;
         let failed: Option<iphttps::Failure> = match (&mut conn, &tun) {
             (Some((rd, wr)), Some(tun)) if up => {
+                // Bytes that came with the response head (the first RA).
+                let mut fed = false;
                 if !pending.is_empty() {
                     let n = dec.extend(&pending);
                     pending.drain(..n);
+                    fed = true;
                 }
                 let got = tokio::select! {
-                    r = rd.read(dec.spare()), if pending.is_empty() => match r {
+                    r = rd.read(dec.spare()), if !fed => match r {
                         Ok(0) => Err(iphttps::Failure::Closed),
                         Ok(n) => { dec.filled(n); Ok(true) }
                         Err(_) => Err(iphttps::Failure::Closed),
@@ -295,7 +298,7 @@ pub async fn run(
                         info!("disconnected");
                         return Ok(0);
                     }
-                    _ = std::future::ready(()), if !pending.is_empty() => Ok(true),
+                    _ = std::future::ready(()), if fed => Ok(true),
                 };
                 match got {
                     Err(f) => Some(f),
