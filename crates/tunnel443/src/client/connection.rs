@@ -56,11 +56,6 @@ struct Conn<'a> {
     ra: Option<iphttps::nd::ReceivedAdvert>,
 }
 
-/// An ICMPv6 Router Advertisement (type 134), by its first bytes.
-fn is_router_advert(p: &[u8]) -> bool {
-    p.len() > 40 && p[0] >> 4 == 6 && p[6] == 58 && p[40] == 134
-}
-
 impl Conn<'_> {
     fn pump(&mut self, now: Instant) {
         loop {
@@ -73,7 +68,9 @@ impl Conn<'_> {
                             let pkt = match p {
                                 ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
                             };
-                            if is_router_advert(pkt) {
+                            if iphttps::icmpv6::message_type(pkt)
+                                == Some(iphttps::icmpv6::Icmpv6Type::RouterAdvertisement)
+                            {
                                 match iphttps::nd::RouterAdvert::parse(pkt) {
                                     Ok(ra) => self.ra = Some(ra),
                                     Err(e) => debug!(error = %e, "bad Router Advertisement"),
