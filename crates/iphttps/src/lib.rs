@@ -18,6 +18,8 @@
 //! * [`nd`]: Router Solicitation/Advertisement and Neighbor
 //!   Solicitation/Advertisement (RFC 4861) with Prefix Information, MTU,
 //!   Route Information (RFC 4191) and RDNSS (RFC 8106).
+//! * [`host`]: what a client configures from the advertisements (SLAAC
+//!   addresses, default and advertised routes, DNS) as a list of changes.
 //! * [`addr`]: prefixes, the per-client /64, interface identifiers, SLAAC
 //!   (RFC 4862 §5.5.3).
 //! * [`icmpv6`], [`ipv6`], [`checksum`]: the wire formats underneath.
@@ -30,6 +32,7 @@
 pub mod addr;
 pub mod checksum;
 pub mod frame;
+pub mod host;
 pub mod icmpv6;
 pub mod ipv6;
 pub mod link;

@@ -535,6 +535,7 @@ pub fn build_refusal(status: u16) -> Vec<u8> {
         404 => "Not Found",
         405 => "Method Not Allowed",
         411 => "Length Required",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         503 => "Service Unavailable",

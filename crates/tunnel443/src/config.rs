@@ -56,6 +56,15 @@ pub struct IphttpsSection {
     pub auth: Option<String>,
     /// Request paths (default "/IPHTTPS" and "/IPTLS").
     pub paths: Option<Vec<String>>,
+    /// TLS server names (SNI) reserved for IP-HTTPS: a handshake for one of
+    /// them must present a client certificate, and IP-HTTPS is refused
+    /// (421) on every other name. Empty: IP-HTTPS on any name, a missing
+    /// certificate refused with 403 after the handshake.
+    pub server_names: Option<Vec<String>>,
+    /// Advertise the server as the clients' default router (default true).
+    pub default_route: Option<bool>,
+    /// IPv6 prefixes advertised as routes (RFC 4191 Route Information).
+    pub routes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +211,12 @@ pub struct IphttpsSettings {
     /// True when `auth = "none"`: no client certificate required.
     pub auth_none: bool,
     pub paths: Vec<String>,
+    /// SNI names reserved for IP-HTTPS (lower case, no trailing dot).
+    pub server_names: Vec<String>,
+    /// Whether RAs make the server the clients' default router.
+    pub default_route: bool,
+    /// Prefixes advertised as Route Information options.
+    pub routes: Vec<iphttps::Ipv6Prefix>,
 }
 
 /// Command-line values that override the file.
@@ -215,6 +230,7 @@ pub struct Overrides {
     pub ipv6_prefix: Option<String>,
     pub iphttps_prefix: Option<String>,
     pub iphttps_client_ca: Option<PathBuf>,
+    pub iphttps_server_names: Vec<String>,
 }
 
 /// Reads `path` (if given) and applies the overrides.
@@ -414,6 +430,10 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             if f.iphttps.client_ca.is_some()
                 || f.iphttps.auth.is_some()
                 || f.iphttps.paths.is_some()
+                || f.iphttps.server_names.is_some()
+                || f.iphttps.default_route.is_some()
+                || f.iphttps.routes.is_some()
+                || !ov.iphttps_server_names.is_empty()
             {
                 bail!("iphttps.prefix: required to enable IP-HTTPS (the other [iphttps] keys need it)");
             }
@@ -449,11 +469,37 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
                     bail!("iphttps.prefix: overlaps ipv6.prefix");
                 }
             }
+            let names = if ov.iphttps_server_names.is_empty() {
+                f.iphttps.server_names.unwrap_or_default()
+            } else {
+                ov.iphttps_server_names.clone()
+            };
+            let mut server_names = Vec::new();
+            for n in names {
+                let n = n.trim_end_matches('.').to_ascii_lowercase();
+                if rustls::pki_types::DnsName::try_from(n.as_str()).is_err() {
+                    bail!("iphttps.server_names: {n:?} is not a DNS name");
+                }
+                server_names.push(n);
+            }
+            if !server_names.is_empty() && auth_none {
+                bail!("iphttps.server_names: only with auth = \"certificate\" (they make the TLS handshake require a client certificate)");
+            }
+            let mut routes = Vec::new();
+            for r in f.iphttps.routes.unwrap_or_default() {
+                routes.push(
+                    iphttps::Ipv6Prefix::parse(&r)
+                        .with_context(|| format!("iphttps.routes: {r:?} is not an IPv6 prefix"))?,
+                );
+            }
             Some(IphttpsSettings {
                 pool,
                 client_ca: if auth_none { None } else { client_ca },
                 auth_none,
                 paths,
+                server_names,
+                default_route: f.iphttps.default_route.unwrap_or(true),
+                routes,
             })
         }
     };
@@ -517,6 +563,16 @@ mod tests {
         );
         assert!(err("[iphttps]\nprefix = \"fd00::/48\"\nauth = \"x\"").contains("iphttps.auth"));
         assert!(err("[iphttps]\nauth = \"none\"").contains("iphttps.prefix"));
+        assert!(err("[iphttps]\nroutes = [\"fd99::/32\"]").contains("iphttps.prefix"));
+        let none = "[iphttps]\nprefix = \"fd00::/48\"\nauth = \"none\"\n";
+        assert!(err(&format!("{none}routes = [\"fd99::/129\"]")).contains("iphttps.routes"));
+        assert!(
+            err(&format!("{none}server_names = [\"da.test\"]")).contains("iphttps.server_names")
+        );
+        let ca = "[iphttps]\nprefix = \"fd00::/48\"\nclient_ca = \"/ca\"\n";
+        assert!(
+            err(&format!("{ca}server_names = [\"not a name\"]")).contains("iphttps.server_names")
+        );
     }
 
     #[test]
@@ -526,6 +582,16 @@ mod tests {
         let i = s.iphttps.unwrap();
         assert!(!i.auth_none);
         assert_eq!(i.paths, ["/IPHTTPS", "/IPTLS"]);
+        assert!(i.default_route && i.routes.is_empty() && i.server_names.is_empty());
+        let f = parse(
+            "[iphttps]\nprefix = \"fd00:1::/48\"\nclient_ca = \"/ca.pem\"\n\
+             server_names = [\"DA.Example.com.\"]\ndefault_route = false\nroutes = [\"fd99::/32\"]",
+        )
+        .unwrap();
+        let i = validate(f, &Overrides::default()).unwrap().iphttps.unwrap();
+        assert_eq!(i.server_names, ["da.example.com"]);
+        assert!(!i.default_route);
+        assert_eq!(i.routes[0].prefix_len(), 32);
         let f = parse("[iphttps]\nprefix = \"fd00:1::/48\"\nauth = \"none\"").unwrap();
         assert!(
             validate(f, &Overrides::default())

@@ -1,44 +1,69 @@
 //! Routes via rtnetlink: the one module that talks netlink.
 //!
-//! The client uses it to add `--route` prefixes through its TUN device and,
-//! for `--default-route`, to keep the path to the server (or its proxy) on
-//! the current gateway before it sends everything else into the tunnel.
+//! The clients use it to add routes through their TUN device (`--route`,
+//! `--default-route`, and the IPv6 routes a Router Advertisement brings)
+//! and to keep the path to the server (or its proxy) on the current gateway
+//! before everything else goes into the tunnel. Both address families.
 
-use std::net::Ipv4Addr;
+use std::fmt;
+use std::net::IpAddr;
 
 use anyhow::Context;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::RouteMessageBuilder;
 
-use crate::pool::Ipv4Net;
-
 /// Where the kernel would send a packet today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Path4 {
-    pub gateway: Option<Ipv4Addr>,
+pub struct Path {
+    pub gateway: Option<IpAddr>,
     pub oif: Option<u32>,
 }
 
-/// An IPv4 route we added, to be removed again.
+/// A route we added, to be removed again. `gateway` is of the same family
+/// as `dst`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route4 {
-    pub dst: Ipv4Net,
+pub struct Route {
+    pub dst: IpAddr,
+    pub prefix_len: u8,
     pub oif: Option<u32>,
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
 }
 
-impl Route4 {
-    fn message(&self) -> RouteMessage {
-        let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(self.dst.network(), self.dst.prefix_len());
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.dst, self.prefix_len)?;
+        if let Some(g) = self.gateway {
+            write!(f, " via {g}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Route {
+    /// A host route (/32 or /128) to `addr` along `path`.
+    pub fn host(addr: IpAddr, path: Path) -> Self {
+        Route {
+            dst: addr,
+            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+            oif: path.oif,
+            gateway: path.gateway,
+        }
+    }
+
+    fn message(&self) -> anyhow::Result<RouteMessage> {
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(self.dst, self.prefix_len)
+            .with_context(|| format!("route {self}: bad destination"))?;
         if let Some(oif) = self.oif {
             b = b.output_interface(oif);
         }
         if let Some(gw) = self.gateway {
-            b = b.gateway(gw);
+            b = b
+                .gateway(gw)
+                .with_context(|| format!("route {self}: gateway of another family"))?;
         }
-        b.build()
+        Ok(b.build())
     }
 }
 
@@ -54,9 +79,11 @@ impl Netlink {
     }
 
     /// Like `ip route get DST`.
-    pub async fn path_to(&self, dst: Ipv4Addr) -> anyhow::Result<Path4> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dst, 32)
+    pub async fn path_to(&self, dst: IpAddr) -> anyhow::Result<Path> {
+        let len = if dst.is_ipv4() { 32 } else { 128 };
+        let msg = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst, len)
+            .context("route lookup")?
             .build();
         let mut routes = self.handle.route().get(msg).execute();
         let route = routes
@@ -64,13 +91,14 @@ impl Netlink {
             .await
             .with_context(|| format!("no route to {dst}"))?
             .with_context(|| format!("no route to {dst}"))?;
-        let mut p = Path4 {
+        let mut p = Path {
             gateway: None,
             oif: None,
         };
         for a in &route.attributes {
             match a {
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => p.gateway = Some(*g),
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => p.gateway = Some((*g).into()),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => p.gateway = Some((*g).into()),
                 RouteAttribute::Oif(i) => p.oif = Some(*i),
                 _ => {}
             }
@@ -78,22 +106,23 @@ impl Netlink {
         Ok(p)
     }
 
-    pub async fn add(&self, r: &Route4) -> anyhow::Result<()> {
+    /// Adds (or replaces) `r`.
+    pub async fn add(&self, r: &Route) -> anyhow::Result<()> {
         self.handle
             .route()
-            .add(r.message())
+            .add(r.message()?)
             .replace()
             .execute()
             .await
-            .with_context(|| format!("adding route {}", r.dst))
+            .with_context(|| format!("adding route {r}"))
     }
 
-    pub async fn del(&self, r: &Route4) -> anyhow::Result<()> {
+    pub async fn del(&self, r: &Route) -> anyhow::Result<()> {
         self.handle
             .route()
-            .del(r.message())
+            .del(r.message()?)
             .execute()
             .await
-            .with_context(|| format!("removing route {}", r.dst))
+            .with_context(|| format!("removing route {r}"))
     }
 }

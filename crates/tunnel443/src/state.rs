@@ -105,7 +105,7 @@ mod tests {
         let first = std::fs::read(&c).unwrap();
         assert!(!ensure_certificate(&c, &k, &[]).unwrap());
         assert_eq!(std::fs::read(&c).unwrap(), first);
-        let (_, hashes) = crate::tls::server_config(&c, &k).unwrap();
+        let (_, hashes) = crate::tls::server_config(&c, &k, crate::tls::ClientCerts::None).unwrap();
         let der = crate::tls::load_certs(&c).unwrap().remove(0);
         assert_eq!(hashes, crate::tls::CertHashes::of(&der));
         crate::tls::check_server_eku(&der).unwrap();

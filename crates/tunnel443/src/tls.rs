@@ -67,48 +67,53 @@ pub fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
         .with_context(|| format!("{}: no private key in it", path.display()))
 }
 
+/// Whether a server config asks for client certificates (IP-HTTPS mutual
+/// TLS, MS-IPHTTPS §1.5 and §4.2) and what they must chain to.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientCerts<'a> {
+    /// No CertificateRequest (SSTP authenticates in PPP).
+    None,
+    /// A certificate is asked for and verified against these CAs when
+    /// presented; clients without one still complete the handshake (SSTP
+    /// clients on a listener shared with IP-HTTPS).
+    Optional(&'a Path),
+    /// A certificate chaining to these CAs is required: the handshake
+    /// fails without one.
+    Required(&'a Path),
+}
+
 /// A server config from a certificate chain and key, plus the leaf's hashes.
 pub fn server_config(
     cert: &Path,
     key: &Path,
+    client: ClientCerts<'_>,
 ) -> anyhow::Result<(Arc<rustls::ServerConfig>, CertHashes)> {
     let chain = load_certs(cert)?;
     let key = load_key(key)?;
     let hashes = CertHashes::of(&chain[0]);
-    let cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(VERSIONS)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("certificate and key do not match")?;
-    Ok((Arc::new(cfg), hashes))
-}
-
-/// Like [`server_config`], with client certificates verified against the
-/// CAs in `client_ca` when presented. Unauthenticated clients are allowed at
-/// the TLS layer (SSTP clients present no certificate on the same
-/// listener); the IP-HTTPS dispatch then requires a verified certificate.
-pub fn server_config_mtls(
-    cert: &Path,
-    key: &Path,
-    client_ca: &Path,
-) -> anyhow::Result<(Arc<rustls::ServerConfig>, CertHashes)> {
-    let chain = load_certs(cert)?;
-    let key = load_key(key)?;
-    let hashes = CertHashes::of(&chain[0]);
-    let mut roots = rustls::RootCertStore::empty();
-    for c in load_certs(client_ca)? {
-        roots
-            .add(c)
-            .with_context(|| format!("{}: not a usable CA certificate", client_ca.display()))?;
-    }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .allow_unauthenticated()
-            .build()
-            .context("client CA verifier")?;
-    let cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(VERSIONS)?
-        .with_client_cert_verifier(verifier)
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
+    let builder = match client {
+        ClientCerts::None => builder.with_no_client_auth(),
+        ClientCerts::Optional(ca) | ClientCerts::Required(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in load_certs(ca)? {
+                roots
+                    .add(c)
+                    .with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            );
+            let verifier = match client {
+                ClientCerts::Optional(_) => verifier.allow_unauthenticated(),
+                _ => verifier,
+            };
+            builder.with_client_cert_verifier(verifier.build().context("client CA verifier")?)
+        }
+    };
+    let cfg = builder
         .with_single_cert(chain, key)
         .context("certificate and key do not match")?;
     Ok((Arc::new(cfg), hashes))

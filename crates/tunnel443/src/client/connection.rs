@@ -33,7 +33,7 @@ pub(super) fn tls_failure(e: &std::io::Error) -> Failure {
 /// The tunnel once IPCP is up.
 struct Up {
     tun: crate::tun::Tun,
-    routes: Option<Routes>,
+    routes: Routes,
 }
 
 struct Conn<'a> {
@@ -280,9 +280,12 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
                 }
             }
         }
-        if let (Some(u), Some(iid)) = (&up, c.ipv6_iid) {
+        if let (Some(u), Some(iid)) = (&mut up, c.ipv6_iid) {
             if let Some(ra) = c.ra.take() {
-                apply_router_advert(&u.tun, iid, &ra);
+                match iphttps::InterfaceId::new(iid) {
+                    Ok(iid) => u.routes.router_advert(&u.tun, iid, &ra).await,
+                    Err(e) => debug!(error = %e, "IPv6CP identifier unusable for SLAAC"),
+                }
             }
         }
         if !c.out.is_empty() {
@@ -355,9 +358,7 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
     };
     let _ = wr.shutdown().await;
     if let Some(u) = up {
-        if let Some(r) = u.routes {
-            r.remove().await;
-        }
+        u.routes.remove().await;
     }
     result
 }
@@ -373,11 +374,12 @@ async fn bring_up(
     let peer_opt = (!peer.is_unspecified()).then_some(peer);
     let tun = crate::tun::create(Some(&setup.tun_name), local, 32, peer_opt, mtu.min(1500))?;
     let idx = crate::tun::if_index(&tun)?;
-    let routes = if setup.routes.is_empty() && !setup.default_route {
-        None
-    } else {
-        Some(Routes::install(idx, &setup.routes, setup.default_route, first_hop).await?)
-    };
+    // --default-route covers both families: an IPv6 default route from
+    // the server's Router Advertisement is accepted only with it.
+    let mut routes = Routes::new(idx, first_hop, setup.default_route)?;
+    routes
+        .install_v4(&setup.routes, setup.default_route)
+        .await?;
     let dns_text: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
     info!(address = %local, peer = %peer, tun = %crate::tun::name(&tun), dns = %dns_text.join(","), "connected");
     println!(
@@ -390,21 +392,4 @@ async fn bring_up(
         }
     );
     Ok(Up { tun, routes })
-}
-
-/// SLAAC (RFC 4862) from a Router Advertisement: our interface identifier
-/// in every autonomous /64 it announces.
-fn apply_router_advert(tun: &crate::tun::Tun, iid: [u8; 8], ra: &iphttps::nd::ReceivedAdvert) {
-    let Ok(iid) = iphttps::InterfaceId::new(iid) else {
-        return;
-    };
-    for a in ra.advert.slaac_addresses(iid) {
-        match tun.add_address_v6(a, 64) {
-            Ok(()) => {
-                info!(address = %a, router = %ra.router, "IPv6 address from the server's Router Advertisement");
-                println!("connected: IPv6 address {a}");
-            }
-            Err(e) => debug!(address = %a, error = %e, "IPv6 address not added (already there?)"),
-        }
-    }
 }

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::routes::Routes;
 use super::{ClientArgs, Failure, Target};
 use crate::io_util::{read_head, BoxStream, HeadError};
 use crate::tls::Trust;
@@ -37,8 +38,9 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
-    /// Dial and TLS: the transport of one attempt.
-    async fn connect(&self) -> Result<BoxStream, Failure> {
+    /// Dial and TLS: the transport of one attempt, and its first hop (the
+    /// server or the first proxy).
+    async fn connect(&self) -> Result<(BoxStream, std::net::IpAddr), Failure> {
         let t = self.target;
         let dialed = crate::dial::dial(self.proxy, &t.host, t.port, &[])
             .await
@@ -50,6 +52,7 @@ impl Client<'_> {
                 }
                 e => Failure::Proxy(e.to_string()),
             })?;
+        let first_hop = dialed.first_hop().ip();
         let name =
             rustls::pki_types::ServerName::try_from(self.server_name.clone()).map_err(|_| {
                 Failure::Other(format!("{:?} is not a valid server name", self.server_name))
@@ -59,7 +62,7 @@ impl Client<'_> {
             .await
             .map_err(|_| Failure::Timeout("TLS handshake".into()))?
             .map_err(|e| super::connection::tls_failure(&e))?;
-        Ok(Box::new(tls))
+        Ok((Box::new(tls), first_hop))
     }
 
     /// The POST and the 200 (§3.1.5.2); returns bytes read past the head.
@@ -91,6 +94,12 @@ impl Client<'_> {
         .map_err(|e| match e {
             HeadError::Timeout(_) => Failure::Timeout("HTTP response".into()),
             HeadError::Parse(p) => Failure::Nak(format!("HTTP response: {p}")),
+            // With TLS 1.3 the server checks our certificate after the
+            // handshake has completed here: its refusal arrives as an alert.
+            HeadError::Io(e) => match super::connection::tls_failure(&e) {
+                Failure::Tls(t) => Failure::Tls(t),
+                _ => Failure::Other(format!("HTTP response: {e}")),
+            },
             e => Failure::Other(format!("HTTP response: {e}")),
         })?;
         Ok(buf)
@@ -116,33 +125,6 @@ fn create_tun(name: &str, ll: Ipv6Addr) -> anyhow::Result<crate::tun::Tun> {
         .build_async()
         .with_context(|| format!("creating TUN device {name}"))?;
     Ok(Arc::new(dev))
-}
-
-/// SLAAC (RFC 4862) and the default route from a Router Advertisement.
-fn apply_ra(tun: &crate::tun::Tun, iid: iphttps::InterfaceId, ra: &iphttps::nd::ReceivedAdvert) {
-    for a in ra.advert.slaac_addresses(iid) {
-        match tun.add_address_v6(a, 64) {
-            Ok(()) => {
-                info!(address = %a, router = %ra.router, "IPv6 address from the Router Advertisement");
-                println!("connected: IPv6 address {a}");
-            }
-            Err(e) => debug!(address = %a, error = %e, "address not added (already there?)"),
-        }
-    }
-    if ra.advert.router_lifetime > 0 {
-        let dev = crate::tun::name(tun);
-        let ok = std::process::Command::new("ip")
-            .args(["-6", "route", "replace", "default", "via"])
-            .arg(ra.router.to_string())
-            .args(["dev", &dev, "mtu", "1280"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            info!(via = %ra.router, dev = %dev, "IPv6 default route through the tunnel");
-        } else {
-            warn!(dev = %dev, "could not install the IPv6 default route");
-        }
-    }
 }
 
 pub async fn run(
@@ -173,12 +155,28 @@ pub async fn run(
     let iid = iphttps::InterfaceId::new(iid_bytes).unwrap_or(
         iphttps::InterfaceId::new([0x02, 0, 0, 0, 0, 0, 0, 0x11]).context("fixed identifier")?,
     );
-    let ll = iphttps::addr::link_local(iid);
+    let mut tun = None;
+    let result = drive(args, &target, &client, iid, &mut stop, &mut tun).await;
+    if let Some((_, routes)) = tun {
+        routes.remove().await;
+    }
+    result
+}
 
+/// The §3.1 link until the user stops it or a failure ends the client.
+async fn drive(
+    args: &ClientArgs,
+    target: &Target,
+    client: &Client<'_>,
+    iid: iphttps::InterfaceId,
+    stop: &mut watch::Receiver<bool>,
+    tun: &mut Option<(crate::tun::Tun, Routes)>,
+) -> anyhow::Result<i32> {
+    let ll = iphttps::addr::link_local(iid);
     let mut link = Link::new(LinkConfig::default());
     let _ = link.enable();
     let _ = link.initialize(Instant::now().into_std());
-    let mut tun: Option<crate::tun::Tun> = None;
+    let mut first_hop: Option<std::net::IpAddr> = None;
     let mut conn: Option<Halves> = None;
     let mut pending: Vec<u8> = Vec::new();
     let enc = Encoder::new();
@@ -191,7 +189,8 @@ pub async fn run(
                 LinkEvent::Connect { attempt } => {
                     info!(attempt, server = %target.host, port = target.port, state = ?link.state(), "connecting");
                     match client.connect().await {
-                        Ok(s) => {
+                        Ok((s, hop)) => {
+                            first_hop = Some(hop);
                             let _ = link.transport_connected();
                             let _ = link.tls_established();
                             pending.clear();
@@ -234,7 +233,12 @@ pub async fn run(
                 }
                 LinkEvent::LinkUp => {
                     if tun.is_none() {
-                        tun = Some(create_tun(&args.tun_name, ll)?);
+                        let t = create_tun(&args.tun_name, ll)?;
+                        let hop = first_hop.context("link up without a connection")?;
+                        // The server is this link's IPv6 router: its
+                        // default route is accepted (§3.2.3).
+                        let routes = Routes::new(crate::tun::if_index(&t)?, hop, true)?;
+                        *tun = Some((t, routes));
                     }
                     info!(tun = %args.tun_name, link_local = %ll, "IP-HTTPS link up");
                     println!("connected: IP-HTTPS link up, device {}", args.tun_name);
@@ -248,7 +252,12 @@ pub async fn run(
                         }
                     }
                 }
-                LinkEvent::LinkDown { reason } => warn!(?reason, "IP-HTTPS link down"),
+                LinkEvent::LinkDown { reason } => {
+                    warn!(?reason, "IP-HTTPS link down");
+                    if let Some((t, routes)) = tun.as_mut() {
+                        routes.link_down(t).await;
+                    }
+                }
                 LinkEvent::Close => conn = None,
                 LinkEvent::ReconnectScheduled { after, .. } => {
                     if args.no_reconnect {
@@ -264,8 +273,8 @@ pub async fn run(
             .map(Instant::from_std)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let up = link.state() == iphttps::LinkState::LinkUp;
-        let failed: Option<iphttps::Failure> = match (&mut conn, &tun) {
-            (Some((rd, wr)), Some(tun)) if up => {
+        let failed: Option<iphttps::Failure> = match (&mut conn, tun.as_mut()) {
+            (Some((rd, wr)), Some((tun, routes))) if up => {
                 // Bytes that came with the response head (the first RA).
                 let mut fed = false;
                 if !pending.is_empty() {
@@ -308,10 +317,17 @@ pub async fn run(
                         loop {
                             match dec.next_packet() {
                                 Ok(Some(Frame::Packet(p))) => {
-                                    if p.get(40) == Some(&134) && p.get(6) == Some(&58) {
-                                        if let Ok(ra) = iphttps::RouterAdvert::parse(p) {
-                                            let _ = link.router_advert_received();
-                                            apply_ra(tun, iid, &ra);
+                                    if iphttps::icmpv6::message_type(p)
+                                        == Some(iphttps::icmpv6::Icmpv6Type::RouterAdvertisement)
+                                    {
+                                        match iphttps::RouterAdvert::parse(p) {
+                                            Ok(ra) => {
+                                                let _ = link.router_advert_received();
+                                                routes.router_advert(tun, iid, &ra).await;
+                                            }
+                                            Err(e) => {
+                                                debug!(error = %e, "bad Router Advertisement")
+                                            }
                                         }
                                     }
                                     let _ = tun.try_send(p);

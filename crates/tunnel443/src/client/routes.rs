@@ -1,62 +1,197 @@
-//! The client's routes. `--route` prefixes go through the TUN device.
-//! `--default-route` first pins the path to the first hop (the server, or
-//! the first proxy) to the gateway it uses today, then adds 0.0.0.0/1 and
-//! 128.0.0.0/1 through the tunnel: more specific than the existing default
-//! route, which is left untouched and takes over again when the TUN device
-//! goes away. Routes through the TUN device vanish with it; the pinned host
-//! route is removed by [`Routes::remove`].
+//! The clients' addresses and routes on their TUN device.
+//!
+//! IPv4 (SSTP): `--route` prefixes go through the TUN device;
+//! `--default-route` adds 0.0.0.0/1 and 128.0.0.0/1.
+//!
+//! IPv6 (IP-HTTPS, and SSTP with IPv6CP): what the server's Router
+//! Advertisements configure, as [`iphttps::host::HostConfig`] decides it —
+//! SLAAC addresses, advertised routes (RFC 4191) and, when a default route
+//! is accepted, `::/1` and `8000::/1` through the router.
+//!
+//! A default route is a pair of half routes: more specific than the
+//! existing default route, which is left untouched and takes over again
+//! when the TUN device goes away. Before the first one of a family goes in,
+//! the path to the first hop (the server, or the first proxy) is pinned to
+//! the gateway it uses today, so that the tunnel does not carry itself; the
+//! pin is removed by [`Routes::remove`]. Routes through the TUN device
+//! vanish with it.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use tracing::{info, warn};
+use iphttps::host::{Change, HostConfig};
+use tracing::{debug, info, warn};
 
-use crate::netlink::{Netlink, Route4};
+use crate::netlink::{Netlink, Route};
 use crate::pool::Ipv4Net;
 
 pub struct Routes {
     nl: Netlink,
-    pinned: Option<Route4>,
+    tun_index: u32,
+    first_hop: IpAddr,
+    pinned: Option<Route>,
+    v6: HostConfig,
+}
+
+/// The two halves that together cover a family's address space.
+fn halves(v6: bool) -> [(IpAddr, u8); 2] {
+    if v6 {
+        [
+            (Ipv6Addr::UNSPECIFIED.into(), 1),
+            (Ipv6Addr::new(0x8000, 0, 0, 0, 0, 0, 0, 0).into(), 1),
+        ]
+    } else {
+        [
+            (Ipv4Addr::UNSPECIFIED.into(), 1),
+            (Ipv4Addr::new(128, 0, 0, 0).into(), 1),
+        ]
+    }
+}
+
+/// The kernel routes for an advertised one (a default route is two halves).
+fn destinations(r: &iphttps::host::Route) -> Vec<(IpAddr, u8)> {
+    if r.is_default() {
+        halves(true).to_vec()
+    } else {
+        vec![(r.prefix.into(), r.prefix_len)]
+    }
 }
 
 impl Routes {
-    pub async fn install(
-        tun_index: u32,
-        prefixes: &[Ipv4Net],
-        default_route: bool,
-        first_hop: IpAddr,
-    ) -> anyhow::Result<Self> {
-        let nl = Netlink::new()?;
-        let mut me = Routes { nl, pinned: None };
-        let mut all: Vec<Ipv4Net> = prefixes.to_vec();
-        if default_route {
-            if let IpAddr::V4(hop) = first_hop {
-                let path = me.nl.path_to(hop).await?;
-                if path.oif != Some(tun_index) {
-                    let r = Route4 {
-                        dst: Ipv4Net::new(hop, 32).expect("/32"),
-                        oif: path.oif,
-                        gateway: path.gateway,
-                    };
-                    me.nl.add(&r).await?;
-                    me.pinned = Some(r);
-                }
-            }
-            all.push(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 1).expect("/1"));
-            all.push(Ipv4Net::new(Ipv4Addr::new(128, 0, 0, 0), 1).expect("/1"));
-        }
-        for p in &all {
-            me.nl
-                .add(&Route4 {
-                    dst: *p,
-                    oif: Some(tun_index),
-                    gateway: None,
-                })
-                .await?;
-            info!(route = %p, "route through the tunnel");
-        }
-        Ok(me)
+    /// Nothing installed yet. `accept_v6_default`: whether a Router
+    /// Advertisement may install an IPv6 default route.
+    pub fn new(tun_index: u32, first_hop: IpAddr, accept_v6_default: bool) -> anyhow::Result<Self> {
+        Ok(Routes {
+            nl: Netlink::new()?,
+            tun_index,
+            first_hop,
+            pinned: None,
+            v6: HostConfig::new(accept_v6_default),
+        })
     }
 
+    /// The IPv4 routes of the SSTP client.
+    pub async fn install_v4(
+        &mut self,
+        prefixes: &[Ipv4Net],
+        default_route: bool,
+    ) -> anyhow::Result<()> {
+        let mut all: Vec<(IpAddr, u8)> = prefixes
+            .iter()
+            .map(|p| (p.network().into(), p.prefix_len()))
+            .collect();
+        if default_route {
+            self.pin_first_hop(false).await?;
+            all.extend(halves(false));
+        }
+        for (dst, len) in all {
+            self.add_via_tun(dst, len, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the path to the first hop outside the tunnel, if it is of the
+    /// family (`v6`) about to get a default route through it.
+    async fn pin_first_hop(&mut self, v6: bool) -> anyhow::Result<()> {
+        if self.pinned.is_some() || self.first_hop.is_ipv6() != v6 {
+            return Ok(());
+        }
+        let path = self.nl.path_to(self.first_hop).await?;
+        if path.oif != Some(self.tun_index) {
+            let r = Route::host(self.first_hop, path);
+            self.nl.add(&r).await?;
+            info!(route = %r, "path to the server pinned outside the tunnel");
+            self.pinned = Some(r);
+        }
+        Ok(())
+    }
+
+    async fn add_via_tun(
+        &self,
+        dst: IpAddr,
+        prefix_len: u8,
+        via: Option<IpAddr>,
+    ) -> anyhow::Result<()> {
+        let r = Route {
+            dst,
+            prefix_len,
+            oif: Some(self.tun_index),
+            gateway: via,
+        };
+        self.nl.add(&r).await?;
+        info!(route = %r, "route through the tunnel");
+        Ok(())
+    }
+
+    /// A Router Advertisement from the server: configure what it says.
+    pub async fn router_advert(
+        &mut self,
+        tun: &crate::tun::Tun,
+        iid: iphttps::InterfaceId,
+        ra: &iphttps::nd::ReceivedAdvert,
+    ) {
+        let changes = self.v6.apply(ra, iid);
+        self.carry_out(tun, changes).await;
+    }
+
+    /// The link went down: remove what its advertisements configured.
+    pub async fn link_down(&mut self, tun: &crate::tun::Tun) {
+        let changes = self.v6.clear();
+        self.carry_out(tun, changes).await;
+    }
+
+    async fn carry_out(&mut self, tun: &crate::tun::Tun, changes: Vec<Change>) {
+        for c in changes {
+            match c {
+                Change::AddAddress(a) => match tun.add_address_v6(a, 64) {
+                    Ok(()) => {
+                        info!(address = %a, "IPv6 address from the Router Advertisement");
+                        println!("connected: IPv6 address {a}");
+                    }
+                    Err(e) => warn!(address = %a, error = %e, "IPv6 address not added"),
+                },
+                Change::RemoveAddress(a) => match tun.remove_address(a.into()) {
+                    Ok(()) => info!(address = %a, "IPv6 address withdrawn"),
+                    Err(e) => debug!(address = %a, error = %e, "IPv6 address already gone"),
+                },
+                Change::AddRoute(r) => {
+                    if let Err(e) = self.add_advertised(r).await {
+                        warn!(error = %format!("{e:#}"), "IPv6 route from the Router Advertisement not added");
+                    }
+                }
+                Change::RemoveRoute(r) => {
+                    for (dst, prefix_len) in destinations(&r) {
+                        let route = Route {
+                            dst,
+                            prefix_len,
+                            oif: Some(self.tun_index),
+                            gateway: Some(r.via.into()),
+                        };
+                        match self.nl.del(&route).await {
+                            Ok(()) => info!(route = %route, "IPv6 route withdrawn"),
+                            Err(e) => debug!(error = %format!("{e:#}"), "IPv6 route already gone"),
+                        }
+                    }
+                }
+                Change::Dns(servers) => {
+                    let text: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+                    info!(dns = %text.join(","), "IPv6 DNS servers from the Router Advertisement (RFC 8106)");
+                }
+            }
+        }
+    }
+
+    async fn add_advertised(&mut self, r: iphttps::host::Route) -> anyhow::Result<()> {
+        if r.is_default() {
+            self.pin_first_hop(true).await?;
+        }
+        for (dst, prefix_len) in destinations(&r) {
+            self.add_via_tun(dst, prefix_len, Some(r.via.into()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the pinned path to the server.
     pub async fn remove(self) {
         if let Some(r) = self.pinned {
             if let Err(e) = self.nl.del(&r).await {

@@ -15,6 +15,10 @@
 //! pool's first /64 is the server's own (`pool::1` on the TUN device, with
 //! the pool's length, so the kernel routes the whole pool into the TUN).
 //!
+//! Routes: by default the RAs make the server each client's default router;
+//! with `default_route = false` they carry Route Information options
+//! (RFC 4191) for the pool and `iphttps.routes` instead (a split tunnel).
+//!
 //! Framing (§3.2.5.2) is the `iphttps` crate's decoder: a byte stream that
 //! is not IPv6 terminates that session only, with a log line.
 
@@ -23,11 +27,14 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context;
+use iphttps::nd::{RouteInfo, RoutePreference, DEFAULT_ROUTER_LIFETIME};
 use iphttps::{ClientRouter, Decoder, Encoder, Frame, Ipv6Prefix, Prefix64, RouterConfig, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::config::IphttpsSettings;
 use crate::io_util::BoxStream;
 use crate::server::router::SESSION_QUEUE;
 use crate::server::Shared;
@@ -50,6 +57,75 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// IP-HTTPS as the server runs it: built once from `[iphttps]`.
+pub struct Service {
+    pub pool: Arc<Allocator>,
+    pub paths: iphttps::ServerConfig,
+    pub router: RouterConfig,
+    /// `auth = "none"`.
+    pub auth_none: bool,
+    /// `server_names` is set: IP-HTTPS only on those names.
+    pub names_only: bool,
+}
+
+impl Service {
+    pub fn new(i: &IphttpsSettings, dns: &[Ipv6Addr]) -> anyhow::Result<Self> {
+        let pool = Allocator::new(i.pool);
+        let router = router_config(i, dns, pool.server_addr())?;
+        Ok(Service {
+            paths: iphttps::ServerConfig::new(i.paths.iter().map(String::as_str))
+                .context("iphttps.paths")?,
+            pool,
+            router,
+            auth_none: i.auth_none,
+            names_only: !i.server_names.is_empty(),
+        })
+    }
+}
+
+/// What every client's router advertises, checked by building one RA.
+pub fn router_config(
+    i: &IphttpsSettings,
+    dns: &[Ipv6Addr],
+    server_addr: Ipv6Addr,
+) -> anyhow::Result<RouterConfig> {
+    let mut routes = Vec::new();
+    if !i.default_route {
+        // Without a default route the clients still need the pool: the
+        // server's own address and the other clients.
+        routes.push(i.pool);
+    }
+    routes.extend(i.routes.iter().copied());
+    let cfg = RouterConfig {
+        router_addr: Some(server_addr),
+        dns: dns.to_vec(),
+        router_lifetime: if i.default_route {
+            DEFAULT_ROUTER_LIFETIME
+        } else {
+            0
+        },
+        routes: routes
+            .into_iter()
+            .map(|p| RouteInfo {
+                prefix: p.addr(),
+                prefix_len: p.prefix_len(),
+                preference: RoutePreference::Medium,
+                lifetime: u32::from(DEFAULT_ROUTER_LIFETIME),
+            })
+            .collect(),
+        ..RouterConfig::default()
+    };
+    let first = i
+        .pool
+        .subnet64(1)
+        .ok()
+        .flatten()
+        .context("iphttps.prefix: no /64 for clients")?;
+    ClientRouter::new(first, cfg.clone())
+        .map_err(|e| anyhow::anyhow!("iphttps.routes / ipv6.dns: {e}"))?;
+    Ok(cfg)
 }
 
 /// Hands out /64s 1, 2, ... of the pool (0 is the server's).
@@ -123,9 +199,10 @@ pub async fn run(
     shared: Arc<Shared>,
 ) {
     let _active = ActiveGuard::new();
-    let Some(alloc) = shared.iphttps_pool.clone() else {
+    let Some(service) = shared.iphttps.as_ref() else {
         return;
     };
+    let alloc = &service.pool;
     let Some(lease) = alloc.lease() else {
         warn!(%peer, "IP-HTTPS pool exhausted; 503");
         let _ = stream
@@ -139,12 +216,7 @@ pub async fn run(
         warn!(%peer, prefix = %prefix.prefix(), "prefix already routed; closed");
         return;
     };
-    let cfg = RouterConfig {
-        router_addr: Some(alloc.server_addr()),
-        dns: shared.settings.ipv6_dns.clone(),
-        ..RouterConfig::default()
-    };
-    let mut router = match ClientRouter::new(prefix, cfg) {
+    let mut router = match ClientRouter::new(prefix, service.router.clone()) {
         Ok(r) => r,
         Err(e) => {
             warn!(%peer, error = %e, "IP-HTTPS router setup failed");

@@ -6,12 +6,12 @@
 //!
 //! With IP-HTTPS enabled, a `POST` to one of its paths goes to an IP-HTTPS
 //! session (MS-IPHTTPS §3.2.5.1) after the crate's checks of the head
-//! (Content-Length 18446744073709551615, no Transfer-Encoding). Mutual TLS
-//! on a shared listener: the TLS layer verifies a client certificate when
-//! one is presented but lets clients without one through (SSTP clients
-//! have none); the IP-HTTPS dispatch then refuses, with 403 and a log
-//! line, a client that presented no verified certificate (unless
-//! `iphttps.auth = "none"`).
+//! (Content-Length 18446744073709551615, no Transfer-Encoding). The TLS
+//! config is chosen at the ClientHello ([`super::tls_setup`]): on a name in
+//! `iphttps.server_names` a client without a certificate is refused in the
+//! handshake; otherwise the dispatch refuses IP-HTTPS with 403 when no
+//! verified certificate was presented (unless `iphttps.auth = "none"`),
+//! and with 421 when the names are configured and this is not one of them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{read_head, BoxStream, HeadError};
@@ -67,6 +67,8 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     // SHA-256 of a verified client certificate (rustls has checked the
     // chain against iphttps.client_ca when one is presented).
     let mut client_cert: Option<String> = None;
+    // The SNI is one of iphttps.server_names.
+    let mut iphttps_name = false;
     let (mut stream, mut buf): (BoxStream, Vec<u8>) = match acceptor {
         None => {
             let mut tcp = tcp;
@@ -89,9 +91,17 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             }
             (Box::new(tcp), buf)
         }
-        Some(acceptor) => {
-            let tls = tokio::time::timeout(timeout, TlsAcceptor::accept(&acceptor, tcp)).await;
-            match tls {
+        Some(setup) => {
+            let handshake = async {
+                let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+                    .await
+                    .map_err(|e| (e, None))?;
+                let sni = start.client_hello().server_name().map(str::to_owned);
+                let chosen = setup.choose(sni.as_deref());
+                iphttps_name = chosen.iphttps_name;
+                start.into_stream(chosen.config).await.map_err(|e| (e, sni))
+            };
+            match tokio::time::timeout(timeout, handshake).await {
                 Ok(Ok(s)) => {
                     client_cert = s
                         .get_ref()
@@ -101,8 +111,12 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                         .map(|c| hex::encode(&crate::tls::CertHashes::of(c).sha256[..8]));
                     (Box::new(s), buf)
                 }
-                Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "TLS handshake failed");
+                Ok(Err((e, sni))) if iphttps_name => {
+                    info!(%peer, sni = sni.as_deref().unwrap_or("-"), error = %e, "IP-HTTPS TLS handshake refused");
+                    return;
+                }
+                Ok(Err((e, sni))) => {
+                    debug!(%peer, sni = sni.as_deref().unwrap_or("-"), error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
@@ -112,7 +126,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             }
         }
     };
-    let ipcfg = shared.iphttps_paths.clone();
+    let ipcfg = shared.iphttps.as_ref().map(|i| &i.paths);
     let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, |b| {
         let r = session::parse_request(b)?;
         Ok::<_, sstp::http::HttpError>(r.map(|(req, len)| match (&req, &ipcfg) {
@@ -133,12 +147,18 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             let _ = stream.shutdown().await;
         }
         Ok(Dispatch::Iphttps(Ok(()))) => {
-            let auth_none = shared
-                .settings
-                .iphttps
-                .as_ref()
-                .is_some_and(|i| i.auth_none);
-            let client = match (&client_cert, auth_none) {
+            let Some(service) = shared.iphttps.as_ref() else {
+                return;
+            };
+            if service.names_only && !iphttps_name {
+                info!(%peer, "IP-HTTPS request on a name not in iphttps.server_names; 421");
+                let _ = stream
+                    .write_all(&::iphttps::preamble::build_refusal(421))
+                    .await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+            let client = match (&client_cert, service.auth_none) {
                 (Some(c), _) => format!("cert:{c}"),
                 (None, true) => "anonymous".to_string(),
                 (None, false) => {

@@ -10,6 +10,7 @@ mod iphttps;
 mod listener;
 mod router;
 mod session;
+mod tls_setup;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -17,12 +18,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::{self, Overrides, ServerSettings, TlsMode};
 use crate::pool::Pool;
 use crate::tls::CertHashes;
+use tls_setup::TlsSetup;
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -57,6 +58,10 @@ pub struct ServerArgs {
     /// PEM CA(s) that IP-HTTPS client certificates must chain to.
     #[arg(long)]
     pub iphttps_client_ca: Option<PathBuf>,
+    /// TLS server name reserved for IP-HTTPS (repeatable): its handshakes
+    /// require a client certificate (`iphttps.server_names`).
+    #[arg(long = "iphttps-server-name", value_name = "NAME")]
+    pub iphttps_server_names: Vec<String>,
 }
 
 /// What the zero-config default made or found.
@@ -92,30 +97,28 @@ pub fn ensure_zero_config(state_dir: &Path, names: &[String]) -> anyhow::Result<
 /// State every session shares.
 pub struct Shared {
     pub settings: ServerSettings,
-    tls: RwLock<Option<(TlsAcceptor, CertHashes)>>,
+    tls: RwLock<Option<Arc<TlsSetup>>>,
     plain_hashes: Option<CertHashes>,
     pub users: auth::Users,
     pub pool: Pool,
     pub router: Arc<router::Router>,
     pub tun: crate::tun::Tun,
     pub shutdown: watch::Receiver<bool>,
-    /// IP-HTTPS: the /64 pool (None: IP-HTTPS disabled).
-    pub iphttps_pool: Option<Arc<iphttps::Allocator>>,
-    /// IP-HTTPS: accepted paths.
-    pub iphttps_paths: Option<::iphttps::ServerConfig>,
+    /// IP-HTTPS (None: disabled).
+    pub iphttps: Option<iphttps::Service>,
 }
 
 impl Shared {
-    /// The acceptor (None in plain-HTTP mode) and the hashes of the
+    /// The TLS configs (None in plain-HTTP mode) and the hashes of the
     /// certificate clients see, taken together so that a SIGHUP reload
     /// between handshake and crypto binding cannot mix them up.
-    fn tls_snapshot(&self) -> (Option<TlsAcceptor>, CertHashes) {
+    fn tls_snapshot(&self) -> (Option<Arc<TlsSetup>>, CertHashes) {
         if let Some(h) = self.plain_hashes {
             return (None, h);
         }
         let g = self.tls.read().expect("tls lock");
-        let (a, h) = g.as_ref().expect("TLS mode has an acceptor");
-        (Some(a.clone()), *h)
+        let t = g.as_ref().expect("TLS mode has a config");
+        (Some(t.clone()), t.hashes)
     }
     fn proxy_protocol(&self) -> bool {
         matches!(
@@ -128,20 +131,27 @@ impl Shared {
     }
 }
 
-fn load_tls(settings: &ServerSettings) -> anyhow::Result<Option<(TlsAcceptor, CertHashes)>> {
-    match &settings.tls {
-        TlsMode::Tls { cert, key } => {
-            let ca = settings
-                .iphttps
-                .as_ref()
-                .and_then(|i| i.client_ca.as_deref());
-            let (cfg, hashes) = match ca {
-                Some(ca) => crate::tls::server_config_mtls(cert, key, ca)?,
-                None => crate::tls::server_config(cert, key)?,
-            };
-            Ok(Some((TlsAcceptor::from(cfg), hashes)))
+fn load_tls(settings: &ServerSettings) -> anyhow::Result<Option<Arc<TlsSetup>>> {
+    Ok(TlsSetup::load(settings)?.map(Arc::new))
+}
+
+/// Logs when the kernel will not forward for the clients: without it they
+/// reach this host only, not each other nor the networks behind it.
+fn check_forwarding(settings: &ServerSettings) {
+    let mut knobs = vec![("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward")];
+    if settings.ipv6_prefix.is_some() || settings.iphttps.is_some() {
+        knobs.push((
+            "net.ipv6.conf.all.forwarding",
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+        ));
+    }
+    for (name, path) in knobs {
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0") {
+            warn!(
+                sysctl = name,
+                "forwarding is off: clients reach only this host; set {name}=1 to route for them"
+            );
         }
-        TlsMode::PlainHttp { .. } => Ok(None),
     }
 }
 
@@ -156,6 +166,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ipv6_prefix: args.ipv6_prefix.clone(),
         iphttps_prefix: args.iphttps_prefix.clone(),
         iphttps_client_ca: args.iphttps_client_ca.clone(),
+        iphttps_server_names: args.iphttps_server_names.clone(),
     };
     let config_path = args.config.clone().or_else(|| {
         let p = PathBuf::from(config::DEFAULT_CONFIG);
@@ -164,13 +175,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let settings = config::load(config_path.as_deref(), &ov)?;
 
     if args.check_config {
-        if let TlsMode::Tls { cert, key } = &settings.tls {
-            if !settings.generated_cert {
-                crate::tls::server_config(cert, key)?;
-            }
-        }
         if !settings.generated_cert {
             load_tls(&settings)?;
+        }
+        if let Some(i) = &settings.iphttps {
+            iphttps::router_config(i, &settings.ipv6_dns, ::std::net::Ipv6Addr::LOCALHOST)?;
         }
         if settings.users_file.exists() {
             auth::Users::load(&settings.users_file)?;
@@ -227,23 +236,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tun.add_address_v6(addr, 64)
             .with_context(|| format!("adding {addr}/64 to the TUN device"))?;
     }
-    let iphttps_pool = settings
-        .iphttps
-        .as_ref()
-        .map(|i| iphttps::Allocator::new(i.pool));
-    let iphttps_paths = match &settings.iphttps {
-        Some(i) => Some(
-            ::iphttps::ServerConfig::new(i.paths.iter().map(String::as_str))
-                .context("iphttps.paths")?,
-        ),
+    let iphttps = match &settings.iphttps {
+        Some(i) => {
+            let service = iphttps::Service::new(i, &settings.ipv6_dns)?;
+            let addr = service.pool.server_addr();
+            tun.add_address_v6(addr, i.pool.prefix_len())
+                .with_context(|| {
+                    format!("adding {addr}/{} to the TUN device", i.pool.prefix_len())
+                })?;
+            info!(
+                pool = %format!("{}/{}", i.pool.addr(), i.pool.prefix_len()),
+                auth = if i.auth_none { "none" } else { "certificate" },
+                server_names = %i.server_names.join(","),
+                default_route = i.default_route,
+                routes = i.routes.len(),
+                "IP-HTTPS enabled"
+            );
+            Some(service)
+        }
         None => None,
     };
-    if let (Some(i), Some(a)) = (&settings.iphttps, &iphttps_pool) {
-        let addr = a.server_addr();
-        tun.add_address_v6(addr, i.pool.prefix_len())
-            .with_context(|| format!("adding {addr}/{} to the TUN device", i.pool.prefix_len()))?;
-        info!(pool = %format!("{}/{}", i.pool.addr(), i.pool.prefix_len()), auth = if i.auth_none { "none" } else { "certificate" }, "IP-HTTPS enabled");
-    }
+    check_forwarding(&settings);
     let router = Arc::new(router::Router::default());
     tokio::spawn(router.clone().run_tun_reader(tun.clone()));
 
@@ -268,8 +281,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         router,
         tun,
         shutdown: stop_rx,
-        iphttps_pool,
-        iphttps_paths,
+        iphttps,
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));

@@ -1,0 +1,313 @@
+//! What a host configures from the Router Advertisements of one
+//! point-to-point link (the IP-HTTPS client, MS-IPHTTPS §3.1.5.2, and the
+//! SSTP client's IPv6): SLAAC addresses (RFC 4862 §5.5.3), the default
+//! router (RFC 4861 §6.3.4) and Route Information options (RFC 4191 §3.1).
+//!
+//! [`HostConfig`] remembers what it has configured and turns every new
+//! advertisement into a list of [`Change`]s for the driver to carry out:
+//! additions for what is new, removals for what the advertisement
+//! withdraws (a prefix with valid lifetime 0, router lifetime 0, a route
+//! with lifetime 0). [`HostConfig::clear`] undoes everything when the link
+//! goes down: what one session's router advertised is meaningless after
+//! it (the next session may be given another /64).
+//!
+//! Lifetimes are not run down here: the server refreshes its
+//! advertisements well within them (ours every 10 minutes for 30), and the
+//! link going down clears everything. Zero lifetimes are honoured at once.
+
+use std::collections::BTreeSet;
+use std::net::Ipv6Addr;
+
+use crate::addr::InterfaceId;
+use crate::nd::ReceivedAdvert;
+
+/// A route through the link's router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    /// Destination prefix (bits beyond `prefix_len` are zero).
+    pub prefix: Ipv6Addr,
+    /// Prefix length, 0..=128 (0: the default route).
+    pub prefix_len: u8,
+    /// The router's link-local address.
+    pub via: Ipv6Addr,
+}
+
+impl Route {
+    /// Whether this is the default route (`::/0`).
+    pub fn is_default(&self) -> bool {
+        self.prefix_len == 0
+    }
+}
+
+/// One step for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Add this address as a /64 on the link.
+    AddAddress(Ipv6Addr),
+    /// Remove this address.
+    RemoveAddress(Ipv6Addr),
+    /// Add this route through the link.
+    AddRoute(Route),
+    /// Remove this route.
+    RemoveRoute(Route),
+    /// The advertised DNS servers changed (RFC 8106); empty when withdrawn.
+    Dns(Vec<Ipv6Addr>),
+}
+
+/// The addresses and routes configured from one link's advertisements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostConfig {
+    accept_default: bool,
+    addresses: BTreeSet<Ipv6Addr>,
+    routes: BTreeSet<Route>,
+    dns: Vec<Ipv6Addr>,
+}
+
+impl HostConfig {
+    /// Nothing configured yet. `accept_default`: whether a router lifetime
+    /// above 0 installs a default route (otherwise only advertised routes).
+    pub fn new(accept_default: bool) -> Self {
+        HostConfig {
+            accept_default,
+            ..HostConfig::default()
+        }
+    }
+
+    /// The addresses configured now.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.addresses.iter().copied()
+    }
+
+    /// The routes configured now.
+    pub fn routes(&self) -> impl Iterator<Item = Route> + '_ {
+        self.routes.iter().copied()
+    }
+
+    /// Applies an advertisement received on the link; `iid` is our interface
+    /// identifier.
+    pub fn apply(&mut self, ra: &ReceivedAdvert, iid: InterfaceId) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for p in &ra.advert.prefixes {
+            if !p.autonomous {
+                continue;
+            }
+            let Some(addr) = crate::addr::slaac(p.prefix, p.prefix_len, iid) else {
+                continue;
+            };
+            if p.valid_lifetime == 0 {
+                if self.addresses.remove(&addr) {
+                    changes.push(Change::RemoveAddress(addr));
+                }
+            } else if p.preferred_lifetime <= p.valid_lifetime && self.addresses.insert(addr) {
+                changes.push(Change::AddAddress(addr));
+            }
+        }
+        let default = Route {
+            prefix: Ipv6Addr::UNSPECIFIED,
+            prefix_len: 0,
+            via: ra.router,
+        };
+        let mut wanted: Vec<(Route, bool)> = vec![(
+            default,
+            self.accept_default && ra.advert.router_lifetime > 0,
+        )];
+        for r in &ra.advert.routes {
+            let route = Route {
+                prefix: r.prefix,
+                prefix_len: r.prefix_len,
+                via: ra.router,
+            };
+            // A ::/0 Route Information option is a default route too
+            // (RFC 4191 §3.1); it follows `accept_default` likewise.
+            let keep = r.lifetime > 0 && (route.prefix_len > 0 || self.accept_default);
+            wanted.push((route, keep));
+        }
+        for (route, keep) in wanted {
+            if keep {
+                if self.routes.insert(route) {
+                    changes.push(Change::AddRoute(route));
+                }
+            } else if self.routes.remove(&route) {
+                changes.push(Change::RemoveRoute(route));
+            }
+        }
+        let dns = ra.advert.dns_servers();
+        if dns != self.dns {
+            self.dns = dns.clone();
+            changes.push(Change::Dns(dns));
+        }
+        changes
+    }
+
+    /// The link went down: remove everything configured from it.
+    pub fn clear(&mut self) -> Vec<Change> {
+        let mut changes: Vec<Change> = self
+            .routes
+            .iter()
+            .map(|r| Change::RemoveRoute(*r))
+            .collect();
+        changes.extend(self.addresses.iter().map(|a| Change::RemoveAddress(*a)));
+        if !self.dns.is_empty() {
+            changes.push(Change::Dns(Vec::new()));
+        }
+        *self = HostConfig::new(self.accept_default);
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nd::{RouteInfo, RoutePreference, RouterAdvert};
+    use crate::Prefix64;
+
+    const ROUTER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
+    fn iid() -> InterfaceId {
+        InterfaceId::new([2, 0, 0, 0, 0, 0, 0, 7]).unwrap()
+    }
+
+    fn p64(s: &str) -> Prefix64 {
+        Prefix64::of(s.parse().unwrap())
+    }
+
+    fn received(advert: RouterAdvert) -> ReceivedAdvert {
+        ReceivedAdvert {
+            router: ROUTER,
+            destination: "ff02::1".parse().unwrap(),
+            advert,
+            ignored_options: 0,
+        }
+    }
+
+    fn addr(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn default_route() -> Route {
+        Route {
+            prefix: Ipv6Addr::UNSPECIFIED,
+            prefix_len: 0,
+            via: ROUTER,
+        }
+    }
+
+    #[test]
+    fn first_advert_adds_address_default_route_and_dns() {
+        let mut h = HostConfig::new(true);
+        let ra = received(RouterAdvert::for_client(
+            p64("fd00:1:0:1::"),
+            &[addr("fd00:1::53")],
+        ));
+        let c = h.apply(&ra, iid());
+        assert_eq!(
+            c,
+            vec![
+                Change::AddAddress(addr("fd00:1:0:1:200::7")),
+                Change::AddRoute(default_route()),
+                Change::Dns(vec![addr("fd00:1::53")]),
+            ]
+        );
+        // The periodic repeat changes nothing.
+        assert_eq!(h.apply(&ra, iid()), vec![]);
+        assert!(default_route().is_default());
+    }
+
+    #[test]
+    fn zero_lifetimes_withdraw() {
+        let mut h = HostConfig::new(true);
+        let mut advert = RouterAdvert::for_client(p64("fd00:1:0:1::"), &[]);
+        h.apply(&received(advert.clone()), iid());
+        advert.router_lifetime = 0;
+        assert_eq!(
+            h.apply(&received(advert.clone()), iid()),
+            vec![Change::RemoveRoute(default_route())]
+        );
+        advert.prefixes[0].valid_lifetime = 0;
+        advert.prefixes[0].preferred_lifetime = 0;
+        assert_eq!(
+            h.apply(&received(advert), iid()),
+            vec![Change::RemoveAddress(addr("fd00:1:0:1:200::7"))]
+        );
+        assert_eq!(h.addresses().count() + h.routes().count(), 0);
+    }
+
+    #[test]
+    fn split_tunnel_routes_without_default() {
+        let mut h = HostConfig::new(true);
+        let mut advert = RouterAdvert::for_client(p64("fd00:1:0:2::"), &[]);
+        advert.router_lifetime = 0;
+        let corp = RouteInfo {
+            prefix: addr("fd99::"),
+            prefix_len: 32,
+            preference: RoutePreference::Medium,
+            lifetime: 1800,
+        };
+        advert.routes = vec![corp.clone()];
+        let r = Route {
+            prefix: addr("fd99::"),
+            prefix_len: 32,
+            via: ROUTER,
+        };
+        assert_eq!(
+            h.apply(&received(advert.clone()), iid()),
+            vec![
+                Change::AddAddress(addr("fd00:1:0:2:200::7")),
+                Change::AddRoute(r)
+            ]
+        );
+        advert.routes[0].lifetime = 0;
+        assert_eq!(
+            h.apply(&received(advert), iid()),
+            vec![Change::RemoveRoute(r)]
+        );
+    }
+
+    #[test]
+    fn default_refused_when_not_accepted() {
+        let mut h = HostConfig::new(false);
+        let mut advert = RouterAdvert::for_client(p64("fd00:1:0:1::"), &[]);
+        advert.routes = vec![RouteInfo {
+            prefix: Ipv6Addr::UNSPECIFIED,
+            prefix_len: 0,
+            preference: RoutePreference::Medium,
+            lifetime: 1800,
+        }];
+        assert_eq!(
+            h.apply(&received(advert), iid()),
+            vec![Change::AddAddress(addr("fd00:1:0:1:200::7"))]
+        );
+    }
+
+    #[test]
+    fn non_autonomous_and_inconsistent_prefixes_add_nothing() {
+        let mut h = HostConfig::new(false);
+        let mut advert = RouterAdvert::for_client(p64("fd00:1:0:1::"), &[]);
+        advert.prefixes[0].autonomous = false;
+        assert_eq!(h.apply(&received(advert.clone()), iid()), vec![]);
+        advert.prefixes[0].autonomous = true;
+        advert.prefixes[0].preferred_lifetime = advert.prefixes[0].valid_lifetime + 1;
+        assert_eq!(h.apply(&received(advert), iid()), vec![]);
+    }
+
+    #[test]
+    fn clear_undoes_everything_and_keeps_the_policy() {
+        let mut h = HostConfig::new(true);
+        let ra = received(RouterAdvert::for_client(
+            p64("fd00:1:0:1::"),
+            &[addr("fd00:1::53")],
+        ));
+        h.apply(&ra, iid());
+        assert_eq!(
+            h.clear(),
+            vec![
+                Change::RemoveRoute(default_route()),
+                Change::RemoveAddress(addr("fd00:1:0:1:200::7")),
+                Change::Dns(vec![]),
+            ]
+        );
+        assert_eq!(h.clear(), vec![]);
+        // A new link's advertisement is applied from scratch.
+        assert_eq!(h.apply(&ra, iid()).len(), 3);
+    }
+}
