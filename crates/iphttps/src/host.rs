@@ -243,7 +243,7 @@ mod tests {
             preference: RoutePreference::Medium,
             lifetime: 1800,
         };
-        advert.routes = vec![corp.clone()];
+        advert.routes = vec![corp];
         let r = Route {
             prefix: addr("fd99::"),
             prefix_len: 32,

@@ -103,12 +103,47 @@ fn pki(lab: &Lab, n: usize) -> (PathBuf, Vec<(PathBuf, PathBuf)>) {
 }
 
 fn start_server(lab: &Lab, ca: &Path) -> Proc {
-    lab.start_server(&[
+    start_server_with(lab, ca, &[])
+}
+
+fn start_server_with(lab: &Lab, ca: &Path, extra: &[&str]) -> Proc {
+    let mut args = vec![
         "--iphttps-prefix",
         POOL,
         "--iphttps-client-ca",
         ca.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    lab.start_server(&args)
+}
+
+/// `ip -6 route show DST` in `ns`.
+fn route6(ns: &Netns, dst: &str) -> String {
+    let out = ns
+        .command("ip")
+        .args(["-6", "route", "show", dst])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// What `openssl s_client` says about the server's certificate request
+/// for a handshake with this SNI.
+fn cert_request(lab: &Lab, sni: &str) -> String {
+    let out = lab.clients[0]
+        .command("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("{}:443", lab.server_addr(0)),
+            "-servername",
+            sni,
+            "-tls1_2",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn start_client(lab: &Lab, i: usize, id: Option<&(PathBuf, PathBuf)>, extra: &[&str]) -> Proc {
@@ -173,6 +208,11 @@ fn ping6_both_ways_iperf3_refusals_and_garbage() {
         "client -> server"
     );
     assert_eq!(ping_count(&lab.server, &a0, 5), 5, "server -> client");
+    // The RA's default router: ::/1 and 8000::/1 through the tunnel.
+    for half in ["::/1", "8000::/1"] {
+        let r = route6(&lab.clients[0], half);
+        assert!(r.contains("dev t443c0"), "{half}: {r:?}");
+    }
 
     // iperf3 through the tunnel.
     let mut iperf_s = lab.server.command("iperf3");
@@ -313,6 +353,18 @@ fn reconnects_after_server_restart() {
     up(&lab, 0, &c0);
     server.stop();
     std::thread::sleep(std::time::Duration::from_secs(1));
+    // The final RA withdrew the default route, the link going down the
+    // address (the next session may get another /64).
+    for _ in 0..50 {
+        if c0.output().contains("IPv6 address withdrawn") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = c0.output();
+    assert!(out.contains("IPv6 route withdrawn"), "{out}");
+    assert!(out.contains("IPv6 address withdrawn"), "{out}");
+    assert_eq!(route6(&lab.clients[0], "::/1"), "");
     let _server = start_server(&lab, &ca);
     // §3.1.2.1: the first retry comes 30 s after the failure.
     assert!(
@@ -432,4 +484,86 @@ fn plain_http_behind_haproxy_with_auth_none() {
         "{}",
         server.output()
     );
+}
+
+#[test]
+fn reserved_name_refuses_a_client_without_certificate_at_tls() {
+    let lab = Lab::new(1);
+    let (ca, ids) = pki(&lab, 1);
+    let server = start_server_with(&lab, &ca, &["--iphttps-server-name", "ipv6.test"]);
+    // Only the reserved name asks for a certificate; SSTP names do not.
+    assert!(
+        cert_request(&lab, "ipv6.test").contains("Acceptable client certificate CA names"),
+        "reserved name must request a client certificate"
+    );
+    assert!(
+        cert_request(&lab, "vpn.test").contains("No client certificate CA names sent"),
+        "other names must not request one"
+    );
+
+    // No certificate, reserved name: the TLS handshake fails (exit 3).
+    let mut bare = start_client(
+        &lab,
+        0,
+        None,
+        &["--server-name", "ipv6.test", "--no-reconnect"],
+    );
+    let st = bare.wait_exit(30).expect("refused client should exit");
+    assert_eq!(st.code(), Some(3), "{}", bare.output());
+    assert!(bare.output().contains("TLS"), "{}", bare.output());
+    assert!(
+        server.output().contains("IP-HTTPS TLS handshake refused"),
+        "{}",
+        server.output()
+    );
+    assert!(!server.output().contains("IP-HTTPS session up"));
+
+    // A certificate, but IP-HTTPS on another name (here: no SNI at all): 421.
+    let mut other = start_client(&lab, 0, Some(&ids[0]), &["--no-reconnect"]);
+    let st = other.wait_exit(30).expect("misdirected client should exit");
+    assert!(!st.success(), "{}", other.output());
+    assert!(
+        server.output().contains("not in iphttps.server_names; 421"),
+        "{}",
+        server.output()
+    );
+
+    // With the certificate on the reserved name the link comes up.
+    let c0 = start_client(&lab, 0, Some(&ids[0]), &["--server-name", "ipv6.test"]);
+    up(&lab, 0, &c0);
+    assert_eq!(ping_count(&lab.clients[0], SERVER_V6, 3), 3);
+    drop(c0);
+
+    // SSTP on the same listener is untouched.
+    let sstp = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], "10.44.0.1", 30),
+        "SSTP beside reserved IP-HTTPS names:\n{}",
+        sstp.output()
+    );
+}
+
+#[test]
+fn split_tunnel_routes_instead_of_a_default_route() {
+    let lab = Lab::new(1);
+    let (ca, ids) = pki(&lab, 1);
+    let conf = lab.dir.path().join("split.toml");
+    std::fs::write(
+        &conf,
+        "[iphttps]\ndefault_route = false\nroutes = [\"fd99:1::/48\"]\n",
+    )
+    .unwrap();
+    let _server = start_server_with(&lab, &ca, &["--config", conf.to_str().unwrap()]);
+    let c0 = start_client(&lab, 0, Some(&ids[0]), &[]);
+    up(&lab, 0, &c0);
+    assert_eq!(route6(&lab.clients[0], "::/1"), "", "no default route");
+    for dst in ["fd99:1::/48", POOL] {
+        let r = route6(&lab.clients[0], dst);
+        assert!(r.contains("dev t443c0"), "{dst}: {r:?}");
+    }
 }
