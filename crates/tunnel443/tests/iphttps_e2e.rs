@@ -397,6 +397,32 @@ fn through_squid() {
 }
 
 #[test]
+fn through_a_proxy_chain() {
+    // Client -> tunnel443 proxy -> squid -> server.
+    let lab = Lab::new(1);
+    let (ca, ids) = pki(&lab, 1);
+    let _server = start_server(&lab, &ca);
+    let squid = Squid::start_in(None, Some(&lab.clients[0].name));
+    let (mut proxy, proxy_url) = our_proxy_in(&lab, 0, squid.addr);
+    let c0 = start_client(
+        &lab,
+        0,
+        Some(&ids[0]),
+        &["--proxy", &proxy_url, "--proxy", &squid.url()],
+    );
+    up(&lab, 0, &c0);
+    assert_eq!(ping_count(&lab.clients[0], SERVER_V6, 3), 3);
+    drop(c0);
+    let line = squid.wait_access("CONNECT", 10);
+    assert!(
+        line.contains(&format!("{}:443", lab.server_addr(0))),
+        "{line}"
+    );
+    // Our proxy's access line (written when the tunnel ends) names squid.
+    proxy.wait_log(&format!("target={}", squid.addr), 15);
+}
+
+#[test]
 fn plain_http_behind_haproxy_with_auth_none() {
     let lab = Lab::new(1);
     let d = lab.dir.path();

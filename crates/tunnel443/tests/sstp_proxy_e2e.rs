@@ -6,7 +6,7 @@
 
 mod e2e;
 
-use e2e::common::{free_port, port_open_in, Squid, Tinyproxy};
+use e2e::common::{Squid, Tinyproxy};
 use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
@@ -99,26 +99,9 @@ fn through_squid_with_basic_auth() {
 fn through_our_proxy_chained_to_squid() {
     let lab = Lab::new(1);
     let _server = lab.start_server(&[]);
-    let ns = lab.clients[0].name.clone();
-    let squid = Squid::start_in(None, Some(&ns));
-    let port = free_port();
-    let mut cmd = lab.clients[0].command(BIN);
-    // Our proxy must be allowed to reach squid on loopback and its port.
-    cmd.args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--allow-net",
-            "127.0.0.0/8",
-            "--allow-port",
-            &squid.addr.port().to_string(),
-        ]);
-    let proxy = Proc::spawn(cmd, lab.dir.path().join("ourproxy.log"), "tunnel443 proxy");
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !port_open_in(Some(&ns), addr) {
-        assert!(std::time::Instant::now() < deadline, "{}", proxy.output());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let c = client_via(&lab, &[format!("http://{addr}"), squid.url()], &[]);
+    let squid = Squid::start_in(None, Some(&lab.clients[0].name));
+    let (proxy, proxy_url) = our_proxy_in(&lab, 0, squid.addr);
+    let c = client_via(&lab, &[proxy_url, squid.url()], &[]);
     assert_tunnel(&lab, &c);
     drop(c);
     // The hop to squid went through our proxy, carrying SSTPVERSION: its

@@ -80,6 +80,34 @@ pub fn ping_count(ns: &Netns, to: &str, count: u32) -> u32 {
         .unwrap_or(0)
 }
 
+/// Our CONNECT proxy on a free loopback port in client namespace `i`,
+/// allowed to reach `upstream` (a proxy on that namespace's loopback):
+/// the first hop of a proxy chain.
+pub fn our_proxy_in(lab: &Lab, i: usize, upstream: std::net::SocketAddr) -> (Proc, String) {
+    let ns = &lab.clients[i];
+    let port = common::free_port();
+    let mut cmd = ns.command(BIN);
+    cmd.args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--allow-net",
+            "127.0.0.0/8",
+            "--allow-port",
+            &upstream.port().to_string(),
+        ]);
+    let proxy = Proc::spawn(
+        cmd,
+        lab.dir.path().join(format!("ourproxy-{}.log", tag())),
+        "tunnel443 proxy",
+    );
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !common::port_open_in(Some(&ns.name), addr) {
+        assert!(Instant::now() < deadline, "{}", proxy.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (proxy, format!("http://{addr}"))
+}
+
 /// A server namespace and one or more client namespaces joined through a
 /// bridge-less star: each client gets its own veth to the server.
 pub struct Lab {
