@@ -602,7 +602,7 @@ async fn connect_tcp(
         match timeout_at(deadline, TcpStream::connect(addr)).await {
             Err(_) => return Err(timeout_err()),
             Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
+                crate::io_util::tune_tcp(&s);
                 return Ok((s, addr));
             }
             Ok(Err(e)) => {

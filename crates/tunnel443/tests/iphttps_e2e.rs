@@ -208,6 +208,22 @@ fn ping6_both_ways_iperf3_refusals_and_garbage() {
         "client -> server"
     );
     assert_eq!(ping_count(&lab.server, &a0, 5), 5, "server -> client");
+    // Both ends of the HTTPS connection run TCP keepalive (IP-HTTPS has
+    // none of its own).
+    for ns in [&lab.server, &lab.clients[0]] {
+        let out = ns
+            .command("ss")
+            .args([
+                "-tnoH",
+                "state",
+                "established",
+                "( sport = :443 or dport = :443 )",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("timer:(keepalive"), "{}: {text}", ns.name);
+    }
     // The RA's default router: ::/1 and 8000::/1 through the tunnel.
     for half in ["::/1", "8000::/1"] {
         let r = route6(&lab.clients[0], half);

@@ -60,16 +60,16 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
-    let _ = tcp.set_nodelay(true);
+    crate::io_util::tune_tcp(&tcp);
     let timeout = shared.settings.handshake_timeout;
     let mut buf = Vec::new();
-    let (acceptor, hashes) = shared.tls_snapshot();
+    let (tls, hashes) = shared.tls_snapshot();
     // SHA-256 of a verified client certificate (rustls has checked the
     // chain against iphttps.client_ca when one is presented).
     let mut client_cert: Option<String> = None;
     // The SNI is one of iphttps.server_names.
     let mut iphttps_name = false;
-    let (mut stream, mut buf): (BoxStream, Vec<u8>) = match acceptor {
+    let (mut stream, mut buf): (BoxStream, Vec<u8>) = match tls {
         None => {
             let mut tcp = tcp;
             if shared.proxy_protocol() {
