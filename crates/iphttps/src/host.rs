@@ -15,7 +15,7 @@
 //! advertisements well within them (ours every 10 minutes for 30), and the
 //! link going down clears everything. Zero lifetimes are honoured at once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;
 
 use crate::addr::InterfaceId;
@@ -107,10 +107,14 @@ impl HostConfig {
             prefix_len: 0,
             via: ra.router,
         };
-        let mut wanted: Vec<(Route, bool)> = vec![(
+        // Route -> whether the advertisement keeps it; a route named twice
+        // (the default router and a ::/0 Route Information option) is kept
+        // if either keeps it.
+        let mut wanted: BTreeMap<Route, bool> = BTreeMap::new();
+        wanted.insert(
             default,
             self.accept_default && ra.advert.router_lifetime > 0,
-        )];
+        );
         for r in &ra.advert.routes {
             let route = Route {
                 prefix: r.prefix,
@@ -120,7 +124,7 @@ impl HostConfig {
             // A ::/0 Route Information option is a default route too
             // (RFC 4191 §3.1); it follows `accept_default` likewise.
             let keep = r.lifetime > 0 && (route.prefix_len > 0 || self.accept_default);
-            wanted.push((route, keep));
+            *wanted.entry(route).or_insert(false) |= keep;
         }
         for (route, keep) in wanted {
             if keep {
@@ -280,6 +284,21 @@ mod tests {
     }
 
     #[test]
+    fn default_router_kept_while_a_zero_default_route_option_comes_along() {
+        let mut h = HostConfig::new(true);
+        let mut advert = RouterAdvert::for_client(p64("fd00:1:0:1::"), &[]);
+        advert.routes = vec![RouteInfo {
+            prefix: Ipv6Addr::UNSPECIFIED,
+            prefix_len: 0,
+            preference: RoutePreference::Medium,
+            lifetime: 0,
+        }];
+        let c = h.apply(&received(advert.clone()), iid());
+        assert!(c.contains(&Change::AddRoute(default_route())), "{c:?}");
+        assert_eq!(h.apply(&received(advert), iid()), vec![]);
+    }
+
+    #[test]
     fn non_autonomous_and_inconsistent_prefixes_add_nothing() {
         let mut h = HostConfig::new(false);
         let mut advert = RouterAdvert::for_client(p64("fd00:1:0:1::"), &[]);
@@ -309,5 +328,78 @@ mod tests {
         assert_eq!(h.clear(), vec![]);
         // A new link's advertisement is applied from scratch.
         assert_eq!(h.apply(&ra, iid()).len(), 3);
+    }
+
+    /// Any sequence of advertisements: every Add is of something not yet
+    /// configured, every Remove of something configured, the accessors
+    /// agree with the changes, and `clear` leaves nothing behind.
+    #[test]
+    fn changes_balance_over_random_adverts() {
+        use std::collections::BTreeSet;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for accept_default in [false, true] {
+            let mut h = HostConfig::new(accept_default);
+            let (mut addrs, mut routes) = (BTreeSet::new(), BTreeSet::new());
+            let mut check = |changes: Vec<Change>, h: &HostConfig| {
+                for c in changes {
+                    match c {
+                        Change::AddAddress(a) => assert!(addrs.insert(a)),
+                        Change::RemoveAddress(a) => assert!(addrs.remove(&a)),
+                        Change::AddRoute(r) => assert!(routes.insert(r)),
+                        Change::RemoveRoute(r) => assert!(routes.remove(&r)),
+                        Change::Dns(_) => {}
+                    }
+                }
+                assert_eq!(h.addresses().collect::<BTreeSet<_>>(), addrs);
+                assert_eq!(h.routes().collect::<BTreeSet<_>>(), routes);
+            };
+            for _ in 0..2000 {
+                let r = next();
+                let mut advert = RouterAdvert::for_client(
+                    p64(["fd00:1:0:1::", "fd00:1:0:2::"][(r & 1) as usize]),
+                    &[],
+                );
+                advert.router_lifetime = if r & 2 == 0 { 0 } else { 1800 };
+                if r & 4 == 0 {
+                    advert.prefixes[0].valid_lifetime = 0;
+                    advert.prefixes[0].preferred_lifetime = 0;
+                }
+                for (bit, len) in [(8u64, 0u8), (16, 32), (32, 48)] {
+                    if r & bit != 0 {
+                        advert.routes.push(RouteInfo {
+                            prefix: if len == 0 {
+                                Ipv6Addr::UNSPECIFIED
+                            } else {
+                                addr("fd99::")
+                            },
+                            prefix_len: len,
+                            preference: RoutePreference::Medium,
+                            lifetime: if r & (bit << 8) == 0 { 0 } else { 600 },
+                        });
+                    }
+                }
+                let changes = h.apply(&received(advert), iid());
+                // No churn: nothing is removed and added back at once.
+                for c in &changes {
+                    if let Change::RemoveRoute(r) = c {
+                        assert!(!changes.contains(&Change::AddRoute(*r)), "{changes:?}");
+                    }
+                }
+                check(changes, &h);
+                if r % 97 == 0 {
+                    let changes = h.clear();
+                    check(changes, &h);
+                }
+            }
+            let changes = h.clear();
+            check(changes, &h);
+            assert_eq!(h.addresses().count() + h.routes().count(), 0);
+        }
     }
 }
