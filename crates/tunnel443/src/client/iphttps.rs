@@ -28,6 +28,9 @@ use crate::tls::Trust;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most TUN packets framed into one TLS write.
+const TUN_BATCH: usize = 64;
+
 type Halves = (ReadHalf<BoxStream>, WriteHalf<BoxStream>);
 
 struct Client<'a> {
@@ -182,6 +185,7 @@ async fn drive(
     let enc = Encoder::new();
     let mut dec = Decoder::new();
     let mut tunbuf = vec![0u8; 65536];
+    let mut out = Vec::with_capacity(TUN_BATCH * iphttps::MIN_MTU);
     loop {
         while let Some(ev) = link.poll_event() {
             let now = Instant::now().into_std();
@@ -290,8 +294,17 @@ async fn drive(
                     },
                     r = tun.recv(&mut tunbuf) => match r {
                         Ok(n) => {
-                            let mut out = Vec::with_capacity(n + 8);
-                            if enc.encode(&tunbuf[..n], &mut out).is_ok() && wr.write_all(&out).await.is_err() {
+                            // The packets already queued go along: one TLS
+                            // write for the batch (DESIGN.md, data plane).
+                            out.clear();
+                            let _ = enc.encode(&tunbuf[..n], &mut out);
+                            for _ in 1..TUN_BATCH {
+                                match tun.try_recv(&mut tunbuf) {
+                                    Ok(n) => { let _ = enc.encode(&tunbuf[..n], &mut out); }
+                                    Err(_) => break,
+                                }
+                            }
+                            if wr.write_all(&out).await.is_err() {
                                 Err(iphttps::Failure::Closed)
                             } else {
                                 Ok(false)
