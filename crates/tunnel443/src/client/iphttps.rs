@@ -201,9 +201,7 @@ async fn drive(
                             conn = Some(tokio::io::split(s));
                         }
                         Err(f) => {
-                            if args.no_reconnect
-                                || matches!(f, Failure::Tls(_) | Failure::ProxyRefused(_))
-                            {
+                            if args.no_reconnect || !f.retryable() {
                                 eprintln!("tunnel443: {f}");
                                 return Ok(f.exit_code());
                             }
@@ -226,7 +224,9 @@ async fn drive(
                             let _ = link.http_ok(Instant::now().into_std());
                         }
                         Err(f) => {
-                            if args.no_reconnect {
+                            // A certificate refused after a TLS 1.3
+                            // handshake will not fix itself either.
+                            if args.no_reconnect || !f.retryable() {
                                 eprintln!("tunnel443: {f}");
                                 return Ok(f.exit_code());
                             }

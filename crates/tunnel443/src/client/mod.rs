@@ -105,7 +105,7 @@ impl Failure {
     }
     /// Whether trying again could help (a wrong password or an untrusted
     /// certificate will not fix itself).
-    fn retryable(&self) -> bool {
+    pub(super) fn retryable(&self) -> bool {
         !matches!(
             self,
             Failure::Tls(_) | Failure::Auth(_) | Failure::ProxyRefused(_)
