@@ -11,6 +11,10 @@
 //! goes down: what one session's router advertised is meaningless after
 //! it (the next session may be given another /64).
 //!
+//! The server is peer input: at most [`MAX_ADDRESSES`] addresses and
+//! [`MAX_ROUTES`] routes are configured from one link, and what goes
+//! beyond is reported as [`Change::OverLimit`].
+//!
 //! Lifetimes are not run down here: the server refreshes its
 //! advertisements well within them (ours every 10 minutes for 30), and the
 //! link going down clears everything. Zero lifetimes are honoured at once.
@@ -52,7 +56,20 @@ pub enum Change {
     RemoveRoute(Route),
     /// The advertised DNS servers changed (RFC 8106); empty when withdrawn.
     Dns(Vec<Ipv6Addr>),
+    /// This many new addresses and routes were not configured: the
+    /// [`MAX_ADDRESSES`] / [`MAX_ROUTES`] limits were reached.
+    OverLimit {
+        /// How many were left out.
+        ignored: usize,
+    },
 }
+
+/// Most addresses configured from one link: what the server advertises is
+/// peer input, and one advertisement may carry hundreds of prefixes.
+pub const MAX_ADDRESSES: usize = 16;
+
+/// Most routes configured from one link (the default route included).
+pub const MAX_ROUTES: usize = 256;
 
 /// The addresses and routes configured from one link's advertisements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,34 +101,26 @@ impl HostConfig {
     }
 
     /// Applies an advertisement received on the link; `iid` is our interface
-    /// identifier.
+    /// identifier. Withdrawals are carried out before additions, so that a
+    /// renumbering advertisement fits within the limits.
     pub fn apply(&mut self, ra: &ReceivedAdvert, iid: InterfaceId) -> Vec<Change> {
-        let mut changes = Vec::new();
-        for p in &ra.advert.prefixes {
-            if !p.autonomous {
-                continue;
-            }
-            let Some(addr) = crate::addr::slaac(p.prefix, p.prefix_len, iid) else {
-                continue;
-            };
-            if p.valid_lifetime == 0 {
-                if self.addresses.remove(&addr) {
-                    changes.push(Change::RemoveAddress(addr));
-                }
-            } else if p.preferred_lifetime <= p.valid_lifetime && self.addresses.insert(addr) {
-                changes.push(Change::AddAddress(addr));
+        let mut addrs: BTreeMap<Ipv6Addr, bool> = BTreeMap::new();
+        for p in ra.advert.prefixes.iter().filter(|p| p.autonomous) {
+            if let Some(addr) = crate::addr::slaac(p.prefix, p.prefix_len, iid) {
+                let keep = p.valid_lifetime > 0 && p.preferred_lifetime <= p.valid_lifetime;
+                *addrs.entry(addr).or_insert(false) |= keep;
             }
         }
+        // Route -> whether the advertisement keeps it; a route named twice
+        // (the default router and a ::/0 Route Information option) is kept
+        // if either keeps it.
         let default = Route {
             prefix: Ipv6Addr::UNSPECIFIED,
             prefix_len: 0,
             via: ra.router,
         };
-        // Route -> whether the advertisement keeps it; a route named twice
-        // (the default router and a ::/0 Route Information option) is kept
-        // if either keeps it.
-        let mut wanted: BTreeMap<Route, bool> = BTreeMap::new();
-        wanted.insert(
+        let mut routes: BTreeMap<Route, bool> = BTreeMap::new();
+        routes.insert(
             default,
             self.accept_default && ra.advert.router_lifetime > 0,
         );
@@ -124,16 +133,47 @@ impl HostConfig {
             // A ::/0 Route Information option is a default route too
             // (RFC 4191 §3.1); it follows `accept_default` likewise.
             let keep = r.lifetime > 0 && (route.prefix_len > 0 || self.accept_default);
-            *wanted.entry(route).or_insert(false) |= keep;
+            *routes.entry(route).or_insert(false) |= keep;
         }
-        for (route, keep) in wanted {
-            if keep {
-                if self.routes.insert(route) {
-                    changes.push(Change::AddRoute(route));
-                }
-            } else if self.routes.remove(&route) {
-                changes.push(Change::RemoveRoute(route));
+
+        let mut changes = Vec::new();
+        // A prefix that is not autonomous (or a malformed one) is not a
+        // withdrawal: only a zero lifetime is.
+        for (a, keep) in &addrs {
+            if !keep && self.addresses.remove(a) {
+                changes.push(Change::RemoveAddress(*a));
             }
+        }
+        for (r, keep) in &routes {
+            if !keep && self.routes.remove(r) {
+                changes.push(Change::RemoveRoute(*r));
+            }
+        }
+        let mut ignored = 0;
+        for (a, _) in addrs.into_iter().filter(|(_, keep)| *keep) {
+            if self.addresses.contains(&a) {
+                continue;
+            }
+            if self.addresses.len() >= MAX_ADDRESSES {
+                ignored += 1;
+            } else {
+                self.addresses.insert(a);
+                changes.push(Change::AddAddress(a));
+            }
+        }
+        for (r, _) in routes.into_iter().filter(|(_, keep)| *keep) {
+            if self.routes.contains(&r) {
+                continue;
+            }
+            if self.routes.len() >= MAX_ROUTES {
+                ignored += 1;
+            } else {
+                self.routes.insert(r);
+                changes.push(Change::AddRoute(r));
+            }
+        }
+        if ignored > 0 {
+            changes.push(Change::OverLimit { ignored });
         }
         let dns = ra.advert.dns_servers();
         if dns != self.dns {
@@ -162,7 +202,7 @@ impl HostConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nd::{RouteInfo, RoutePreference, RouterAdvert};
+    use crate::nd::{PrefixInfo, RouteInfo, RoutePreference, RouterAdvert};
     use crate::Prefix64;
 
     const ROUTER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
@@ -186,6 +226,15 @@ mod tests {
 
     fn addr(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
+    }
+
+    fn rio(prefix: &str, prefix_len: u8, lifetime: u32) -> RouteInfo {
+        RouteInfo {
+            prefix: addr(prefix),
+            prefix_len,
+            preference: RoutePreference::Medium,
+            lifetime,
+        }
     }
 
     fn default_route() -> Route {
@@ -241,13 +290,7 @@ mod tests {
         let mut h = HostConfig::new(true);
         let mut advert = RouterAdvert::for_client(p64("fd00:1:0:2::"), &[]);
         advert.router_lifetime = 0;
-        let corp = RouteInfo {
-            prefix: addr("fd99::"),
-            prefix_len: 32,
-            preference: RoutePreference::Medium,
-            lifetime: 1800,
-        };
-        advert.routes = vec![corp];
+        advert.routes = vec![rio("fd99::", 32, 1800)];
         let r = Route {
             prefix: addr("fd99::"),
             prefix_len: 32,
@@ -271,12 +314,7 @@ mod tests {
     fn default_refused_when_not_accepted() {
         let mut h = HostConfig::new(false);
         let mut advert = RouterAdvert::for_client(p64("fd00:1:0:1::"), &[]);
-        advert.routes = vec![RouteInfo {
-            prefix: Ipv6Addr::UNSPECIFIED,
-            prefix_len: 0,
-            preference: RoutePreference::Medium,
-            lifetime: 1800,
-        }];
+        advert.routes = vec![rio("::", 0, 1800)];
         assert_eq!(
             h.apply(&received(advert), iid()),
             vec![Change::AddAddress(addr("fd00:1:0:1:200::7"))]
@@ -287,15 +325,41 @@ mod tests {
     fn default_router_kept_while_a_zero_default_route_option_comes_along() {
         let mut h = HostConfig::new(true);
         let mut advert = RouterAdvert::for_client(p64("fd00:1:0:1::"), &[]);
-        advert.routes = vec![RouteInfo {
-            prefix: Ipv6Addr::UNSPECIFIED,
-            prefix_len: 0,
-            preference: RoutePreference::Medium,
-            lifetime: 0,
-        }];
+        advert.routes = vec![rio("::", 0, 0)];
         let c = h.apply(&received(advert.clone()), iid());
         assert!(c.contains(&Change::AddRoute(default_route())), "{c:?}");
         assert_eq!(h.apply(&received(advert), iid()), vec![]);
+    }
+
+    #[test]
+    fn a_flood_of_prefixes_and_routes_stops_at_the_limits() {
+        let mut h = HostConfig::new(true);
+        let mut advert = RouterAdvert::for_client(p64("fd00:1:0:0::"), &[]);
+        advert.prefixes = (0..40u16)
+            .map(|i| PrefixInfo::slaac64(p64(&format!("fd00:1:0:{i:x}::"))))
+            .collect();
+        advert.routes = (0..300u16)
+            .map(|i| rio(&format!("fd99:{i:x}::"), 32, 600))
+            .collect();
+        let c = h.apply(&received(advert.clone()), iid());
+        assert_eq!(h.addresses().count(), MAX_ADDRESSES);
+        assert_eq!(h.routes().count(), MAX_ROUTES);
+        // 24 addresses and 301 - 256 = 45 routes (the default one too) left out.
+        assert_eq!(c.last(), Some(&Change::OverLimit { ignored: 24 + 45 }));
+        // Withdrawing one makes room for a new one in the same advertisement.
+        let full = h.addresses().next().unwrap();
+        advert.prefixes[0].valid_lifetime = 0;
+        advert.prefixes[0].preferred_lifetime = 0;
+        advert.prefixes.truncate(1);
+        advert.prefixes.push(PrefixInfo::slaac64(p64("fd00:2::")));
+        advert.routes.clear();
+        let c = h.apply(&received(advert), iid());
+        assert_eq!(c[0], Change::RemoveAddress(full));
+        assert!(
+            c.contains(&Change::AddAddress(addr("fd00:2:0:0:200::7"))),
+            "{c:?}"
+        );
+        assert_eq!(h.addresses().count(), MAX_ADDRESSES);
     }
 
     #[test]
@@ -353,7 +417,7 @@ mod tests {
                         Change::RemoveAddress(a) => assert!(addrs.remove(&a)),
                         Change::AddRoute(r) => assert!(routes.insert(r)),
                         Change::RemoveRoute(r) => assert!(routes.remove(&r)),
-                        Change::Dns(_) => {}
+                        Change::Dns(_) | Change::OverLimit { .. } => {}
                     }
                 }
                 assert_eq!(h.addresses().collect::<BTreeSet<_>>(), addrs);
@@ -372,16 +436,9 @@ mod tests {
                 }
                 for (bit, len) in [(8u64, 0u8), (16, 32), (32, 48)] {
                     if r & bit != 0 {
-                        advert.routes.push(RouteInfo {
-                            prefix: if len == 0 {
-                                Ipv6Addr::UNSPECIFIED
-                            } else {
-                                addr("fd99::")
-                            },
-                            prefix_len: len,
-                            preference: RoutePreference::Medium,
-                            lifetime: if r & (bit << 8) == 0 { 0 } else { 600 },
-                        });
+                        let lifetime = if r & (bit << 8) == 0 { 0 } else { 600 };
+                        let prefix = if len == 0 { "::" } else { "fd99::" };
+                        advert.routes.push(rio(prefix, len, lifetime));
                     }
                 }
                 let changes = h.apply(&received(advert), iid());

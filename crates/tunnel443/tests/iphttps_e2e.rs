@@ -202,6 +202,14 @@ fn ping6_both_ways_iperf3_refusals_and_garbage() {
     let c0 = start_client(&lab, 0, Some(&ids[0]), &[]);
     let a0 = up(&lab, 0, &c0);
     assert!(a0.starts_with("fd00:1:0:1:"), "first client /64: {a0}");
+    // A fresh namespace does not forward: the server says so at start.
+    assert!(
+        server
+            .output()
+            .contains("sysctl=\"net.ipv6.conf.all.forwarding\""),
+        "{}",
+        server.output()
+    );
     assert_eq!(
         ping_count(&lab.clients[0], SERVER_V6, 5),
         5,

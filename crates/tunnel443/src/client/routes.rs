@@ -172,6 +172,12 @@ impl Routes {
                         }
                     }
                 }
+                Change::OverLimit { ignored } => warn!(
+                    ignored,
+                    max_addresses = iphttps::host::MAX_ADDRESSES,
+                    max_routes = iphttps::host::MAX_ROUTES,
+                    "Router Advertisement beyond the limits: addresses/routes ignored"
+                ),
                 Change::Dns(servers) => {
                     let text: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
                     info!(dns = %text.join(","), "IPv6 DNS servers from the Router Advertisement (RFC 8106)");

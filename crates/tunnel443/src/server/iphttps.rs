@@ -86,7 +86,7 @@ impl Service {
 }
 
 /// What every client's router advertises, checked by building one RA.
-pub fn router_config(
+fn router_config(
     i: &IphttpsSettings,
     dns: &[Ipv6Addr],
     server_addr: Ipv6Addr,

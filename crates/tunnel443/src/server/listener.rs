@@ -143,8 +143,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     match req {
         Ok(Dispatch::Iphttps(Err(e))) => {
             info!(%peer, error = %e, status = e.status(), "IP-HTTPS request refused");
-            let _ = stream.write_all(&e.response()).await;
-            let _ = stream.shutdown().await;
+            reply(&mut stream, &e.response()).await;
         }
         Ok(Dispatch::Iphttps(Ok(()))) => {
             let Some(service) = shared.iphttps.as_ref() else {
@@ -152,10 +151,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             };
             if service.names_only && !iphttps_name {
                 info!(%peer, "IP-HTTPS request on a name not in iphttps.server_names; 421");
-                let _ = stream
-                    .write_all(&::iphttps::preamble::build_refusal(421))
-                    .await;
-                let _ = stream.shutdown().await;
+                reply(&mut stream, &::iphttps::preamble::build_refusal(421)).await;
                 return;
             }
             let client = match (&client_cert, service.auth_none) {
@@ -163,10 +159,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                 (None, true) => "anonymous".to_string(),
                 (None, false) => {
                     warn!(%peer, "IP-HTTPS client presented no verified certificate; 403");
-                    let _ = stream
-                        .write_all(&::iphttps::preamble::build_refusal(403))
-                        .await;
-                    let _ = stream.shutdown().await;
+                    reply(&mut stream, &::iphttps::preamble::build_refusal(403)).await;
                     return;
                 }
             };
@@ -176,36 +169,30 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             session::run(stream, buf, peer, req, hashes, shared).await;
         }
         Ok(Dispatch::Sstp(session::Request::Head)) => {
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .await;
-            let _ = stream.shutdown().await;
+            reply(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await;
         }
         Ok(Dispatch::Sstp(session::Request::Other { method, path })) => {
             info!(%peer, %method, %path, "not an SSTP request; 404");
-            let _ = stream
-                .write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
-            let _ = stream.shutdown().await;
+            reply(&mut stream, &::iphttps::preamble::build_refusal(404)).await;
         }
         Err(HeadError::Parse(e)) => {
             info!(%peer, error = %e, "malformed request head; 400");
-            let _ = stream
-                .write_all(
-                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
-            let _ = stream.shutdown().await;
+            reply(&mut stream, &::iphttps::preamble::build_refusal(400)).await;
         }
         Err(e @ HeadError::TooBig(_)) => {
             info!(%peer, error = %e, "request head too large; 431");
-            let _ = stream
-                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .await;
-            let _ = stream.shutdown().await;
+            reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
         }
         Err(e) => info!(%peer, error = %e, "no request head; closed"),
     }
+}
+
+/// A short answer, then the end of the connection.
+async fn reply(stream: &mut BoxStream, response: &[u8]) {
+    let _ = stream.write_all(response).await;
+    let _ = stream.shutdown().await;
 }

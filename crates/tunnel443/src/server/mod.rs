@@ -179,7 +179,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             load_tls(&settings)?;
         }
         if let Some(i) = &settings.iphttps {
-            iphttps::router_config(i, &settings.ipv6_dns, ::std::net::Ipv6Addr::LOCALHOST)?;
+            iphttps::Service::new(i, &settings.ipv6_dns)?;
         }
         if settings.users_file.exists() {
             auth::Users::load(&settings.users_file)?;
