@@ -149,29 +149,21 @@ impl HostConfig {
                 changes.push(Change::RemoveRoute(*r));
             }
         }
-        let mut ignored = 0;
-        for (a, _) in addrs.into_iter().filter(|(_, keep)| *keep) {
-            if self.addresses.contains(&a) {
-                continue;
-            }
-            if self.addresses.len() >= MAX_ADDRESSES {
-                ignored += 1;
-            } else {
-                self.addresses.insert(a);
-                changes.push(Change::AddAddress(a));
-            }
-        }
-        for (r, _) in routes.into_iter().filter(|(_, keep)| *keep) {
-            if self.routes.contains(&r) {
-                continue;
-            }
-            if self.routes.len() >= MAX_ROUTES {
-                ignored += 1;
-            } else {
-                self.routes.insert(r);
-                changes.push(Change::AddRoute(r));
-            }
-        }
+        let kept_addrs = addrs.into_iter().filter(|k| k.1).map(|k| k.0);
+        let kept_routes = routes.into_iter().filter(|k| k.1).map(|k| k.0);
+        let ignored = add_within(
+            &mut self.addresses,
+            kept_addrs,
+            MAX_ADDRESSES,
+            &mut changes,
+            Change::AddAddress,
+        ) + add_within(
+            &mut self.routes,
+            kept_routes,
+            MAX_ROUTES,
+            &mut changes,
+            Change::AddRoute,
+        );
         if ignored > 0 {
             changes.push(Change::OverLimit { ignored });
         }
@@ -197,6 +189,30 @@ impl HostConfig {
         *self = HostConfig::new(self.accept_default);
         changes
     }
+}
+
+/// Inserts the new `items` into `set` while it holds fewer than `max`,
+/// recording each as `add(item)`; returns how many did not fit.
+fn add_within<T: Ord + Copy>(
+    set: &mut BTreeSet<T>,
+    items: impl Iterator<Item = T>,
+    max: usize,
+    changes: &mut Vec<Change>,
+    add: fn(T) -> Change,
+) -> usize {
+    let mut ignored = 0;
+    for item in items {
+        if set.contains(&item) {
+            continue;
+        }
+        if set.len() >= max {
+            ignored += 1;
+        } else {
+            set.insert(item);
+            changes.push(add(item));
+        }
+    }
+    ignored
 }
 
 #[cfg(test)]
