@@ -209,6 +209,15 @@ pub enum Event {
     Closed { reason: CloseReason },
 }
 
+/// What [`Connection::handle_input_with`] hands its sink, in order.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// A PPP frame from the peer, already gated by state, borrowed.
+    PppFrame(&'a [u8]),
+    /// An event (never [`Event::PppFrame`]).
+    Event(Event),
+}
+
 /// Why a PPP frame was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -342,23 +351,46 @@ impl Connection {
 
     // ---- driver interface -------------------------------------------------
 
-    /// Bytes received from the HTTPS stream.
+    /// Bytes received from the HTTPS stream. PPP frames come out as
+    /// [`Event::PppFrame`] (a copy each); see [`Connection::handle_input_with`]
+    /// for the zero-copy form.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.input(now, bytes, None);
+    }
+
+    /// Bytes received from the HTTPS stream, with every output of this call
+    /// passed to `sink` in order: PPP frames as slices of `bytes` (or of the
+    /// decoder's buffer for a frame split across reads) without a copy, and
+    /// the events they caused (also any still queued from before). Events
+    /// from later calls (timers, [`Connection::disconnect`]) stay queued for
+    /// [`Connection::poll_event`].
+    pub fn handle_input_with(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        sink: &mut dyn FnMut(Output<'_>),
+    ) {
+        self.input(now, bytes, Some(sink));
+    }
+
+    fn input(&mut self, now: Instant, bytes: &[u8], mut sink: Option<&mut dyn FnMut(Output<'_>)>) {
         if self.state == State::Closed {
             return;
         }
-        self.decoder.push(bytes);
-        loop {
-            match self.decoder.next_frame() {
-                Ok(None) => break,
-                Ok(Some(f)) => self.on_frame(now, f),
-                Err(e) => {
-                    self.close(CloseReason::Delineation(e));
-                    break;
-                }
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let result = decoder.decode(bytes, |f| {
+            self.on_frame(now, f, &mut sink);
+            self.state != State::Closed
+        });
+        self.decoder = decoder;
+        if let Err(e) = result {
+            if self.state != State::Closed {
+                self.close(CloseReason::Delineation(e));
             }
-            if self.state == State::Closed {
-                break;
+        }
+        if let Some(sink) = sink {
+            while let Some(e) = self.events.pop_front() {
+                sink(Output::Event(e));
             }
         }
     }
@@ -415,6 +447,34 @@ impl Connection {
             });
         }
         wire::emit_data(frame, &mut self.tx).map_err(|_| SendError::TooBig(frame.len()))
+    }
+
+    /// Zero-copy form of [`Connection::send_ppp_frame`] for the data path:
+    /// appends to `out` the bytes the engine has queued (so their order
+    /// holds), then one data packet whose PPP frame is `ppp_header` +
+    /// `packet`, written straight into `out`.
+    pub fn send_ppp_data(
+        &mut self,
+        ppp_header: &[u8],
+        packet: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        let control = wire::ppp_frame_is_control(ppp_header);
+        if !self.ppp_allowed(control) {
+            return Err(SendError::NotAllowed {
+                state: self.state,
+                control,
+            });
+        }
+        let len = ppp_header.len() + packet.len();
+        if len > wire::MAX_PAYLOAD {
+            return Err(SendError::TooBig(len));
+        }
+        self.poll_transmit(out);
+        wire::emit_data_header(len, out);
+        out.extend_from_slice(ppp_header);
+        out.extend_from_slice(packet);
+        Ok(())
     }
 
     /// Inner Authentication Completed (§3.2.7.1, §3.3.7.1) with the HLAK
@@ -587,20 +647,34 @@ impl Connection {
         }
     }
 
-    fn on_frame(&mut self, now: Instant, f: Frame) {
+    fn on_frame(
+        &mut self,
+        now: Instant,
+        f: Frame<'_>,
+        sink: &mut Option<&mut dyn FnMut(Output<'_>)>,
+    ) {
         if self.connected() {
             self.restart_hello(now);
         }
         match f {
             Frame::Data(payload) => {
-                let control = wire::ppp_frame_is_control(&payload);
-                if self.ppp_allowed(control) {
-                    self.events.push_back(Event::PppFrame(payload));
-                } else {
+                let control = wire::ppp_frame_is_control(payload);
+                if !self.ppp_allowed(control) {
                     self.dropped_frames += 1;
+                    return;
+                }
+                match sink {
+                    Some(sink) => {
+                        // Events before the frame keep their order.
+                        while let Some(e) = self.events.pop_front() {
+                            sink(Output::Event(e));
+                        }
+                        sink(Output::PppFrame(payload));
+                    }
+                    None => self.events.push_back(Event::PppFrame(payload.to_vec())),
                 }
             }
-            Frame::Control(bytes) => match Packet::parse(&bytes) {
+            Frame::Control(bytes) => match Packet::parse(bytes) {
                 Ok(Packet::Control(m)) => self.on_control(now, &m),
                 Ok(Packet::Data(_)) => unreachable!("the decoder classified it as control"),
                 Err(_) => {

@@ -19,7 +19,7 @@ pub mod wire;
 
 pub use binding::HashProtocol;
 pub use connection::{
-    BindingFailure, Client, ClientConfig, CloseReason, Connection, Event, SendError, Server,
-    ServerConfig, State, Timers,
+    BindingFailure, Client, ClientConfig, CloseReason, Connection, Event, Output, SendError,
+    Server, ServerConfig, State, Timers,
 };
 pub use wire::{AttributeId, Status, StatusInfo};

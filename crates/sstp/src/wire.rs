@@ -390,11 +390,18 @@ pub fn emit_data(payload: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
     if payload.len() > MAX_PAYLOAD {
         return Err(WireError::TooLong(payload.len()));
     }
-    let len = (HEADER_LEN + payload.len()) as u16;
-    out.extend_from_slice(&[VERSION, 0x00]);
-    out.extend_from_slice(&len.to_be_bytes());
+    emit_data_header(payload.len(), out);
     out.extend_from_slice(payload);
     Ok(())
+}
+
+/// Appends the header of a data packet whose payload is `payload_len`
+/// (≤ [`MAX_PAYLOAD`]) bytes, for callers that write the payload themselves.
+pub fn emit_data_header(payload_len: usize, out: &mut Vec<u8>) {
+    debug_assert!(payload_len <= MAX_PAYLOAD);
+    let len = ((HEADER_LEN + payload_len) as u16) & 0x0fff;
+    out.extend_from_slice(&[VERSION, 0x00]);
+    out.extend_from_slice(&len.to_be_bytes());
 }
 
 /// MS-SSTP §3.1.7 "Check PPP frame type": PPP protocol numbers 0x8000–0xFFFF

@@ -70,7 +70,7 @@ fn decode_stream(bytes: &[u8]) -> Vec<Msg> {
     let mut out = Vec::new();
     while let Some(f) = d.next_frame().expect("engines emit a delineable stream") {
         match f {
-            Frame::Data(p) => out.push(Msg::Data(p)),
+            Frame::Data(p) => out.push(Msg::Data(p.to_vec())),
             Frame::Control(b) => {
                 let Packet::Control(m) = Packet::parse(&b).expect("engines emit valid packets")
                 else {

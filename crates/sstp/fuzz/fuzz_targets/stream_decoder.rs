@@ -3,7 +3,9 @@
 //! failure are those of a straightforward reference delineator, however the
 //! stream is split; after draining, less than one packet stays buffered
 //! (memory is bounded by the chunk, not by the stream); a failed decoder stays
-//! failed; every control packet it yields parses or fails cleanly.
+//! failed; every control packet it yields parses or fails cleanly. The
+//! zero-copy `Decoder::decode` gives the same packets and failure point for
+//! the same chunks.
 //!
 //! Input: the first byte seeds the chunk sizes, the rest is the stream.
 #![no_main]
@@ -11,8 +13,18 @@ use libfuzzer_sys::fuzz_target;
 use sstp::decoder::{Decoder, Frame};
 use sstp::wire::{Attribute, Packet, MAX_PACKET, MAX_PAYLOAD};
 
+/// A frame as (is control, bytes).
+type Owned = (bool, Vec<u8>);
+
+fn owned(f: Frame<'_>) -> Owned {
+    match f {
+        Frame::Data(p) => (false, p.to_vec()),
+        Frame::Control(b) => (true, b.to_vec()),
+    }
+}
+
 /// The reference: walk the stream header by header.
-fn reference(stream: &[u8]) -> (Vec<Frame>, bool) {
+fn reference(stream: &[u8]) -> (Vec<Owned>, bool) {
     let mut frames = Vec::new();
     let mut rest = stream;
     while rest.len() >= 4 {
@@ -25,9 +37,9 @@ fn reference(stream: &[u8]) -> (Vec<Frame>, bool) {
         }
         let (pkt, tail) = rest.split_at(len);
         frames.push(if pkt[1] & 1 == 0 {
-            Frame::Data(pkt[4..].to_vec())
+            (false, pkt[4..].to_vec())
         } else {
-            Frame::Control(pkt.to_vec())
+            (true, pkt.to_vec())
         });
         rest = tail;
     }
@@ -44,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
     let mut x = u32::from(seed) | 0x100;
     let max = 1 + usize::from(seed % 64) * 97;
     let mut d = Decoder::new();
+    let mut z = Decoder::new();
     let mut got = Vec::new();
+    let mut zgot = Vec::new();
+    let mut zfailed = false;
     let mut failed = false;
     let mut at = 0;
     while at < stream.len() && !failed {
@@ -58,10 +73,18 @@ fuzz_target!(|data: &[u8]| {
         };
         let end = (at + n).min(stream.len());
         d.push(&stream[at..end]);
+        if !zfailed {
+            zfailed = z
+                .decode(&stream[at..end], |f| {
+                    zgot.push(owned(f));
+                    true
+                })
+                .is_err();
+        }
         at = end;
         loop {
             match d.next_frame() {
-                Ok(Some(f)) => got.push(f),
+                Ok(Some(f)) => got.push(owned(f)),
                 Ok(None) => break,
                 Err(_) => {
                     failed = true;
@@ -76,14 +99,16 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(failed, expect_failure);
     assert_eq!(got, expected);
+    assert_eq!(zfailed, expect_failure);
+    assert_eq!(zgot, expected);
     if failed {
         d.push(&[0x10, 0x00, 0x00, 0x04]);
         assert!(d.next_frame().is_err(), "a failed decoder stays failed");
     }
-    for f in &got {
-        match f {
-            Frame::Data(p) => assert!(p.len() <= MAX_PAYLOAD),
-            Frame::Control(b) => {
+    for (control, b) in &got {
+        match control {
+            false => assert!(b.len() <= MAX_PAYLOAD),
+            true => {
                 assert!(b.len() <= MAX_PACKET);
                 match Packet::parse(b) {
                     Ok(Packet::Control(m)) => {
