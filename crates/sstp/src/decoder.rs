@@ -240,7 +240,7 @@ mod tests {
                 let inside = s.as_ptr_range().contains(&p.as_ptr());
                 seen.push(inside);
             }
-            seen.len() < 1
+            seen.is_empty()
         })
         .unwrap();
         assert_eq!(seen, [true], "stopped after the first packet");

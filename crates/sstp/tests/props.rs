@@ -103,7 +103,7 @@ fn well_formed(bytes: &[u8]) {
     d.push(bytes);
     while let Some(f) = d.next_frame().expect("our output delineates") {
         if let Frame::Control(b) = f {
-            let Ok(Packet::Control(m)) = Packet::parse(&b) else {
+            let Ok(Packet::Control(m)) = Packet::parse(b) else {
                 panic!("our control packet does not parse: {b:02x?}")
             };
             for a in &m.attributes {

@@ -72,7 +72,7 @@ fn decode_stream(bytes: &[u8]) -> Vec<Msg> {
         match f {
             Frame::Data(p) => out.push(Msg::Data(p.to_vec())),
             Frame::Control(b) => {
-                let Packet::Control(m) = Packet::parse(&b).expect("engines emit valid packets")
+                let Packet::Control(m) = Packet::parse(b).expect("engines emit valid packets")
                 else {
                     unreachable!("the decoder said control")
                 };

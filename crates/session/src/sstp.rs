@@ -1,0 +1,539 @@
+//! One SSTP session, either end: the SSTP engine (MS-SSTP §3.2 client,
+//! §3.3 server) carrying the PPP engine (RFC 1661; authenticator on the
+//! server, peer on the client), the addresses IPCP and IPv6CP settle on,
+//! anti-spoofing of what the client sends, and IPv6 Router Solicitation /
+//! Advertisement over IPv6CP (RFC 5072 §5, RFC 4861 §6).
+//!
+//! The driver moves bytes and time in and out ([`crate::Session`]) and
+//! answers the server's questions: [`Event::AuthRequest`] with
+//! [`SstpSession::auth_verdict`], [`Event::NeedIpv4Address`] with
+//! [`SstpSession::assign_ipv4`] / [`SstpSession::deny_ipv4`], and a
+//! server's [`Event::Ipv6Up`] with [`SstpSession::confirm_ipv6`] once the
+//! address is routed (or not).
+//!
+//! Data path: PPP frames arrive borrowed from the stream bytes
+//! ([`sstp::Connection::handle_input_with`]); an IP packet is copied once,
+//! into the TUN queue. Outbound, the SSTP and PPP headers and the packet are
+//! written straight into the transmit buffer
+//! ([`sstp::Connection::send_ppp_data`]).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+use iphttps::nd::ReceivedAdvert;
+use iphttps::{InterfaceId, Prefix64};
+
+use crate::ip;
+use crate::packets::PacketQueue;
+use crate::{Counters, Session};
+
+/// What the server advertises to a client with IPv6 (IPv6CP up).
+#[derive(Debug, Clone)]
+pub struct Ipv6Params {
+    /// The /64 of every client's address: `prefix::<its IPv6CP identifier>`.
+    pub prefix: Prefix64,
+    /// RDNSS servers in the Router Advertisement.
+    pub dns: Vec<Ipv6Addr>,
+    /// The MTU option of the Router Advertisement.
+    pub mtu: u16,
+}
+
+/// What the session tells its driver.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Server: verify these credentials; answer with [`SstpSession::auth_verdict`].
+    AuthRequest(ppp::AuthRequest),
+    /// Authentication succeeded (server: the user; client: our own name).
+    Authenticated {
+        /// The user name.
+        username: String,
+        /// The method used.
+        method: ppp::AuthMethod,
+    },
+    /// Authentication failed; the session closes.
+    AuthFailed {
+        /// The user name, if one was received.
+        username: Option<String>,
+        /// Why.
+        reason: ppp::AuthFailure,
+    },
+    /// Server: give the client an IPv4 address ([`SstpSession::assign_ipv4`]).
+    NeedIpv4Address {
+        /// The authenticated user.
+        username: String,
+    },
+    /// The call is connected: the crypto binding was sent (client) or
+    /// verified (server). Data flows from now.
+    Connected,
+    /// IPCP is up. Server: route `peer` to this session. Client: bring up
+    /// the device with `local`.
+    Ipv4Up {
+        /// Our address.
+        local: Ipv4Addr,
+        /// The peer's address.
+        peer: Ipv4Addr,
+        /// DNS servers (given by the server, or learned).
+        dns: Vec<Ipv4Addr>,
+    },
+    /// IPCP went down.
+    Ipv4Down,
+    /// IPv6CP is up. Server: `address` is the client's (`prefix::iid`; `None`
+    /// without IPv6 parameters or for a reserved identifier); route it and
+    /// answer with [`SstpSession::confirm_ipv6`].
+    Ipv6Up {
+        /// Our interface identifier.
+        local_iid: [u8; 8],
+        /// The peer's interface identifier.
+        peer_iid: [u8; 8],
+        /// Server: the client's global address.
+        address: Option<Ipv6Addr>,
+    },
+    /// IPv6CP went down.
+    Ipv6Down,
+    /// Client: the server's Router Advertisement, to apply to the device.
+    RouterAdvert(ReceivedAdvert),
+    /// Server: packets with a source address the client was not given were
+    /// dropped; reported at 1, 2, 4, 8, ... drops.
+    Spoofed {
+        /// The last offending source (`None`: not an IP packet).
+        source: Option<IpAddr>,
+        /// Drops so far.
+        dropped: u64,
+    },
+    /// The session is over (emitted once, last).
+    Closed(Ending),
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// Why SSTP closed.
+    pub sstp: sstp::CloseReason,
+    /// Why PPP went down, if it was up.
+    pub ppp: Option<ppp::LinkDownReason>,
+}
+
+/// One end's addresses on the link.
+#[derive(Debug, Default)]
+struct Link {
+    /// Server: the client's IPv4 address (the only source it may use).
+    peer_v4: Option<Ipv4Addr>,
+    /// Server: the client's global IPv6 address, once routed.
+    peer_v6: Option<Ipv6Addr>,
+    /// Our link-local address (IPv6CP up).
+    local_ll: Option<Ipv6Addr>,
+}
+
+/// Everything the input path touches besides the two engines, so that it
+/// can run while the SSTP engine is borrowed.
+#[derive(Debug)]
+struct Net {
+    server: bool,
+    ipv6: Option<Ipv6Params>,
+    link: Link,
+    tun: PacketQueue,
+    events: VecDeque<Event>,
+    counters: Counters,
+    /// A Router Solicitation to answer (server) once the engines are free.
+    ra_to: Option<Ipv6Addr>,
+    sstp_reason: Option<sstp::CloseReason>,
+    ppp_reason: Option<ppp::LinkDownReason>,
+}
+
+impl Net {
+    fn on_sstp_event(&mut self, now: Instant, ppp: &mut ppp::Ppp, ev: sstp::Event) {
+        match ev {
+            sstp::Event::PppFrame(f) => self.on_ppp_frame(now, ppp, &f),
+            sstp::Event::PppControlAllowed => ppp.open(now),
+            sstp::Event::Connected => self.events.push_back(Event::Connected),
+            sstp::Event::Closed { reason } => {
+                self.sstp_reason = Some(reason);
+                ppp.lower_down(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// A PPP frame from the peer: control frames go into the PPP engine;
+    /// an IP packet goes to the TUN queue if its source is allowed.
+    fn on_ppp_frame(&mut self, now: Instant, ppp: &mut ppp::Ppp, f: &[u8]) {
+        let Some(inbound) = ppp.handle_frame(now, f) else {
+            return;
+        };
+        let pkt = match inbound {
+            ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
+        };
+        if self.server {
+            self.packet_from_client(pkt);
+        } else {
+            self.packet_from_server(pkt);
+        }
+    }
+
+    fn packet_from_client(&mut self, pkt: &[u8]) {
+        let src = ip::source(pkt);
+        let allowed = match src {
+            Some(IpAddr::V4(s)) => self.link.peer_v4 == Some(s),
+            // Link-local (and unspecified, for DAD) sources are the
+            // client's own on a point-to-point link; such packets end here
+            // and are never forwarded. A Router Solicitation gets an
+            // advertisement (RFC 4861 §6.2.6).
+            Some(IpAddr::V6(s)) if s.is_unspecified() || ip::is_link_local(s) => {
+                self.counters.link_local += 1;
+                if let Ok(rs) = iphttps::RouterSolicit::parse(pkt) {
+                    self.ra_to = Some(rs.reply_to());
+                }
+                return;
+            }
+            Some(IpAddr::V6(s)) => self.link.peer_v6 == Some(s),
+            None => false,
+        };
+        if !allowed {
+            self.counters.spoofed += 1;
+            if self.counters.spoofed.is_power_of_two() {
+                self.events.push_back(Event::Spoofed {
+                    source: src,
+                    dropped: self.counters.spoofed,
+                });
+            }
+            return;
+        }
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += pkt.len() as u64;
+        self.tun.push(pkt);
+    }
+
+    fn packet_from_server(&mut self, pkt: &[u8]) {
+        if iphttps::icmpv6::message_type(pkt)
+            == Some(iphttps::icmpv6::Icmpv6Type::RouterAdvertisement)
+        {
+            if let Ok(ra) = iphttps::nd::RouterAdvert::parse(pkt) {
+                self.events.push_back(Event::RouterAdvert(ra));
+            }
+            return;
+        }
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += pkt.len() as u64;
+        self.tun.push(pkt);
+    }
+}
+
+/// Random bytes for the PPP engine (challenges, magic numbers): must be
+/// cryptographically secure outside tests.
+pub type Rng = Box<dyn ppp::Rng>;
+
+/// An SSTP session ([`crate::Session`]).
+pub struct SstpSession {
+    sstp: sstp::Connection,
+    ppp: ppp::Ppp,
+    net: Net,
+    tx: Vec<u8>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for SstpSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SstpSession")
+            .field("sstp", &self.sstp.state())
+            .field("ppp", &self.ppp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SstpSession {
+    fn new(sstp: sstp::Connection, ppp: ppp::Ppp, server: bool, ipv6: Option<Ipv6Params>) -> Self {
+        SstpSession {
+            sstp,
+            ppp,
+            net: Net {
+                server,
+                ipv6,
+                link: Link::default(),
+                tun: PacketQueue::new(),
+                events: VecDeque::new(),
+                counters: Counters::default(),
+                ra_to: None,
+                sstp_reason: None,
+                ppp_reason: None,
+            },
+            tx: Vec::with_capacity(16 * 1024),
+            closed: false,
+        }
+    }
+
+    /// The server's session for a connection whose HTTP request was
+    /// accepted (the 200 is the driver's). `nonce` must be random.
+    pub fn server(
+        sstp_cfg: sstp::ServerConfig,
+        ppp_cfg: ppp::Config,
+        ipv6: Option<Ipv6Params>,
+        now: Instant,
+        nonce: [u8; 32],
+        rng: Rng,
+    ) -> Self {
+        let sstp = sstp::Connection::server(sstp_cfg, now, nonce);
+        let ppp = ppp::Ppp::new(ppp_cfg, ppp::Role::Authenticator, now, rng);
+        Self::new(sstp, ppp, true, ipv6)
+    }
+
+    /// The client's session once the server answered 200: sends Call
+    /// Connect Request.
+    pub fn client(
+        sstp_cfg: sstp::ClientConfig,
+        ppp_cfg: ppp::Config,
+        now: Instant,
+        rng: Rng,
+    ) -> Self {
+        let mut sstp = sstp::Connection::client(sstp_cfg);
+        sstp.start(now);
+        let ppp = ppp::Ppp::new(ppp_cfg, ppp::Role::Peer, now, rng);
+        Self::new(sstp, ppp, false, None)
+    }
+
+    /// Server: the verdict on an [`Event::AuthRequest`].
+    pub fn auth_verdict(&mut self, now: Instant, id: ppp::AuthRequestId, verdict: ppp::Verdict) {
+        // A late verdict (the link went down meanwhile) has nothing to do.
+        let _ = self.ppp.auth_verdict(now, id, verdict);
+        self.pump(now);
+    }
+
+    /// Server: the answer to [`Event::NeedIpv4Address`].
+    pub fn assign_ipv4(&mut self, now: Instant, a: ppp::Ipv4Assignment) {
+        self.net.link.peer_v4 = Some(a.peer);
+        let _ = self.ppp.set_ipv4(now, a);
+        self.pump(now);
+    }
+
+    /// Server: no IPv4 for this client (pool exhausted).
+    pub fn deny_ipv4(&mut self, now: Instant) {
+        let _ = self.ppp.deny_ipv4(now);
+        self.pump(now);
+    }
+
+    /// Server: whether the address of [`Event::Ipv6Up`] is routed to this
+    /// session. If so, the client gets its Router Advertisement now.
+    pub fn confirm_ipv6(&mut self, now: Instant, routed: Option<Ipv6Addr>) {
+        self.net.link.peer_v6 = routed;
+        if routed.is_some() {
+            self.send_ra(ip::ALL_NODES);
+        }
+        self.pump(now);
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.net.counters
+    }
+
+    /// The PPP peer's MRU: the largest packet the device should send.
+    pub fn peer_mru(&self) -> u16 {
+        self.ppp.peer_mru()
+    }
+
+    /// Frames an IP packet of ours for the peer (dropped and counted when
+    /// the link cannot carry it yet, or it exceeds the peer's MRU).
+    fn send_ip(&mut self, pkt: &[u8]) -> bool {
+        match self.ppp.ip_header(pkt) {
+            Ok(h) => self.sstp.send_ppp_data(&h, pkt, &mut self.tx).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// A Router Advertisement of the client's /64 (RFC 4861 §6.2.3).
+    fn send_ra(&mut self, to: Ipv6Addr) {
+        let (Some(p), Some(src)) = (&self.net.ipv6, self.net.link.local_ll) else {
+            return;
+        };
+        if self.net.link.peer_v6.is_none() {
+            return;
+        }
+        let mut ra = iphttps::RouterAdvert::for_client(p.prefix, &p.dns);
+        ra.mtu = Some(u32::from(p.mtu));
+        if let Ok(pkt) = ra.to_packet(src, to) {
+            self.send_ip(&pkt);
+        }
+    }
+
+    /// Moves events between the engines until neither has anything left.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(ev) = self.sstp.poll_event() {
+                busy = true;
+                self.net.on_sstp_event(now, &mut self.ppp, ev);
+            }
+            while let Some(f) = self.ppp.poll_transmit() {
+                busy = true;
+                // Refused only outside the states that allow it: dropped.
+                let _ = self.sstp.send_ppp_frame(&f);
+            }
+            while let Some(ev) = self.ppp.poll_event() {
+                busy = true;
+                self.on_ppp_event(now, ev);
+            }
+            if let Some(to) = self.net.ra_to.take() {
+                busy = true;
+                self.send_ra(to);
+            }
+            if !busy {
+                break;
+            }
+        }
+        if self.sstp.is_closed() && !self.closed {
+            self.closed = true;
+            self.net.link = Link::default();
+            self.net.events.push_back(Event::Closed(Ending {
+                sstp: self
+                    .net
+                    .sstp_reason
+                    .clone()
+                    .unwrap_or(sstp::CloseReason::LowerLayerClosed),
+                ppp: self.net.ppp_reason,
+            }));
+        }
+    }
+
+    fn on_ppp_event(&mut self, now: Instant, ev: ppp::Event) {
+        let out = match ev {
+            ppp::Event::AuthRequest(r) => Event::AuthRequest(r),
+            ppp::Event::Authenticated {
+                hlak,
+                username,
+                method,
+            } => {
+                self.sstp.higher_layer_authenticated(now, hlak.0);
+                Event::Authenticated { username, method }
+            }
+            ppp::Event::AuthFailed { username, reason } => Event::AuthFailed { username, reason },
+            ppp::Event::NeedIpv4Address { username } => Event::NeedIpv4Address { username },
+            ppp::Event::Ipv4Up {
+                local,
+                peer,
+                dns1,
+                dns2,
+            } => Event::Ipv4Up {
+                local,
+                peer,
+                dns: [dns1, dns2].into_iter().flatten().collect(),
+            },
+            ppp::Event::Ipv4Down => {
+                self.net.link.peer_v4 = None;
+                Event::Ipv4Down
+            }
+            ppp::Event::Ipv6Up {
+                local_iid,
+                peer_iid,
+            } => {
+                let local_ll = ip::link_local(local_iid);
+                self.net.link.local_ll = Some(local_ll);
+                let address = self.net.ipv6.as_ref().and_then(|p| {
+                    InterfaceId::new(peer_iid)
+                        .ok()
+                        .map(|iid| p.prefix.address(iid))
+                });
+                if !self.net.server {
+                    // Ask for the prefix now (RFC 4861 §6.3.7).
+                    let rs = iphttps::RouterSolicit::build(local_ll);
+                    self.send_ip(&rs);
+                }
+                Event::Ipv6Up {
+                    local_iid,
+                    peer_iid,
+                    address,
+                }
+            }
+            ppp::Event::Ipv6Down => {
+                self.net.link.peer_v6 = None;
+                self.net.link.local_ll = None;
+                Event::Ipv6Down
+            }
+            ppp::Event::LinkDown { reason } => {
+                self.net.ppp_reason = Some(reason);
+                self.net.link = Link::default();
+                self.sstp.disconnect(now);
+                return;
+            }
+            _ => return,
+        };
+        self.net.events.push_back(out);
+    }
+}
+
+impl Session for SstpSession {
+    type Event = Event;
+
+    fn handle_stream_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        let (ppp, net) = (&mut self.ppp, &mut self.net);
+        self.sstp
+            .handle_input_with(now, bytes, &mut |out| match out {
+                sstp::Output::PppFrame(f) => net.on_ppp_frame(now, ppp, f),
+                sstp::Output::Event(e) => net.on_sstp_event(now, ppp, e),
+            });
+        self.pump(now);
+    }
+
+    fn handle_tun_packet(&mut self, _now: Instant, packet: &[u8]) {
+        if self.send_ip(packet) {
+            self.net.counters.tx_packets += 1;
+            self.net.counters.tx_bytes += packet.len() as u64;
+        } else {
+            // Not connected yet, NCP down, or over the peer's MRU.
+            self.net.counters.tx_dropped += 1;
+        }
+    }
+
+    fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+        self.sstp.poll_transmit(&mut self.tx);
+        if self.tx.is_empty() {
+            return false;
+        }
+        if buf.is_empty() {
+            std::mem::swap(buf, &mut self.tx);
+        } else {
+            buf.extend_from_slice(&self.tx);
+            self.tx.clear();
+        }
+        true
+    }
+
+    fn poll_tun(&mut self) -> Option<&[u8]> {
+        self.net.tun.pop()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.net.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [self.sstp.poll_timeout(), self.ppp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.sstp.handle_timeout(now);
+        self.ppp.handle_timeout(now);
+        self.pump(now);
+    }
+
+    fn close(&mut self, now: Instant, reason: &str) {
+        // LCP Terminate first, then Call Disconnect (MS-SSTP §3.2.4.2, §3.3.4).
+        self.ppp.close(now, reason);
+        self.pump(now);
+        self.sstp.disconnect(now);
+        self.pump(now);
+    }
+
+    fn stream_closed(&mut self, now: Instant) {
+        self.ppp.lower_down(now);
+        self.sstp.lower_layer_closed(now);
+        self.pump(now);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+}

@@ -1,0 +1,301 @@
+//! Whole SSTP sessions, server and client, in virtual time: setup with each
+//! authentication method, packets both ways, anti-spoofing, IPv6 RA,
+//! keepalive timers over a long idle period, and every way a session ends.
+
+mod sim;
+
+use std::time::Duration;
+
+use session::sstp::Event;
+use session::Session;
+use sim::{v4, v6, Opts, Pair, CLIENT_V4, SERVER_V4};
+
+#[test]
+fn setup_then_packets_both_ways_over_ipv4_and_ipv6() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    // Client: the addresses the server assigned, and the server's RA.
+    assert!(p.client_events.iter().any(|e| matches!(e,
+        Event::Ipv4Up { local, peer, dns } if *local == CLIENT_V4 && *peer == SERVER_V4 && dns.len() == 1)));
+    let ra = p
+        .client_events
+        .iter()
+        .find_map(|e| match e {
+            Event::RouterAdvert(ra) => Some(ra),
+            _ => None,
+        })
+        .expect("the client got a Router Advertisement");
+    assert_eq!(ra.advert.prefixes.len(), 1);
+    assert_eq!(ra.advert.mtu, Some(1400));
+    let client_v6 = p.client_v6();
+    assert!(p.server_events.iter().any(|e| matches!(e,
+        Event::Ipv6Up { address: Some(a), .. } if *a == client_v6)));
+
+    // Client -> server.
+    let now = p.now;
+    let up = v4(CLIENT_V4, "192.0.2.7".parse().unwrap(), 1400, 0xab);
+    let up6 = v6(client_v6, "2001:db8::1".parse().unwrap(), 500);
+    p.client.handle_tun_packets(now, [&up[..], &up6[..]]);
+    // Server -> client.
+    let down = v4("192.0.2.7".parse().unwrap(), CLIENT_V4, 900, 0xcd);
+    p.server.handle_tun_packet(now, &down);
+    p.settle();
+    assert_eq!(p.server_tun, vec![up.clone(), up6]);
+    assert_eq!(p.client_tun, vec![down]);
+    assert_eq!(p.server.counters().rx_packets, 2);
+    assert_eq!(p.server.counters().tx_packets, 1);
+    assert_eq!(p.client.counters().tx_packets, 2);
+    assert_eq!(p.server.counters().spoofed, 0);
+}
+
+#[test]
+fn byte_at_a_time_delivery_changes_nothing() {
+    let mut p = Pair::new(Opts {
+        chunk: 1,
+        ..Opts::default()
+    });
+    p.connect();
+    let up = v4(CLIENT_V4, SERVER_V4, 300, 1);
+    p.client.handle_tun_packet(p.now, &up);
+    p.settle();
+    assert_eq!(p.server_tun, vec![up]);
+}
+
+#[test]
+fn every_authentication_method_connects() {
+    for m in [
+        ppp::AuthProtocol::MsChapV2,
+        ppp::AuthProtocol::Eap,
+        ppp::AuthProtocol::ChapMd5,
+        ppp::AuthProtocol::Pap,
+    ] {
+        let mut p = Pair::new(Opts {
+            server_auth: vec![m],
+            ..Opts::default()
+        });
+        p.connect();
+        let method = p.server_events.iter().find_map(|e| match e {
+            Event::Authenticated { method, username } => {
+                assert_eq!(username, "alice");
+                Some(*method)
+            }
+            _ => None,
+        });
+        assert!(method.is_some(), "{m:?}: authenticated");
+    }
+}
+
+#[test]
+fn wrong_password_ends_both_sides_with_auth_failure() {
+    let mut p = Pair::new(Opts {
+        password: "wrong",
+        ..Opts::default()
+    });
+    p.run_for(Duration::from_secs(30));
+    assert!(p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::AuthFailed { .. })));
+    assert!(p
+        .server_events
+        .iter()
+        .any(|e| matches!(e, Event::AuthFailed { username: Some(u), .. } if u == "alice")));
+    assert!(p.client.is_closed() && p.server.is_closed());
+    assert_eq!(
+        Pair::ending(&p.server_events).unwrap().ppp,
+        Some(ppp::LinkDownReason::AuthFailed)
+    );
+    assert!(!p
+        .server_events
+        .iter()
+        .any(|e| matches!(e, Event::Ipv4Up { .. })));
+    assert!(p.server_tun.is_empty(), "no data before auth");
+}
+
+#[test]
+fn spoofed_sources_are_dropped_and_reported_link_local_is_not_spoofing() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    let now = p.now;
+    for _ in 0..3 {
+        let bad = v4("10.44.0.99".parse().unwrap(), SERVER_V4, 60, 0);
+        p.client.handle_tun_packet(now, &bad);
+    }
+    // The client's own link-local traffic (MLD, DAD, ...) on the
+    // point-to-point link: handled there, never forwarded, never spoofing.
+    let ll = v6(
+        "fe80::1234".parse().unwrap(),
+        "ff02::16".parse().unwrap(),
+        8,
+    );
+    let dad = v6(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        "ff02::1:ff00:1".parse().unwrap(),
+        8,
+    );
+    p.client.handle_tun_packets(now, [&ll[..], &dad[..]]);
+    p.settle();
+    assert!(p.server_tun.is_empty());
+    assert_eq!(p.server.counters().spoofed, 3);
+    assert!(p.server.counters().link_local >= 2);
+    let reports: Vec<u64> = p
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Spoofed { dropped, .. } => Some(*dropped),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports, [1, 2], "reported at powers of two");
+}
+
+#[test]
+fn router_solicitation_gets_an_advertisement() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    let before = p
+        .client_events
+        .iter()
+        .filter(|e| matches!(e, Event::RouterAdvert(_)))
+        .count();
+    let iid = p
+        .client_events
+        .iter()
+        .find_map(|e| match e {
+            Event::Ipv6Up { local_iid, .. } => Some(*local_iid),
+            _ => None,
+        })
+        .unwrap();
+    let rs = iphttps::RouterSolicit::build(session::ip::link_local(iid));
+    p.client.handle_tun_packet(p.now, &rs);
+    p.settle();
+    let after = p
+        .client_events
+        .iter()
+        .filter(|e| matches!(e, Event::RouterAdvert(_)))
+        .count();
+    assert_eq!(after, before + 1);
+    assert!(p.server_tun.is_empty(), "the RS is not forwarded");
+}
+
+#[test]
+fn idle_for_an_hour_stays_up_on_keepalives() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    let (s0, c0) = (p.to_server_bytes, p.to_client_bytes);
+    p.run_for(Duration::from_secs(3600));
+    assert!(!p.server.is_closed() && !p.client.is_closed());
+    assert!(Pair::ending(&p.client_events).is_none());
+    // Keepalives (SSTP Hello / LCP Echo) went both ways.
+    assert!(p.to_server_bytes > s0 && p.to_client_bytes > c0);
+    let up = v4(CLIENT_V4, SERVER_V4, 100, 5);
+    p.client.handle_tun_packet(p.now, &up);
+    p.settle();
+    assert_eq!(p.server_tun, vec![up]);
+}
+
+#[test]
+fn a_cut_link_ends_both_sides_by_timer() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    p.link_up = false;
+    p.run_for(Duration::from_secs(300));
+    assert!(p.server.is_closed() && p.client.is_closed());
+    for end in [
+        Pair::ending(&p.server_events).unwrap(),
+        Pair::ending(&p.client_events).unwrap(),
+    ] {
+        let timer = matches!(end.sstp, sstp::CloseReason::HelloTimeout)
+            || end.ppp == Some(ppp::LinkDownReason::EchoTimeout);
+        assert!(timer, "{end:?}");
+    }
+}
+
+#[test]
+fn server_close_is_a_clean_disconnect_the_client_sees() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    p.server.close(p.now, "server shutting down");
+    p.run_for(Duration::from_secs(10));
+    assert!(p.server.is_closed() && p.client.is_closed());
+    let c = Pair::ending(&p.client_events).unwrap();
+    assert_eq!(c.ppp, Some(ppp::LinkDownReason::PeerTerminated));
+    let s = Pair::ending(&p.server_events).unwrap();
+    assert_eq!(
+        s.sstp,
+        sstp::CloseReason::Disconnected { by_peer: false },
+        "{s:?}"
+    );
+    // Exactly one Closed each, last.
+    for ev in [&p.server_events, &p.client_events] {
+        assert_eq!(
+            ev.iter().filter(|e| matches!(e, Event::Closed(_))).count(),
+            1
+        );
+        assert!(matches!(ev.last(), Some(Event::Closed(_))));
+    }
+}
+
+#[test]
+fn client_close_and_stream_loss() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    p.client.close(p.now, "user request");
+    p.run_for(Duration::from_secs(10));
+    assert!(p.server.is_closed() && p.client.is_closed());
+    assert_eq!(
+        Pair::ending(&p.server_events).unwrap().ppp,
+        Some(ppp::LinkDownReason::PeerTerminated)
+    );
+
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    p.server.stream_closed(p.now);
+    assert!(p.server.is_closed());
+    p.settle();
+    assert_eq!(
+        Pair::ending(&p.server_events).unwrap().sstp,
+        sstp::CloseReason::LowerLayerClosed
+    );
+    // Nothing goes to the TUN after the end.
+    let up = v4(CLIENT_V4, SERVER_V4, 100, 5);
+    p.server.handle_stream_bytes(p.now, &up);
+    assert!(p.server.poll_tun().is_none());
+}
+
+#[test]
+fn data_before_the_call_is_connected_goes_nowhere() {
+    let mut p = Pair::new(Opts::default());
+    let up = v4(CLIENT_V4, SERVER_V4, 100, 5);
+    p.client.handle_tun_packet(p.now, &up);
+    p.server.handle_tun_packet(p.now, &up);
+    assert_eq!(p.client.counters().tx_dropped, 1);
+    assert_eq!(p.server.counters().tx_dropped, 1);
+    p.connect();
+    assert!(p.server_tun.is_empty() && p.client_tun.is_empty());
+}
+
+#[test]
+fn oversize_packets_are_dropped_not_sent() {
+    let mut p = Pair::new(Opts::default());
+    p.connect();
+    let mru = usize::from(p.client.peer_mru());
+    let big = v4(CLIENT_V4, SERVER_V4, mru + 1, 1);
+    p.client.handle_tun_packet(p.now, &big);
+    p.settle();
+    assert!(p.server_tun.is_empty());
+    assert_eq!(p.client.counters().tx_dropped, 1);
+}
+
+#[test]
+fn without_ipv6_parameters_the_server_routes_no_ipv6() {
+    let mut p = Pair::new(Opts {
+        ipv6: false,
+        ..Opts::default()
+    });
+    p.connect();
+    assert!(!p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::RouterAdvert(_))));
+}
