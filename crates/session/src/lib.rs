@@ -3,6 +3,8 @@
 //!
 //! * [`sstp`]: an SSTP session (MS-SSTP §3.2/§3.3 with PPP, addresses,
 //!   anti-spoofing and IPv6 RA over IPv6CP), server or client.
+//! * [`iphttps`]: IP-HTTPS sessions (MS-IPHTTPS §3.1.5.3, §3.2.3), server
+//!   (the client's IPv6 router) and client.
 //! * [`packets`]: the allocation-free queue of packets for the TUN device.
 //! * [`ip`]: the few IP header fields routing and anti-spoofing need.
 //!
@@ -15,11 +17,13 @@
 #![warn(missing_docs)]
 
 pub mod ip;
+pub mod iphttps;
 pub mod packets;
 pub mod sstp;
 
 use std::time::Instant;
 
+pub use crate::iphttps::{IphttpsClient, IphttpsServer};
 pub use crate::sstp::SstpSession;
 
 /// Per-session packet counters.
@@ -33,6 +37,9 @@ pub struct Counters {
     pub tx_packets: u64,
     /// Their bytes.
     pub tx_bytes: u64,
+    /// Packets from the peer dropped for other reasons (oversize, malformed,
+    /// a destination that may not be routed).
+    pub rx_dropped: u64,
     /// Packets from the peer with a source it was not given (dropped).
     pub spoofed: u64,
     /// Link-local packets from the peer, handled or dropped here.
@@ -48,6 +55,16 @@ pub trait Session {
 
     /// Bytes read from the HTTPS stream.
     fn handle_stream_bytes(&mut self, now: Instant, bytes: &[u8]);
+    /// A buffer of the session's own to read the stream into directly
+    /// (report the bytes with [`Session::handle_read`]); `None`: read into
+    /// any buffer and call [`Session::handle_stream_bytes`].
+    fn read_buf(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+    /// `n` bytes were read into [`Session::read_buf`].
+    fn handle_read(&mut self, now: Instant, n: usize) {
+        let _ = (now, n);
+    }
     /// One packet read from the TUN device for this session.
     fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]);
     /// Several packets from the TUN device.
