@@ -86,7 +86,7 @@ impl Out {
         }
     }
 
-    fn to_tun(&mut self, p: &[u8]) {
+    fn forward(&mut self, p: &[u8]) {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += p.len() as u64;
         self.tun.push(p);
@@ -201,7 +201,7 @@ impl IphttpsServer {
 
     fn ingress(router: &mut ClientRouter, now: Instant, s: &mut Out, p: &[u8]) {
         match router.ingress(now, p) {
-            Verdict::Forward => s.to_tun(p),
+            Verdict::Forward => s.forward(p),
             Verdict::Local => s.counters.link_local += 1,
             Verdict::Drop(DropReason::SpoofedSource(src)) => {
                 s.counters.spoofed += 1;
@@ -336,7 +336,7 @@ impl IphttpsClient {
             }
             return;
         }
-        s.to_tun(p);
+        s.forward(p);
     }
 }
 
