@@ -9,6 +9,7 @@ mod config;
 mod connect;
 mod demo;
 mod dial;
+mod driver;
 mod io_util;
 mod netlink;
 mod netns;

@@ -1,0 +1,187 @@
+//! The one tokio driver for every tunnel session (the `session` crate's
+//! sans-IO units: SSTP and IP-HTTPS, server and client).
+//!
+//! Each [`Driver::turn`] writes what the session has to send (all of it in
+//! one write), hands the packets it has for the TUN side to the device,
+//! then waits for one thing — stream bytes, TUN packets (a batch: the
+//! packets already queued come along), the session's next timer, or the
+//! stop signal — and feeds it in. The caller drains the session's events
+//! between turns and answers them (authentication, addresses, bringing up
+//! a device), so everything protocol-specific stays with the caller and
+//! everything IO-specific is here, once.
+
+use std::time::{Duration, Instant};
+
+use session::Session;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch};
+
+use crate::io_util::BoxStream;
+use crate::tun::Tun;
+
+/// TUN packets fed to the session per turn, at most.
+const TUN_BATCH: usize = 64;
+
+/// Where a session's packets come from and go to.
+pub enum TunSide {
+    /// No device yet (a client before its address is known): packets
+    /// from the peer are dropped.
+    None,
+    /// A client's own device: read and written here.
+    Device(Tun),
+    /// A server session: the router hands it the packets for its
+    /// addresses on `rx`; its own go to the shared device.
+    Routed {
+        rx: mpsc::Receiver<Vec<u8>>,
+        tun: Tun,
+    },
+}
+
+impl TunSide {
+    fn send(&self, pkt: &[u8]) -> bool {
+        match self {
+            TunSide::None => false,
+            TunSide::Device(t) | TunSide::Routed { tun: t, .. } => t.try_send(pkt).is_ok(),
+        }
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug)]
+pub enum Turn {
+    /// Something was fed in: drain the events and turn again.
+    Continue,
+    /// The stop signal fired (once): close the session, then turn on.
+    Stop,
+    /// The session is closed and its last bytes are written.
+    Closed,
+    /// The TUN device failed.
+    TunFailed(std::io::Error),
+}
+
+enum Got {
+    Read(std::io::Result<usize>),
+    Tun(std::io::Result<usize>),
+    Routed(Option<Vec<u8>>),
+    Timer,
+    Stop,
+}
+
+/// The IO of one session: its stream, its TUN side, and buffers.
+pub struct Driver {
+    rd: ReadHalf<BoxStream>,
+    wr: WriteHalf<BoxStream>,
+    pub tun: TunSide,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    tbuf: Vec<u8>,
+    stopping: bool,
+    /// Packets for the TUN side it did not take (queue full, no device).
+    pub tun_drops: u64,
+}
+
+impl Driver {
+    pub fn new(stream: BoxStream, tun: TunSide) -> Self {
+        let (rd, wr) = tokio::io::split(stream);
+        Driver {
+            rd,
+            wr,
+            tun,
+            rbuf: vec![0; 32 * 1024],
+            wbuf: Vec::with_capacity(32 * 1024),
+            tbuf: vec![0; 65536],
+            stopping: false,
+            tun_drops: 0,
+        }
+    }
+
+    /// One round of IO for `s` (see the module docs).
+    pub async fn turn<S: Session>(&mut self, s: &mut S, stop: &mut watch::Receiver<bool>) -> Turn {
+        while let Some(p) = s.poll_tun() {
+            if !self.tun.send(p) {
+                self.tun_drops += 1;
+            }
+        }
+        self.wbuf.clear();
+        while s.poll_transmit(&mut self.wbuf) {}
+        if !self.wbuf.is_empty() && self.wr.write_all(&self.wbuf).await.is_err() {
+            s.stream_closed(Instant::now());
+            return Turn::Continue;
+        }
+        if s.is_closed() {
+            // A peer that stopped reading must not hold the session.
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.wr.shutdown()).await;
+            return Turn::Closed;
+        }
+        let deadline = s.poll_timeout();
+        let own = s.read_buf().is_some();
+        let got = {
+            let Driver {
+                rd, tun, rbuf, tbuf, ..
+            } = self;
+            let buf: &mut [u8] = match s.read_buf() {
+                Some(b) => b,
+                None => rbuf,
+            };
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let tun_read = async {
+                match tun {
+                    TunSide::None => std::future::pending().await,
+                    TunSide::Device(t) => Got::Tun(t.recv(tbuf).await),
+                    TunSide::Routed { rx, .. } => Got::Routed(rx.recv().await),
+                }
+            };
+            tokio::select! {
+                r = rd.read(buf) => Got::Read(r),
+                g = tun_read => g,
+                _ = sleep => Got::Timer,
+                _ = stop.changed(), if !self.stopping => Got::Stop,
+            }
+        };
+        let now = Instant::now();
+        match got {
+            Got::Read(Ok(0)) | Got::Read(Err(_)) => s.stream_closed(now),
+            Got::Read(Ok(n)) if own => s.handle_read(now, n),
+            Got::Read(Ok(n)) => s.handle_stream_bytes(now, &self.rbuf[..n]),
+            Got::Tun(Ok(n)) => {
+                s.handle_tun_packet(now, &self.tbuf[..n]);
+                if let TunSide::Device(t) = &self.tun {
+                    for _ in 1..TUN_BATCH {
+                        match t.try_recv(&mut self.tbuf) {
+                            Ok(n) => s.handle_tun_packet(now, &self.tbuf[..n]),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            Got::Tun(Err(e)) => return Turn::TunFailed(e),
+            Got::Routed(Some(p)) => {
+                s.handle_tun_packet(now, &p);
+                if let TunSide::Routed { rx, .. } = &mut self.tun {
+                    for _ in 1..TUN_BATCH {
+                        match rx.try_recv() {
+                            Ok(p) => s.handle_tun_packet(now, &p),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            // The route is gone: the session is being torn down.
+            Got::Routed(None) => {
+                self.tun = TunSide::None;
+                s.close(now, "route removed");
+            }
+            Got::Timer => s.handle_timeout(now),
+            Got::Stop => {
+                self.stopping = true;
+                return Turn::Stop;
+            }
+        }
+        Turn::Continue
+    }
+}
