@@ -364,6 +364,7 @@ pub fn add_user(users: &Path, name: &str, password: &str, plain: bool) {
 /// `EAP-MSCHAPv2` -> `eapmschapv2`).
 pub fn auth_method(log: &str) -> Option<String> {
     log.lines()
+        .rev()
         .filter(|l| l.contains("authenticated"))
         .filter_map(|l| {
             l.split_whitespace()
@@ -375,7 +376,7 @@ pub fn auth_method(log: &str) -> Option<String> {
                         .to_lowercase()
                 })
         })
-        .last()
+        .next()
 }
 
 /// Asserts that `log` (the server's or the client's) reports the
