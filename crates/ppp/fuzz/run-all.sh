@@ -1,6 +1,6 @@
 #!/bin/bash
-# Runs every ppp fuzz target for SECONDS each (default 30), one after the
-# other, starting from the committed seed corpus (copied, so the checkout is
+# Runs every ppp fuzz target (fuzz/fuzz_targets/*.rs) for SECONDS each
+# (default 30), one after the other, starting from the committed seed corpus (copied, so the checkout is
 # not modified). Exit status is non-zero if any target finds a crash.
 # Usage: crates/ppp/fuzz/run-all.sh [SECONDS]    (needs cargo-fuzz; uses RUSTC_BOOTSTRAP=1)
 set -euo pipefail
@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 status=0
-for t in frame options eap engine_raw engine_pair; do
+for f in fuzz/fuzz_targets/*.rs; do
+  t=$(basename "$f" .rs)
   mkdir -p "$WORK/$t"
   cp -r fuzz/corpus/$t/. "$WORK/$t/"
   if RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" "$WORK/$t" -- \

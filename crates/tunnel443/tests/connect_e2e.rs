@@ -360,21 +360,15 @@ fn connect_listen_port_forwarder() {
     drop(a);
     drop(b);
     fwd.wait_log("forwarded connection closed", 20);
-    let n = squid
-        .access_log()
-        .lines()
-        .filter(|l| l.contains("CONNECT"))
-        .count();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut n2 = n;
-    while n2 < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        n2 = squid
+    let connects = || {
+        squid
             .access_log()
             .lines()
             .filter(|l| l.contains("CONNECT"))
-            .count();
-    }
+            .count()
+    };
+    wait_until(Duration::from_secs(20), || connects() >= 2);
+    let n2 = connects();
     assert_eq!(
         n2,
         2,

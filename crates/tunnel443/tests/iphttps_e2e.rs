@@ -7,99 +7,29 @@ mod e2e;
 use e2e::common::Squid;
 use e2e::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
 const POOL: &str = "fd00:1::/48";
 const SERVER_V6: &str = "fd00:1::1";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl {args:?}");
-}
 
 /// A CA and `n` client certificates signed by it, in the lab's directory.
 /// Returns the CA path and (cert, key) pairs.
 fn pki(lab: &Lab, n: usize) -> (PathBuf, Vec<(PathBuf, PathBuf)>) {
     let d = lab.dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test CA",
-        ],
-    );
-    let ext = d.join("client.ext");
-    std::fs::write(
-        &ext,
-        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let (key, csr, crt) = (
-            format!("c{i}.key"),
-            format!("c{i}.csr"),
-            format!("c{i}.pem"),
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN=client{i}"),
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                "client.ext",
-            ],
-        );
-        out.push((d.join(crt), d.join(key)));
-    }
-    (d.join("ca.pem"), out)
+    let ca = test_ca(d, "ca");
+    let ids = (0..n)
+        .map(|i| {
+            issue_cert(
+                d,
+                "ca",
+                &format!("c{i}"),
+                &format!("client{i}"),
+                "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+            )
+        })
+        .collect();
+    (ca, ids)
 }
 
 fn start_server(lab: &Lab, ca: &Path) -> Proc {
@@ -168,7 +98,8 @@ fn start_client(lab: &Lab, i: usize, id: Option<&(PathBuf, PathBuf)>, extra: &[&
 
 /// The client's global address (from SLAAC) on its TUN device.
 fn global_addr(ns: &Netns) -> String {
-    for _ in 0..100 {
+    let mut addr = None;
+    let found = wait_until(Duration::from_secs(10), || {
         let out = ns
             .command("ip")
             .args([
@@ -177,12 +108,15 @@ fn global_addr(ns: &Netns) -> String {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(a) = text.split_whitespace().skip_while(|w| *w != "inet6").nth(1) {
-            return a.split('/').next().unwrap().to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("no global IPv6 address on the client");
+        addr = text
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .map(|a| a.split('/').next().unwrap().to_string());
+        addr.is_some()
+    });
+    assert!(found, "no global IPv6 address on the client");
+    addr.unwrap()
 }
 
 fn up(lab: &Lab, i: usize, client: &Proc) -> String {
@@ -198,7 +132,7 @@ fn up(lab: &Lab, i: usize, client: &Proc) -> String {
 fn ping6_both_ways_iperf3_refusals_and_garbage() {
     let lab = Lab::new(3);
     let (ca, ids) = pki(&lab, 1);
-    let server = start_server(&lab, &ca);
+    let mut server = start_server(&lab, &ca);
     let c0 = start_client(&lab, 0, Some(&ids[0]), &[]);
     let a0 = up(&lab, 0, &c0);
     assert!(a0.starts_with("fd00:1:0:1:"), "first client /64: {a0}");
@@ -242,7 +176,7 @@ fn ping6_both_ways_iperf3_refusals_and_garbage() {
     let mut iperf_s = lab.server.command("iperf3");
     iperf_s.args(["-s", "-1", "-B", SERVER_V6]);
     let _srv = Proc::spawn(iperf_s, lab.dir.path().join("iperf6-s.log"), "iperf3 -s");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_listening(&lab.server, 5201, 10, "iperf3 -s");
     let out = lab.clients[0]
         .command("iperf3")
         .args(["-6", "-c", SERVER_V6, "-t", "5", "-f", "m"])
@@ -292,19 +226,26 @@ fn ping6_both_ways_iperf3_refusals_and_garbage() {
                 b"POST /IPHTTPS HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n",
             )
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        // The garbage comes after the server took the head and set the
+        // session up, not in the same read as the head.
+        let peer = format!("peer={}:", lab.client_addr(2));
+        assert!(
+            wait_until(Duration::from_secs(20), || server
+                .output()
+                .lines()
+                .any(|l| l.contains("IP-HTTPS session up") && l.contains(&peer))),
+            "no session for the garbage sender:\n{}",
+            server.output()
+        );
         let _ = stdin.write_all(b"this is not IPv6 at all, just garbage bytes......\n");
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert!(
+            server.wait_for_output("non-IPv6 input; IP-HTTPS session terminated", 20),
+            "{}",
+            server.output()
+        );
     }
     let _ = s.kill();
     let _ = s.wait();
-    assert!(
-        server
-            .output()
-            .contains("non-IPv6 input; IP-HTTPS session terminated"),
-        "{}",
-        server.output()
-    );
     assert_eq!(
         ping_count(&lab.clients[0], SERVER_V6, 3),
         3,
@@ -316,7 +257,7 @@ fn ping6_both_ways_iperf3_refusals_and_garbage() {
 fn two_clients_through_the_server_without_spoofing() {
     let lab = Lab::new(2);
     let (ca, ids) = pki(&lab, 2);
-    let server = start_server(&lab, &ca);
+    let mut server = start_server(&lab, &ca);
     // Client-to-client traffic is forwarded by the server host's kernel
     // (TUN in, TUN out), as for SSTP: the admin enables forwarding.
     let st = lab
@@ -359,9 +300,8 @@ fn two_clients_through_the_server_without_spoofing() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "spoofed pings must not be answered");
-    std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(
-        server.output().contains("spoofed source dropped"),
+        server.wait_for_output("spoofed source dropped", 10),
         "{}",
         server.output()
     );
@@ -376,15 +316,12 @@ fn reconnects_after_server_restart() {
     let c0 = start_client(&lab, 0, Some(&ids[0]), &[]);
     up(&lab, 0, &c0);
     server.stop();
-    std::thread::sleep(std::time::Duration::from_secs(1));
     // The final RA withdrew the default route, the link going down the
     // address (the next session may get another /64).
-    for _ in 0..50 {
-        if c0.output().contains("IPv6 address withdrawn") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(10), || {
+        let out = c0.output();
+        out.contains("IPv6 route withdrawn") && out.contains("IPv6 address withdrawn")
+    });
     let out = c0.output();
     assert!(out.contains("IPv6 route withdrawn"), "{out}");
     assert!(out.contains("IPv6 address withdrawn"), "{out}");
@@ -447,41 +384,7 @@ fn through_a_proxy_chain() {
 fn plain_http_behind_haproxy_with_auth_none() {
     let lab = Lab::new(1);
     let d = lab.dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=lb.test",
-            "-addext",
-            "extendedKeyUsage=serverAuth",
-            "-keyout",
-            "lb.key",
-            "-out",
-            "lb.crt",
-            "-days",
-            "2",
-        ],
-    );
-    let pem = [
-        std::fs::read(d.join("lb.crt")).unwrap(),
-        std::fs::read(d.join("lb.key")).unwrap(),
-    ]
-    .concat();
-    std::fs::write(d.join("lb.pem"), pem).unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg("openssl x509 -in lb.crt -outform DER | sha256sum | cut -d' ' -f1")
-        .current_dir(d)
-        .output()
-        .unwrap();
-    let fp = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (lb_pem, fp) = self_signed_server_cert(d, "lb", "lb.test");
     std::fs::write(d.join("users"), "").unwrap();
     let conf = d.join("tunnel443.toml");
     std::fs::write(
@@ -508,14 +411,14 @@ fn plain_http_behind_haproxy_with_auth_none() {
             "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
              frontend f\n  bind {}:443 ssl crt {}\n  default_backend b\nbackend b\n  server s 127.0.0.1:8080\n",
             lab.server_addr(0),
-            d.join("lb.pem").display()
+            lb_pem.display()
         ),
     )
     .unwrap();
     let mut hp = lab.server.command("haproxy");
     hp.args(["-db", "-f"]).arg(d.join("haproxy.cfg"));
     let _haproxy = Proc::spawn(hp, d.join("haproxy.log"), "haproxy");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_listening(&lab.server, 443, 10, "haproxy");
     let mut cmd = lab.clients[0].command(BIN);
     cmd.args([
         "client",

@@ -5,6 +5,7 @@ mod e2e;
 
 use e2e::*;
 use std::process::Command;
+use std::time::Duration;
 
 const SERVER_TUN: &str = "10.44.0.1";
 
@@ -43,7 +44,7 @@ fn ping_both_ways_and_iperf3() {
     let mut iperf_s = lab.server.command("iperf3");
     iperf_s.args(["-s", "-1", "-B", SERVER_TUN]);
     let _srv = Proc::spawn(iperf_s, lab.dir.path().join("iperf-s.log"), "iperf3 -s");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_listening(&lab.server, 5201, 10, "iperf3 -s");
     let out = lab.clients[0]
         .command("iperf3")
         .args(["-c", SERVER_TUN, "-t", "5", "-f", "m"])
@@ -163,6 +164,45 @@ fn client_reconnects_after_server_restart() {
     );
 }
 
+/// `tshark -r CAP` with TLS keys from `keys`, display filter `filter`,
+/// printing `fields` (`-T fields`, `|`-separated, one packet per line).
+/// Returns (success, stdout, stderr without tshark's notice about running
+/// as root).
+fn tshark_read(
+    cap: &std::path::Path,
+    keys: &std::path::Path,
+    filter: &str,
+    fields: &[&str],
+) -> (bool, String, String) {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(cap)
+        .args(["-o", &format!("tls.keylog_file:{}", keys.display())])
+        .args(["-Y", filter, "-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.starts_with("Running as user \"root\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// SSTP message types (MS-SSTP §2.2.8) and their tshark names.
+const CONNECT_REQUEST: u16 = 1;
+const CONNECT_ACK: u16 = 2;
+const CONNECT_NAK: u16 = 3;
+const CONNECTED: u16 = 4;
+const ABORT: u16 = 5;
+const DISCONNECT: u16 = 6;
+const DISCONNECT_ACK: u16 = 7;
+
 #[test]
 fn tshark_dissects_our_session_as_valid_sstp() {
     let lab = Lab::new(1);
@@ -200,41 +240,78 @@ fn tshark_dissects_our_session_as_valid_sstp() {
     let mut client = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
     assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30));
     assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 3), 3);
-    client.stop();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    tshark.signal(libc::SIGINT);
-    tshark.wait_exit(10);
-    let dissect = |filter: &str| {
-        let out = Command::new("tshark")
-            .args(["-r"])
-            .arg(&cap)
-            .args([
-                "-o",
-                &format!("tls.keylog_file:{}", keys.display()),
-                "-Y",
-                filter,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
+    assert_eq!(
+        client.stop().and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        client.output()
+    );
+    // The capture is complete once both ends' FIN are in the file.
+    let (server, peer) = (lab.server_addr(0), lab.client_addr(0));
+    let fins_from_both = || {
+        let (_, out, _) = tshark_read(&cap, &keys, "tcp.flags.fin == 1", &["ip.src"]);
+        [&server, &peer]
+            .iter()
+            .all(|a| out.lines().any(|l| l == a.as_str()))
     };
-    let sstp = dissect("sstp");
-    let control = dissect("sstp.messagetype");
-    let malformed = dissect("_ws.malformed || _ws.expert.severity >= error");
-    eprintln!(
-        "tshark: {} SSTP packets, {} control",
-        sstp.lines().count(),
-        control.lines().count()
-    );
     assert!(
-        control.lines().count() >= 4,
-        "expected Connect Request/Ack, Call Connected, Disconnect:\n{sstp}"
+        wait_until(Duration::from_secs(10), fins_from_both),
+        "no FIN from both ends in the capture"
     );
+    tshark.signal(libc::SIGINT);
+    assert!(tshark.wait_exit(10).is_some(), "tshark did not stop");
+
+    // Every SSTP control message, with its sender.
+    let (ok, out, err) = tshark_read(
+        &cap,
+        &keys,
+        "sstp.messagetype",
+        &["ip.src", "sstp.messagetype"],
+    );
+    assert!(ok && err.trim().is_empty(), "tshark failed: {err}");
+    let mut seen: Vec<(String, u16)> = Vec::new();
+    for line in out.lines() {
+        let (src, types) = line.split_once('|').expect("ip.src|sstp.messagetype");
+        for t in types.split(',') {
+            let t = t.trim().trim_start_matches("0x");
+            let t = u16::from_str_radix(t, 16).unwrap_or_else(|_| panic!("type {t:?}"));
+            seen.push((src.to_string(), t));
+        }
+    }
+    eprintln!("tshark: SSTP control messages {seen:?}");
+    for (from, t, name) in [
+        (&peer, CONNECT_REQUEST, "Call Connect Request"),
+        (&server, CONNECT_ACK, "Call Connect Ack"),
+        (&peer, CONNECTED, "Call Connected"),
+        (&peer, DISCONNECT, "Call Disconnect"),
+        (&server, DISCONNECT_ACK, "Call Disconnect Ack"),
+    ] {
+        let n = seen.iter().filter(|(s, x)| s == from && *x == t).count();
+        assert_eq!(n, 1, "{name} from {from}: {n} times in {seen:?}");
+    }
+    for (t, name) in [(CONNECT_NAK, "Call Connect Nak"), (ABORT, "Call Abort")] {
+        assert!(
+            !seen.iter().any(|(_, x)| *x == t),
+            "unexpected {name}: {seen:?}"
+        );
+    }
+
+    // The data packets decode down to the pings inside PPP.
+    let (ok, out, err) = tshark_read(&cap, &keys, "sstp && ppp && icmp", &["icmp.type"]);
+    assert!(ok, "tshark failed: {err}");
+    let echo = |ty: &str| out.lines().filter(|l| *l == ty).count();
     assert!(
-        control.contains("SSTP_MSG_CALL_CONNECT_REQUEST")
-            || control.contains("CALL_CONNECT_REQUEST"),
-        "{control}"
+        echo("8") >= 3 && echo("0") >= 3,
+        "ICMP echo inside SSTP data packets:\n{out}"
     );
+
+    let (ok, malformed, err) = tshark_read(
+        &cap,
+        &keys,
+        "_ws.malformed || _ws.expert.severity >= error",
+        &["frame.number", "_ws.expert.message"],
+    );
+    assert!(ok, "tshark failed: {err}");
     assert!(
         malformed.trim().is_empty(),
         "malformed packets:\n{malformed}"
@@ -249,37 +326,9 @@ fn tshark_dissects_our_session_as_valid_sstp() {
 fn behind_haproxy_plain_http_with_proxy_protocol() {
     let lab = Lab::new(1);
     let d = lab.dir.path();
-    let sh = |script: &str| {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(script)
-            .current_dir(d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=lb.test \
-        -addext extendedKeyUsage=serverAuth -keyout lb.key -out lb.crt -days 2 2>/dev/null && cat lb.crt lb.key > lb.pem");
-    let fp = sh("openssl x509 -in lb.crt -outform DER | sha256sum | cut -d' ' -f1");
+    let (lb_pem, fp) = self_signed_server_cert(d, "lb", "lb.test");
     let users = d.join("users");
-    let mut add = Command::new(BIN);
-    add.args(["user", "add", "carol", "--password-stdin", "--users-file"])
-        .arg(&users)
-        .stdin(std::process::Stdio::piped());
-    let mut child = add.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"pa55-w0rd\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    add_user(&users, "carol", "pa55-w0rd", false);
     assert!(std::fs::read_to_string(&users)
         .unwrap()
         .starts_with("carol:nthash:"));
@@ -318,14 +367,14 @@ fn behind_haproxy_plain_http_with_proxy_protocol() {
             "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
              frontend f\n  bind {}:443 ssl crt {}\n  default_backend b\nbackend b\n  server s 127.0.0.1:8080 send-proxy-v2\n",
             lab.server_addr(0),
-            d.join("lb.pem").display()
+            lb_pem.display()
         ),
     )
     .unwrap();
     let mut hp = lab.server.command("haproxy");
     hp.args(["-db", "-f"]).arg(d.join("haproxy.cfg"));
     let _haproxy = Proc::spawn(hp, d.join("haproxy.log"), "haproxy");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_listening(&lab.server, 443, 10, "haproxy");
     // Load-balancer style health check through haproxy.
     let head = lab.clients[0]
         .command("curl")
@@ -359,15 +408,8 @@ fn ipv6_through_ipv6cp_and_router_advertisement() {
     let p = pin(&lab);
     let c = lab.start_client(0, "vpn", &lab.password(), &args(&p, &[]));
     assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30), "{}", c.output());
-    let ok = (0..50).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        lab.clients[0]
-            .command("ping")
-            .args(["-6", "-c", "1", "-W", "1", "-n", "-q", "fd44:443::1"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+    let ok = wait_until(Duration::from_secs(15), || {
+        ping_once(&lab.clients[0], "fd44:443::1")
     });
     assert!(
         ok,

@@ -100,25 +100,15 @@ fn through_our_proxy_chained_to_squid() {
     let lab = Lab::new(1);
     let _server = lab.start_server(&[]);
     let squid = Squid::start_in(None, Some(&lab.clients[0].name));
-    let (proxy, proxy_url) = our_proxy_in(&lab, 0, squid.addr);
+    let (mut proxy, proxy_url) = our_proxy_in(&lab, 0, squid.addr);
     let c = client_via(&lab, &[proxy_url, squid.url()], &[]);
     assert_tunnel(&lab, &c);
     drop(c);
     // The hop to squid went through our proxy, carrying SSTPVERSION: its
     // access-log line (written when the tunnel ends) says so.
     let want = format!("target={}", squid.addr);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let line = loop {
-        let out = proxy.output();
-        if let Some(l) = out.lines().find(|l| l.contains(&want)) {
-            break l.to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no access line for {want}:\n{out}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let out = proxy.wait_log(&want, 15);
+    let line = out.lines().find(|l| l.contains(&want)).unwrap();
     assert!(line.contains("sstp=true"), "{line}");
     squid.wait_access("CONNECT", 10);
 }

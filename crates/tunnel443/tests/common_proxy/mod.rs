@@ -185,6 +185,22 @@ impl Drop for Proc {
     }
 }
 
+/// Polls `cond` every 50 ms until it holds (true) or `within` has passed
+/// (false; `cond` is asked once more at the deadline). The way every test
+/// waits: never a fixed sleep before an assertion.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Extracts `addr=IP:PORT` from a log line containing `marker`.
 pub fn logged_addr(log: &str, marker: &str) -> SocketAddr {
     let line = log

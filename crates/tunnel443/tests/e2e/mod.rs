@@ -8,9 +8,10 @@ pub mod common;
 #[path = "../../src/netns.rs"]
 pub mod netns;
 
-pub use common::{Proc, TempDir};
+pub use common::{wait_until, Proc, TempDir};
 
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -150,6 +151,11 @@ impl Lab {
         format!("10.251.{client}.1")
     }
 
+    /// Client namespace `i`'s own address on its link to the server.
+    pub fn client_addr(&self, i: usize) -> String {
+        format!("10.251.{i}.2")
+    }
+
     /// Starts a zero-config server on 0.0.0.0:443 with `extra` arguments.
     pub fn start_server(&self, extra: &[&str]) -> Proc {
         let mut cmd = self.server.command(BIN);
@@ -170,6 +176,13 @@ impl Lab {
         p
     }
 
+    /// Writes `text` to file `name` in the lab's directory; its path.
+    pub fn write_file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
     /// The generated user's password, from the zero-config users file.
     pub fn password(&self) -> String {
         let out = self.server_output_password();
@@ -183,19 +196,9 @@ impl Lab {
             .find_map(|l| l.strip_prefix("vpn:plain:").map(str::to_string))
     }
 
+    /// SHA-256 (hex) of the zero-config server certificate.
     pub fn fingerprint(&self) -> String {
-        let out = Command::new("openssl")
-            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-            .arg(self.dir.path().join("state/cert.pem"))
-            .output()
-            .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout);
-        s.trim()
-            .rsplit('=')
-            .next()
-            .unwrap()
-            .replace(':', "")
-            .to_lowercase()
+        cert_sha256(&self.dir.path().join("state/cert.pem"))
     }
 
     /// Starts a client in client namespace `i` with `extra` arguments.
@@ -214,4 +217,229 @@ impl Lab {
             &format!("client{i}"),
         )
     }
+}
+
+/// Whether a TCP socket listens on `port` in `ns` (`ss`, so that a
+/// one-shot server such as `iperf3 -s -1` is not woken by a probe).
+pub fn listening(ns: &Netns, port: u16) -> bool {
+    let out = ns
+        .command("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .unwrap();
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+/// Waits until something listens on `port` in `ns`; panics after `secs`.
+pub fn wait_listening(ns: &Netns, port: u16, secs: u64, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(secs), || listening(ns, port)),
+        "{what} not listening on port {port} in {} after {secs}s",
+        ns.name
+    );
+}
+
+/// Runs `openssl ARGS` in `dir`; panics with its stderr on failure.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed P-256 test CA `NAME.pem` / `NAME.key` in `dir`.
+pub fn test_ca(dir: &Path, name: &str) -> PathBuf {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    dir.join(pem)
+}
+
+/// A certificate `NAME.pem` / `NAME.key` for `/CN=CN` issued by test CA
+/// `ca` (made by [`test_ca`] in the same `dir`), with the X.509 v3
+/// extensions in `ext` (openssl `-extfile` syntax). Returns (cert, key).
+pub fn issue_cert(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, crt, extf) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    std::fs::write(dir.join(&extf), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &extf,
+        ],
+    );
+    (dir.join(crt), dir.join(key))
+}
+
+/// `tunnel443 user add NAME --password-stdin --users-file FILE [--plain]`.
+pub fn add_user(users: &Path, name: &str, password: &str, plain: bool) {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["user", "add", name, "--password-stdin", "--users-file"])
+        .arg(users)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if plain {
+        cmd.arg("--plain");
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The PPP authentication method of the last `authenticated` log line
+/// (`... authenticated user=U method=M`), in a comparable form: lower
+/// case, letters and digits only (`Pap`, `pap`, `"PAP"` -> `pap`;
+/// `EAP-MSCHAPv2` -> `eapmschapv2`).
+pub fn auth_method(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .filter(|l| l.contains("authenticated"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("method="))
+                .map(|m| {
+                    m.chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .collect::<String>()
+                        .to_lowercase()
+                })
+        })
+        .next()
+}
+
+/// Asserts that `log` (the server's or the client's) reports the
+/// authentication `method` (comparable form, see [`auth_method`]).
+pub fn assert_auth_method(log: &str, method: &str, who: &str) {
+    assert_eq!(
+        auth_method(log).as_deref(),
+        Some(method),
+        "{who} did not authenticate with {method}:\n{log}"
+    );
+}
+
+/// SHA-256 (lower-case hex) of the DER of the PEM certificate at `cert`.
+pub fn cert_sha256(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl x509 {}", cert.display());
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_lowercase()
+}
+
+/// A self-signed P-256 server certificate `NAME.crt` / `NAME.key` for
+/// `/CN=CN` (serverAuth EKU) in `dir`, and `NAME.pem` with both (haproxy's
+/// `crt` format). Returns the path of `NAME.pem` and the certificate's
+/// SHA-256.
+pub fn self_signed_server_cert(dir: &Path, name: &str, cn: &str) -> (PathBuf, String) {
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-days",
+            "2",
+        ],
+    );
+    let pem = [
+        std::fs::read(dir.join(&crt)).unwrap(),
+        std::fs::read(dir.join(&key)).unwrap(),
+    ]
+    .concat();
+    let both = dir.join(format!("{name}.pem"));
+    std::fs::write(&both, pem).unwrap();
+    (both, cert_sha256(&dir.join(crt)))
 }
