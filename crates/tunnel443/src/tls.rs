@@ -132,8 +132,54 @@ pub enum Trust {
     Insecure,
 }
 
+/// A client config, and what the server presented to it: the SHA-256 of
+/// the last leaf certificate the verifier saw, for the hint that follows a
+/// refusal (`--pin-sha256 HEX`).
+#[derive(Clone)]
+pub struct ClientTls {
+    pub config: Arc<rustls::ClientConfig>,
+    presented: Presented,
+}
+
+type Presented = Arc<std::sync::Mutex<Option<[u8; 32]>>>;
+
+impl ClientTls {
+    /// SHA-256 of the leaf certificate the server presented last.
+    pub fn presented_sha256(&self) -> Option<[u8; 32]> {
+        *self.presented.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handshake error in plain words; when the server's certificate was
+    /// not trusted, its SHA-256 and the options that would trust it.
+    pub fn explain(&self, e: &rustls::Error) -> String {
+        explain_with(e, self.presented_sha256())
+    }
+}
+
+/// [`describe`], plus what to do about an untrusted server certificate
+/// whose SHA-256 is `presented`.
+pub fn explain_with(e: &rustls::Error, presented: Option<[u8; 32]>) -> String {
+    use rustls::CertificateError as C;
+    let text = describe(e);
+    let (Some(fp), rustls::Error::InvalidCertificate(c)) = (presented, e) else {
+        return text;
+    };
+    let fp = hex::encode(fp);
+    match c {
+        C::UnknownIssuer | C::BadSignature | C::Other(_) => format!(
+            "{text}. The server's certificate has SHA-256 {fp}: if that is the server's, \
+             connect with --pin-sha256 {fp}, or with --ca FILE naming the CA that issued it"
+        ),
+        C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+            "{text}. The server's certificate has SHA-256 {fp}: use --server-name with a name \
+             it is valid for, or --pin-sha256 {fp}"
+        ),
+        _ => text,
+    }
+}
+
 /// Builds the client config for `trust`.
-pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub fn client_config(trust: &Trust) -> anyhow::Result<ClientTls> {
     client_config_with_cert(trust, None)
 }
 
@@ -142,8 +188,9 @@ pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>>
 pub fn client_config_with_cert(
     trust: &Trust,
     identity: Option<(&Path, &Path)>,
-) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+) -> anyhow::Result<ClientTls> {
     let provider = provider();
+    let presented = Presented::default();
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         Trust::System | Trust::CaFile(_) => {
             let mut roots = rustls::RootCertStore::empty();
@@ -170,15 +217,18 @@ pub fn client_config_with_cert(
             Arc::new(Verifier {
                 mode: Mode::WebPki(inner),
                 provider: provider.clone(),
+                presented: presented.clone(),
             })
         }
         Trust::Pin(p) => Arc::new(Verifier {
             mode: Mode::Pin(*p),
             provider: provider.clone(),
+            presented: presented.clone(),
         }),
         Trust::Insecure => Arc::new(Verifier {
             mode: Mode::Insecure,
             provider: provider.clone(),
+            presented: presented.clone(),
         }),
     };
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -187,13 +237,184 @@ pub fn client_config_with_cert(
         .with_custom_certificate_verifier(verifier);
     let mut cfg = match identity {
         None => cfg.with_no_client_auth(),
-        Some((cert, key)) => cfg
-            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-            .context("client certificate and key do not match")?,
+        Some((cert, key)) => {
+            let chain = load_certs(cert)?;
+            check_client_cert(&chain[0])
+                .map_err(|why| anyhow::anyhow!("client certificate {}: {why}", cert.display()))?;
+            cfg.with_client_auth_cert(chain, load_key(key)?)
+                .map_err(|e| match e {
+                    rustls::Error::InconsistentKeys(_) => anyhow::anyhow!(
+                        "client certificate {} and key {} do not match",
+                        cert.display(),
+                        key.display()
+                    ),
+                    e => anyhow::anyhow!(
+                        "client certificate {} with key {}: {}",
+                        cert.display(),
+                        key.display(),
+                        describe(&e)
+                    ),
+                })?
+        }
     };
     // SSLKEYLOGFILE (for tshark to decrypt a capture); a no-op when unset.
     cfg.key_log = Arc::new(rustls::KeyLogFile::new());
-    Ok(Arc::new(cfg))
+    Ok(ClientTls {
+        config: Arc::new(cfg),
+        presented,
+    })
+}
+
+/// What rustls (webpki) and an IP-HTTPS server (MS-IPHTTPS §4.2) need of
+/// our client certificate: X.509 v3 and, when it restricts its extended
+/// key usage, `id-kp-clientAuth` among them (RFC 5280 §4.2.1.12).
+pub fn check_client_cert(der: &[u8]) -> Result<(), String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("does not parse as X.509: {e}"))?;
+    let version = cert.version().0 + 1;
+    if version != 3 {
+        return Err(format!(
+            "it is an X.509 v{version} certificate; rustls needs v3, with the clientAuth \
+             extended key usage (see the openssl recipe in the README, IP-HTTPS)"
+        ));
+    }
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) if eku.value.client_auth => Ok(()),
+        Ok(Some(eku)) => {
+            let mut has = Vec::new();
+            if eku.value.server_auth {
+                has.push("serverAuth");
+            }
+            if eku.value.any {
+                has.push("anyExtendedKeyUsage");
+            }
+            let has = if has.is_empty() {
+                "other purposes".to_string()
+            } else {
+                has.join(", ")
+            };
+            Err(format!(
+                "its extended key usage lacks clientAuth (it allows {has}); \
+                 reissue it with extendedKeyUsage=clientAuth"
+            ))
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(format!("its extended key usage is malformed: {e}")),
+    }
+}
+
+/// A Rust variant name in plain words: `UnsupportedCertificate` ->
+/// "unsupported certificate", `UnknownCA` -> "unknown CA".
+pub fn words(name: &str) -> String {
+    let name = name.split(['(', ' ', '{']).next().unwrap_or(name);
+    let chars: Vec<char> = name.chars().collect();
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+        let acronym_end = i > 0
+            && chars[i - 1].is_uppercase()
+            && chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        if c.is_uppercase() && (prev_lower || acronym_end) && !cur.is_empty() {
+            parts.push(std::mem::take(&mut cur));
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+    parts
+        .into_iter()
+        .map(|p| {
+            if p.len() > 1 && p.chars().all(|c| c.is_uppercase()) {
+                p
+            } else {
+                p.to_lowercase()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A webpki error that rustls passes on as `Other` (its name is all it
+/// shows), in plain words.
+fn webpki_words(name: &str) -> String {
+    match name {
+        "CaUsedAsEndEntity" => "the certificate is a CA certificate, not a server's".into(),
+        "EndEntityUsedAsCa" => "a server certificate is used as the CA of the chain".into(),
+        "UnsupportedCertVersion" => {
+            "the certificate is not X.509 v3 (v1 and v2 are not accepted)".into()
+        }
+        "CertDistrusted" => "the certificate is distrusted".into(),
+        "EmptyEkuExtension" => "the certificate's extended key usage is empty".into(),
+        "MaximumPathDepthExceeded" => "the certificate chain is too long".into(),
+        other => words(other),
+    }
+}
+
+/// A rustls error in plain words (never Rust debug forms).
+pub fn describe(e: &rustls::Error) -> String {
+    use rustls::AlertDescription as A;
+    use rustls::CertificateError as C;
+    use rustls::Error as E;
+    match e {
+        E::InvalidCertificate(c) => {
+            let what = match c {
+                C::UnknownIssuer => {
+                    "it is not issued by a CA we trust (self-signed, or an unknown CA)".into()
+                }
+                C::BadEncoding => "it is not a valid X.509 certificate".into(),
+                C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".into(),
+                C::Revoked => "it has been revoked".into(),
+                C::BadSignature => "its signature does not verify".into(),
+                C::NotValidForName => "it is not valid for this server name".into(),
+                C::NotValidForNameContext { .. } => c.to_string(),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                    "its extended key usage does not allow this use".into()
+                }
+                C::ApplicationVerificationFailure => "it was refused".into(),
+                C::Other(o) => webpki_words(&o.to_string()),
+                other => words(&format!("{other:?}")),
+            };
+            format!("the server's certificate was refused: {what}")
+        }
+        E::AlertReceived(a) => match a {
+            A::CertificateRequired => {
+                "the server requires a client certificate (--cert and --key)".into()
+            }
+            A::UnknownCA => {
+                "the server does not trust the CA that issued our client certificate".into()
+            }
+            A::BadCertificate => "the server refused our client certificate".into(),
+            A::UnsupportedCertificate => "the server refused our client certificate as unsuitable \
+                 (its extended key usage must include clientAuth)"
+                .into(),
+            A::CertificateExpired => "the server says our client certificate has expired".into(),
+            A::CertificateRevoked => "the server says our client certificate is revoked".into(),
+            A::HandshakeFailure => {
+                "the server refused the handshake (no TLS version or cipher suite in common)"
+                    .into()
+            }
+            A::ProtocolVersion => "the server speaks no TLS version we do (1.2, 1.3)".into(),
+            other => format!(
+                "the server ended the handshake (TLS alert: {})",
+                words(&format!("{other:?}"))
+            ),
+        },
+        E::General(s) => s.clone(),
+        E::NoCertificatesPresented => "the server sent no certificate".into(),
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } => {
+            "the server's answer is not TLS (is it an HTTPS server?)".into()
+        }
+        E::InappropriateHandshakeMessage { .. } | E::PeerMisbehaved(_) => {
+            "the server broke the TLS protocol".into()
+        }
+        E::PeerIncompatible(_) => "the server's TLS is incompatible with ours".into(),
+        E::DecryptError => "a TLS record did not decrypt".into(),
+        E::Other(o) => webpki_words(&o.to_string()),
+        other => other.to_string(),
+    }
 }
 
 #[derive(Debug)]
@@ -207,6 +428,8 @@ enum Mode {
 struct Verifier {
     mode: Mode,
     provider: Arc<CryptoProvider>,
+    /// SHA-256 of the last leaf presented (for the hint on refusal).
+    presented: Presented,
 }
 
 /// MS-SSTP §3.2.4.1: the leaf must carry id-kp-serverAuth or anyExtendedKeyUsage.
@@ -234,17 +457,19 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        *self.presented.lock().unwrap_or_else(|e| e.into_inner()) = Some(got);
         match &self.mode {
             Mode::Insecure => return Ok(ServerCertVerified::assertion()),
             Mode::WebPki(v) => {
                 v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
             }
             Mode::Pin(pin) => {
-                let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
                 if !constant_time_eq(&got, pin) {
                     return Err(rustls::Error::General(format!(
-                        "server certificate SHA-256 {} does not match the pinned one",
-                        hex::encode(got)
+                        "the server's certificate has SHA-256 {}, not the pinned {}",
+                        hex::encode(got),
+                        hex::encode(pin)
                     )));
                 }
             }
