@@ -306,7 +306,11 @@ pub fn check_client_cert(der: &[u8]) -> Result<(), String> {
 /// A Rust variant name in plain words: `UnsupportedCertificate` ->
 /// "unsupported certificate", `UnknownCA` -> "unknown CA".
 pub fn words(name: &str) -> String {
-    let name = name.split(['(', ' ', '{']).next().unwrap_or(name);
+    if let Some((head, inner)) = name.split_once('(') {
+        let inner = inner.strip_suffix(')').unwrap_or(inner);
+        return format!("{} ({inner})", words(head));
+    }
+    let name = name.split([' ', '{']).next().unwrap_or(name);
     let chars: Vec<char> = name.chars().collect();
     let mut parts: Vec<String> = Vec::new();
     let mut cur = String::new();
@@ -528,6 +532,7 @@ pub fn parse_fingerprint(s: &str) -> anyhow::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn cert_with(eku: Vec<rcgen::ExtendedKeyUsagePurpose>) -> Vec<u8> {
         let mut p = rcgen::CertificateParams::new(vec!["x.test".to_string()]).unwrap();
@@ -544,6 +549,174 @@ mod tests {
         assert!(check_server_eku(&cert_with(vec![E::ClientAuth])).is_err());
         assert!(check_server_eku(&cert_with(vec![])).is_err());
         assert!(check_server_eku(b"garbage").is_err());
+    }
+
+    /// Runs openssl in `dir`; panics with its stderr on failure.
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl is installed (scripts/install-deps)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A client key and a certificate for it made by `openssl x509 -req`
+    /// with `ext` as its extensions file (none: an X.509 v1 certificate).
+    fn openssl_client_cert(ext: Option<&str>) -> (tempdir::Dir, PathBuf, PathBuf) {
+        let d = tempdir::Dir::new();
+        let p = d.0.as_path();
+        openssl(
+            p,
+            &[
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "c.key", "-out", "c.csr", "-subj", "/CN=client",
+            ],
+        );
+        let mut args = vec![
+            "x509", "-req", "-in", "c.csr", "-signkey", "c.key", "-out", "c.pem", "-days", "2",
+        ];
+        if let Some(ext) = ext {
+            std::fs::write(p.join("c.ext"), ext).unwrap();
+            args.extend(["-extfile", "c.ext"]);
+        }
+        openssl(p, &args);
+        let (c, k) = (p.join("c.pem"), p.join("c.key"));
+        (d, c, k)
+    }
+
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let d = std::env::temp_dir().join(format!(
+                    "t443-tls-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&d).unwrap();
+                Dir(d)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    fn client_config_error(cert: &Path, key: &Path) -> String {
+        install_provider();
+        match client_config_with_cert(&Trust::Insecure, Some((cert, key))) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn client_certificate_faults_are_named() {
+        // X.509 v1 (no extensions): its key matches; the version is wrong.
+        let (_d, c, k) = openssl_client_cert(None);
+        let e = client_config_error(&c, &k);
+        assert!(e.contains("X.509 v1") && e.contains("v3"), "{e}");
+        assert!(e.contains("clientAuth"), "{e}");
+        assert!(!e.contains("do not match") && !e.contains("Unsupported"), "{e}");
+
+        // Only serverAuth: the EKU is what is wrong.
+        let (_d, c, k) = openssl_client_cert(Some("extendedKeyUsage=serverAuth\n"));
+        let e = client_config_error(&c, &k);
+        assert!(
+            e.contains("extended key usage lacks clientAuth") && e.contains("serverAuth"),
+            "{e}"
+        );
+
+        // clientAuth: accepted.
+        let (_d, c, k) = openssl_client_cert(Some("extendedKeyUsage=clientAuth\n"));
+        install_provider();
+        assert!(client_config_with_cert(&Trust::Insecure, Some((&c, &k))).is_ok());
+
+        // A key that is not the certificate's: that, and only that, is a mismatch.
+        let (_d2, _, other_key) = openssl_client_cert(Some("extendedKeyUsage=clientAuth\n"));
+        let e = client_config_error(&c, &other_key);
+        assert!(e.contains("do not match"), "{e}");
+    }
+
+    #[test]
+    fn rustls_errors_in_plain_words() {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as E, OtherError};
+        let cases: Vec<(E, &str)> = vec![
+            (
+                C::UnknownIssuer.into(),
+                "the server's certificate was refused: it is not issued by a CA we trust",
+            ),
+            (
+                C::Other(OtherError(Arc::new(webpki_like("CaUsedAsEndEntity")))).into(),
+                "the certificate is a CA certificate, not a server's",
+            ),
+            (
+                E::AlertReceived(A::UnsupportedCertificate),
+                "refused our client certificate as unsuitable",
+            ),
+            (
+                E::AlertReceived(A::CertificateRequired),
+                "requires a client certificate",
+            ),
+            (
+                E::AlertReceived(A::UnknownPSKIdentity),
+                "TLS alert: unknown PSK identity",
+            ),
+        ];
+        for (e, want) in cases {
+            let got = describe(&e);
+            assert!(got.contains(want), "{e:?}: {got}");
+            assert!(
+                !got.contains("Other(") && !got.contains("Alert") && !got.contains("Error"),
+                "{got}"
+            );
+        }
+    }
+
+    /// What webpki's errors look like inside `OtherError`: Display is the
+    /// variant name.
+    #[derive(Debug)]
+    struct WebpkiLike(&'static str);
+    impl std::fmt::Display for WebpkiLike {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for WebpkiLike {}
+    fn webpki_like(name: &'static str) -> WebpkiLike {
+        WebpkiLike(name)
+    }
+
+    #[test]
+    fn untrusted_server_certificate_gets_its_fingerprint_and_the_options() {
+        use rustls::CertificateError as C;
+        let fp = [0x5a; 32];
+        let hex = "5a".repeat(32);
+        let t = explain_with(&C::UnknownIssuer.into(), Some(fp));
+        assert!(t.contains(&format!("--pin-sha256 {hex}")), "{t}");
+        assert!(t.contains("--ca FILE"), "{t}");
+        let t = explain_with(&C::NotValidForName.into(), Some(fp));
+        assert!(t.contains("--server-name") && t.contains(&hex), "{t}");
+        // Not a certificate problem: no hint.
+        let t = explain_with(&rustls::Error::DecryptError, Some(fp));
+        assert!(!t.contains("--pin-sha256"), "{t}");
+    }
+
+    #[test]
+    fn words_from_variant_names() {
+        assert_eq!(words("UnsupportedCertificate"), "unsupported certificate");
+        assert_eq!(words("UnknownCA"), "unknown CA");
+        assert_eq!(words("UnknownPSKIdentity"), "unknown PSK identity");
+        assert_eq!(words("NegotiationTimeout"), "negotiation timeout");
+        assert_eq!(words("Unknown(0x42)"), "unknown (0x42)");
     }
 
     #[test]

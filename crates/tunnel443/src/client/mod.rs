@@ -62,10 +62,10 @@ pub struct ClientArgs {
     /// IP-HTTPS: private key (PEM) of --cert.
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Read the password from the first line of standard input.
+    /// SSTP: read the password from the first line of standard input.
     #[arg(long, conflicts_with = "password_file")]
     pub password_stdin: bool,
-    /// Read the password from the first line of this file.
+    /// SSTP: read the password from the first line of this file.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
     /// Trust the server only if its certificate chains to a CA in this PEM file.
@@ -80,7 +80,7 @@ pub struct ClientArgs {
     /// Host name to validate the certificate against (default: the URL's host).
     #[arg(long)]
     pub server_name: Option<String>,
-    /// Route this IPv4 prefix through the tunnel (repeatable).
+    /// SSTP: route this IPv4 prefix through the tunnel (repeatable).
     #[arg(long = "route", value_name = "CIDR")]
     pub routes: Vec<String>,
     /// Send all IPv4 traffic through the tunnel (the path to the server and

@@ -151,7 +151,7 @@ impl Routes {
                 Change::AddAddress(a) => match tun.add_address_v6(a, 64) {
                     Ok(()) => {
                         info!(address = %a, "IPv6 address from the Router Advertisement");
-                        println!("connected: IPv6 address {a}");
+                        super::say(&format!("connected: IPv6 address {a}"));
                     }
                     Err(e) => warn!(address = %a, error = %e, "IPv6 address not added"),
                 },
