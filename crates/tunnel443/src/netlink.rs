@@ -86,9 +86,7 @@ impl Route {
                 .with_context(|| format!("route {self}: gateway of another family"))?;
         }
         if let Some(pid) = self.owner {
-            b = b
-                .protocol(RouteProtocol::from(OUR_PROTOCOL))
-                .priority(pid);
+            b = b.protocol(RouteProtocol::from(OUR_PROTOCOL)).priority(pid);
         }
         Ok(b.build())
     }

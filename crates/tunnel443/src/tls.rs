@@ -397,8 +397,7 @@ pub fn describe(e: &rustls::Error) -> String {
             A::CertificateExpired => "the server says our client certificate has expired".into(),
             A::CertificateRevoked => "the server says our client certificate is revoked".into(),
             A::HandshakeFailure => {
-                "the server refused the handshake (no TLS version or cipher suite in common)"
-                    .into()
+                "the server refused the handshake (no TLS version or cipher suite in common)".into()
             }
             A::ProtocolVersion => "the server speaks no TLS version we do (1.2, 1.3)".into(),
             other => format!(
@@ -573,8 +572,18 @@ mod tests {
         openssl(
             p,
             &[
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", "c.key", "-out", "c.csr", "-subj", "/CN=client",
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "c.key",
+                "-out",
+                "c.csr",
+                "-subj",
+                "/CN=client",
             ],
         );
         let mut args = vec![
@@ -625,7 +634,10 @@ mod tests {
         let e = client_config_error(&c, &k);
         assert!(e.contains("X.509 v1") && e.contains("v3"), "{e}");
         assert!(e.contains("clientAuth"), "{e}");
-        assert!(!e.contains("do not match") && !e.contains("Unsupported"), "{e}");
+        assert!(
+            !e.contains("do not match") && !e.contains("Unsupported"),
+            "{e}"
+        );
 
         // Only serverAuth: the EKU is what is wrong.
         let (_d, c, k) = openssl_client_cert(Some("extendedKeyUsage=serverAuth\n"));

@@ -87,11 +87,24 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA and one client certificate (clientAuth) signed by it: (ca, cert, key).
 fn client_pki(lab: &Lab) -> (PathBuf, PathBuf, PathBuf) {
     let d = lab.dir.path();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
     ca.extend([
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
     ]);
     openssl(d, &ca);
     std::fs::write(d.join("c.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
@@ -102,8 +115,21 @@ fn client_pki(lab: &Lab) -> (PathBuf, PathBuf, PathBuf) {
     openssl(
         d,
         &[
-            "x509", "-req", "-in", "c.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "c.pem", "-days", "2", "-extfile", "c.ext",
+            "x509",
+            "-req",
+            "-in",
+            "c.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "c.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "c.ext",
         ],
     );
     (d.join("ca.pem"), d.join("c.pem"), d.join("c.key"))
@@ -268,8 +294,16 @@ fn sstp_server_shutdown_is_reported_and_reconnected() {
     let fp = lab.fingerprint();
     let mut once = lab.start_client(0, "vpn", &pw, &["--pin-sha256", &fp, "--no-reconnect"]);
     let mut again = lab.start_client(1, "vpn", &pw, &["--pin-sha256", &fp]);
-    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30), "{}", once.output());
-    assert!(wait_ping(&lab.clients[1], SERVER_TUN, 30), "{}", again.output());
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        once.output()
+    );
+    assert!(
+        wait_ping(&lab.clients[1], SERVER_TUN, 30),
+        "{}",
+        again.output()
+    );
     server.stop();
     let st = once.wait_exit(20).expect("client 0 should exit");
     let out = once.output();
@@ -395,7 +429,10 @@ fn untrusted_certificate_hint_and_plain_auth_failure() {
 /// `--cert`/`--key` with an sstp:// URL is a usage error (exit 2).
 #[test]
 fn client_help_and_options_that_do_not_apply() {
-    let out = Command::new(BIN).args(["client", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["client", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(help.contains("SSTP") && help.contains("IP-HTTPS"), "{help}");
@@ -409,7 +446,10 @@ fn client_help_and_options_that_do_not_apply() {
     }
     let top = Command::new(BIN).arg("--help").output().unwrap();
     let top = String::from_utf8_lossy(&top.stdout);
-    let client_line = top.lines().find(|l| l.trim_start().starts_with("client")).unwrap();
+    let client_line = top
+        .lines()
+        .find(|l| l.trim_start().starts_with("client"))
+        .unwrap();
     assert!(client_line.contains("IP-HTTPS"), "{client_line}");
 
     for (args, needle) in [

@@ -91,12 +91,10 @@ impl Conn<'_> {
                     sstp::Event::PppControlAllowed => self.ppp.open(now),
                     sstp::Event::Connected => info!("SSTP call connected"),
                     sstp::Event::Closed { reason } => {
-                        info!(reason = %reason, "SSTP closed");
+                        let failure = Failure::sstp_closed(&reason, self.terminate_reason.clone());
+                        info!(reason = %failure, "SSTP closed");
                         if self.failure.is_none() {
-                            self.failure = Some(Failure::sstp_closed(
-                                &reason,
-                                self.terminate_reason.clone(),
-                            ));
+                            self.failure = Some(failure);
                         }
                         self.ppp.lower_down(now);
                     }
@@ -135,8 +133,7 @@ impl Conn<'_> {
                         self.ipv4 = Some((local, peer, dns));
                     }
                     ppp::Event::LinkDown { reason } => {
-                        let failure =
-                            Failure::ppp_down(reason, self.terminate_reason.clone());
+                        let failure = Failure::ppp_down(reason, self.terminate_reason.clone());
                         info!(reason = %failure, "PPP link down");
                         if self.failure.is_none() {
                             self.failure = Some(failure);
@@ -187,13 +184,8 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
             e => Failure::Proxy(e.to_string()),
         })?;
     let first_hop = dialed.first_hop().ip();
-    let name =
-        rustls::pki_types::ServerName::try_from(setup.server_name.clone()).map_err(|_| {
-            Failure::Other(format!(
-                "{} is not a valid server name",
-                setup.server_name
-            ))
-        })?;
+    let name = rustls::pki_types::ServerName::try_from(setup.server_name.clone())
+        .map_err(|_| Failure::Other(format!("{} is not a valid server name", setup.server_name)))?;
     let connector = tokio_rustls::TlsConnector::from(setup.tls.config.clone());
     let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, dialed))
         .await

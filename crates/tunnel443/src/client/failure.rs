@@ -181,7 +181,10 @@ pub fn status_words(s: &sstp::wire::StatusInfo) -> String {
     match s.attrib_id {
         sstp::wire::AttributeId::NoError => status,
         sstp::wire::AttributeId::Unknown(n) => format!("{status} (attribute {n})"),
-        a => format!("{status} ({} attribute)", crate::tls::words(&format!("{a:?}"))),
+        a => format!(
+            "{status} ({} attribute)",
+            crate::tls::words(&format!("{a:?}"))
+        ),
     }
 }
 
@@ -230,7 +233,10 @@ mod tests {
         );
         assert_eq!(lcp_terminate_reason(&lcp(5, b"")), None);
         assert_eq!(lcp_terminate_reason(&lcp(6, b"ack")), None, "Terminate-Ack");
-        assert_eq!(lcp_terminate_reason(&lcp(5, b"a\x1b[31mb\n")).as_deref(), Some("a[31mb"));
+        assert_eq!(
+            lcp_terminate_reason(&lcp(5, b"a\x1b[31mb\n")).as_deref(),
+            Some("a[31mb")
+        );
         assert_eq!(lcp_terminate_reason(b"\xff\x03\xc0"), None);
     }
 
@@ -249,7 +255,10 @@ mod tests {
         let f = Failure::sstp_closed(&sstp::CloseReason::Disconnected { by_peer: true }, None);
         assert_eq!(f.to_string(), "the server shut down the SSTP call");
         let f = Failure::ServerShutdown(Protocol::IpHttps, None);
-        assert_eq!(f.to_string(), "the server shut down the IP-HTTPS connection");
+        assert_eq!(
+            f.to_string(),
+            "the server shut down the IP-HTTPS connection"
+        );
     }
 
     #[test]

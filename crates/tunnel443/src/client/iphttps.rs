@@ -461,3 +461,52 @@ async fn drive(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_speak_of_ip_https() {
+        crate::tls::install_provider();
+        let tls = crate::tls::client_config(&Trust::Insecure).unwrap();
+        let status = |status, reason: &str| {
+            HeadError::Parse(iphttps::preamble::ResponseError::Status {
+                status,
+                reason: reason.into(),
+            })
+        };
+        let f = response_failure(status(403, "Forbidden"), &tls, false);
+        assert_eq!(
+            f.to_string(),
+            "the server refused the IP-HTTPS connection: HTTP 403 Forbidden \
+             (no client certificate was presented: --cert and --key)"
+        );
+        assert_eq!(f.exit_code(), 5);
+        let f = response_failure(status(421, "Misdirected Request"), &tls, true);
+        assert_eq!(
+            f.to_string(),
+            "the server refused the IP-HTTPS connection: HTTP 421 Misdirected Request"
+        );
+        let f = response_failure(HeadError::Eof, &tls, true);
+        assert!(f.to_string().contains("IP-HTTPS"), "{f}");
+        assert!(!f.to_string().contains("SSTP"), "{f}");
+    }
+
+    #[test]
+    fn a_clean_close_after_the_final_advert_is_a_shutdown() {
+        let f = server_closed((true, Some(0)));
+        assert_eq!(
+            f.to_string(),
+            "the server shut down the IP-HTTPS connection (reason: its last Router \
+             Advertisement withdrew the default router)"
+        );
+        assert!(f.retryable());
+        // A split tunnel never advertises a default router.
+        let f = server_closed((false, Some(0)));
+        assert_eq!(
+            f.to_string(),
+            "the server shut down the IP-HTTPS connection"
+        );
+    }
+}

@@ -75,9 +75,7 @@ impl std::str::FromStr for Target {
             bail!("{s}: no host");
         }
         let port = match port {
-            Some(p) => p
-                .parse()
-                .with_context(|| format!("{s}: bad port {p}"))?,
+            Some(p) => p.parse().with_context(|| format!("{s}: bad port {p}"))?,
             None => 443,
         };
         Ok(Target {
