@@ -326,7 +326,8 @@ fn sstp_server_shutdown_is_reported_and_reconnected() {
 
 /// IP-HTTPS: a refusal speaks of IP-HTTPS (not SSTP); the server's
 /// shutdown (final RA, close) is reported with exit 5 under
-/// --no-reconnect, and a client without it reconnects (MS-IPHTTPS
+/// --no-reconnect (by a client whose stdout is closed), and a client
+/// without it reconnects (MS-IPHTTPS
 /// §3.1.2.1: 30 s later). The kernel did not process the RAs: no SLAAC
 /// address or route of its own on the client's device.
 #[test]
@@ -347,7 +348,24 @@ fn iphttps_refusal_wording_server_shutdown_and_no_kernel_ra() {
     assert!(!out.contains("SSTP"), "{out}");
 
     let id = Some((cert.as_path(), key.as_path()));
-    let mut once = start_iphttps_client(&lab, 0, id, &["--no-reconnect"]);
+    // `| true`: the link-up line and the address line meet a closed pipe.
+    let fp = lab.fingerprint();
+    let url = iphttps_url(&lab, 0);
+    let mut once = client_with_closed_stdout(
+        &lab,
+        0,
+        &[
+            &url,
+            "--pin-sha256",
+            &fp,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--no-reconnect",
+        ],
+        "ipclient0",
+    );
     let mut again = start_iphttps_client(&lab, 1, id, &[]);
     for (i, c) in [(0, &once), (1, &again)] {
         assert!(
@@ -375,7 +393,12 @@ fn iphttps_refusal_wording_server_shutdown_and_no_kernel_ra() {
         out.contains("tunnel443: the server shut down the IP-HTTPS connection (reason: its last Router Advertisement withdrew the default router)"),
         "{out}"
     );
-    assert!(!out.contains("the link failed"), "{out}");
+    assert!(
+        !out.contains("the link failed") && !out.contains("panicked"),
+        "{out}"
+    );
+    let left = ip(ns, &["-6", "route", "show"]);
+    assert!(!left.contains("t443c0"), "routes left behind: {left}");
     again.wait_log("the server shut down the IP-HTTPS connection", 20);
     let _server = iphttps_server(&lab, &ca);
     assert!(
