@@ -305,6 +305,7 @@ async fn drive(
                         let routes = Routes::new(crate::tun::if_index(&t)?, hop, true)?;
                         *tun = Some((t, routes));
                     }
+                    last = None;
                     info!(tun = %args.tun_name, link_local = %ll, "IP-HTTPS link up");
                     super::say(&format!(
                         "connected: IP-HTTPS link up, device {}",
@@ -333,9 +334,11 @@ async fn drive(
                 LinkEvent::Close => conn = None,
                 LinkEvent::ReconnectScheduled { after, .. } => {
                     if args.no_reconnect {
-                        let f = last
-                            .take()
-                            .unwrap_or_else(|| Failure::Other("the IP-HTTPS link failed".into()));
+                        // Without a failure of ours, the link's attempt
+                        // timer ran out.
+                        let f = last.take().unwrap_or_else(|| {
+                            Failure::Timeout("the IP-HTTPS connection attempt".into())
+                        });
                         return Ok(super::report(&f));
                     }
                     info!(

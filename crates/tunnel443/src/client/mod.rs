@@ -155,6 +155,9 @@ fn check_options(args: &ClientArgs, target: &Target) -> anyhow::Result<()> {
     let url = &args.url;
     match target.scheme.as_str() {
         "sstp" => {
+            if target.user.is_none() {
+                bail!("{url}: the URL needs a user: sstp://USER@HOST[:PORT]");
+            }
             if args.cert.is_some() || args.key.is_some() {
                 bail!(
                     "--cert/--key are for IP-HTTPS (iphttps://) only; an SSTP client \
@@ -186,10 +189,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     if target.scheme == "iphttps" {
         return iphttps::run(&args, target, trust(&args)?, stop_signal()).await;
     }
-    let user = target
-        .user
-        .clone()
-        .context("the URL needs a user: sstp://USER@HOST")?;
+    let user = target.user.clone().unwrap_or_default();
     let trust = trust(&args)?;
     let routes = args
         .routes
