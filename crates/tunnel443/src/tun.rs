@@ -39,7 +39,7 @@ pub fn create(
 }
 
 /// Turns the kernel's RA processing off on a new (still down) device, then
-/// brings it up.
+/// brings it up. A sysctl that cannot be written is logged, not fatal.
 pub fn up_without_kernel_ra(tun: Tun) -> anyhow::Result<Tun> {
     let name = name(&tun);
     for (key, value) in [("accept_ra", "0"), ("autoconf", "0")] {
@@ -50,7 +50,12 @@ pub fn up_without_kernel_ra(tun: Tun) -> anyhow::Result<Tun> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::debug!(path, "no IPv6 configuration for the device")
             }
-            Err(e) => return Err(e).with_context(|| format!("writing {value} to {path}")),
+            // Not worth failing for (a read-only /proc/sys): say so.
+            Err(e) => tracing::warn!(
+                path,
+                error = %e,
+                "could not turn off the kernel's Router Advertisement processing"
+            ),
         }
     }
     tun.enabled(true)
