@@ -44,7 +44,7 @@ struct Cli {
 enum Command {
     /// The SSTP VPN server (zero-config without a config file).
     Server(server::ServerArgs),
-    /// Connect to an SSTP server: sstp://USER@HOST[:PORT].
+    /// Connect to an SSTP or IP-HTTPS server: sstp://USER@HOST[:PORT] or iphttps://HOST[:PORT]/PATH.
     Client(client::ClientArgs),
     /// Manage the server's users file.
     User(user_cmd::UserArgs),
@@ -62,6 +62,8 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr (`2>&1 | head -1`) must not turn into a panic.
+        .log_internal_errors(false)
         .init();
     let result = match cli.command {
         Command::User(a) => user_cmd::run(a).map(|()| 0),
@@ -83,7 +85,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("tunnel443: {e:#}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "tunnel443: {e:#}");
             ExitCode::from(2)
         }
     }

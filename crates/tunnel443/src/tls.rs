@@ -17,6 +17,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha1::Digest as _;
 
+mod text;
+pub use text::{describe, explain_with, words};
+
 /// TLS versions we speak.
 pub static VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
@@ -132,8 +135,32 @@ pub enum Trust {
     Insecure,
 }
 
+/// A client config, and what the server presented to it: the SHA-256 of
+/// the last leaf certificate the verifier saw, for the hint that follows a
+/// refusal (`--pin-sha256 HEX`).
+#[derive(Clone)]
+pub struct ClientTls {
+    pub config: Arc<rustls::ClientConfig>,
+    presented: Presented,
+}
+
+type Presented = Arc<std::sync::Mutex<Option<[u8; 32]>>>;
+
+impl ClientTls {
+    /// SHA-256 of the leaf certificate the server presented last.
+    pub fn presented_sha256(&self) -> Option<[u8; 32]> {
+        *self.presented.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handshake error in plain words; when the server's certificate was
+    /// not trusted, its SHA-256 and the options that would trust it.
+    pub fn explain(&self, e: &rustls::Error) -> String {
+        explain_with(e, self.presented_sha256())
+    }
+}
+
 /// Builds the client config for `trust`.
-pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub fn client_config(trust: &Trust) -> anyhow::Result<ClientTls> {
     client_config_with_cert(trust, None)
 }
 
@@ -142,8 +169,9 @@ pub fn client_config(trust: &Trust) -> anyhow::Result<Arc<rustls::ClientConfig>>
 pub fn client_config_with_cert(
     trust: &Trust,
     identity: Option<(&Path, &Path)>,
-) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+) -> anyhow::Result<ClientTls> {
     let provider = provider();
+    let presented = Presented::default();
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         Trust::System | Trust::CaFile(_) => {
             let mut roots = rustls::RootCertStore::empty();
@@ -170,15 +198,18 @@ pub fn client_config_with_cert(
             Arc::new(Verifier {
                 mode: Mode::WebPki(inner),
                 provider: provider.clone(),
+                presented: presented.clone(),
             })
         }
         Trust::Pin(p) => Arc::new(Verifier {
             mode: Mode::Pin(*p),
             provider: provider.clone(),
+            presented: presented.clone(),
         }),
         Trust::Insecure => Arc::new(Verifier {
             mode: Mode::Insecure,
             provider: provider.clone(),
+            presented: presented.clone(),
         }),
     };
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -187,13 +218,70 @@ pub fn client_config_with_cert(
         .with_custom_certificate_verifier(verifier);
     let mut cfg = match identity {
         None => cfg.with_no_client_auth(),
-        Some((cert, key)) => cfg
-            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-            .context("client certificate and key do not match")?,
+        Some((cert, key)) => {
+            let chain = load_certs(cert)?;
+            check_client_cert(&chain[0])
+                .map_err(|why| anyhow::anyhow!("client certificate {}: {why}", cert.display()))?;
+            cfg.with_client_auth_cert(chain, load_key(key)?)
+                .map_err(|e| match e {
+                    rustls::Error::InconsistentKeys(_) => anyhow::anyhow!(
+                        "client certificate {} and key {} do not match",
+                        cert.display(),
+                        key.display()
+                    ),
+                    e => anyhow::anyhow!(
+                        "client certificate {} with key {}: {}",
+                        cert.display(),
+                        key.display(),
+                        describe(&e)
+                    ),
+                })?
+        }
     };
     // SSLKEYLOGFILE (for tshark to decrypt a capture); a no-op when unset.
     cfg.key_log = Arc::new(rustls::KeyLogFile::new());
-    Ok(Arc::new(cfg))
+    Ok(ClientTls {
+        config: Arc::new(cfg),
+        presented,
+    })
+}
+
+/// What rustls (webpki) and an IP-HTTPS server (MS-IPHTTPS §4.2) need of
+/// our client certificate: X.509 v3 and, when it restricts its extended
+/// key usage, `id-kp-clientAuth` among them (RFC 5280 §4.2.1.12).
+pub fn check_client_cert(der: &[u8]) -> Result<(), String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("does not parse as X.509: {e}"))?;
+    let version = cert.version().0 + 1;
+    if version != 3 {
+        return Err(format!(
+            "it is an X.509 v{version} certificate; rustls needs v3, with the clientAuth \
+             extended key usage (see the openssl recipe in the README, IP-HTTPS)"
+        ));
+    }
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) if eku.value.client_auth => Ok(()),
+        Ok(Some(eku)) => {
+            let mut has = Vec::new();
+            if eku.value.server_auth {
+                has.push("serverAuth");
+            }
+            if eku.value.any {
+                has.push("anyExtendedKeyUsage");
+            }
+            let has = if has.is_empty() {
+                "other purposes".to_string()
+            } else {
+                has.join(", ")
+            };
+            Err(format!(
+                "its extended key usage lacks clientAuth (it allows {has}); \
+                 reissue it with extendedKeyUsage=clientAuth"
+            ))
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(format!("its extended key usage is malformed: {e}")),
+    }
 }
 
 #[derive(Debug)]
@@ -207,6 +295,8 @@ enum Mode {
 struct Verifier {
     mode: Mode,
     provider: Arc<CryptoProvider>,
+    /// SHA-256 of the last leaf presented (for the hint on refusal).
+    presented: Presented,
 }
 
 /// MS-SSTP §3.2.4.1: the leaf must carry id-kp-serverAuth or anyExtendedKeyUsage.
@@ -234,17 +324,19 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        *self.presented.lock().unwrap_or_else(|e| e.into_inner()) = Some(got);
         match &self.mode {
             Mode::Insecure => return Ok(ServerCertVerified::assertion()),
             Mode::WebPki(v) => {
                 v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
             }
             Mode::Pin(pin) => {
-                let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
                 if !constant_time_eq(&got, pin) {
                     return Err(rustls::Error::General(format!(
-                        "server certificate SHA-256 {} does not match the pinned one",
-                        hex::encode(got)
+                        "the server's certificate has SHA-256 {}, not the pinned {}",
+                        hex::encode(got),
+                        hex::encode(pin)
                     )));
                 }
             }
@@ -303,6 +395,7 @@ pub fn parse_fingerprint(s: &str) -> anyhow::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn cert_with(eku: Vec<rcgen::ExtendedKeyUsagePurpose>) -> Vec<u8> {
         let mut p = rcgen::CertificateParams::new(vec!["x.test".to_string()]).unwrap();
@@ -319,6 +412,114 @@ mod tests {
         assert!(check_server_eku(&cert_with(vec![E::ClientAuth])).is_err());
         assert!(check_server_eku(&cert_with(vec![])).is_err());
         assert!(check_server_eku(b"garbage").is_err());
+    }
+
+    /// Runs openssl in `dir`; panics with its stderr on failure.
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl is installed (scripts/install-deps)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A client key and a certificate for it made by `openssl x509 -req`
+    /// with `ext` as its extensions file (none: an X.509 v1 certificate).
+    fn openssl_client_cert(ext: Option<&str>) -> (tempdir::Dir, PathBuf, PathBuf) {
+        let d = tempdir::Dir::new();
+        let p = d.0.as_path();
+        openssl(
+            p,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "c.key",
+                "-out",
+                "c.csr",
+                "-subj",
+                "/CN=client",
+            ],
+        );
+        let mut args = vec![
+            "x509", "-req", "-in", "c.csr", "-signkey", "c.key", "-out", "c.pem", "-days", "2",
+        ];
+        if let Some(ext) = ext {
+            std::fs::write(p.join("c.ext"), ext).unwrap();
+            args.extend(["-extfile", "c.ext"]);
+        }
+        openssl(p, &args);
+        let (c, k) = (p.join("c.pem"), p.join("c.key"));
+        (d, c, k)
+    }
+
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let d = std::env::temp_dir().join(format!(
+                    "t443-tls-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&d).unwrap();
+                Dir(d)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    fn client_config_error(cert: &Path, key: &Path) -> String {
+        install_provider();
+        match client_config_with_cert(&Trust::Insecure, Some((cert, key))) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn client_certificate_faults_are_named() {
+        // X.509 v1 (no extensions): its key matches; the version is wrong.
+        let (_d, c, k) = openssl_client_cert(None);
+        let e = client_config_error(&c, &k);
+        assert!(e.contains("X.509 v1") && e.contains("v3"), "{e}");
+        assert!(e.contains("clientAuth"), "{e}");
+        assert!(
+            !e.contains("do not match") && !e.contains("Unsupported"),
+            "{e}"
+        );
+
+        // Only serverAuth: the EKU is what is wrong.
+        let (_d, c, k) = openssl_client_cert(Some("extendedKeyUsage=serverAuth\n"));
+        let e = client_config_error(&c, &k);
+        assert!(
+            e.contains("extended key usage lacks clientAuth") && e.contains("serverAuth"),
+            "{e}"
+        );
+
+        // clientAuth: accepted.
+        let (_d, c, k) = openssl_client_cert(Some("extendedKeyUsage=clientAuth\n"));
+        install_provider();
+        assert!(client_config_with_cert(&Trust::Insecure, Some((&c, &k))).is_ok());
+
+        // A key that is not the certificate's: that, and only that, is a mismatch.
+        let (_d2, _, other_key) = openssl_client_cert(Some("extendedKeyUsage=clientAuth\n"));
+        let e = client_config_error(&c, &other_key);
+        assert!(e.contains("do not match"), "{e}");
     }
 
     #[test]

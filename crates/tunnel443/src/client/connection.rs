@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::failure::lcp_terminate_reason;
 use super::routes::Routes;
 use super::{Failure, Setup};
 use crate::io_util::{read_head, HeadError};
@@ -23,9 +24,11 @@ impl ppp::Rng for OsRng {
     }
 }
 
-pub(super) fn tls_failure(e: &std::io::Error) -> Failure {
+/// A failed TLS handshake (or a TLS alert soon after it) in plain words,
+/// with the fingerprint hint for an untrusted server certificate.
+pub(super) fn tls_failure(tls: &crate::tls::ClientTls, e: &std::io::Error) -> Failure {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        Some(t) => Failure::Tls(t.to_string()),
+        Some(t) => Failure::Tls(tls.explain(t)),
         None => Failure::Other(format!("TLS handshake: {e}")),
     }
 }
@@ -54,6 +57,8 @@ struct Conn<'a> {
     ipv6_iid: Option<[u8; 8]>,
     /// The last Router Advertisement not yet applied to the TUN device.
     ra: Option<iphttps::nd::ReceivedAdvert>,
+    /// The text of the server's LCP Terminate-Request, once one came.
+    terminate_reason: Option<String>,
 }
 
 impl Conn<'_> {
@@ -64,6 +69,9 @@ impl Conn<'_> {
                 busy = true;
                 match ev {
                     sstp::Event::PppFrame(f) => {
+                        if let Some(why) = lcp_terminate_reason(&f) {
+                            self.terminate_reason = Some(why);
+                        }
                         if let Some(p) = self.ppp.handle_frame(now, &f) {
                             let pkt = match p {
                                 ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
@@ -83,9 +91,10 @@ impl Conn<'_> {
                     sstp::Event::PppControlAllowed => self.ppp.open(now),
                     sstp::Event::Connected => info!("SSTP call connected"),
                     sstp::Event::Closed { reason } => {
-                        info!(reason = %reason, "SSTP closed");
+                        let failure = Failure::sstp_closed(&reason, self.terminate_reason.clone());
+                        info!(reason = %failure, "SSTP closed");
                         if self.failure.is_none() {
-                            self.failure = Some(Failure::from_sstp(&reason));
+                            self.failure = Some(failure);
                         }
                         self.ppp.lower_down(now);
                     }
@@ -102,11 +111,11 @@ impl Conn<'_> {
                 busy = true;
                 match ev {
                     ppp::Event::Authenticated { hlak, method, .. } => {
-                        info!(method = ?method, "authenticated");
+                        info!(method = %method_name(method), "authenticated");
                         self.sstp.higher_layer_authenticated(now, hlak.0);
                     }
                     ppp::Event::AuthFailed { reason, .. } => {
-                        self.failure = Some(Failure::Auth(format!("{reason:?}")));
+                        self.failure = Some(Failure::auth(&reason));
                     }
                     ppp::Event::Ipv6Up { local_iid, .. } => {
                         self.ipv6_iid = Some(local_iid);
@@ -124,18 +133,10 @@ impl Conn<'_> {
                         self.ipv4 = Some((local, peer, dns));
                     }
                     ppp::Event::LinkDown { reason } => {
-                        info!(reason = ?reason, "PPP link down");
+                        let failure = Failure::ppp_down(reason, self.terminate_reason.clone());
+                        info!(reason = %failure, "PPP link down");
                         if self.failure.is_none() {
-                            self.failure = Some(match reason {
-                                ppp::LinkDownReason::AuthFailed
-                                | ppp::LinkDownReason::AuthNotNegotiated => {
-                                    Failure::Auth(format!("{reason:?}"))
-                                }
-                                ppp::LinkDownReason::EchoTimeout => {
-                                    Failure::Timeout("the server stopped answering".into())
-                                }
-                                r => Failure::Other(format!("PPP link down: {r:?}")),
-                            });
+                            self.failure = Some(failure);
                         }
                         self.sstp.disconnect(now);
                     }
@@ -157,14 +158,15 @@ impl Conn<'_> {
     }
 }
 
-impl Failure {
-    fn from_sstp(reason: &sstp::CloseReason) -> Failure {
-        use sstp::CloseReason as R;
-        match reason {
-            R::Nak { .. } | R::PeerAbort { .. } => Failure::Nak(reason.to_string()),
-            R::Timeout | R::HelloTimeout => Failure::Timeout(reason.to_string()),
-            _ => Failure::Other(reason.to_string()),
-        }
+/// An authentication method's usual name.
+fn method_name(m: ppp::AuthMethod) -> &'static str {
+    match m {
+        ppp::AuthMethod::None => "none",
+        ppp::AuthMethod::Pap => "PAP",
+        ppp::AuthMethod::ChapMd5 => "CHAP-MD5",
+        ppp::AuthMethod::MsChapV2 => "MS-CHAPv2",
+        ppp::AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
+        _ => "another method",
     }
 }
 
@@ -182,18 +184,13 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
             e => Failure::Proxy(e.to_string()),
         })?;
     let first_hop = dialed.first_hop().ip();
-    let name =
-        rustls::pki_types::ServerName::try_from(setup.server_name.clone()).map_err(|_| {
-            Failure::Other(format!(
-                "{:?} is not a valid server name",
-                setup.server_name
-            ))
-        })?;
-    let connector = tokio_rustls::TlsConnector::from(setup.tls.clone());
+    let name = rustls::pki_types::ServerName::try_from(setup.server_name.clone())
+        .map_err(|_| Failure::Other(format!("{} is not a valid server name", setup.server_name)))?;
+    let connector = tokio_rustls::TlsConnector::from(setup.tls.config.clone());
     let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, dialed))
         .await
         .map_err(|_| Failure::Timeout("TLS handshake".into()))?
-        .map_err(|e| tls_failure(&e))?;
+        .map_err(|e| tls_failure(&setup.tls, &e))?;
     let leaf = tls
         .get_ref()
         .1
@@ -224,6 +221,10 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
     .await
     .map_err(|e| match e {
         HeadError::Timeout(_) => Failure::Timeout("HTTP response".into()),
+        HeadError::Parse(sstp::http::HttpError::Status { code, reason }) => Failure::Refused(
+            super::Protocol::Sstp,
+            format!("HTTP {code} {}", reason.trim()),
+        ),
         HeadError::Parse(p) => Failure::Other(format!("HTTP response: {p}")),
         e => Failure::Other(format!("HTTP response: {e}")),
     })?;
@@ -249,6 +250,7 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         inbound: Vec::new(),
         ipv6_iid: None,
         ra: None,
+        terminate_reason: None,
     };
     c.sstp.start(now);
     if !buf.is_empty() {
@@ -382,7 +384,7 @@ async fn bring_up(
         .await?;
     let dns_text: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
     info!(address = %local, peer = %peer, tun = %crate::tun::name(&tun), dns = %dns_text.join(","), "connected");
-    println!(
+    super::say(&format!(
         "connected: address {local}, server {peer}, device {}, dns {}",
         crate::tun::name(&tun),
         if dns_text.is_empty() {
@@ -390,6 +392,6 @@ async fn bring_up(
         } else {
             dns_text.join(" ")
         }
-    );
+    ));
     Ok(Up { tun, routes })
 }

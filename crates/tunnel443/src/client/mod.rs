@@ -1,12 +1,20 @@
-//! `tunnel443 client sstp://USER@HOST[:PORT]`: the SSTP VPN client.
+//! `tunnel443 client sstp://USER@HOST[:PORT]` (SSTP) and
+//! `tunnel443 client iphttps://HOST[:PORT]/PATH` (IP-HTTPS, [`iphttps`]).
 //!
 //! Dials (directly or through CONNECT proxies), validates the server
 //! certificate (MS-SSTP §3.2.4.1), runs SSTP + PPP, brings up a TUN device
 //! with the assigned address and the requested routes, and reconnects with
-//! back-off when the link drops. SIGINT/SIGTERM send Call Disconnect and
-//! restore the routes. The exit code says why it stopped (see [`Failure`]).
+//! back-off when the link drops. SIGINT/SIGTERM/SIGHUP send Call Disconnect
+//! and restore the routes. The exit code says why it stopped (see
+//! [`Failure`]).
+//!
+//! Standard output and error may be closed under us (`| head -1`): the
+//! client's own lines go through [`say`] and [`report`], which ignore a
+//! broken pipe (Rust leaves SIGPIPE ignored, so a write fails with EPIPE
+//! instead of killing the process before it can restore the routes).
 
 mod connection;
+mod failure;
 mod iphttps;
 mod routes;
 mod target;
@@ -18,12 +26,33 @@ use anyhow::{bail, Context};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use failure::{Failure, Protocol};
 pub use target::Target;
 
 use crate::pool::Ipv4Net;
 use crate::tls::Trust;
 
+/// The `client` command's long help, after the options.
+const AFTER_HELP: &str = "\
+Protocols:
+  sstp://USER@HOST[:PORT]      SSTP (MS-SSTP): PPP over HTTPS; the password is asked
+                               for, or read with --password-stdin / --password-file.
+  iphttps://HOST[:PORT]/PATH   IP-HTTPS (MS-IPHTTPS): IPv6 over HTTPS; mutual TLS with
+                               --cert/--key when the server asks for it.
+
+Exit codes:
+  0  disconnected on request (SIGINT, SIGTERM, SIGHUP)
+  1  other failure (the connection was lost, the TUN device could not be set up)
+  2  usage or configuration error
+  3  TLS: the server's certificate is not trusted, or the server refused ours
+  4  authentication failed
+  5  the server refused, aborted or shut down the call
+  6  timeout
+  7  proxy failure";
+
+// The one-line help is the `client` variant's doc in main.rs.
 #[derive(clap::Args, Debug)]
+#[command(after_help = AFTER_HELP)]
 pub struct ClientArgs {
     /// sstp://USER@HOST[:PORT] or iphttps://HOST[:PORT]/PATH
     pub url: String,
@@ -33,10 +62,10 @@ pub struct ClientArgs {
     /// IP-HTTPS: private key (PEM) of --cert.
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Read the password from the first line of standard input.
+    /// SSTP: read the password from the first line of standard input.
     #[arg(long, conflicts_with = "password_file")]
     pub password_stdin: bool,
-    /// Read the password from the first line of this file.
+    /// SSTP: read the password from the first line of this file.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
     /// Trust the server only if its certificate chains to a CA in this PEM file.
@@ -51,7 +80,7 @@ pub struct ClientArgs {
     /// Host name to validate the certificate against (default: the URL's host).
     #[arg(long)]
     pub server_name: Option<String>,
-    /// Route this IPv4 prefix through the tunnel (repeatable).
+    /// SSTP: route this IPv4 prefix through the tunnel (repeatable).
     #[arg(long = "route", value_name = "CIDR")]
     pub routes: Vec<String>,
     /// Send all IPv4 traffic through the tunnel (the path to the server and
@@ -71,54 +100,12 @@ pub struct ClientArgs {
     pub proxy: crate::dial::ProxyOpts,
 }
 
-/// Why a connection attempt failed; the process exit code tells the kind.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("authentication failed: {0}")]
-    Auth(String),
-    #[error("server refused the SSTP call: {0}")]
-    Nak(String),
-    #[error("timed out: {0}")]
-    Timeout(String),
-    #[error("proxy: {0}")]
-    Proxy(String),
-    /// The proxy refused us for good (403, or 407 with our credentials).
-    #[error("proxy: {0}")]
-    ProxyRefused(String),
-    #[error("{0}")]
-    Other(String),
-}
-
-impl Failure {
-    /// Exit codes: 3 TLS, 4 auth, 5 NAK, 6 timeout, 7 proxy, 1 other.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Failure::Tls(_) => 3,
-            Failure::Auth(_) => 4,
-            Failure::Nak(_) => 5,
-            Failure::Timeout(_) => 6,
-            Failure::Proxy(_) | Failure::ProxyRefused(_) => 7,
-            Failure::Other(_) => 1,
-        }
-    }
-    /// Whether trying again could help (a wrong password or an untrusted
-    /// certificate will not fix itself).
-    pub(super) fn retryable(&self) -> bool {
-        !matches!(
-            self,
-            Failure::Tls(_) | Failure::Auth(_) | Failure::ProxyRefused(_)
-        )
-    }
-}
-
 /// Everything a connection attempt needs.
 pub struct Setup {
     pub target: Target,
     pub user: String,
     pub password: String,
-    pub tls: std::sync::Arc<rustls::ClientConfig>,
+    pub tls: crate::tls::ClientTls,
     pub server_name: String,
     pub routes: Vec<Ipv4Net>,
     pub default_route: bool,
@@ -148,23 +135,61 @@ fn read_password(args: &ClientArgs) -> anyhow::Result<String> {
     Ok(pw)
 }
 
+/// A line for the user on standard output; a closed stdout is no error.
+pub(crate) fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Tells the user why the client stops (standard error, which may be
+/// closed too) and returns the exit code.
+pub(crate) fn report(failure: &Failure) -> i32 {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "tunnel443: {failure}");
+    failure.exit_code()
+}
+
+/// Refuses options that the URL's protocol would silently ignore.
+fn check_options(args: &ClientArgs, target: &Target) -> anyhow::Result<()> {
+    let url = &args.url;
+    match target.scheme.as_str() {
+        "sstp" => {
+            if target.user.is_none() {
+                bail!("{url}: the URL needs a user: sstp://USER@HOST[:PORT]");
+            }
+            if args.cert.is_some() || args.key.is_some() {
+                bail!(
+                    "--cert/--key are for IP-HTTPS (iphttps://) only; an SSTP client \
+                     authenticates with its user's password ({url})"
+                );
+            }
+        }
+        "iphttps" => {
+            if args.password_stdin || args.password_file.is_some() {
+                bail!("--password-stdin/--password-file are for SSTP only; IP-HTTPS uses --cert/--key ({url})");
+            }
+            if !args.routes.is_empty() {
+                bail!("--route is for SSTP (IPv4) only; an IP-HTTPS client takes its routes from the server's Router Advertisements ({url})");
+            }
+        }
+        _ => bail!("{url}: this command handles sstp:// and iphttps:// URLs"),
+    }
+    Ok(())
+}
+
 /// Runs the client; returns the process exit code.
 pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     crate::tls::install_provider();
     let target: Target = args.url.parse()?;
+    check_options(&args, &target)?;
+    if let Err(e) = routes::remove_stale().await {
+        warn!(error = %format!("{e:#}"), "could not look for stale routes of earlier clients");
+    }
     if target.scheme == "iphttps" {
         return iphttps::run(&args, target, trust(&args)?, stop_signal()).await;
     }
-    if target.scheme != "sstp" {
-        bail!(
-            "{}: this command handles sstp:// and iphttps:// URLs",
-            args.url
-        );
-    }
-    let user = target
-        .user
-        .clone()
-        .context("the URL needs a user: sstp://USER@HOST")?;
+    let user = target.user.clone().unwrap_or_default();
     let trust = trust(&args)?;
     let routes = args
         .routes
@@ -206,20 +231,25 @@ fn trust(args: &ClientArgs) -> anyhow::Result<Trust> {
     })
 }
 
-/// A flag set by SIGINT/SIGTERM.
+/// A flag set by SIGINT, SIGTERM or SIGHUP (a closed terminal): each ends
+/// the client cleanly, routes restored.
 fn stop_signal() -> watch::Receiver<bool> {
+    use tokio::signal::unix::{signal, SignalKind};
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Registered before returning: a signal from now on is not lost.
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        warn!("could not install the signal handlers");
+        return stop_rx;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = hup.recv() => {}
         }
         let _ = stop_tx.send(true);
     });
@@ -245,13 +275,12 @@ async fn run_sstp(
             Err(f) => f,
         };
         if args.no_reconnect || !failure.retryable() {
-            eprintln!("tunnel443: {failure}");
-            return Ok(failure.exit_code());
+            return Ok(report(&failure));
         }
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }
-        warn!(error = %failure, retry_in = ?backoff, "connection lost; reconnecting");
+        warn!(error = %failure, retry_in_s = backoff.as_secs(), "connection lost; reconnecting");
         let mut stop = stop_rx.clone();
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}

@@ -12,16 +12,21 @@
 //! existing default route, which is left untouched and takes over again
 //! when the TUN device goes away. Before the first one of a family goes in,
 //! the path to the first hop (the server, or the first proxy) is pinned to
-//! the gateway it uses today, so that the tunnel does not carry itself; the
-//! pin is removed by [`Routes::remove`]. Routes through the TUN device
-//! vanish with it.
+//! the gateway it uses today, so that the tunnel does not carry itself.
+//!
+//! Everything goes again on every exit path: routes and addresses on the
+//! TUN device vanish with it (also when the process is killed); the pin is
+//! removed by [`Routes::remove`], or by `Drop` on an error or a panic. A
+//! pin carries route protocol 243 and the client's pid as its metric
+//! ([`crate::netlink`]), so one left by a client killed with SIGKILL is
+//! found and removed by the next client at start ([`remove_stale`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use iphttps::host::{Change, HostConfig};
 use tracing::{debug, info, warn};
 
-use crate::netlink::{Netlink, Route};
+use crate::netlink::{self, Netlink, Route};
 use crate::pool::Ipv4Net;
 
 pub struct Routes {
@@ -97,7 +102,7 @@ impl Routes {
         }
         let path = self.nl.path_to(self.first_hop).await?;
         if path.oif != Some(self.tun_index) {
-            let r = Route::host(self.first_hop, path);
+            let r = Route::pin(self.first_hop, path, std::process::id());
             self.nl.add(&r).await?;
             info!(route = %r, "path to the server pinned outside the tunnel");
             self.pinned = Some(r);
@@ -116,6 +121,7 @@ impl Routes {
             prefix_len,
             oif: Some(self.tun_index),
             gateway: via,
+            owner: None,
         };
         self.nl.add(&r).await?;
         info!(route = %r, "route through the tunnel");
@@ -145,7 +151,7 @@ impl Routes {
                 Change::AddAddress(a) => match tun.add_address_v6(a, 64) {
                     Ok(()) => {
                         info!(address = %a, "IPv6 address from the Router Advertisement");
-                        println!("connected: IPv6 address {a}");
+                        super::say(&format!("connected: IPv6 address {a}"));
                     }
                     Err(e) => warn!(address = %a, error = %e, "IPv6 address not added"),
                 },
@@ -165,6 +171,7 @@ impl Routes {
                             prefix_len,
                             oif: Some(self.tun_index),
                             gateway: Some(r.via.into()),
+                            owner: None,
                         };
                         match self.nl.del(&route).await {
                             Ok(()) => info!(route = %route, "IPv6 route withdrawn"),
@@ -198,11 +205,71 @@ impl Routes {
     }
 
     /// Removes the pinned path to the server.
-    pub async fn remove(self) {
-        if let Some(r) = self.pinned {
-            if let Err(e) = self.nl.del(&r).await {
-                warn!(error = %format!("{e:#}"), "could not remove the pinned route to the server");
+    pub async fn remove(mut self) {
+        if let Some(r) = self.pinned.take() {
+            match self.nl.del(&r).await {
+                Ok(()) => info!(route = %r, "pinned route to the server removed"),
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "could not remove the pinned route to the server")
+                }
             }
         }
+    }
+}
+
+impl Drop for Routes {
+    /// An exit without [`Routes::remove`] (an error, a panic): the pin
+    /// goes all the same.
+    fn drop(&mut self) {
+        if let Some(r) = self.pinned.take() {
+            netlink::del_blocking(vec![r]);
+        }
+    }
+}
+
+/// Whether process `pid` runs in our network namespace (a client that may
+/// still need its pinned route). Our own pid is not: this runs before we
+/// pin anything.
+fn owner_running(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let netns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+    match netns(&pid.to_string()) {
+        Some(theirs) => Some(theirs) == netns("self"),
+        None => false,
+    }
+}
+
+/// Removes the pinned routes of clients that are gone (killed with
+/// SIGKILL, or crashed): host routes marked with our route protocol whose
+/// owner no longer runs in this network namespace.
+pub async fn remove_stale() -> anyhow::Result<()> {
+    let nl = Netlink::new()?;
+    for r in nl.ours().await? {
+        let host = r.prefix_len == if r.dst.is_ipv4() { 32 } else { 128 };
+        let Some(pid) = r.owner else { continue };
+        if !host || owner_running(pid) {
+            continue;
+        }
+        match nl.del(&r).await {
+            Ok(()) => info!(route = %r, pid, "removed a stale route left by an earlier client"),
+            Err(e) => warn!(error = %format!("{e:#}"), "could not remove a stale route"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_that_are_gone_or_ourselves_are_stale() {
+        assert!(!owner_running(std::process::id()));
+        // pid_max is at most 2^22: this pid cannot exist.
+        assert!(!owner_running(u32::MAX - 1));
+        // Our parent shares our network namespace.
+        assert!(owner_running(std::os::unix::process::parent_id()));
     }
 }

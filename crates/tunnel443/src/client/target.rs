@@ -38,10 +38,10 @@ impl std::str::FromStr for Target {
     fn from_str(s: &str) -> anyhow::Result<Self> {
         let (scheme, rest) = s
             .split_once("://")
-            .with_context(|| format!("{s:?}: expected sstp://USER@HOST[:PORT]"))?;
+            .with_context(|| format!("{s}: expected sstp://USER@HOST[:PORT]"))?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "sstp" && scheme != "iphttps" {
-            bail!("{s:?}: unknown scheme {scheme:?} (sstp or iphttps)");
+            bail!("{s}: unknown scheme {scheme} (sstp or iphttps)");
         }
         // The authority ends at the first '/' after the last '@'.
         let from = rest.rfind('@').map_or(0, |a| a + 1);
@@ -55,14 +55,14 @@ impl std::str::FromStr for Target {
             None => (None, authority),
         };
         if user.as_deref() == Some("") {
-            bail!("{s:?}: empty user name");
+            bail!("{s}: empty user name");
         }
         let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
             let (h, after) = r.split_once(']').context("unclosed [ in the host")?;
             let port = match after.strip_prefix(':') {
                 Some(p) => Some(p),
                 None if after.is_empty() => None,
-                None => bail!("{s:?}: junk after ]"),
+                None => bail!("{s}: junk after ]"),
             };
             (h.to_string(), port)
         } else {
@@ -72,12 +72,10 @@ impl std::str::FromStr for Target {
             }
         };
         if host.is_empty() {
-            bail!("{s:?}: no host");
+            bail!("{s}: no host");
         }
         let port = match port {
-            Some(p) => p
-                .parse()
-                .with_context(|| format!("{s:?}: bad port {p:?}"))?,
+            Some(p) => p.parse().with_context(|| format!("{s}: bad port {p}"))?,
             None => 443,
         };
         Ok(Target {
