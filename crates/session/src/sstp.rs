@@ -113,6 +113,40 @@ pub struct Ending {
     pub sstp: sstp::CloseReason,
     /// Why PPP went down, if it was up.
     pub ppp: Option<ppp::LinkDownReason>,
+    /// The text of the peer's LCP Terminate-Request, if it sent one
+    /// (printable, at most 200 characters).
+    pub peer_reason: Option<String>,
+}
+
+impl Ending {
+    /// Whether PPP went down on its own (a peer's Terminate-Request, echo
+    /// timeout, failed authentication, ...) rather than because SSTP closed
+    /// under it.
+    pub fn ppp_first(&self) -> Option<ppp::LinkDownReason> {
+        self.ppp
+            .filter(|r| *r != ppp::LinkDownReason::LowerLayerDown)
+    }
+}
+
+/// The text of an LCP Terminate-Request in `frame` (a PPP frame as SSTP
+/// carries it), if it is one (RFC 1661 §5.5), made safe to print: no
+/// control characters, at most 200 characters.
+pub fn lcp_terminate_text(frame: &[u8]) -> Option<String> {
+    let f = ppp::frame::parse(frame).ok()?;
+    if f.protocol != ppp::frame::Protocol::Lcp {
+        return None;
+    }
+    let p = ppp::wire::Packet::parse(f.payload).ok()?;
+    if p.code != ppp::fsm::code::TERM_REQ {
+        return None;
+    }
+    let text: String = String::from_utf8_lossy(p.data)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 /// One end's addresses on the link.
@@ -140,6 +174,7 @@ struct Net {
     ra_to: Option<Ipv6Addr>,
     sstp_reason: Option<sstp::CloseReason>,
     ppp_reason: Option<ppp::LinkDownReason>,
+    peer_reason: Option<String>,
 }
 
 impl Net {
@@ -160,6 +195,10 @@ impl Net {
     /// an IP packet goes to the TUN queue if its source is allowed.
     fn on_ppp_frame(&mut self, now: Instant, ppp: &mut ppp::Ppp, f: &[u8]) {
         let Some(inbound) = ppp.handle_frame(now, f) else {
+            // Control traffic: keep the reason of a Terminate-Request.
+            if let Some(why) = lcp_terminate_text(f) {
+                self.peer_reason = Some(why);
+            }
             return;
         };
         let pkt = match inbound {
@@ -257,6 +296,7 @@ impl SstpSession {
                 ra_to: None,
                 sstp_reason: None,
                 ppp_reason: None,
+                peer_reason: None,
             },
             tx: Vec::with_capacity(16 * 1024),
             closed: false,
@@ -391,6 +431,7 @@ impl SstpSession {
                     .clone()
                     .unwrap_or(sstp::CloseReason::LowerLayerClosed),
                 ppp: self.net.ppp_reason,
+                peer_reason: self.net.peer_reason.clone(),
             }));
         }
     }
@@ -535,5 +576,32 @@ impl Session for SstpSession {
 
     fn is_closed(&self) -> bool {
         self.closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcp(code: u8, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff, 0x03, 0xc0, 0x21, code, 7];
+        f.extend_from_slice(&((4 + data.len()) as u16).to_be_bytes());
+        f.extend_from_slice(data);
+        f
+    }
+
+    #[test]
+    fn terminate_request_text_is_the_reason() {
+        assert_eq!(
+            lcp_terminate_text(&lcp(5, b"server shutting down")).as_deref(),
+            Some("server shutting down")
+        );
+        assert_eq!(lcp_terminate_text(&lcp(5, b"")), None);
+        assert_eq!(lcp_terminate_text(&lcp(6, b"ack")), None, "Terminate-Ack");
+        assert_eq!(
+            lcp_terminate_text(&lcp(5, b"a\x1b[31mb\n")).as_deref(),
+            Some("a[31mb")
+        );
+        assert_eq!(lcp_terminate_text(b"\xff\x03\xc0"), None);
     }
 }

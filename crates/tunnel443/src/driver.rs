@@ -22,6 +22,9 @@ use crate::tun::Tun;
 /// TUN packets fed to the session per turn, at most.
 const TUN_BATCH: usize = 64;
 
+/// How long a closing connection waits for the peer's own close.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// Where a session's packets come from and go to.
 pub enum TunSide {
     /// No device yet (a client before its address is known): packets
@@ -95,6 +98,19 @@ impl Driver {
         }
     }
 
+    /// close_notify and FIN, then what the peer still sends is read until
+    /// its own close, so that the connection ends with a FIN each way, not
+    /// a reset for unread data. A peer that stops reading or never closes
+    /// holds us at most [`CLOSE_GRACE`].
+    async fn close_gracefully(&mut self) {
+        let Driver { rd, wr, rbuf, .. } = self;
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            let _ = wr.shutdown().await;
+            while matches!(rd.read(rbuf).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
+
     /// One round of IO for `s` (see the module docs).
     pub async fn turn<S: Session>(&mut self, s: &mut S, stop: &mut watch::Receiver<bool>) -> Turn {
         while let Some(p) = s.poll_tun() {
@@ -109,15 +125,18 @@ impl Driver {
             return Turn::Continue;
         }
         if s.is_closed() {
-            // A peer that stopped reading must not hold the session.
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.wr.shutdown()).await;
+            self.close_gracefully().await;
             return Turn::Closed;
         }
         let deadline = s.poll_timeout();
         let own = s.read_buf().is_some();
         let got = {
             let Driver {
-                rd, tun, rbuf, tbuf, ..
+                rd,
+                tun,
+                rbuf,
+                tbuf,
+                ..
             } = self;
             let buf: &mut [u8] = match s.read_buf() {
                 Some(b) => b,

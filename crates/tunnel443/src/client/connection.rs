@@ -4,25 +4,20 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use session::sstp::Event;
+use session::{Session, SstpSession};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::failure::lcp_terminate_reason;
 use super::routes::Routes;
 use super::{Failure, Setup};
+use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::{read_head, HeadError};
 use crate::tls::CertHashes;
 
 /// TLS handshake and HTTP exchange must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct OsRng;
-impl ppp::Rng for OsRng {
-    fn fill(&mut self, buf: &mut [u8]) {
-        rand::fill(buf);
-    }
-}
 
 /// A failed TLS handshake (or a TLS alert soon after it) in plain words,
 /// with the fingerprint hint for an untrusted server certificate.
@@ -39,121 +34,71 @@ struct Up {
     routes: Routes,
 }
 
+/// What the client does with its session's events.
 struct Conn<'a> {
     setup: &'a Setup,
-    sstp: sstp::Client,
-    ppp: ppp::Ppp,
-    out: Vec<u8>,
-    frame: Vec<u8>,
-    /// Set when the tunnel should come up (IPCP opened): local, peer, dns.
-    ipv4: Option<(
-        std::net::Ipv4Addr,
-        std::net::Ipv4Addr,
-        Vec<std::net::Ipv4Addr>,
-    )>,
-    failure: Option<Failure>,
-    inbound: Vec<Vec<u8>>,
+    first_hop: std::net::IpAddr,
+    up: Option<Up>,
     /// IPv6CP: our interface identifier, once IPv6CP is up.
     ipv6_iid: Option<[u8; 8]>,
-    /// The last Router Advertisement not yet applied to the TUN device.
+    /// A Router Advertisement that came before the device was up.
     ra: Option<iphttps::nd::ReceivedAdvert>,
-    /// The text of the server's LCP Terminate-Request, once one came.
-    terminate_reason: Option<String>,
+    failure: Option<Failure>,
 }
 
 impl Conn<'_> {
-    fn pump(&mut self, now: Instant) {
-        loop {
-            let mut busy = false;
-            while let Some(ev) = self.sstp.poll_event() {
-                busy = true;
-                match ev {
-                    sstp::Event::PppFrame(f) => {
-                        if let Some(why) = lcp_terminate_reason(&f) {
-                            self.terminate_reason = Some(why);
-                        }
-                        if let Some(p) = self.ppp.handle_frame(now, &f) {
-                            let pkt = match p {
-                                ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
-                            };
-                            if iphttps::icmpv6::message_type(pkt)
-                                == Some(iphttps::icmpv6::Icmpv6Type::RouterAdvertisement)
-                            {
-                                match iphttps::nd::RouterAdvert::parse(pkt) {
-                                    Ok(ra) => self.ra = Some(ra),
-                                    Err(e) => debug!(error = %e, "bad Router Advertisement"),
-                                }
-                            } else {
-                                self.inbound.push(pkt.to_vec());
-                            }
-                        }
+    async fn on_event(&mut self, s: &mut SstpSession, d: &mut Driver, ev: Event) {
+        match ev {
+            Event::Authenticated { method, .. } => {
+                info!(method = %method_name(method), "authenticated")
+            }
+            Event::AuthFailed { reason, .. } => {
+                self.failure.get_or_insert(Failure::auth(&reason));
+            }
+            Event::Connected => info!("SSTP call connected"),
+            Event::Ipv4Up {
+                local, peer, dns, ..
+            } if self.up.is_none() => {
+                match bring_up(self.setup, local, peer, &dns, self.first_hop, s.peer_mru()).await {
+                    Ok(u) => {
+                        d.tun = TunSide::Device(u.tun.clone());
+                        self.up = Some(u);
+                        self.apply_ra().await;
                     }
-                    sstp::Event::PppControlAllowed => self.ppp.open(now),
-                    sstp::Event::Connected => info!("SSTP call connected"),
-                    sstp::Event::Closed { reason } => {
-                        let failure = Failure::sstp_closed(&reason, self.terminate_reason.clone());
-                        info!(reason = %failure, "SSTP closed");
-                        if self.failure.is_none() {
-                            self.failure = Some(failure);
-                        }
-                        self.ppp.lower_down(now);
+                    Err(e) => {
+                        warn!(error = %format!("{e:#}"), "could not set up the tunnel device");
+                        self.failure = Some(Failure::Other(format!("{e:#}")));
+                        s.close(Instant::now(), "client error");
                     }
-                    other => debug!(event = ?other, "SSTP event"),
                 }
             }
-            while let Some(f) = self.ppp.poll_transmit() {
-                busy = true;
-                if let Err(e) = self.sstp.send_ppp_frame(&f) {
-                    debug!(error = %e, "PPP frame not sent");
-                }
+            Event::Ipv6Up { local_iid, .. } => self.ipv6_iid = Some(local_iid),
+            Event::RouterAdvert(ra) => {
+                self.ra = Some(ra);
+                self.apply_ra().await;
             }
-            while let Some(ev) = self.ppp.poll_event() {
-                busy = true;
-                match ev {
-                    ppp::Event::Authenticated { hlak, method, .. } => {
-                        info!(method = %method_name(method), "authenticated");
-                        self.sstp.higher_layer_authenticated(now, hlak.0);
-                    }
-                    ppp::Event::AuthFailed { reason, .. } => {
-                        self.failure = Some(Failure::auth(&reason));
-                    }
-                    ppp::Event::Ipv6Up { local_iid, .. } => {
-                        self.ipv6_iid = Some(local_iid);
-                        // Ask for the prefix now (RFC 4861 §6.3.7).
-                        let rs = iphttps::RouterSolicit::build(crate::tun::link_local(local_iid));
-                        self.send_ip(&rs);
-                    }
-                    ppp::Event::Ipv4Up {
-                        local,
-                        peer,
-                        dns1,
-                        dns2,
-                    } => {
-                        let dns = [dns1, dns2].into_iter().flatten().collect();
-                        self.ipv4 = Some((local, peer, dns));
-                    }
-                    ppp::Event::LinkDown { reason } => {
-                        let failure = Failure::ppp_down(reason, self.terminate_reason.clone());
-                        info!(reason = %failure, "PPP link down");
-                        if self.failure.is_none() {
-                            self.failure = Some(failure);
-                        }
-                        self.sstp.disconnect(now);
-                    }
-                    other => debug!(event = ?other, "PPP event"),
-                }
+            Event::Closed(end) => {
+                let failure = match end.ppp_first() {
+                    Some(r) => Failure::ppp_down(r, end.peer_reason.clone()),
+                    None => Failure::sstp_closed(&end.sstp, end.peer_reason.clone()),
+                };
+                info!(reason = %failure, "SSTP closed");
+                self.failure.get_or_insert(failure);
             }
-            if !busy {
-                break;
-            }
+            _ => {}
         }
-        while self.sstp.poll_transmit(&mut self.out) {}
     }
 
-    fn send_ip(&mut self, pkt: &[u8]) {
-        self.frame.clear();
-        if self.ppp.encapsulate_ip(pkt, &mut self.frame).is_ok() {
-            let _ = self.sstp.send_ppp_frame(&self.frame);
+    /// SLAAC address and routes from the server's RA, once the device is up.
+    async fn apply_ra(&mut self) {
+        let (Some(u), Some(iid)) = (&mut self.up, self.ipv6_iid) else {
+            return;
+        };
+        if let Some(ra) = self.ra.take() {
+            match iphttps::InterfaceId::new(iid) {
+                Ok(iid) => u.routes.router_advert(&u.tun, iid, &ra).await,
+                Err(e) => debug!(error = %e, "IPv6CP identifier unusable for SLAAC"),
+            }
         }
     }
 }
@@ -234,132 +179,49 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         username: setup.user.clone(),
         secret: ppp::Secret::Password(ppp::Password::new(setup.password.clone())),
     };
+    let mut s = SstpSession::client(
+        sstp::ClientConfig::new(hashes.sha1, hashes.sha256),
+        ppp::Config::client(creds),
+        now,
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    );
+    if !buf.is_empty() {
+        s.handle_stream_bytes(now, &buf);
+    }
+    let mut d = Driver::new(Box::new(tls), TunSide::None);
     let mut c = Conn {
         setup,
-        sstp: sstp::Connection::client(sstp::ClientConfig::new(hashes.sha1, hashes.sha256)),
-        ppp: ppp::Ppp::new(
-            ppp::Config::client(creds),
-            ppp::Role::Peer,
-            now,
-            Box::new(OsRng),
-        ),
-        out: Vec::with_capacity(16384),
-        frame: Vec::with_capacity(4096),
-        ipv4: None,
-        failure: None,
-        inbound: Vec::new(),
+        first_hop,
+        up: None,
         ipv6_iid: None,
         ra: None,
-        terminate_reason: None,
+        failure: None,
     };
-    c.sstp.start(now);
-    if !buf.is_empty() {
-        c.sstp.handle_input(now, &buf);
-    }
-    let (mut rd, mut wr) = tokio::io::split(tls);
-    let mut rbuf = vec![0u8; 32768];
-    let mut tbuf = vec![0u8; 65536];
-    let mut up: Option<Up> = None;
     let mut stopping = false;
     let result = loop {
-        c.pump(Instant::now());
-        if let Some(u) = &up {
-            for pkt in c.inbound.drain(..) {
-                let _ = u.tun.try_send(&pkt);
-            }
-        } else {
-            c.inbound.clear();
+        while let Some(ev) = s.poll_event() {
+            c.on_event(&mut s, &mut d, ev).await;
         }
-        if let (None, Some((local, peer, dns))) = (&up, c.ipv4.take()) {
-            match bring_up(c.setup, local, peer, &dns, first_hop, c.ppp.peer_mru()).await {
-                Ok(u) => up = Some(u),
-                Err(e) => {
-                    warn!(error = %format!("{e:#}"), "could not set up the tunnel device");
-                    c.failure = Some(Failure::Other(format!("{e:#}")));
-                    c.ppp.close(Instant::now(), "client error");
-                    c.sstp.disconnect(Instant::now());
-                    continue;
-                }
-            }
-        }
-        if let (Some(u), Some(iid)) = (&mut up, c.ipv6_iid) {
-            if let Some(ra) = c.ra.take() {
-                match iphttps::InterfaceId::new(iid) {
-                    Ok(iid) => u.routes.router_advert(&u.tun, iid, &ra).await,
-                    Err(e) => debug!(error = %e, "IPv6CP identifier unusable for SLAAC"),
-                }
-            }
-        }
-        if !c.out.is_empty() {
-            if let Err(e) = wr.write_all(&c.out).await {
-                break Err(Failure::Other(format!("connection lost: {e}")));
-            }
-            c.out.clear();
-        }
-        if c.sstp.is_closed() {
-            break match (stopping, c.failure.take()) {
-                (true, _) => Ok(()),
-                (false, Some(f)) => Err(f),
-                (false, None) => Ok(()),
-            };
-        }
-        let deadline = [c.sstp.poll_timeout(), c.ppp.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        let tun = up.as_ref().map(|u| u.tun.clone());
-        let tun_read = async {
-            match &tun {
-                Some(t) => t.recv(&mut tbuf).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = rd.read(&mut rbuf) => match r {
-                Ok(0) | Err(_) => {
-                    break Err(c.failure.take().unwrap_or_else(|| Failure::Other("the server closed the connection".into())));
-                }
-                Ok(n) => c.sstp.handle_input(Instant::now(), &rbuf[..n]),
-            },
-            r = tun_read => match r {
-                Ok(n) => {
-                    let first = tbuf[..n].to_vec();
-                    c.send_ip(&first);
-                    if let Some(t) = &tun {
-                        for _ in 0..63 {
-                            match t.try_recv(&mut tbuf) {
-                                Ok(n) => { let p = tbuf[..n].to_vec(); c.send_ip(&p); }
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-                Err(e) => break Err(Failure::Other(format!("TUN read: {e}"))),
-            },
-            _ = sleep => {
-                let now = Instant::now();
-                c.sstp.handle_timeout(now);
-                c.ppp.handle_timeout(now);
-            }
-            _ = stop.changed(), if !stopping => {
+        match d.turn(&mut s, &mut stop).await {
+            Turn::Continue => {}
+            Turn::Stop => {
                 stopping = true;
                 info!("disconnecting");
-                // LCP Terminate first, then Call Disconnect (MS-SSTP §3.2.4.2).
-                let now = Instant::now();
-                c.ppp.close(now, "user request");
-                c.pump(now);
-                c.sstp.disconnect(now);
+                s.close(Instant::now(), "user request");
             }
+            Turn::Closed => {
+                while let Some(ev) = s.poll_event() {
+                    c.on_event(&mut s, &mut d, ev).await;
+                }
+                break match (stopping, c.failure.take()) {
+                    (false, Some(f)) => Err(f),
+                    _ => Ok(()),
+                };
+            }
+            Turn::TunFailed(e) => break Err(Failure::Other(format!("TUN read: {e}"))),
         }
     };
-    let _ = wr.shutdown().await;
-    if let Some(u) = up {
+    if let Some(u) = c.up.take() {
         u.routes.remove().await;
     }
     result

@@ -188,21 +188,6 @@ pub fn status_words(s: &sstp::wire::StatusInfo) -> String {
     }
 }
 
-/// The text of an LCP Terminate-Request in `frame` (a PPP frame as SSTP
-/// carries it), if it is one (RFC 1661 §5.5).
-pub fn lcp_terminate_reason(frame: &[u8]) -> Option<String> {
-    let f = ppp::frame::parse(frame).ok()?;
-    if f.protocol != ppp::frame::Protocol::Lcp {
-        return None;
-    }
-    let p = ppp::wire::Packet::parse(f.payload).ok()?;
-    if p.code != ppp::fsm::code::TERM_REQ {
-        return None;
-    }
-    let text = printable(&String::from_utf8_lossy(p.data));
-    (!text.is_empty()).then_some(text)
-}
-
 /// Peer-supplied text made safe to print: no control characters, at most
 /// 200 characters.
 fn printable(s: &str) -> String {
@@ -217,28 +202,6 @@ fn printable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcp(code: u8, data: &[u8]) -> Vec<u8> {
-        let mut pkt = vec![code, 7];
-        pkt.extend_from_slice(&((4 + data.len()) as u16).to_be_bytes());
-        pkt.extend_from_slice(data);
-        ppp::frame::build(ppp::frame::Protocol::Lcp, &pkt)
-    }
-
-    #[test]
-    fn terminate_request_text_is_the_reason() {
-        assert_eq!(
-            lcp_terminate_reason(&lcp(5, b"server shutting down")).as_deref(),
-            Some("server shutting down")
-        );
-        assert_eq!(lcp_terminate_reason(&lcp(5, b"")), None);
-        assert_eq!(lcp_terminate_reason(&lcp(6, b"ack")), None, "Terminate-Ack");
-        assert_eq!(
-            lcp_terminate_reason(&lcp(5, b"a\x1b[31mb\n")).as_deref(),
-            Some("a[31mb")
-        );
-        assert_eq!(lcp_terminate_reason(b"\xff\x03\xc0"), None);
-    }
 
     #[test]
     fn server_shutdown_is_exit_5_worth_a_retry() {
