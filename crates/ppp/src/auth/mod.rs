@@ -413,7 +413,10 @@ mod tests {
         let r = AuthFailure::Rejected {
             message: "Authentication failed\r\n".into(),
         };
-        assert_eq!(r.to_string(), "credentials rejected (Authentication failed)");
+        assert_eq!(
+            r.to_string(),
+            "credentials rejected (Authentication failed)"
+        );
         let r = AuthFailure::Rejected {
             message: "bad\u{1b}[31m".into(),
         };
