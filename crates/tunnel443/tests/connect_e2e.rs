@@ -193,7 +193,7 @@ fn connect_via_our_proxy_with_squid_upstream() {
         &[
             &format!("target={echo}"),
             "result=ok",
-            "user=\"client\"",
+            "user=client ",
             "sstp=true",
         ],
         10,
