@@ -510,6 +510,33 @@ pub fn body_excerpt(body: &[u8], max: usize) -> String {
     format!("{}...", cut.trim_end())
 }
 
+/// The data of the complete chunks at the start of a chunked body (RFC
+/// 9112 §7.1), for [`body_excerpt`]; stops at the last chunk, a partial
+/// chunk or anything malformed.
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .map(|l| l.split(';').next().unwrap_or_default().trim())
+            .and_then(|h| usize::from_str_radix(h, 16).ok());
+        let Some(size) = size.filter(|&n| n > 0) else {
+            break;
+        };
+        let data = &b[eol + 2..];
+        let take = size.min(data.len());
+        out.extend_from_slice(&data[..take]);
+        if take < size || data.len() < size + 2 {
+            break;
+        }
+        b = &data[size + 2..];
+    }
+    out
+}
+
 /// The visible text of an HTML page, roughly: good enough for an error
 /// page, not a parser.
 fn html_text(html: &str) -> String {
@@ -554,6 +581,18 @@ fn html_text(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dechunking() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n"),
+            b"Wikipedia "
+        );
+        assert_eq!(dechunk(b"4\r\nWi"), b"Wi");
+        assert_eq!(dechunk(b"zz\r\nWiki\r\n"), b"");
+        assert_eq!(dechunk(b""), b"");
+        assert_eq!(dechunk(b"ffffffffffffffffff\r\nx"), b"");
+    }
 
     #[test]
     fn body_excerpts() {
