@@ -94,7 +94,7 @@ impl std::str::FromStr for ProxyUrl {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
             Some((scheme, _)) => {
                 return Err(format!(
-                    "unsupported proxy scheme {scheme:?}: only http:// proxies are supported"
+                    "unsupported proxy scheme \"{scheme}\": only http:// proxies are supported"
                 ))
             }
             None => s,
@@ -119,9 +119,9 @@ impl std::str::FromStr for ProxyUrl {
         let authority = match Authority::parse(hostport) {
             Ok(a) => a,
             Err(AuthorityError::MissingPort) => {
-                Authority::new(hostport, 80).map_err(|e| format!("{hostport:?}: {e}"))?
+                Authority::new(hostport, 80).map_err(|e| format!("\"{hostport}\": {e}"))?
             }
-            Err(e) => return Err(format!("{hostport:?}: {e}")),
+            Err(e) => return Err(format!("\"{hostport}\": {e}")),
         };
         Ok(ProxyUrl {
             authority,

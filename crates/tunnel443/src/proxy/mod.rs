@@ -43,9 +43,9 @@ use crate::dial::{DialError, ProxyOpts, ProxyUrl};
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+        .map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
     if !(0.0..=1e7).contains(&v) {
-        return Err(format!("{s:?} is out of range"));
+        return Err(format!("{s} is out of range (0 to 10000000 seconds)"));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -56,7 +56,7 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
     }
     s.parse::<IpAddr>()
         .map(IpNet::from)
-        .map_err(|_| format!("{s:?} is not an address or CIDR network"))
+        .map_err(|_| format!("\"{s}\" is not an address or CIDR network"))
 }
 
 /// Arguments of `tunnel443 proxy`.

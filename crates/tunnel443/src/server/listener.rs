@@ -86,7 +86,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     Ok(Some(src)) => peer = src,
                     Ok(None) => {}
                     Err(e) => {
-                        info!(%peer, error = %e, "PROXY protocol header rejected; closed");
+                        info!(%peer, error = %plain_error(&e), "PROXY protocol header rejected; closed");
                         return;
                     }
                 }
@@ -194,7 +194,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             info!(%peer, error = %e, "request head too large; 431");
             reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
         }
-        Err(e) => info!(%peer, error = %e, "no request head; closed"),
+        Err(e) => info!(%peer, error = %plain_error(&e), "no request head; closed"),
     }
 }
 
