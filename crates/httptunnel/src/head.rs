@@ -515,10 +515,7 @@ pub fn body_excerpt(body: &[u8], max: usize) -> String {
 /// chunk or anything malformed.
 pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size = std::str::from_utf8(&b[..eol])
             .ok()
             .map(|l| l.split(';').next().unwrap_or_default().trim())
