@@ -28,9 +28,11 @@ pub use authority::{Authority, AuthorityError, Host};
 pub use basic::{BasicError, BasicUsers, Credentials};
 pub use client::{ChainHandshake, ClientError, Event, HopError, Progress, ProxyHop};
 pub use head::{
-    HeadError, Header, HeaderError, Headers, Parsed, RequestHead, ResponseHead, Version,
-    DEFAULT_MAX_HEAD, MAX_HEADERS,
+    body_excerpt, HeadError, Header, HeaderError, Headers, Parsed, RequestHead, ResponseHead,
+    Version, DEFAULT_MAX_HEAD, MAX_HEADERS,
 };
 /// CIDR networks, as used by [`NetPolicy`].
 pub use ipnet::IpNet;
-pub use server::{Accepted, NetDenial, NetPolicy, PortSet, Refusal, ServerPolicy, Status};
+pub use server::{
+    Accepted, Authenticated, NetDenial, NetPolicy, PortSet, Refusal, ServerPolicy, Status,
+};

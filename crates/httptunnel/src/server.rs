@@ -42,7 +42,7 @@ impl Default for PortSet {
 
 /// Why a port range could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid port or port range {0:?} (want N or N-M, 1..65535)")]
+#[error("invalid port or port range \"{0}\" (want N or N-M, 1..65535)")]
 pub struct PortRangeError(pub String);
 
 impl PortSet {
@@ -229,6 +229,16 @@ impl Default for ServerPolicy {
     }
 }
 
+/// A request that passed the method, syntax and credential checks, not yet
+/// the target checks ([`ServerPolicy::authorise`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Where the client wants to go.
+    pub target: Authority,
+    /// The authenticated user, if users are configured.
+    pub user: Option<String>,
+}
+
 /// A request the policy accepts: the driver may now resolve and connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -245,7 +255,7 @@ pub struct Accepted {
 #[non_exhaustive]
 pub enum Refusal {
     /// 405: not CONNECT.
-    #[error("method {0:?} not allowed")]
+    #[error("method \"{0}\" not allowed")]
     MethodNotAllowed(String),
     /// 400: malformed request or target.
     #[error("bad request: {0}")]
@@ -414,10 +424,18 @@ pub fn established_response() -> Vec<u8> {
 }
 
 impl ServerPolicy {
-    /// Decides on a parsed request head. Order: method (405), target syntax
-    /// and header sanity (400), credentials (407), port, IP literal or
-    /// loopback name, SSTP (403).
+    /// Decides on a parsed request head: [`ServerPolicy::authenticate`],
+    /// then [`ServerPolicy::authorise`].
     pub fn decide(&self, req: &RequestHead) -> Result<Accepted, Refusal> {
+        let who = self.authenticate(req)?;
+        self.authorise(req, who)
+    }
+
+    /// The checks before any policy on the target: method (405), target
+    /// syntax and header sanity (400), then credentials (407). A client
+    /// learns nothing about the port or address rules before it has
+    /// authenticated.
+    pub fn authenticate(&self, req: &RequestHead) -> Result<Authenticated, Refusal> {
         if !req.method().eq_ignore_ascii_case("CONNECT") {
             return Err(Refusal::MethodNotAllowed(crate::head::sanitize(
                 req.method(),
@@ -459,6 +477,14 @@ impl ServerPolicy {
                 }
             }
         };
+        Ok(Authenticated { target, user })
+    }
+
+    /// The policy on an authenticated request (403): port, IP literal or
+    /// loopback name, SSTP. Resolved addresses are checked by the driver
+    /// with [`NetPolicy::check`].
+    pub fn authorise(&self, req: &RequestHead, who: Authenticated) -> Result<Accepted, Refusal> {
+        let Authenticated { target, user } = who;
         if !self.ports.contains(target.port()) {
             return Err(Refusal::PortDenied(target.port()));
         }
@@ -712,6 +738,19 @@ mod tests {
             )))
             .unwrap_err();
         assert_eq!(r, Refusal::PortDenied(22));
+        // The two steps apart: the user is known when the policy refuses,
+        // so the driver can log who was refused.
+        let head = req(&format!(
+            "CONNECT 127.0.0.1:443 HTTP/1.1\r\nProxy-Authorization: {good}\r\n\r\n"
+        ));
+        let who = p.authenticate(&head).unwrap();
+        assert_eq!(who.user.as_deref(), Some("alice"));
+        assert!(matches!(
+            p.authorise(&head, who),
+            Err(Refusal::NetDenied(NetDenial::Special(_)))
+        ));
+        let head = req("CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n");
+        assert_eq!(p.authenticate(&head).unwrap_err().status().code(), 407);
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl InterfaceId {
         let v = u64::from_be_bytes(bytes);
         let reserved = v == 0
             || (0x0200_5eff_fe00_0000..=0x0200_5eff_feff_ffff).contains(&v)
-            || v >= 0xfdff_ffff_ffff_ff80;
+            || (0xfdff_ffff_ffff_ff80..=0xfdff_ffff_ffff_ffff).contains(&v);
         if reserved {
             Err(AddrError::ReservedIid(v))
         } else {
@@ -325,7 +325,7 @@ mod tests {
             0x0200_5eff_fe00_5213,
             0x0200_5eff_feff_ffff,
             0xfdff_ffff_ffff_ff80,
-            u64::MAX,
+            0xfdff_ffff_ffff_ffff,
         ] {
             assert_eq!(
                 InterfaceId::new(v.to_be_bytes()),
@@ -337,6 +337,10 @@ mod tests {
             0x0200_5eff_fdff_ffff,
             0x0200_5eff_ff00_0000,
             0xfdff_ffff_ffff_ff7f,
+            // Above the subnet-anycast range: ordinary random identifiers.
+            0xfe00_0000_0000_0000,
+            0xfec3_95dd_1769_b3cd,
+            u64::MAX,
         ] {
             assert_eq!(InterfaceId::new(v.to_be_bytes()).unwrap().bits(), v);
         }

@@ -292,6 +292,24 @@ impl LinkDownReason {
     }
 }
 
+/// Plain words for logs and messages.
+impl std::fmt::Display for LinkDownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkDownReason::LocalClose => "closed locally",
+            LinkDownReason::PeerTerminated => "the peer ended the link",
+            LinkDownReason::NegotiationFailed => "LCP negotiation failed",
+            LinkDownReason::EchoTimeout => "the peer stopped answering LCP echoes",
+            LinkDownReason::Loopback => "the link is looped back",
+            LinkDownReason::AuthFailed => "authentication failed",
+            LinkDownReason::AuthNotNegotiated => "no common authentication method",
+            LinkDownReason::Renegotiation => "the peer restarted LCP",
+            LinkDownReason::NoNetworkProtocols => "no network protocol could be opened",
+            LinkDownReason::LowerLayerDown => "the connection is gone",
+        })
+    }
+}
+
 /// What the engine tells the driver.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

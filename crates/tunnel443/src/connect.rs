@@ -13,6 +13,12 @@
 //!
 //! End of file on stdin is passed on as a half-close; the command exits when
 //! the remote side closes.
+//!
+//! It is quiet by default (warnings and errors only: as a ProxyCommand its
+//! stderr is the user's terminal); `-v` or `--log` turn the log up. Exit
+//! codes: 0 the remote side closed, 1 the target could not be reached
+//! directly or the connection failed, 2 usage (bad arguments, proxy URL or
+//! credentials file), 7 a proxy could not be reached or refused.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,11 +29,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::dial::{dial, ProxyOpts};
+use crate::dial::{dial, DialFailure, ProxyOpts};
 use crate::proxy::relay;
+
+/// Exit code: the target could not be reached, or the connection failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: a proxy could not be reached, refused, or could not reach
+/// the next hop (as for `tunnel443 client`).
+pub const EXIT_PROXY: i32 = 7;
+
+const EXIT_CODES: &str = "Exit codes:
+  0  the remote side closed the connection
+  1  the target could not be reached directly, or the connection failed
+  2  usage: bad arguments, proxy URL or credentials file
+  7  a proxy could not be reached, refused the tunnel, or could not reach the next hop";
 
 /// Arguments of `tunnel443 connect`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXIT_CODES)]
 pub struct ConnectArgs {
     #[command(flatten)]
     pub proxy: ProxyOpts,
@@ -43,9 +62,37 @@ pub struct ConnectArgs {
     /// traffic (--listen mode; 0: never).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub idle_timeout: u64,
+    /// Log more: -v for each tunnel opened and closed, -vv for the proxy
+    /// exchange. By default only warnings and errors are printed.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Where to connect: HOST:PORT (IPv6 as [ADDR]:PORT).
     #[arg(value_name = "HOST:PORT")]
     pub target: String,
+}
+
+impl ConnectArgs {
+    /// The log filter when neither --log nor TUNNEL443_LOG is given: quiet,
+    /// because as an ssh ProxyCommand stderr is the user's terminal.
+    pub fn default_log(&self) -> &'static str {
+        match self.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    }
+}
+
+/// Reports a failed dial and returns the exit code, or the error itself
+/// for a usage error (the caller exits 2).
+fn dial_failed(target: &Authority, e: crate::dial::DialError) -> anyhow::Result<i32> {
+    let code = match e.failure() {
+        DialFailure::Usage => return Err(anyhow::Error::new(e)),
+        DialFailure::Proxy => EXIT_PROXY,
+        DialFailure::Target => EXIT_FAILED,
+    };
+    eprintln!("tunnel443: connecting to {target}: {e}");
+    Ok(code)
 }
 
 fn parse_headers(list: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -53,18 +100,19 @@ fn parse_headers(list: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .map(|h| {
             let (n, v) = h
                 .split_once(':')
-                .with_context(|| format!("--header {h:?}: expected \"NAME: VALUE\""))?;
+                .with_context(|| format!("--header \"{h}\": expected \"NAME: VALUE\""))?;
             httptunnel::Header::new(n.trim(), v.trim())
-                .with_context(|| format!("--header {h:?}"))?;
+                .with_context(|| format!("--header \"{h}\""))?;
             Ok((n.trim().to_owned(), v.trim().to_owned()))
         })
         .collect()
 }
 
-/// Runs `tunnel443 connect`.
-pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
+/// Runs `tunnel443 connect`; returns the exit code, or an error for a
+/// usage error.
+pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     let target = Authority::parse(&args.target)
-        .with_context(|| format!("target {:?}: expected HOST:PORT", args.target))?;
+        .with_context(|| format!("target \"{}\": expected HOST:PORT", args.target))?;
     let headers = parse_headers(&args.header)?;
     match args.listen {
         Some(listen) => forward(args.proxy, target, headers, listen, args.idle_timeout).await,
@@ -80,15 +128,18 @@ async fn stdio(
     opts: &ProxyOpts,
     target: &Authority,
     headers: &[(String, String)],
-) -> anyhow::Result<()> {
-    let d = dial(
+) -> anyhow::Result<i32> {
+    let d = match dial(
         opts,
         &target.host_for_resolver(),
         target.port(),
         &header_refs(headers),
     )
     .await
-    .with_context(|| format!("connecting to {target}"))?;
+    {
+        Ok(d) => d,
+        Err(e) => return dial_failed(target, e),
+    };
     info!(target = %target, via = %d.first_hop(), proxied = d.via_proxy(), "tunnel open");
     let (mut rd, mut wr) = tokio::io::split(d);
     let up = async move {
@@ -124,8 +175,8 @@ async fn stdio(
     match result {
         Ok(_) => std::process::exit(0),
         Err(e) => {
-            eprintln!("tunnel443 connect: {target}: {e}");
-            std::process::exit(1)
+            eprintln!("tunnel443: {target}: {}", crate::io_util::plain_error(&e));
+            std::process::exit(EXIT_FAILED)
         }
     }
 }
@@ -136,10 +187,14 @@ async fn forward(
     headers: Vec<(String, String)>,
     listen: SocketAddr,
     idle: u64,
-) -> anyhow::Result<()> {
-    let l = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+) -> anyhow::Result<i32> {
+    let l = match TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tunnel443: listening on {listen}: {e}");
+            return Ok(EXIT_FAILED);
+        }
+    };
     let local = l.local_addr()?;
     info!(addr = %local, target = %target, "forwarder listening");
     let limits = relay::Limits {

@@ -94,7 +94,7 @@ impl std::str::FromStr for ProxyUrl {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
             Some((scheme, _)) => {
                 return Err(format!(
-                    "unsupported proxy scheme {scheme:?}: only http:// proxies are supported"
+                    "unsupported proxy scheme \"{scheme}\": only http:// proxies are supported"
                 ))
             }
             None => s,
@@ -119,9 +119,9 @@ impl std::str::FromStr for ProxyUrl {
         let authority = match Authority::parse(hostport) {
             Ok(a) => a,
             Err(AuthorityError::MissingPort) => {
-                Authority::new(hostport, 80).map_err(|e| format!("{hostport:?}: {e}"))?
+                Authority::new(hostport, 80).map_err(|e| format!("\"{hostport}\": {e}"))?
             }
-            Err(e) => return Err(format!("{hostport:?}: {e}")),
+            Err(e) => return Err(format!("\"{hostport}\": {e}")),
         };
         Ok(ProxyUrl {
             authority,
@@ -171,21 +171,23 @@ impl ProxyOpts {
     }
 }
 
-/// Why [`dial`] failed. Messages name the proxy involved.
+/// Why [`dial`] failed. Messages name the proxy involved and carry their
+/// cause in the text (no error `source` chain, so `{:#}` does not repeat
+/// it).
 #[derive(thiserror::Error, Debug)]
 #[non_exhaustive]
 pub enum DialError {
     /// The target host or port is not valid.
-    #[error("invalid target {target:?}: {source}")]
+    #[error("invalid target \"{target}\": {error}")]
     InvalidTarget {
         /// What was asked for.
         target: String,
         /// Why it is invalid.
-        source: AuthorityError,
+        error: AuthorityError,
     },
     /// An extra header cannot be sent.
     #[error("invalid CONNECT header: {0}")]
-    InvalidHeader(#[from] HeaderError),
+    InvalidHeader(HeaderError),
     /// A proxy URL from the environment is not usable.
     #[error("invalid proxy URL in ${var}: {reason}")]
     BadProxyEnv {
@@ -197,24 +199,33 @@ pub enum DialError {
     /// The credentials file or variables are not usable.
     #[error("proxy credentials: {0}")]
     Credentials(String),
-    /// A host name did not resolve.
-    #[error("cannot resolve {host}: {source}")]
+    /// The target's name did not resolve (direct connection).
+    #[error("cannot resolve {host}: {error}")]
     Resolve {
         /// The name.
         host: String,
         /// The resolver's error.
-        source: io::Error,
+        error: io::Error,
     },
-    /// The TCP connection to the first hop (proxy or target) failed.
-    #[error("cannot connect to {peer}: {source}")]
+    /// The TCP connection to the target failed (direct connection).
+    #[error("cannot connect to {peer}: {error}")]
     Connect {
-        /// `proxy HOST:PORT` or `HOST:PORT`.
+        /// `HOST:PORT`.
         peer: String,
         /// The last connect error.
-        source: io::Error,
+        error: io::Error,
+    },
+    /// The first proxy cannot be reached: its name does not resolve or the
+    /// TCP connection to it fails.
+    #[error("cannot connect to proxy {proxy}: {reason}")]
+    ProxyUnreachable {
+        /// The proxy.
+        proxy: String,
+        /// Why, in words.
+        reason: String,
     },
     /// Connecting directly to the target timed out.
-    #[error("connecting to {peer} timed out after {after:?}")]
+    #[error("connecting to {peer} timed out after {}", secs(*after))]
     ConnectTimeout {
         /// The target.
         peer: String,
@@ -222,7 +233,10 @@ pub enum DialError {
         after: Duration,
     },
     /// 403: the proxy refuses the tunnel.
-    #[error("proxy {proxy} refused the tunnel to {target}: {status} {reason}")]
+    #[error(
+        "proxy {proxy} refused the tunnel to {target}: {status} {reason}{}",
+        says(body)
+    )]
     ProxyDenied {
         /// The proxy that answered.
         proxy: String,
@@ -232,6 +246,8 @@ pub enum DialError {
         status: u16,
         /// Reason phrase (sanitized).
         reason: String,
+        /// The first words of the response body (sanitized), may be empty.
+        body: String,
     },
     /// 407 with no credentials configured, after our credentials, or with
     /// only non-Basic schemes.
@@ -245,7 +261,10 @@ pub enum DialError {
         detail: String,
     },
     /// 502/503/504: the proxy could not reach the next hop.
-    #[error("proxy {proxy} could not reach {target}: {status} {reason}")]
+    #[error(
+        "proxy {proxy} could not reach {target}: {status} {reason}{}",
+        says(body)
+    )]
     ProxyUpstream {
         /// The proxy that answered.
         proxy: String,
@@ -255,9 +274,14 @@ pub enum DialError {
         status: u16,
         /// Reason phrase (sanitized).
         reason: String,
+        /// The first words of the response body (sanitized), may be empty.
+        body: String,
     },
     /// Any other non-2xx status.
-    #[error("proxy {proxy} answered {status} {reason} to CONNECT {target}")]
+    #[error(
+        "proxy {proxy} answered {status} {reason} to CONNECT {target}{}",
+        says(body)
+    )]
     ProxyStatus {
         /// The proxy that answered.
         proxy: String,
@@ -267,9 +291,11 @@ pub enum DialError {
         status: u16,
         /// Reason phrase (sanitized).
         reason: String,
+        /// The first words of the response body (sanitized), may be empty.
+        body: String,
     },
     /// The proxy handshake did not finish in time.
-    #[error("proxy {proxy} did not complete the CONNECT handshake within {after:?}")]
+    #[error("proxy {proxy} did not complete the CONNECT handshake within {}", secs(*after))]
     ProxyTimeout {
         /// The proxy being talked to.
         proxy: String,
@@ -277,12 +303,12 @@ pub enum DialError {
         after: Duration,
     },
     /// The reply is not an HTTP/1.x response head.
-    #[error("malformed reply from proxy {proxy}: {source}")]
+    #[error("malformed reply from proxy {proxy}: {error}")]
     MalformedReply {
         /// The proxy that answered.
         proxy: String,
         /// What was wrong.
-        source: HeadError,
+        error: HeadError,
     },
     /// The proxy closed the connection without answering.
     #[error("proxy {proxy} closed the connection without answering CONNECT")]
@@ -291,29 +317,86 @@ pub enum DialError {
         proxy: String,
     },
     /// Reading from or writing to the proxy failed.
-    #[error("talking to proxy {proxy}: {source}")]
+    #[error("talking to proxy {proxy}: {error}")]
     ProxyIo {
         /// The proxy.
         proxy: String,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
+/// `30 s`, `1.5 s`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// `; the proxy says: ...` after a refusal, when its body had words.
+fn says(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!("; the proxy says: {body}")
+    }
+}
+
+/// What a failed dial means for the user, e.g. for an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialFailure {
+    /// The command line or environment is wrong (target, header, proxy
+    /// URL, credentials file).
+    Usage,
+    /// A proxy could not be reached, refused, or could not reach the next
+    /// hop.
+    Proxy,
+    /// The target could not be reached directly.
+    Target,
+}
+
+impl From<HeaderError> for DialError {
+    fn from(e: HeaderError) -> Self {
+        DialError::InvalidHeader(e)
+    }
+}
+
 impl DialError {
-    fn from_hop(e: HopError, final_target: &Authority, hops: &[ProxyHop]) -> Self {
+    /// What kind of failure this is.
+    pub fn failure(&self) -> DialFailure {
+        match self {
+            DialError::InvalidTarget { .. }
+            | DialError::InvalidHeader(_)
+            | DialError::BadProxyEnv { .. }
+            | DialError::Credentials(_) => DialFailure::Usage,
+            DialError::Resolve { .. }
+            | DialError::Connect { .. }
+            | DialError::ConnectTimeout { .. } => DialFailure::Target,
+            DialError::ProxyUnreachable { .. }
+            | DialError::ProxyDenied { .. }
+            | DialError::ProxyAuthRequired { .. }
+            | DialError::ProxyUpstream { .. }
+            | DialError::ProxyStatus { .. }
+            | DialError::ProxyTimeout { .. }
+            | DialError::MalformedReply { .. }
+            | DialError::ProxyClosed { .. }
+            | DialError::ProxyIo { .. } => DialFailure::Proxy,
+        }
+    }
+
+    /// `body`: the first words of the refusal's body, if it had one.
+    fn from_hop(e: HopError, final_target: &Authority, hops: &[ProxyHop], body: String) -> Self {
         let proxy = e.proxy.to_string();
         let target = hops
             .get(e.hop + 1)
             .map(|h| h.proxy.to_string())
             .unwrap_or_else(|| final_target.to_string());
         match e.error {
-            ClientError::Malformed(source) => DialError::MalformedReply { proxy, source },
+            ClientError::Malformed(error) => DialError::MalformedReply { proxy, error },
             ClientError::Denied { status, reason } => DialError::ProxyDenied {
                 proxy,
                 target,
                 status,
                 reason,
+                body,
             },
             ref err @ ClientError::AuthRequired {
                 had_credentials, ..
@@ -327,17 +410,19 @@ impl DialError {
                 target,
                 status,
                 reason,
+                body,
             },
             ClientError::Status { status, reason } => DialError::ProxyStatus {
                 proxy,
                 target,
                 status,
                 reason,
+                body,
             },
             ClientError::Closed | ClientError::Finished => DialError::ProxyClosed { proxy },
             other => DialError::ProxyIo {
                 proxy,
-                source: io::Error::other(other.to_string()),
+                error: io::Error::other(other.to_string()),
             },
         }
     }
@@ -558,7 +643,8 @@ fn real_env(name: &str) -> Option<String> {
 }
 
 /// Resolves `host` and connects to the first address that answers, within
-/// `deadline`. Sets TCP_NODELAY.
+/// `deadline`. Sets TCP_NODELAY. `peer` names it in errors; for a proxy the
+/// errors are [`DialError::ProxyTimeout`] and [`DialError::ProxyUnreachable`].
 async fn connect_tcp(
     host: &str,
     port: u16,
@@ -580,22 +666,35 @@ async fn connect_tcp(
             }
         }
     };
+    let fail = |e: DialError| {
+        if is_proxy {
+            DialError::ProxyUnreachable {
+                proxy: peer.to_owned(),
+                reason: match e {
+                    DialError::Connect { error, .. } => error.to_string(),
+                    other => other.to_string(),
+                },
+            }
+        } else {
+            e
+        }
+    };
     let addrs: Vec<SocketAddr> =
         match timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
             Err(_) => return Err(timeout_err()),
-            Ok(Err(source)) => {
-                return Err(DialError::Resolve {
+            Ok(Err(error)) => {
+                return Err(fail(DialError::Resolve {
                     host: host.to_owned(),
-                    source,
-                })
+                    error,
+                }))
             }
             Ok(Ok(it)) => it.collect(),
         };
     if addrs.is_empty() {
-        return Err(DialError::Resolve {
+        return Err(fail(DialError::Resolve {
             host: host.to_owned(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
-        });
+            error: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+        }));
     }
     let mut last = None;
     for addr in addrs {
@@ -611,10 +710,61 @@ async fn connect_tcp(
             }
         }
     }
-    Err(DialError::Connect {
+    Err(fail(DialError::Connect {
         peer: peer.to_owned(),
-        source: last.unwrap_or_else(|| io::Error::other("no address could be tried")),
-    })
+        error: last.unwrap_or_else(|| io::Error::other("no address could be tried")),
+    }))
+}
+
+/// Up to this much of a refusal's body is read, for its first words.
+const MAX_REFUSAL_BODY: usize = 8 * 1024;
+
+/// Time allowed for a refusal's body after its head.
+const REFUSAL_BODY_TIME: Duration = Duration::from_secs(2);
+
+/// The first words of the body of the refusal whose head starts `buf`
+/// (a proxy's 403 page says why), reading what is missing of it within a
+/// short time. Empty when there is none.
+async fn refusal_excerpt(stream: &mut TcpStream, buf: &[u8], deadline: Instant) -> String {
+    let Ok(httptunnel::Parsed::Complete { head, len }) =
+        httptunnel::ResponseHead::parse(buf, MAX_REPLY_HEAD)
+    else {
+        return String::new();
+    };
+    let h = head.headers();
+    let chunked = h.has_token("transfer-encoding", "chunked");
+    let want = h
+        .get("content-length")
+        .and_then(|v| v.value_str()?.trim().parse::<usize>().ok())
+        .filter(|_| !chunked)
+        .unwrap_or(MAX_REFUSAL_BODY)
+        .min(MAX_REFUSAL_BODY);
+    let mut body = buf[len..].to_vec();
+    let until = deadline.min(Instant::now() + REFUSAL_BODY_TIME);
+    while body.len() < want {
+        let mut chunk = [0u8; 4096];
+        match timeout_at(until, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => body.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+        if chunked && body.windows(5).any(|w| w == b"\r\n0\r\n") {
+            break;
+        }
+    }
+    body.truncate(want);
+    if chunked {
+        body = httptunnel::head::dechunk(&body);
+    }
+    httptunnel::body_excerpt(&body, 240)
+}
+
+/// Whether a refusal may carry a body worth showing (not a 407: its
+/// message is ours).
+fn has_telling_body(e: &HopError) -> bool {
+    matches!(
+        e.error,
+        ClientError::Denied { .. } | ClientError::Upstream { .. } | ClientError::Status { .. }
+    )
 }
 
 /// Connects to `host:port`, through the configured proxies if any.
@@ -637,9 +787,9 @@ async fn dial_with_env(
     extra_headers: &[(&str, &str)],
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Dialed, DialError> {
-    let target = Authority::new(host, port).map_err(|source| DialError::InvalidTarget {
-        target: format!("{host}:{port}"),
-        source,
+    let target = Authority::new(host, port).map_err(|error| DialError::InvalidTarget {
+        target: httptunnel::head::sanitize(&format!("{host}:{port}"), 300),
+        error,
     })?;
     let mut headers = Headers::new();
     for (n, v) in extra_headers {
@@ -682,7 +832,6 @@ async fn dial_with_env(
         .collect();
     let mut hs = ChainHandshake::new(hops.clone(), target.clone(), headers, MAX_REPLY_HEAD);
     let first = hs.first_proxy().clone();
-    let first_peer = format!("proxy {first}");
     let (first_host, first_name) = (first.host_for_resolver(), first.to_string());
     let connect_first = || {
         connect_tcp(
@@ -694,13 +843,7 @@ async fn dial_with_env(
             budget,
         )
     };
-    let (mut stream, mut addr) = connect_first().await.map_err(|e| match e {
-        DialError::Connect { source, .. } => DialError::Connect {
-            peer: first_peer.clone(),
-            source,
-        },
-        other => other,
-    })?;
+    let (mut stream, mut addr) = connect_first().await?;
     debug!(proxy = %first, %addr, hops = hops.len(), target = %target, "connected to proxy");
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let timeout = |hs: &ChainHandshake| DialError::ProxyTimeout {
@@ -717,10 +860,10 @@ async fn dial_with_env(
                     lost = true;
                     break;
                 }
-                Ok(Err(source)) => {
+                Ok(Err(error)) => {
                     return Err(DialError::ProxyIo {
                         proxy: hs.current_proxy().to_string(),
-                        source,
+                        error,
                     })
                 }
             }
@@ -728,12 +871,20 @@ async fn dial_with_env(
         let event = if lost {
             Some(
                 hs.handle_eof()
-                    .map_err(|e| DialError::from_hop(e, &target, &hops))?,
+                    .map_err(|e| DialError::from_hop(e, &target, &hops, String::new()))?,
             )
         } else {
-            let p = hs
-                .handle_input(&buf)
-                .map_err(|e| DialError::from_hop(e, &target, &hops))?;
+            let p = match hs.handle_input(&buf) {
+                Ok(p) => p,
+                Err(e) => {
+                    let body = if has_telling_body(&e) {
+                        refusal_excerpt(&mut stream, &buf, deadline).await
+                    } else {
+                        String::new()
+                    };
+                    return Err(DialError::from_hop(e, &target, &hops, body));
+                }
+            };
             buf.drain(..p.consumed);
             if p.event.is_none() {
                 if p.consumed > 0 {
@@ -744,17 +895,17 @@ async fn dial_with_env(
                     Err(_) => return Err(timeout(&hs)),
                     Ok(Ok(0)) => Some(
                         hs.handle_eof()
-                            .map_err(|e| DialError::from_hop(e, &target, &hops))?,
+                            .map_err(|e| DialError::from_hop(e, &target, &hops, String::new()))?,
                     ),
                     Ok(Ok(_)) => None,
                     Ok(Err(e)) if is_disconnect(&e) => Some(
                         hs.handle_eof()
-                            .map_err(|e| DialError::from_hop(e, &target, &hops))?,
+                            .map_err(|e| DialError::from_hop(e, &target, &hops, String::new()))?,
                     ),
-                    Ok(Err(source)) => {
+                    Ok(Err(error)) => {
                         return Err(DialError::ProxyIo {
                             proxy: hs.current_proxy().to_string(),
-                            source,
+                            error,
                         })
                     }
                 }
@@ -1091,6 +1242,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn refusals_show_the_first_words_of_their_body() {
+        let page = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 64\r\n\r\n\
+            <html><title>Denied</title><p>Port 22 is not allowed.</p></html>"
+            .to_vec();
+        let chunked = b"HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n\r\n\
+            9\r\nNo route.\r\n0\r\n\r\n"
+            .to_vec();
+        let bare = b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n".to_vec();
+        for (reply, says) in [
+            (page, "; the proxy says: Denied Port 22 is not allowed."),
+            (chunked, "; the proxy says: No route."),
+            (bare, ""),
+        ] {
+            let (addr, _h) = scripted_proxy(vec![reply]).await;
+            let opts = ProxyOpts {
+                proxy: vec![format!("http://{addr}").parse().unwrap()],
+                ..Default::default()
+            };
+            let e = dial_with_env(&opts, "t.example", 22, &[], &env_of(&[]))
+                .await
+                .unwrap_err();
+            assert_eq!(e.failure(), DialFailure::Proxy);
+            let text = e.to_string();
+            if says.is_empty() {
+                assert!(!text.contains("says"), "{text}");
+            } else {
+                assert!(text.ends_with(says), "{text}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_proxy_is_a_proxy_failure_said_once() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let opts = ProxyOpts {
+            proxy: vec![format!("http://{addr}").parse().unwrap()],
+            ..Default::default()
+        };
+        let e = dial_with_env(&opts, "t.example", 443, &[], &env_of(&[]))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DialError::ProxyUnreachable { .. }), "{e:?}");
+        assert_eq!(e.failure(), DialFailure::Proxy);
+        // As anyhow prints it with its causes: the OS error once.
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(text.matches("os error").count(), 1, "{text}");
+        assert!(
+            text.starts_with(&format!("cannot connect to proxy {addr}: ")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn dial_times_out_on_a_silent_proxy() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -1138,10 +1344,18 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(e, DialError::Connect { .. }), "{e:?}");
+        assert_eq!(e.failure(), DialFailure::Target);
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(text.matches("os error").count(), 1, "{text}");
         let e = dial_with_env(&ProxyOpts::default(), "bad host", 1, &[], &env_of(&[]))
             .await
             .unwrap_err();
         assert!(matches!(e, DialError::InvalidTarget { .. }), "{e:?}");
+        assert_eq!(e.failure(), DialFailure::Usage);
+        assert!(
+            e.to_string().starts_with("invalid target \"bad host:1\""),
+            "{e}"
+        );
         let e = dial_with_env(
             &ProxyOpts::default(),
             "h",

@@ -1,7 +1,7 @@
 //! Small IO helpers shared by the drivers: a boxed duplex stream type, the
-//! socket options of a tunnel's TCP connection, and a bounded reader for
+//! socket options of a tunnel's TCP connection, a bounded reader for
 //! protocol heads (HTTP, PROXY protocol) whose parsers are sans-IO and say
-//! how many bytes they used.
+//! how many bytes they used, and the text of an IO error for a log line.
 
 use std::time::Duration;
 
@@ -27,13 +27,35 @@ pub fn tune_tcp(s: &tokio::net::TcpStream) {
     let _ = socket2::SockRef::from(s).set_tcp_keepalive(&KEEPALIVE);
 }
 
+/// The text of an error for a log line or message, without the link to
+/// its manual that rustls appends to some (`peer closed connection without
+/// sending TLS close_notify: https://docs.rs/rustls/...`).
+pub fn plain_error(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.find(": https://docs.rs/") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// The peer ended the stream: a TCP end of file without TLS close_notify
+/// (rustls reports `UnexpectedEof`) is how most clients leave, a reset
+/// when they are killed. Either is a disconnect, not a failure.
+pub fn is_peer_close(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HeadError<E> {
     #[error("connection closed before the head was complete")]
     Eof,
     #[error("head larger than {0} bytes")]
     TooBig(usize),
-    #[error("head not complete within {0:?}")]
+    #[error("head not complete within {} s", .0.as_secs_f32())]
     Timeout(Duration),
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
@@ -83,6 +105,27 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rustls_manual_links_are_cut() {
+        let e = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: \
+             https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
+        );
+        assert_eq!(
+            plain_error(&e),
+            "peer closed connection without sending TLS close_notify"
+        );
+        assert!(is_peer_close(&e));
+        let other = std::io::Error::other("no route to host");
+        assert_eq!(plain_error(&other), "no route to host");
+        assert!(!is_peer_close(&other));
+        assert_eq!(
+            HeadError::<String>::Timeout(Duration::from_secs(10)).to_string(),
+            "head not complete within 10 s"
+        );
+    }
 
     fn crlf2(b: &[u8]) -> Result<Option<((), usize)>, &'static str> {
         Ok(b.windows(4)

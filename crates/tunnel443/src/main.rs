@@ -33,9 +33,10 @@ use clap::{Parser, Subcommand};
     about = "VPN tunnels over HTTPS port 443: SSTP, IP-HTTPS, HTTP CONNECT"
 )]
 struct Cli {
-    /// Log filter, e.g. `info`, `debug`, `tunnel443=trace`.
-    #[arg(long, global = true, env = "TUNNEL443_LOG", default_value = "info")]
-    log: String,
+    /// Log filter, e.g. `info`, `debug`, `tunnel443=trace` [default: info;
+    /// `connect`: warn].
+    #[arg(long, global = true, env = "TUNNEL443_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,8 +59,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log = cli.log.clone().unwrap_or_else(|| match &cli.command {
+        Command::Connect(a) => a.default_log().to_owned(),
+        _ => "info".to_owned(),
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&log))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A closed stderr (`2>&1 | head -1`) must not turn into a panic.
@@ -76,7 +81,7 @@ fn main() -> ExitCode {
                         Command::Server(a) => server::run(a).await.map(|()| 0),
                         Command::Client(a) => client::run(a).await,
                         Command::Proxy(a) => proxy::run(a).await.map(|()| 0),
-                        Command::Connect(a) => connect::run(a).await.map(|()| 0),
+                        Command::Connect(a) => connect::run(a).await,
                         Command::User(_) | Command::Demo(_) => unreachable!("handled above"),
                     }
                 })

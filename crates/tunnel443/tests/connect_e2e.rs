@@ -193,7 +193,7 @@ fn connect_via_our_proxy_with_squid_upstream() {
         &[
             &format!("target={echo}"),
             "result=ok",
-            "user=\"client\"",
+            "user=client ",
             "sstp=true",
         ],
         10,
@@ -375,4 +375,155 @@ fn connect_listen_port_forwarder() {
         "one tunnel per forwarded connection:\n{}",
         squid.access_log()
     );
+}
+
+/// `connect`'s exit codes (see its --help): 2 only for usage errors, 7 for
+/// a proxy that cannot be reached or refuses, 1 for a target that cannot
+/// be reached directly; each OS error printed once; a proxy's refusal
+/// shows the first words of its body.
+#[test]
+fn connect_exit_codes_and_messages() {
+    let run = |args: &[&str]| {
+        let (st, _, err) = run_connect(args, &[], b"", Stdin::CloseAtOnce, 30);
+        (st.code(), err)
+    };
+    // The error message (run_connect logs at debug level too).
+    let once = |err: &str, text: &str| {
+        let msg = err
+            .lines()
+            .find(|l| l.starts_with("tunnel443: "))
+            .unwrap_or_else(|| panic!("no error message in:\n{err}"));
+        assert_eq!(msg.matches(text).count(), 1, "{text:?} once in: {msg}");
+    };
+    // Usage.
+    let (code, err) = run(&["not a target"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&[
+        "--proxy-credentials-file",
+        "/nonexistent/creds",
+        "--proxy",
+        "http://127.0.0.1:9",
+        "h.example:443",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    // Nothing listening at the proxy: a proxy failure, the OS error once.
+    let dead_proxy = format!("http://127.0.0.1:{}", free_port());
+    let (code, err) = run(&["--proxy", &dead_proxy, "h.example:443"]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("cannot connect to proxy"), "{err}");
+    once(&err, "Connection refused");
+    // A proxy name that does not resolve: a proxy failure too.
+    let (code, err) = run(&["--proxy", "http://proxy.invalid:3128", "h.example:443"]);
+    assert_eq!(code, Some(7), "{err}");
+    // Nothing listening at the target, directly: 1, the OS error once.
+    let (code, err) = run(&["--no-proxy", &format!("127.0.0.1:{}", free_port())]);
+    assert_eq!(code, Some(1), "{err}");
+    once(&err, "Connection refused");
+    // The proxy's 403 and what its body says.
+    let ours = OurProxy::start(&[]);
+    let (code, err) = run(&["--proxy", &ours.url(), "h.example:22"]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("403 Forbidden"), "{err}");
+    assert!(
+        err.contains("the proxy says: Tunnels to port 22 are not allowed."),
+        "{err}"
+    );
+    // A 502 with its body.
+    let dead = free_port();
+    let ours2 = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--allow-port",
+        &dead.to_string(),
+    ]);
+    let (code, err) = run(&["--proxy", &ours2.url(), &format!("127.0.0.1:{dead}")]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(
+        err.contains("502") && err.contains("the proxy says: The target refused"),
+        "{err}"
+    );
+}
+
+/// Squid's refusals are HTML pages: their text, not their markup, is shown.
+#[test]
+fn connect_shows_the_text_of_squids_error_page() {
+    let squid = Squid::start(None);
+    // Nothing listens at the target: squid answers 503 with its
+    // ERR_CONNECT_FAIL page.
+    let (st, _, err) = run_connect(
+        &[
+            "--proxy",
+            &squid.url(),
+            &format!("127.0.0.1:{}", free_port()),
+        ],
+        &[],
+        b"",
+        Stdin::CloseAtOnce,
+        30,
+    );
+    assert_eq!(st.code(), Some(7), "{err}");
+    let msg = err
+        .lines()
+        .find(|l| l.contains("the proxy says: "))
+        .unwrap_or_else(|| panic!("no body text in:\n{err}"));
+    assert!(!msg.contains('<'), "markup in the message: {msg}");
+    assert!(msg.len() < 600, "{msg}");
+}
+
+/// Without --log, TUNNEL443_LOG or -v, `connect` prints nothing on stderr
+/// when all goes well: as an ssh ProxyCommand stderr is the user's
+/// terminal. `-v` shows the tunnel.
+#[test]
+fn connect_is_quiet_by_default() {
+    let echo = echo_server();
+    let ours = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--allow-port",
+        &echo.port().to_string(),
+    ]);
+    let run = |extra: &[&str]| -> (Option<i32>, Vec<u8>, String) {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.arg("connect")
+            .args(extra)
+            .args(["--proxy", &ours.url(), &echo.to_string()]);
+        for v in [
+            "TUNNEL443_LOG",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "no_proxy",
+            "NO_PROXY",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // The request, then end of file: our proxy relays the half-close,
+        // the echo comes back and the remote side closes.
+        child.stdin.take().unwrap().write_all(b"hello").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("connect did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, b"hello");
+    assert_eq!(err, "", "stderr of a quiet run");
+    let (code, _, err) = run(&["-v"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("tunnel open"), "{err}");
+    assert!(!err.contains("DEBUG"), "{err}");
 }

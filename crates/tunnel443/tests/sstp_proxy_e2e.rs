@@ -112,3 +112,28 @@ fn through_our_proxy_chained_to_squid() {
     assert!(line.contains("sstp=true"), "{line}");
     squid.wait_access("CONNECT", 10);
 }
+
+/// Nothing listens at the proxy: a proxy failure (exit code 7, as the
+/// client's help says), not "other" (1); the OS error is said once.
+#[test]
+fn unreachable_proxy_is_exit_code_7() {
+    let lab = Lab::new(1);
+    let pwf = lab.dir.path().join("pw");
+    std::fs::write(&pwf, "not-used").unwrap();
+    let port = e2e::common::free_port();
+    let mut cmd = lab.clients[0].command(BIN);
+    cmd.args(["client", &format!("sstp://vpn@{}", lab.server_addr(0))])
+        .arg("--password-file")
+        .arg(&pwf)
+        .args(["--pin-sha256", &"00".repeat(32), "--no-reconnect"])
+        .args(["--proxy", &format!("http://127.0.0.1:{port}")]);
+    let mut c = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
+    let st = c.wait_exit(30).expect("client should give up");
+    let out = c.output();
+    assert_eq!(st.code(), Some(7), "{out}");
+    let msg = out
+        .lines()
+        .find(|l| l.contains("cannot connect to proxy"))
+        .unwrap_or_else(|| panic!("no proxy error in:\n{out}"));
+    assert_eq!(msg.matches("Connection refused").count(), 1, "{msg}");
+}

@@ -48,6 +48,33 @@ pub enum AuthFailure {
     NoCredentials,
 }
 
+/// Plain words: the rejection's own text, or what went wrong.
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthFailure::Rejected { message } if message.trim().is_empty() => {
+                f.write_str("credentials rejected")
+            }
+            AuthFailure::Rejected { message } => {
+                // The text may come from the peer: no control characters.
+                let text: String = message
+                    .trim()
+                    .chars()
+                    .take(200)
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+                write!(f, "credentials rejected ({text})")
+            }
+            AuthFailure::Timeout => f.write_str("no answer in time"),
+            AuthFailure::MethodRefused => f.write_str("every offered method was refused"),
+            AuthFailure::ServerNotAuthenticated => {
+                f.write_str("the server did not prove it knows the password")
+            }
+            AuthFailure::NoCredentials => f.write_str("no credentials suit the method"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
     pub(crate) restart: Duration,

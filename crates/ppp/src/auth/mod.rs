@@ -66,6 +66,18 @@ impl AuthProtocol {
     }
 }
 
+/// The protocol's usual name (`MS-CHAPv2`, `CHAP-MD5`, ...).
+impl std::fmt::Display for AuthProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthProtocol::Pap => "PAP",
+            AuthProtocol::ChapMd5 => "CHAP-MD5",
+            AuthProtocol::MsChapV2 => "MS-CHAPv2",
+            AuthProtocol::Eap => "EAP",
+        })
+    }
+}
+
 /// The method an authentication actually used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -80,6 +92,19 @@ pub enum AuthMethod {
     MsChapV2,
     /// EAP-MSCHAPv2.
     EapMsChapV2,
+}
+
+/// The method's usual name (`none`, `EAP-MSCHAPv2`, ...).
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthMethod::None => "none",
+            AuthMethod::Pap => "PAP",
+            AuthMethod::ChapMd5 => "CHAP-MD5",
+            AuthMethod::MsChapV2 => "MS-CHAPv2",
+            AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
+        })
+    }
 }
 
 /// A plaintext password. `Debug` prints nothing; zeroized on drop; `==` is
@@ -379,6 +404,28 @@ impl AuthSuccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_names_for_logs() {
+        assert_eq!(AuthProtocol::MsChapV2.to_string(), "MS-CHAPv2");
+        assert_eq!(AuthMethod::EapMsChapV2.to_string(), "EAP-MSCHAPv2");
+        assert_eq!(AuthMethod::None.to_string(), "none");
+        let r = AuthFailure::Rejected {
+            message: "Authentication failed\r\n".into(),
+        };
+        assert_eq!(
+            r.to_string(),
+            "credentials rejected (Authentication failed)"
+        );
+        let r = AuthFailure::Rejected {
+            message: "bad\u{1b}[31m".into(),
+        };
+        assert_eq!(r.to_string(), "credentials rejected (bad?[31m)");
+        assert_eq!(
+            crate::LinkDownReason::PeerTerminated.to_string(),
+            "the peer ended the link"
+        );
+    }
 
     fn mschap_proof(password: &str, user: &[u8]) -> Proof {
         let ac = [7u8; 16];

@@ -43,9 +43,9 @@ use crate::dial::{DialError, ProxyOpts, ProxyUrl};
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+        .map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
     if !(0.0..=1e7).contains(&v) {
-        return Err(format!("{s:?} is out of range"));
+        return Err(format!("{s} is out of range (0 to 10000000 seconds)"));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -56,7 +56,7 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
     }
     s.parse::<IpAddr>()
         .map(IpNet::from)
-        .map_err(|_| format!("{s:?} is not an address or CIDR network"))
+        .map_err(|_| format!("\"{s}\" is not an address or CIDR network"))
 }
 
 /// Arguments of `tunnel443 proxy`.
@@ -262,7 +262,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         info!(
             addr = %addr,
             auth = shared.policy.users.is_some(),
-            upstream = shared.upstream.as_ref().map(|u| u.proxy[0].authority.to_string()).unwrap_or_else(|| "-".into()),
+            upstream = shared.upstream.as_ref().map(|u| display(&u.proxy[0].authority)),
             "CONNECT proxy listening"
         );
         tokio::spawn(accept_loop(shared.clone(), l));
@@ -384,7 +384,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 #[derive(Default)]
 struct AccessEntry {
     client: Option<SocketAddr>,
+    /// The authenticated user.
     user: Option<String>,
+    /// The user name of credentials that were refused.
+    rejected_user: Option<String>,
     target: Option<String>,
     sstp: bool,
     status: Option<u16>,
@@ -394,21 +397,20 @@ struct AccessEntry {
     result: &'static str,
 }
 
+/// One line per connection; fields that do not apply (no user, no target
+/// yet, no status sent) are left out.
 fn access_log(e: &AccessEntry) {
-    let client = e
-        .client
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| "-".into());
     let duration_ms = e
         .started
         .map(|s| s.elapsed().as_millis() as u64)
         .unwrap_or(0);
     info!(
         target: "tunnel443::access",
-        client = %client,
-        user = ?e.user.as_deref().unwrap_or("-"),
-        target = %e.target.as_deref().unwrap_or("-"),
-        status = e.status.unwrap_or(0),
+        client = e.client.map(display),
+        user = e.user.as_deref().map(display),
+        rejected_user = e.rejected_user.as_deref().map(display),
+        target = e.target.as_deref().map(display),
+        status = e.status,
         bytes_up = e.up,
         bytes_down = e.down,
         duration_ms,
@@ -663,7 +665,7 @@ async fn serve(shared: &Shared, sock: &mut TcpStream, log: &mut AccessEntry) {
                     "The request head is too large.",
                 ),
                 ReadFail::Malformed(e) => {
-                    debug!(client = ?log.client, error = %e, "malformed request head");
+                    debug!(client = log.client.map(display), error = %e, "malformed request head");
                     (
                         Status::BadRequest,
                         "bad_request",
@@ -685,22 +687,25 @@ async fn serve(shared: &Shared, sock: &mut TcpStream, log: &mut AccessEntry) {
     if head.method().eq_ignore_ascii_case("CONNECT") {
         log.target = Some(httptunnel::head::sanitize(head.target(), 300));
     }
-    let acc = match shared.policy.decide(&head) {
+    // Authenticate first (407), then apply the policy (403): nothing about
+    // the port or address rules before the credentials are right, and a
+    // refusal names the user who was refused.
+    let decided = shared.policy.authenticate(&head).and_then(|who| {
+        log.user = who.user.clone();
+        shared.policy.authorise(&head, who)
+    });
+    let acc = match decided {
         Ok(a) => a,
         Err(r) => {
             log.status = Some(r.status().code());
             log.result = r.label();
-            if let Refusal::AuthRequired {
-                attempted_user: Some(u),
-            } = &r
-            {
-                log.user = Some(format!("{u} (rejected)"));
+            if let Refusal::AuthRequired { attempted_user } = &r {
+                log.rejected_user = attempted_user.clone();
             }
             answer_and_close(sock, &r.response(&shared.policy.realm)).await;
             return;
         }
     };
-    log.user = acc.user.clone();
     log.target = Some(acc.target.to_string());
     let server = match open_target(shared, &acc).await {
         Ok(s) => s,

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::IphttpsSettings;
-use crate::io_util::BoxStream;
+use crate::io_util::{is_peer_close, plain_error, BoxStream};
 use crate::server::router::SESSION_QUEUE;
 use crate::server::Shared;
 
@@ -247,7 +247,11 @@ pub async fn run(
         }
         if !out.is_empty() {
             if let Err(e) = stream.write_all(&out).await {
-                break format!("write failed: {e}");
+                break if is_peer_close(&e) {
+                    "closed by the client".into()
+                } else {
+                    format!("write failed: {}", plain_error(&e))
+                };
             }
             out.clear();
         }
@@ -265,7 +269,9 @@ pub async fn run(
                 r = stream.read(dec.spare()) => match r {
                     Ok(0) => break 'session "closed by the client".into(),
                     Ok(n) => { dec.filled(n); true }
-                    Err(e) => break 'session format!("read failed: {e}"),
+                    // Most clients leave without TLS close_notify.
+                    Err(e) if is_peer_close(&e) => break 'session "closed by the client".into(),
+                    Err(e) => break 'session format!("read failed: {}", plain_error(&e)),
                 },
                 pkt = rx.recv() => {
                     let Some(pkt) = pkt else { break 'session "route removed".into() };

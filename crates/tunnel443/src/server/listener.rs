@@ -12,6 +12,8 @@
 //! handshake; otherwise the dispatch refuses IP-HTTPS with 403 when no
 //! verified certificate was presented (unless `iphttps.auth = "none"`),
 //! and with 421 when the names are configured and this is not one of them.
+//! A refused client certificate is logged once per connection, at info,
+//! with the peer and the reason in plain words.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,9 +24,9 @@ use tokio::sync::Semaphore;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::io_util::{read_head, BoxStream, HeadError};
+use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
 use crate::proxy_protocol;
-use crate::server::{iphttps, session, Shared};
+use crate::server::{iphttps, session, tls_setup, Shared};
 
 /// The request head as the listener dispatches it.
 enum Dispatch {
@@ -84,7 +86,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     Ok(Some(src)) => peer = src,
                     Ok(None) => {}
                     Err(e) => {
-                        info!(%peer, error = %e, "PROXY protocol header rejected; closed");
+                        info!(%peer, error = %plain_error(&e), "PROXY protocol header rejected; closed");
                         return;
                     }
                 }
@@ -111,12 +113,17 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                         .map(|c| hex::encode(&crate::tls::CertHashes::of(c).sha256[..8]));
                     (Box::new(s), buf)
                 }
-                Ok(Err((e, sni))) if iphttps_name => {
-                    info!(%peer, sni = sni.as_deref().unwrap_or("-"), error = %e, "IP-HTTPS TLS handshake refused");
-                    return;
-                }
                 Ok(Err((e, sni))) => {
-                    debug!(%peer, sni = sni.as_deref().unwrap_or("-"), error = %e, "TLS handshake failed");
+                    let sni = sni.as_deref().map(tracing::field::display);
+                    if let Some(reason) = tls_setup::client_cert_refusal(&e) {
+                        // Once per connection, at info: why a client
+                        // cannot connect is the first thing an admin asks.
+                        info!(%peer, sni, %reason, "IP-HTTPS TLS handshake refused (client certificate)");
+                    } else if iphttps_name {
+                        info!(%peer, sni, error = %plain_error(&e), "IP-HTTPS TLS handshake refused");
+                    } else {
+                        debug!(%peer, sni, error = %plain_error(&e), "TLS handshake failed");
+                    }
                     return;
                 }
                 Err(_) => {
@@ -187,7 +194,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             info!(%peer, error = %e, "request head too large; 431");
             reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
         }
-        Err(e) => info!(%peer, error = %e, "no request head; closed"),
+        Err(e) => info!(%peer, error = %plain_error(&e), "no request head; closed"),
     }
 }
 

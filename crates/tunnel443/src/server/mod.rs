@@ -298,7 +298,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     info!(
-        sessions = shared.router.sessions(),
+        sessions = session::active() + iphttps::active(),
         "shutting down: disconnecting every session"
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -6,7 +6,9 @@
 //!
 //! Two tables: exact addresses (SSTP sessions: one IPv4 and one IPv6
 //! address each) and /64 prefixes (IP-HTTPS sessions: each client owns a
-//! /64, MS-IPHTTPS §3.2.3). An exact match wins over a /64.
+//! /64, MS-IPHTTPS §3.2.3). An exact match wins over a /64. The tables
+//! hold routes, not sessions (an SSTP session with IPv4 and IPv6 has two):
+//! sessions are counted by `session::active` and `iphttps::active`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -126,11 +128,6 @@ impl Router {
         })
     }
 
-    pub fn sessions(&self) -> usize {
-        self.table.read().expect("router lock").len()
-            + self.table64.read().expect("router lock").len()
-    }
-
     fn dispatch(&self, pkt: &[u8]) {
         let Some(dst) = destination(pkt) else { return };
         let mut tx = self.table.read().expect("router lock").get(&dst).cloned();
@@ -208,7 +205,8 @@ mod tests {
         r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 3]));
         assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
         drop(reg);
-        assert_eq!(r.sessions(), 0);
+        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
+        assert_eq!(r.no_route.load(Ordering::Relaxed), 2, "route removed");
     }
 
     fn v6(dst: &str) -> Vec<u8> {

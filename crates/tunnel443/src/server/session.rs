@@ -7,7 +7,7 @@
 //! Everything the session holds (lease, route) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -106,8 +106,50 @@ fn sstp_config(shared: &Shared, hashes: CertHashes) -> sstp::ServerConfig {
 struct Ipv6Link {
     addr: Ipv6Addr,
     local_ll: Ipv6Addr,
-    peer_ll: Ipv6Addr,
     _route: Registration,
+}
+
+/// Where a packet from the client goes (anti-spoofing, DESIGN "Data plane").
+#[derive(Debug, PartialEq, Eq)]
+enum FromClient {
+    /// From the session's own address, to a routable destination: to the
+    /// TUN device.
+    Forward,
+    /// Traffic of the point-to-point link itself: an IPv6 link-local or
+    /// unspecified source (the client's kernel picks its own link-local
+    /// address, which need not be `fe80::<IPv6CP identifier>`; DAD and MLD
+    /// use `::`), or a link-scope destination. "Routers must not forward
+    /// any packets with Link-Local source or destination addresses"
+    /// (RFC 4291 §2.5.6): handled here, never counted as spoofing.
+    Link,
+    /// Any other source: dropped and counted.
+    Spoofed,
+}
+
+/// Whether `a` belongs to the link rather than the network: link-local
+/// unicast (fe80::/10) or multicast of interface- or link-local scope.
+fn link_scope(a: Ipv6Addr) -> bool {
+    let o = a.octets();
+    (o[0] == 0xfe && o[1] & 0xc0 == 0x80) || (o[0] == 0xff && o[1] & 0x0f <= 2)
+}
+
+/// Decides on a packet the client sent, given the session's addresses.
+fn classify(pkt: &[u8], v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> FromClient {
+    let (Some(src), Some(dst)) = (router::source(pkt), router::destination(pkt)) else {
+        return FromClient::Spoofed;
+    };
+    match (src, dst) {
+        (IpAddr::V6(s), _) if s.is_unspecified() || link_scope(s) => FromClient::Link,
+        (IpAddr::V6(s), IpAddr::V6(d)) if Some(s) == v6 => {
+            if link_scope(d) {
+                FromClient::Link
+            } else {
+                FromClient::Forward
+            }
+        }
+        (IpAddr::V4(s), _) if Some(s) == v4 => FromClient::Forward,
+        _ => FromClient::Spoofed,
+    }
 }
 
 /// Per-session counters, logged when it ends.
@@ -169,7 +211,10 @@ impl Session {
             sstp::Event::PppFrame(f) => self.on_ppp_frame(now, &f),
             sstp::Event::PppControlAllowed => self.ppp.open(now),
             sstp::Event::Connected => {
-                info!(user = ?self.user, "SSTP call connected (crypto binding verified)")
+                info!(
+                    user = self.user.as_deref().map(display),
+                    "SSTP call connected (crypto binding verified)"
+                )
             }
             sstp::Event::Closed { reason } => {
                 info!(reason = %reason, "SSTP session closed");
@@ -186,34 +231,39 @@ impl Session {
         let pkt = match inbound {
             ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
         };
-        let src = router::source(pkt);
-        if let (Some(IpAddr::V6(s6)), Some(l6)) = (src, &self.ipv6) {
-            if s6 == l6.peer_ll {
-                // Link-local traffic ends here; a Router Solicitation gets
-                // an advertisement (RFC 4861 §6.2.6).
-                if let Ok(rs) = iphttps::RouterSolicit::parse(pkt) {
-                    let to = rs.reply_to();
-                    self.send_ra(to);
+        let v4 = self.lease.as_ref().map(|l| l.addr());
+        let v6 = self.ipv6.as_ref().map(|l| l.addr);
+        match classify(pkt, v4, v6) {
+            FromClient::Forward => {
+                self.counters.rx_packets += 1;
+                self.counters.rx_bytes += pkt.len() as u64;
+                if self.shared.tun.try_send(pkt).is_err() {
+                    self.counters.tun_drops += 1;
                 }
-                return;
             }
-        }
-        let allowed = match src {
-            Some(IpAddr::V4(_)) => self.lease.as_ref().map(|l| IpAddr::V4(l.addr())),
-            Some(IpAddr::V6(_)) => self.ipv6.as_ref().map(|l| IpAddr::V6(l.addr)),
-            None => None,
-        };
-        if src.is_none() || src != allowed {
-            self.counters.spoofed += 1;
-            if self.counters.spoofed.is_power_of_two() {
-                warn!(source = ?router::source(pkt), assigned = ?allowed, dropped = self.counters.spoofed, "packet with a source address not assigned to this session dropped");
+            FromClient::Link => {
+                // A Router Solicitation gets an advertisement (RFC 4861
+                // §6.2.6); the rest (MLD reports, DAD) ends here.
+                if let Ok(rs) = iphttps::RouterSolicit::parse(pkt) {
+                    self.send_ra(rs.reply_to());
+                }
             }
-            return;
-        }
-        self.counters.rx_packets += 1;
-        self.counters.rx_bytes += pkt.len() as u64;
-        if self.shared.tun.try_send(pkt).is_err() {
-            self.counters.tun_drops += 1;
+            FromClient::Spoofed => {
+                self.counters.spoofed += 1;
+                if self.counters.spoofed.is_power_of_two() {
+                    let assigned = match router::source(pkt) {
+                        Some(IpAddr::V4(_)) => v4.map(IpAddr::V4),
+                        Some(IpAddr::V6(_)) => v6.map(IpAddr::V6),
+                        None => None,
+                    };
+                    warn!(
+                        source = router::source(pkt).map(display),
+                        assigned = assigned.map(display),
+                        dropped = self.counters.spoofed,
+                        "packet with a source address not assigned to this session dropped"
+                    );
+                }
+            }
         }
     }
 
@@ -222,7 +272,7 @@ impl Session {
             ppp::Event::AuthRequest(req) => {
                 let verdict = self.shared.users.verify(&req.username, &req.proof);
                 let ok = verdict.is_accept();
-                info!(user = %req.username, method = ?req.method, accepted = ok, "authentication");
+                info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 if let Err(e) = self.ppp.auth_verdict(now, req.id, verdict) {
                     debug!(error = %e, "late verdict");
                 }
@@ -232,12 +282,12 @@ impl Session {
                 username,
                 method,
             } => {
-                info!(user = %username, method = ?method, "authenticated");
+                info!(user = %username, method = %method, "authenticated");
                 self.user = Some(username);
                 self.sstp.higher_layer_authenticated(now, hlak.0);
             }
             ppp::Event::AuthFailed { username, reason } => {
-                warn!(user = ?username, reason = ?reason, "authentication failed");
+                warn!(user = username.as_deref().map(display), reason = %reason, "authentication failed");
             }
             ppp::Event::NeedIpv4Address { username } => match self.shared.pool.allocate() {
                 Some(lease) => {
@@ -261,7 +311,7 @@ impl Session {
                     .shared
                     .router
                     .register(IpAddr::V4(peer), self.tx.clone());
-                info!(user = ?self.user, address = %peer, "session up");
+                info!(user = self.user.as_deref().map(display), address = %peer, "session up");
             }
             ppp::Event::Ipv6Up {
                 local_iid,
@@ -272,7 +322,7 @@ impl Session {
                 self.route = None;
             }
             ppp::Event::LinkDown { reason } => {
-                info!(reason = ?reason, "PPP link down");
+                info!(reason = %reason, "PPP link down");
                 self.route = None;
                 self.sstp.disconnect(now);
             }
@@ -285,7 +335,11 @@ impl Session {
             return;
         };
         let Ok(iid) = iphttps::InterfaceId::new(peer_iid) else {
-            warn!(iid = ?peer_iid, "reserved IPv6 interface identifier; no IPv6 for this session");
+            let g = |i: usize| u16::from_be_bytes([peer_iid[i], peer_iid[i + 1]]);
+            warn!(
+                iid = %format_args!("{:x}:{:x}:{:x}:{:x}", g(0), g(2), g(4), g(6)),
+                "reserved IPv6 interface identifier; no IPv6 for this session"
+            );
             return;
         };
         let addr = prefix.address(iid);
@@ -297,11 +351,10 @@ impl Session {
             warn!(address = %addr, "IPv6 address already used by another session; no IPv6 for this one");
             return;
         };
-        info!(user = ?self.user, address = %addr, "IPv6 up");
+        info!(user = self.user.as_deref().map(display), address = %addr, "IPv6 up");
         self.ipv6 = Some(Ipv6Link {
             addr,
             local_ll: crate::tun::link_local(local_iid),
-            peer_ll: crate::tun::link_local(peer_iid),
             _route: route,
         });
         self.send_ra(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
@@ -459,8 +512,8 @@ async fn run_inner(
     let address = s.lease.take().map(|l| l.addr());
     let c = &s.counters;
     info!(
-        user = ?s.user,
-        address = ?address,
+        user = s.user.as_deref().map(display),
+        address = address.map(display),
         duration_s = started.elapsed().as_secs(),
         rx_packets = c.rx_packets,
         rx_bytes = c.rx_bytes,
@@ -505,6 +558,78 @@ fn httpdate_at(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{classify, FromClient};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    fn packet(src: &str, dst: &str) -> Vec<u8> {
+        match (src.parse().unwrap(), dst.parse().unwrap()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut p = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0];
+                p.extend_from_slice(&s.octets());
+                p.extend_from_slice(&d.octets());
+                p
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let mut p = vec![0x60, 0, 0, 0, 0, 0, 58, 255];
+                p.extend_from_slice(&s.octets());
+                p.extend_from_slice(&d.octets());
+                p
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn anti_spoofing_lets_link_traffic_through_to_the_session_only() {
+        let v4: Option<Ipv4Addr> = Some("10.44.0.2".parse().unwrap());
+        let v6: Option<Ipv6Addr> = Some("fd44:443::ecab:83cd:3903:83da".parse().unwrap());
+        let c = |src: &str, dst: &str| classify(&packet(src, dst), v4, v6);
+        // The session's own addresses go to the TUN device.
+        assert_eq!(c("10.44.0.2", "10.44.0.1"), FromClient::Forward);
+        assert_eq!(
+            c("fd44:443::ecab:83cd:3903:83da", "fd44:443::1"),
+            FromClient::Forward
+        );
+        // The client's link-local address, whatever its identifier (the
+        // kernel's own, not the IPv6CP one), and `::` (DAD, MLD): the link's.
+        for src in [
+            "fe80::8660:940e:603c:56c8",
+            "fe80::ecab:83cd:3903:83da",
+            "::",
+        ] {
+            for dst in ["ff02::2", "ff02::16", "fe80::1", "fd44:443::1"] {
+                assert_eq!(c(src, dst), FromClient::Link, "{src} -> {dst}");
+            }
+        }
+        // Its global address to a link-scope destination is not forwarded.
+        assert_eq!(
+            c("fd44:443::ecab:83cd:3903:83da", "ff02::1"),
+            FromClient::Link
+        );
+        assert_eq!(
+            c("fd44:443::ecab:83cd:3903:83da", "fe80::1"),
+            FromClient::Link
+        );
+        // Anyone else's address is spoofing.
+        assert_eq!(c("10.44.0.3", "10.44.0.1"), FromClient::Spoofed);
+        assert_eq!(c("fd44:443::1:2", "fd44:443::1"), FromClient::Spoofed);
+        assert_eq!(c("2001:db8::1", "ff02::1"), FromClient::Spoofed);
+        // Without an IPv6 address, only link traffic is accepted.
+        assert_eq!(
+            classify(
+                &packet("fd44:443::ecab:83cd:3903:83da", "fd44:443::1"),
+                v4,
+                None
+            ),
+            FromClient::Spoofed
+        );
+        assert_eq!(
+            classify(&packet("fe80::1:2", "ff02::2"), v4, None),
+            FromClient::Link
+        );
+        assert_eq!(classify(&[0x45, 0], v4, v6), FromClient::Spoofed);
+    }
+
     #[test]
     fn httpdate_format() {
         assert_eq!(super::httpdate_at(0), "Thu, 01 Jan 1970 00:00:00 GMT");

@@ -91,9 +91,113 @@ impl TlsSetup {
     }
 }
 
+/// If a failed server handshake is the refusal of the client's
+/// certificate, the reason in plain words (for the log line an admin
+/// reads when an IP-HTTPS client cannot connect).
+pub fn client_cert_refusal(e: &std::io::Error) -> Option<String> {
+    let e = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    match e {
+        rustls::Error::NoCertificatesPresented => {
+            Some("no client certificate was presented".into())
+        }
+        rustls::Error::InvalidCertificate(c) => Some(certificate_problem(c)),
+        _ => None,
+    }
+}
+
+/// What is wrong with a client certificate, in plain words.
+pub fn certificate_problem(e: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    #[allow(deprecated)]
+    let text = match e {
+        C::UnknownIssuer => "it is not issued by a CA in iphttps.client_ca",
+        C::BadSignature => "its signature does not verify",
+        C::Expired | C::ExpiredContext { .. } => "it has expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet",
+        C::Revoked => "it is revoked",
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "it is not for client authentication (its extended key usage lacks clientAuth)"
+        }
+        C::UnhandledCriticalExtension => "it has a critical extension this server does not know",
+        C::BadEncoding => "it cannot be parsed",
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "it is signed with an algorithm this server does not support"
+        }
+        C::Other(o) => {
+            return match o.to_string().as_str() {
+                "CaUsedAsEndEntity" => "it is a CA certificate, not a client certificate".into(),
+                "UnsupportedCertVersion" => {
+                    "it is not an X.509 v3 certificate (it has no extensions)".into()
+                }
+                "EndEntityUsedAsCa" => "a client certificate was used as a CA".into(),
+                other => format!("it was refused ({})", words(other)),
+            }
+        }
+        _ => "it was refused",
+    };
+    text.to_owned()
+}
+
+/// `CamelCaseName` -> `camel case name`; anything else as it is.
+fn words(s: &str) -> String {
+    if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return s.to_owned();
+    }
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_refusals_in_plain_words() {
+        use rustls::CertificateError as C;
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        assert_eq!(
+            client_cert_refusal(&io(C::UnknownIssuer.into())).as_deref(),
+            Some("it is not issued by a CA in iphttps.client_ca")
+        );
+        assert!(client_cert_refusal(&io(C::InvalidPurpose.into()))
+            .unwrap()
+            .contains("clientAuth"));
+        assert_eq!(
+            client_cert_refusal(&io(rustls::Error::NoCertificatesPresented)).as_deref(),
+            Some("no client certificate was presented")
+        );
+        #[derive(Debug)]
+        struct Webpki(&'static str);
+        impl std::fmt::Display for Webpki {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Webpki {}
+        let other = |s| C::Other(rustls::OtherError(Arc::new(Webpki(s))));
+        assert_eq!(
+            certificate_problem(&other("CaUsedAsEndEntity")),
+            "it is a CA certificate, not a client certificate"
+        );
+        assert_eq!(
+            certificate_problem(&other("SomeNewProblem")),
+            "it was refused (some new problem)"
+        );
+        // Not about the client's certificate: nothing to say.
+        assert_eq!(
+            client_cert_refusal(&io(rustls::Error::HandshakeNotComplete)),
+            None
+        );
+        assert_eq!(client_cert_refusal(&std::io::Error::other("reset")), None);
+    }
     use crate::config::{self, Overrides};
 
     /// A server certificate and a CA in a temporary directory.
