@@ -12,9 +12,10 @@ use anyhow::{bail, Context};
 
 use crate::server::auth::{read_users_file, write_users_file, POLL};
 
-/// The users file is the one the server uses: --users-file, else the
-/// config file's `users_file`, else STATE_DIR/users.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The users file is the one the server uses: --users-file, else `users_file` of the config file, else STATE_DIR/users."
+)]
 pub struct UserArgs {
     #[command(subcommand)]
     pub action: UserAction,

@@ -29,9 +29,10 @@ use crate::pool::Pool;
 use crate::tls::CertHashes;
 use tls_setup::TlsSetup;
 
-/// Command-line values override the configuration file; the defaults shown
-/// apply when neither sets a value.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Each option overrides the configuration key named in its help; a default applies when neither sets a value. Every key is documented in dist/tunnel443.toml."
+)]
 pub struct ServerArgs {
     /// Configuration file (TOML); without one, the built-in defaults apply
     /// [default: /etc/tunnel443/tunnel443.toml, read when present]
@@ -395,21 +396,22 @@ async fn watch_users_file(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         if let Some(result) = shared.users.reload_if_changed(&shared.settings.users_file) {
-            log_users_reload(&shared, "file changed", result);
+            log_users_reload(&shared, "changed", result);
         }
     }
 }
 
+/// One log line per reload; `cause` is one word (`changed`, `SIGHUP`).
 fn log_users_reload(shared: &Shared, cause: &str, result: anyhow::Result<usize>) {
     let file = shared.settings.users_file.display();
     match result {
         Ok(0) => {
-            warn!(users_file = %file, cause, "users file reloaded: it has no users, nobody can log in")
+            warn!(users_file = %file, cause = %cause, "users file reloaded: it has no users, nobody can log in")
         }
-        Ok(n) => info!(users = n, users_file = %file, cause, "users file reloaded"),
+        Ok(n) => info!(users = n, users_file = %file, cause = %cause, "users file reloaded"),
         Err(e) => warn!(
             users_file = %file,
-            cause,
+            cause = %cause,
             error = %format!("{e:#}"),
             "users file reload failed; keeping the old users"
         ),
