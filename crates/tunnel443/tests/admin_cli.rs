@@ -196,7 +196,7 @@ fn empty_users_file_gives_a_hint_not_a_command() {
 
 // Issue 15 item 15: a second server in the same namespace is told that the
 // TUN name or the port is taken (not that it needs root), before it prints
-// anything for clients.
+// anything for clients or creates a user whose password nobody saw.
 #[test]
 fn second_server_names_the_busy_device_and_port() {
     let lab = Lab::new(0);
@@ -213,8 +213,9 @@ fn second_server_names_the_busy_device_and_port() {
         assert!(!out.contains("connect with"), "{out}");
         out
     };
+    let fresh = lab.dir.path().join("fresh");
     let out = fails(
-        &["--state-dir", p(&state), "--listen", "0.0.0.0:4443"],
+        &["--state-dir", p(&fresh), "--listen", "0.0.0.0:4443"],
         "creating TUN device t443s0: t443s0 is in use by another process",
     );
     assert!(
@@ -222,8 +223,12 @@ fn second_server_names_the_busy_device_and_port() {
         "{out}"
     );
     fails(
-        &["--state-dir", p(&state), "--tun-name", "t443other"],
+        &["--state-dir", p(&fresh), "--tun-name", "t443other"],
         "listening on 0.0.0.0:443: the address is already in use",
+    );
+    assert!(
+        !fresh.join("users").exists(),
+        "a server that did not start created a user"
     );
 }
 

@@ -255,33 +255,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         return check_config(&settings);
     }
 
-    let zero = if settings.generated_cert {
-        let hosts =
-            banner::reachable_hosts(settings.listen.ip(), |a| own_tunnel_address(&settings, a));
-        let z = ensure_zero_config(&settings.state_dir, &settings.users_file, &hosts)?;
-        Some((z, hosts))
-    } else {
-        None
-    };
-
-    let tls = load_tls(&settings).with_context(|| tls_fields(&settings))?;
-    let plain_hashes = match &settings.tls {
-        TlsMode::PlainHttp {
-            cert_sha256,
-            cert_sha1,
-            ..
-        } => Some(CertHashes {
-            sha1: cert_sha1.unwrap_or([0; 20]),
-            sha256: cert_sha256.unwrap_or([0; 32]),
-        }),
-        TlsMode::Tls { .. } => None,
-    };
-    let users = auth::Users::load(&settings.users_file)?;
-    let pool = Pool::new(settings.pool);
+    // Before the TUN device exists, so its addresses are not among them.
+    let hosts = settings.generated_cert.then(|| {
+        banner::reachable_hosts(settings.listen.ip(), |a| own_tunnel_address(&settings, a))
+    });
     let iphttps = match &settings.iphttps {
         Some(i) => Some(iphttps::Service::new(i, &settings.ipv6_dns)?),
         None => None,
     };
+    // The listener and the TUN device first: a server that cannot start
+    // must not have created (and not shown) a user's password.
     let listener = bind(settings.listen).await?;
     let tun = crate::tun::create(
         Some(&settings.tun_name),
@@ -310,6 +293,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             "IP-HTTPS enabled"
         );
     }
+    let zero = match hosts {
+        Some(hosts) => Some((
+            ensure_zero_config(&settings.state_dir, &settings.users_file, &hosts)?,
+            hosts,
+        )),
+        None => None,
+    };
+    let tls = load_tls(&settings).with_context(|| tls_fields(&settings))?;
+    let plain_hashes = match &settings.tls {
+        TlsMode::PlainHttp {
+            cert_sha256,
+            cert_sha1,
+            ..
+        } => Some(CertHashes {
+            sha1: cert_sha1.unwrap_or([0; 20]),
+            sha256: cert_sha256.unwrap_or([0; 32]),
+        }),
+        TlsMode::Tls { .. } => None,
+    };
+    let users = auth::Users::load(&settings.users_file)?;
+    let pool = Pool::new(settings.pool);
     check_forwarding(&settings);
     let names = users.names();
     if names.is_empty() {
