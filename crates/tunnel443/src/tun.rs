@@ -5,6 +5,8 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use anyhow::Context;
+
 pub type Tun = Arc<tun_rs::AsyncDevice>;
 
 /// A TUN device with `addr/prefix` (and a point-to-point `peer`, if given).
@@ -21,10 +23,9 @@ pub fn create(
     if let Some(n) = name {
         b = b.name(n);
     }
-    let dev = b.build_async().map_err(|e| {
-        let what = create_error(name, e.raw_os_error());
-        anyhow::Error::new(e).context(what)
-    })?;
+    let built = b.build_async();
+    let errno = built.as_ref().err().and_then(std::io::Error::raw_os_error);
+    let dev = built.with_context(|| create_error(name, errno))?;
     Ok(Arc::new(dev))
 }
 
