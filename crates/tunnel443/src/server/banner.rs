@@ -91,6 +91,21 @@ fn default_source(probe: SocketAddr) -> Option<IpAddr> {
     Some(s.local_addr().ok()?.ip())
 }
 
+/// The addresses `name` resolves to; none if the resolver takes longer
+/// than two seconds (an unreachable DNS server must not hold up the start).
+fn resolve(name: String) -> Vec<IpAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let addrs: Vec<IpAddr> = (name.as_str(), 0)
+            .to_socket_addrs()
+            .map(|it| it.map(|a| a.ip()).collect())
+            .unwrap_or_default();
+        let _ = tx.send(addrs);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(2))
+        .unwrap_or_default()
+}
+
 /// [`select_hosts`] for this host: its interface addresses except those
 /// `own` says are the server's own (the tunnel pools), its default-route
 /// sources, and its host name as the resolver sees it.
@@ -105,11 +120,7 @@ pub fn reachable_hosts(listen: IpAddr, own: impl Fn(IpAddr) -> bool) -> Vec<Stri
         .filter_map(|p| default_source(p.parse().ok()?))
         .collect();
     let name = crate::state::hostname();
-    let resolved: Vec<IpAddr> = name
-        .as_deref()
-        .and_then(|n| (n, 0).to_socket_addrs().ok())
-        .map(|it| it.map(|a| a.ip()).collect())
-        .unwrap_or_default();
+    let resolved = name.clone().map(resolve).unwrap_or_default();
     select_hosts(
         listen,
         &local,
