@@ -147,6 +147,11 @@ impl Users {
         self.users.get(name)
     }
 
+    /// The user names, in sorted order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
     /// Number of users.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -202,6 +207,10 @@ mod tests {
         let text = "# users\n\nalice:plain:correct horse\r\nbob:nthash:8846F7EAEE8FB117AD06BDD830B7586C\nCORP\\carol:plain:pa:ss\n";
         let u = Users::parse(text).unwrap();
         assert_eq!(u.len(), 3);
+        assert_eq!(
+            u.names().collect::<Vec<_>>(),
+            ["CORP\\carol", "alice", "bob"]
+        );
         assert_eq!(
             u.get("alice"),
             Some(&Secret::Password(Password::new("correct horse")))

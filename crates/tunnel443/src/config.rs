@@ -233,17 +233,102 @@ pub struct Overrides {
     pub iphttps_server_names: Vec<String>,
 }
 
-/// Reads `path` (if given) and applies the overrides.
-pub fn load(path: Option<&Path>, ov: &Overrides) -> anyhow::Result<ServerSettings> {
-    let file = match path {
+/// The configuration file to read: the one given, else
+/// [`DEFAULT_CONFIG`] when it exists, else none (the built-in defaults).
+pub fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let p = PathBuf::from(DEFAULT_CONFIG);
+        p.exists().then_some(p)
+    })
+}
+
+fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    match path {
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            parse(&text).with_context(|| format!("in {}", p.display()))?
+            parse(&text).with_context(|| format!("in {}", p.display()))
         }
-        None => FileConfig::default(),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// Reads `path` (if given) and applies the overrides.
+pub fn load(path: Option<&Path>, ov: &Overrides) -> anyhow::Result<ServerSettings> {
+    validate(read_file(path)?, ov)
+}
+
+/// The state directory and the users file, from what was given (command
+/// line first, then the file) and the defaults.
+fn state_paths(state_dir: Option<PathBuf>, users_file: Option<PathBuf>) -> (PathBuf, PathBuf) {
+    let state_dir = state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let users_file = users_file.unwrap_or_else(|| state_dir.join("users"));
+    (state_dir, users_file)
+}
+
+/// The users file a server with this configuration file and these
+/// command-line values uses (for `tunnel443 user`); only `state_dir` and
+/// `users_file` are taken from the file.
+pub fn users_file(
+    config: Option<&Path>,
+    state_dir: Option<PathBuf>,
+    users_file: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    let f = read_file(config)?;
+    Ok(state_paths(state_dir.or(f.state_dir), users_file.or(f.users_file)).1)
+}
+
+/// Checks that the files the settings name exist (and can be looked at),
+/// naming the field of each missing one. A missing users file is fine only
+/// when the server will create it ([`ServerSettings::creates_users_file`]).
+pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
+    let mut files: Vec<(&str, &Path)> = Vec::new();
+    if let (TlsMode::Tls { cert, key }, false) = (&s.tls, s.generated_cert) {
+        files.push(("tls.cert", cert));
+        files.push(("tls.key", key));
+    }
+    if let Some(ca) = s.iphttps.as_ref().and_then(|i| i.client_ca.as_deref()) {
+        files.push(("iphttps.client_ca", ca));
+    }
+    for (field, path) in files {
+        std::fs::metadata(path).with_context(|| format!("{field}: {}", path.display()))?;
+    }
+    if !s.creates_users_file() {
+        std::fs::metadata(&s.users_file).with_context(|| {
+            format!(
+                "users_file: {} (create it with `tunnel443 user add NAME --users-file {}`)",
+                s.users_file.display(),
+                s.users_file.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+impl ServerSettings {
+    /// True when a missing users file is created at start with the
+    /// zero-config user: the certificate is the generated one too.
+    pub fn creates_users_file(&self) -> bool {
+        self.generated_cert
+    }
+}
+
+/// Parses an IPv6 prefix for `field`; set host bits are an error that names
+/// the network meant.
+fn v6_prefix(field: &str, text: &str) -> anyhow::Result<iphttps::Ipv6Prefix> {
+    let parsed = text.split_once('/').and_then(|(a, l)| {
+        let len = l.parse::<u8>().ok().filter(|l| *l <= 128)?;
+        Some((a.parse::<Ipv6Addr>().ok()?, len))
+    });
+    let Some((addr, len)) = parsed else {
+        bail!("{field}: {text} is not an IPv6 prefix (address/length, e.g. fd00:1::/48)");
     };
-    validate(file, ov)
+    iphttps::Ipv6Prefix::new(addr, len).map_err(|_| {
+        anyhow::anyhow!(
+            "{field}: {text} has host bits set: the network address is {}",
+            iphttps::Ipv6Prefix::truncating(addr, len)
+        )
+    })
 }
 
 /// Parses the TOML text; errors carry the key and line (from `toml`).
@@ -259,16 +344,10 @@ fn hex_array<const N: usize>(field: &str, s: &str) -> anyhow::Result<[u8; N]> {
 }
 
 pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings> {
-    let state_dir = ov
-        .state_dir
-        .clone()
-        .or(f.state_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-    let users_file = ov
-        .users_file
-        .clone()
-        .or(f.users_file)
-        .unwrap_or_else(|| state_dir.join("users"));
+    let (state_dir, users_file) = state_paths(
+        ov.state_dir.clone().or(f.state_dir),
+        ov.users_file.clone().or(f.users_file),
+    );
     let listen = ov
         .listen
         .or(f.listen)
@@ -337,7 +416,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
                     "sha1" => h.sha1 = true,
                     "sha256" => h.sha256 = true,
                     other => {
-                        bail!("sstp.hash_protocols: unknown {other:?} (use \"sha256\", \"sha1\")")
+                        bail!("sstp.hash_protocols: unknown \"{other}\" (use \"sha256\", \"sha1\")")
                     }
                 }
             }
@@ -358,10 +437,10 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             let mut out = Vec::new();
             for s in &list {
                 let m = AuthMethod::parse(s).with_context(|| {
-                    format!("sstp.auth: unknown {s:?} (use \"mschapv2\", \"eap-mschapv2\", \"chap-md5\", \"pap\")")
+                    format!("sstp.auth: unknown \"{s}\" (use \"mschapv2\", \"eap-mschapv2\", \"chap-md5\", \"pap\")")
                 })?;
                 if out.contains(&m) {
-                    bail!("sstp.auth: {s:?} listed twice");
+                    bail!("sstp.auth: \"{s}\" listed twice");
                 }
                 out.push(m);
             }
@@ -377,14 +456,9 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         .clone()
         .or(f.ipv4.pool)
         .unwrap_or_else(|| "10.44.0.0/24".to_string());
-    let pool: Ipv4Net = pool_text
-        .parse()
-        .map_err(|e| anyhow::anyhow!("ipv4.pool: {e}"))?;
+    let pool = Ipv4Net::parse_network(&pool_text).map_err(|e| anyhow::anyhow!("ipv4.pool: {e}"))?;
     if pool.prefix_len() > 30 {
-        bail!(
-            "ipv4.pool: /{} is too small (at most /30)",
-            pool.prefix_len()
-        );
+        bail!("ipv4.pool: {pool} is too small: it needs at least 4 addresses (/30 or shorter)");
     }
     let dns = f.ipv4.dns.unwrap_or_default();
     if dns.len() > 2 {
@@ -394,10 +468,9 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     let ipv6_prefix = match ov.ipv6_prefix.clone().or(f.ipv6.prefix) {
         None => None,
         Some(text) => {
-            let p = iphttps::Ipv6Prefix::parse(&text)
-                .with_context(|| format!("ipv6.prefix: {text:?} is not an IPv6 prefix"))?;
+            let p = v6_prefix("ipv6.prefix", &text)?;
             if p.prefix_len() != 64 {
-                bail!("ipv6.prefix: must be a /64 (clients form addresses from their interface identifiers)");
+                bail!("ipv6.prefix: {text} must be a /64 (clients form addresses from their interface identifiers)");
             }
             Some(iphttps::Prefix64::of(p.addr()))
         }
@@ -410,7 +483,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         .or(f.tun.name)
         .unwrap_or_else(|| "t443s0".to_string());
     if tun_name.is_empty() || tun_name.len() > 15 {
-        bail!("tun.name: {tun_name:?} must be 1 to 15 characters");
+        bail!("tun.name: \"{tun_name}\" must be 1 to 15 characters");
     }
     let mtu = f.tun.mtu.unwrap_or(1400);
     if !(576..=4000).contains(&mtu) {
@@ -434,21 +507,21 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
                 || f.iphttps.default_route.is_some()
                 || f.iphttps.routes.is_some()
                 || !ov.iphttps_server_names.is_empty()
+                || ov.iphttps_client_ca.is_some()
             {
-                bail!("iphttps.prefix: required to enable IP-HTTPS (the other [iphttps] keys need it)");
+                bail!("iphttps.prefix (--iphttps-prefix): required to enable IP-HTTPS; the other [iphttps] keys and --iphttps-* options need it");
             }
             None
         }
         Some(text) => {
-            let pool = iphttps::Ipv6Prefix::parse(&text)
-                .with_context(|| format!("iphttps.prefix: {text:?} is not an IPv6 prefix"))?;
+            let pool = v6_prefix("iphttps.prefix", &text)?;
             if pool.prefix_len() > 63 {
                 bail!("iphttps.prefix: {text} must be shorter than /64 (the server keeps the first /64, each client gets one /64)");
             }
             let auth_none = match f.iphttps.auth.as_deref() {
                 None | Some("certificate") => false,
                 Some("none") => true,
-                Some(o) => bail!("iphttps.auth: {o:?} is not \"certificate\" or \"none\""),
+                Some(o) => bail!("iphttps.auth: \"{o}\" is not \"certificate\" or \"none\""),
             };
             let client_ca = ov.iphttps_client_ca.clone().or(f.iphttps.client_ca);
             if !auth_none && client_ca.is_none() {
@@ -478,7 +551,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             for n in names {
                 let n = n.trim_end_matches('.').to_ascii_lowercase();
                 if rustls::pki_types::DnsName::try_from(n.as_str()).is_err() {
-                    bail!("iphttps.server_names: {n:?} is not a DNS name");
+                    bail!("iphttps.server_names: \"{n}\" is not a DNS name");
                 }
                 server_names.push(n);
             }
@@ -487,10 +560,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             }
             let mut routes = Vec::new();
             for r in f.iphttps.routes.unwrap_or_default() {
-                routes.push(
-                    iphttps::Ipv6Prefix::parse(&r)
-                        .with_context(|| format!("iphttps.routes: {r:?} is not an IPv6 prefix"))?,
-                );
+                routes.push(v6_prefix("iphttps.routes", &r)?);
             }
             Some(IphttpsSettings {
                 pool,
@@ -573,6 +643,150 @@ mod tests {
         assert!(
             err(&format!("{ca}server_names = [\"not a name\"]")).contains("iphttps.server_names")
         );
+    }
+
+    #[test]
+    fn pool_with_host_bits_names_the_network() {
+        let e = err("[ipv4]\npool = \"10.66.0.203/29\"");
+        assert_eq!(
+            e,
+            "ipv4.pool: 10.66.0.203/29 has host bits set: the network address is 10.66.0.200/29"
+        );
+        let ov = Overrides {
+            pool: Some("10.66.0.203/29".into()),
+            ..Default::default()
+        };
+        let e = format!("{:#}", validate(FileConfig::default(), &ov).unwrap_err());
+        assert!(e.contains("10.66.0.200/29"), "{e}");
+        let s = validate(parse("[ipv4]\npool = \"10.66.0.200/29\"").unwrap(), &ov);
+        assert!(s.is_err(), "the override is checked too");
+    }
+
+    #[test]
+    fn too_small_pool_says_how_many_addresses() {
+        assert_eq!(
+            err("[ipv4]\npool = \"10.0.0.0/31\""),
+            "ipv4.pool: 10.0.0.0/31 is too small: it needs at least 4 addresses (/30 or shorter)"
+        );
+        let s = parse("[ipv4]\npool = \"10.0.0.0/30\"").unwrap();
+        validate(s, &Overrides::default()).unwrap();
+    }
+
+    #[test]
+    fn ipv6_prefixes_with_host_bits_name_the_network() {
+        assert_eq!(
+            err("[ipv6]\nprefix = \"fd00:0:0:1::5/64\""),
+            "ipv6.prefix: fd00:0:0:1::5/64 has host bits set: the network address is fd00:0:0:1::/64"
+        );
+        let none = "[iphttps]\nauth = \"none\"\n";
+        assert_eq!(
+            err(&format!("{none}prefix = \"fd00:1:2::/40\"")),
+            "iphttps.prefix: fd00:1:2::/40 has host bits set: the network address is fd00:1::/40"
+        );
+        assert_eq!(
+            err(&format!(
+                "{none}prefix = \"fd00:1::/48\"\nroutes = [\"fd99::1/32\"]"
+            )),
+            "iphttps.routes: fd99::1/32 has host bits set: the network address is fd99::/32"
+        );
+        assert!(err("[ipv6]\nprefix = \"fd00::/129\"").contains("is not an IPv6 prefix"));
+    }
+
+    #[test]
+    fn iphttps_client_ca_without_prefix_is_an_error() {
+        let ov = Overrides {
+            iphttps_client_ca: Some("/ca.pem".into()),
+            ..Default::default()
+        };
+        let e = format!("{:#}", validate(FileConfig::default(), &ov).unwrap_err());
+        assert!(
+            e.starts_with("iphttps.prefix (--iphttps-prefix): required"),
+            "{e}"
+        );
+    }
+
+    fn temp_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("t443-cfg-{}", crate::state::random_password()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_files_name_their_field() {
+        let d = temp_dir();
+        let (cert, key, users) = (d.join("cert.pem"), d.join("key.pem"), d.join("users"));
+        let text = format!(
+            "users_file = \"{}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            users.display(),
+            cert.display(),
+            key.display()
+        );
+        let check = || {
+            let s = validate(parse(&text).unwrap(), &Overrides::default()).unwrap();
+            check_files(&s).map_err(|e| format!("{e:#}"))
+        };
+        let e = check().unwrap_err();
+        assert!(
+            e.starts_with(&format!("tls.cert: {}: No such file", cert.display())),
+            "{e}"
+        );
+        std::fs::write(&cert, "x").unwrap();
+        let e = check().unwrap_err();
+        assert!(
+            e.starts_with(&format!("tls.key: {}: No such file", key.display())),
+            "{e}"
+        );
+        std::fs::write(&key, "x").unwrap();
+        let e = check().unwrap_err();
+        assert!(
+            e.starts_with(&format!("users_file: {} (create it", users.display())),
+            "{e}"
+        );
+        std::fs::write(&users, "").unwrap();
+        check().unwrap();
+        // The zero-config default (generated certificate) creates the users file.
+        let ov = Overrides {
+            users_file: Some(d.join("absent")),
+            state_dir: Some(d.clone()),
+            ..Default::default()
+        };
+        let s = validate(FileConfig::default(), &ov).unwrap();
+        assert!(s.creates_users_file());
+        check_files(&s).unwrap();
+        let f = parse("[iphttps]\nprefix = \"fd00:1::/48\"\nclient_ca = \"/nonexistent/ca.pem\"")
+            .unwrap();
+        let e = format!("{:#}", check_files(&validate(f, &ov).unwrap()).unwrap_err());
+        assert!(
+            e.starts_with("iphttps.client_ca: /nonexistent/ca.pem"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn users_file_is_found_like_the_server_finds_it() {
+        let d = temp_dir();
+        let cfg = d.join("t.toml");
+        std::fs::write(
+            &cfg,
+            "state_dir = \"/srv/s\"\n[ipv4]\npool = \"10.9.0.0/24\"\n",
+        )
+        .unwrap();
+        let uf = |c: Option<&Path>, s: Option<&str>, u: Option<&str>| {
+            users_file(c, s.map(PathBuf::from), u.map(PathBuf::from)).unwrap()
+        };
+        assert_eq!(
+            uf(None, None, None),
+            PathBuf::from("/var/lib/tunnel443/users")
+        );
+        assert_eq!(uf(Some(&cfg), None, None), PathBuf::from("/srv/s/users"));
+        assert_eq!(uf(Some(&cfg), Some("/o"), None), PathBuf::from("/o/users"));
+        assert_eq!(uf(Some(&cfg), Some("/o"), Some("/u")), PathBuf::from("/u"));
+        std::fs::write(&cfg, "state_dir = \"/srv/s\"\nusers_file = \"/etc/u\"\n").unwrap();
+        assert_eq!(uf(Some(&cfg), Some("/o"), None), PathBuf::from("/etc/u"));
+        let e = users_file(Some(&d.join("absent.toml")), None, None).unwrap_err();
+        assert!(format!("{e:#}").contains("absent.toml"));
+        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]

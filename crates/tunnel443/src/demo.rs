@@ -2,10 +2,13 @@
 //!
 //! Two network namespaces joined by veth; a zero-config server in one, a
 //! client in the other; ping both ways through the tunnel; a short TCP
-//! throughput test through it; then everything is torn down.
+//! throughput test through it; then everything is torn down. The programs
+//! it runs (iproute2's `ip`, `ping`) are checked before anything starts.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +28,40 @@ const SERVER_VETH: Ipv4Addr = Ipv4Addr::new(10, 250, 44, 1);
 const CLIENT_VETH: Ipv4Addr = Ipv4Addr::new(10, 250, 44, 2);
 const POOL: &str = "10.44.0.0/24";
 const SERVER_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 44, 0, 1);
+
+/// The programs the demo runs, with the Debian package of each.
+const TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("ping", "iputils-ping")];
+
+/// The `tools` not found as executable files in the directories of `path`
+/// (a `PATH` value).
+fn missing_tools<'a>(path: &OsStr, tools: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let found = |tool: &str| {
+        std::env::split_paths(path).any(|dir| {
+            std::fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    };
+    tools.iter().copied().filter(|(t, _)| !found(t)).collect()
+}
+
+/// Fails, naming the programs and their packages, unless every one the
+/// demo runs is on `PATH`.
+fn check_tools(path: &OsStr) -> anyhow::Result<()> {
+    let missing = missing_tools(path, TOOLS);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let what: Vec<String> = missing
+        .iter()
+        .map(|(t, p)| format!("{t} (Debian package {p})"))
+        .collect();
+    let packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    bail!(
+        "the demo needs {}, not found on PATH; install with: apt-get install {}",
+        what.join(" and "),
+        packages.join(" ")
+    )
+}
 
 /// Kills the child (SIGTERM, then SIGKILL) when dropped.
 struct Proc(Child, &'static str);
@@ -158,6 +195,7 @@ fn throughput(server: &Netns, client: &Netns, secs: u64) -> anyhow::Result<f64> 
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    check_tools(&std::env::var_os("PATH").unwrap_or_default())?;
     let exe = std::env::current_exe().context("finding our own binary")?;
     let state = tempdir()?;
     let result = run_in(&exe, state.path(), &args);
@@ -191,7 +229,8 @@ fn run_in(exe: &Path, state: &Path, args: &DemoArgs) -> anyhow::Result<()> {
 
     // The same zero-config state the server would generate, made here so the
     // demo knows the password and the fingerprint.
-    let creds = crate::server::ensure_zero_config(state, &[SERVER_VETH.to_string()])?;
+    let creds =
+        crate::server::ensure_zero_config(state, &state.join("users"), &[SERVER_VETH.to_string()])?;
     let password_file = state.join("client-password");
     let password = creds
         .password
@@ -259,4 +298,35 @@ fn run_in(exe: &Path, state: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     println!("demo: done; namespaces removed");
     let _ = (client.1, server.1);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tools_are_named_with_their_package() {
+        let dir = std::env::temp_dir().join(format!(
+            "t443-demo-path-{}",
+            crate::state::random_password()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ip = dir.join("ip");
+        std::fs::write(&ip, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&ip, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Not executable: not found either.
+        std::fs::write(dir.join("ping"), "").unwrap();
+        let path = std::env::join_paths([dir.as_path(), Path::new("/nonexistent")]).unwrap();
+        assert_eq!(missing_tools(&path, TOOLS), [("ping", "iputils-ping")]);
+        let e = check_tools(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "the demo needs ping (Debian package iputils-ping), not found on PATH; \
+             install with: apt-get install iputils-ping"
+        );
+        let e = check_tools(OsStr::new("")).unwrap_err().to_string();
+        assert!(e.contains("ip (Debian package iproute2) and ping"), "{e}");
+        assert!(e.ends_with("apt-get install iproute2 iputils-ping"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

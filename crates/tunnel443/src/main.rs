@@ -43,13 +43,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The SSTP VPN server (zero-config without a config file).
+    /// The VPN server: SSTP and IP-HTTPS on one HTTPS listener
+    /// (zero-config without a config file).
     Server(server::ServerArgs),
     /// Connect to an SSTP or IP-HTTPS server: sstp://USER@HOST[:PORT] or iphttps://HOST[:PORT]/PATH.
     Client(client::ClientArgs),
-    /// Manage the server's users file.
+    /// Add, remove and list the users of the server's users file.
     User(user_cmd::UserArgs),
-    /// Server and client in two network namespaces: ping and throughput.
+    /// An SSTP server and client in two network namespaces: ping and
+    /// throughput (root; needs ip and ping).
     Demo(demo::DemoArgs),
     /// A CONNECT-only forward proxy server.
     Proxy(proxy::ProxyArgs),

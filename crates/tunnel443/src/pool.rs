@@ -38,7 +38,6 @@ impl Ipv4Net {
     pub fn prefix_len(&self) -> u8 {
         self.prefix
     }
-    #[cfg(test)]
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         u32::from(a) & Self::mask_bits(self.prefix) == u32::from(self.addr)
     }
@@ -50,6 +49,20 @@ impl Ipv4Net {
     pub fn first_host(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.addr) + 1)
     }
+
+    /// Parses a network in CIDR form, refusing an address with host bits
+    /// set (where [`FromStr`] masks them off): `10.66.0.203/29` is an
+    /// error that names the network meant, `10.66.0.200/29`.
+    pub fn parse_network(s: &str) -> Result<Self, String> {
+        let net: Self = s.parse()?;
+        let written = s.split_once('/').map(|(a, _)| a.parse::<Ipv4Addr>());
+        if written != Some(Ok(net.addr)) {
+            return Err(format!(
+                "{s} has host bits set: the network address is {net}"
+            ));
+        }
+        Ok(net)
+    }
 }
 
 impl FromStr for Ipv4Net {
@@ -57,15 +70,15 @@ impl FromStr for Ipv4Net {
     fn from_str(s: &str) -> Result<Self, String> {
         let (a, p) = s
             .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not in CIDR form a.b.c.d/len"))?;
+            .ok_or_else(|| format!("{s} is not in CIDR form a.b.c.d/len"))?;
         let addr: Ipv4Addr = a
             .parse()
-            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+            .map_err(|_| format!("{a} is not an IPv4 address"))?;
         let prefix: u8 = p
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("prefix length {p:?} is not 0..=32"))?;
+            .ok_or_else(|| format!("prefix length {p} is not 0 to 32"))?;
         Ok(Self::new(addr, prefix).expect("prefix checked"))
     }
 }
@@ -176,6 +189,20 @@ mod tests {
         assert!("10.1.2.3".parse::<Ipv4Net>().is_err());
         assert!("10.1.2.3/40".parse::<Ipv4Net>().is_err());
         assert!("10.1.2/24".parse::<Ipv4Net>().is_err());
+    }
+
+    #[test]
+    fn parse_network_refuses_host_bits_and_names_the_network() {
+        assert_eq!(
+            Ipv4Net::parse_network("10.66.0.203/29").unwrap_err(),
+            "10.66.0.203/29 has host bits set: the network address is 10.66.0.200/29"
+        );
+        let n = Ipv4Net::parse_network("10.66.0.200/29").unwrap();
+        assert_eq!(n.to_string(), "10.66.0.200/29");
+        assert_eq!(
+            Ipv4Net::parse_network("10.1.2/24").unwrap_err(),
+            "10.1.2 is not an IPv4 address"
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! (`/var/lib/tunnel443` by default), and reuses them on every later start.
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -24,15 +23,16 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn hostname() -> Option<String> {
+/// The kernel's host name (UTS namespace), if set.
+pub fn hostname() -> Option<String> {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let h = h.trim();
     (!h.is_empty()).then(|| h.to_string())
 }
 
 /// Generates a self-signed certificate (serverAuth EKU, the names and
-/// addresses given plus the host name and `localhost`) unless `cert` exists.
-/// Returns true if it generated one.
+/// addresses given plus the host name and `localhost` as subjectAltNames)
+/// unless `cert` exists. Returns true if it generated one.
 pub fn ensure_certificate(cert: &Path, key: &Path, extra_names: &[String]) -> anyhow::Result<bool> {
     if cert.exists() && key.exists() {
         return Ok(false);
@@ -43,6 +43,7 @@ pub fn ensure_certificate(cert: &Path, key: &Path, extra_names: &[String]) -> an
     let mut names: Vec<String> = vec!["localhost".into()];
     names.extend(hostname());
     names.extend(extra_names.iter().cloned());
+    names.sort();
     names.dedup();
     let mut params = rcgen::CertificateParams::new(names).context("certificate names")?;
     params.distinguished_name.push(
@@ -75,23 +76,6 @@ pub fn random_password() -> String {
         .collect()
 }
 
-/// The address a client would most likely use to reach `listen`: the listen
-/// address itself, or (for a wildcard) the source address of this host's
-/// default route (a UDP `connect` sends nothing), or the host name.
-pub fn reachable_host(listen: SocketAddr) -> String {
-    if !listen.ip().is_unspecified() {
-        return listen.ip().to_string();
-    }
-    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| {
-        s.connect("192.0.2.1:9")?;
-        s.local_addr()
-    });
-    match probe {
-        Ok(a) if !a.ip().is_unspecified() => a.ip().to_string(),
-        _ => hostname().unwrap_or_else(|| IpAddr::from([127, 0, 0, 1]).to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +93,23 @@ mod tests {
         let der = crate::tls::load_certs(&c).unwrap().remove(0);
         assert_eq!(hashes, crate::tls::CertHashes::of(&der));
         crate::tls::check_server_eku(&der).unwrap();
+        let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let san = x.subject_alternative_name().unwrap().unwrap();
+        let names: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => d.to_string(),
+                x509_parser::extensions::GeneralName::IPAddress(b) => {
+                    let a: [u8; 4] = (*b).try_into().unwrap();
+                    std::net::Ipv4Addr::from(a).to_string()
+                }
+                other => panic!("unexpected name {other}"),
+            })
+            .collect();
+        assert!(names.contains(&"10.0.0.1".to_string()), "{names:?}");
+        assert!(names.contains(&"localhost".to_string()), "{names:?}");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,

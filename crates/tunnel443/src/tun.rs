@@ -29,12 +29,9 @@ pub fn create(
     if let Some(n) = name {
         b = b.name(n);
     }
-    let dev = b.build_async().with_context(|| {
-        format!(
-            "creating TUN device {} (needs root or CAP_NET_ADMIN and /dev/net/tun)",
-            name.unwrap_or("")
-        )
-    })?;
+    let built = b.build_async();
+    let errno = built.as_ref().err().and_then(std::io::Error::raw_os_error);
+    let dev = built.with_context(|| create_error(name, errno))?;
     up_without_kernel_ra(Arc::new(dev))
 }
 
@@ -63,6 +60,27 @@ pub fn up_without_kernel_ra(tun: Tun) -> anyhow::Result<Tun> {
     Ok(tun)
 }
 
+/// What a failure (errno) to create the TUN device `name` means, in the
+/// admin's terms; the OS error follows it.
+fn create_error(name: Option<&str>, errno: Option<i32>) -> String {
+    let name = name.unwrap_or("(kernel-chosen name)");
+    let another_name = "choose another name with --tun-name (server config: tun.name)";
+    let hint = match errno {
+        Some(libc::EBUSY) => format!(
+            ": {name} is in use by another process (another tunnel443?); stop it, or {another_name}"
+        ),
+        Some(libc::EINVAL) => {
+            format!(": a device named {name} exists and is not a TUN device; {another_name}")
+        }
+        Some(libc::EPERM | libc::EACCES) => ": needs root or CAP_NET_ADMIN".to_string(),
+        Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => {
+            ": /dev/net/tun is missing (load the tun module: modprobe tun)".to_string()
+        }
+        _ => String::new(),
+    };
+    format!("creating TUN device {name}{hint}")
+}
+
 /// Interface index of the device.
 pub fn if_index(tun: &Tun) -> anyhow::Result<u32> {
     Ok(tun.if_index()?)
@@ -80,4 +98,30 @@ pub fn link_local(iid: [u8; 8]) -> std::net::Ipv6Addr {
     b[..2].copy_from_slice(&[0xfe, 0x80]);
     b[8..].copy_from_slice(&iid);
     std::net::Ipv6Addr::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_error;
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let busy = create_error(Some("t443s0"), Some(libc::EBUSY));
+        assert!(
+            busy.contains("t443s0 is in use by another process"),
+            "{busy}"
+        );
+        assert!(
+            busy.contains("--tun-name") && busy.contains("tun.name"),
+            "{busy}"
+        );
+        assert!(!busy.contains("root"), "{busy}");
+        let perm = create_error(Some("t443s0"), Some(libc::EPERM));
+        assert_eq!(
+            perm,
+            "creating TUN device t443s0: needs root or CAP_NET_ADMIN"
+        );
+        let other = create_error(None, Some(libc::EIO));
+        assert_eq!(other, "creating TUN device (kernel-chosen name)");
+    }
 }

@@ -17,7 +17,7 @@
 //! * one access-log line per connection (target `tunnel443::access`) with
 //!   client, user, target, status, bytes each way, duration and result.
 
-mod ifaddrs;
+pub(crate) mod ifaddrs;
 pub mod relay;
 
 use std::collections::HashMap;

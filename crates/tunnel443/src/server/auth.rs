@@ -1,14 +1,47 @@
 //! The server's credential store: the users file (format in `ppp::users`),
-//! reloaded on SIGHUP. Verdicts are computed here from the stored secret;
-//! the PPP engine never sees the secret itself.
+//! re-read when it changes (the server polls it every [`POLL`]) and on
+//! SIGHUP. Verdicts are computed here from the stored secret; the PPP
+//! engine never sees the secret itself.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 
+/// How often a running server looks at the users file for changes.
+pub const POLL: Duration = Duration::from_secs(2);
+
 pub struct Users {
     current: RwLock<Arc<ppp::Users>>,
+    /// The version of the file last read (None: it was missing).
+    seen: Mutex<Option<Stamp>>,
+}
+
+/// What tells one version of a file from another without reading it:
+/// device and inode (a rename put a new file there), size and mtime (it
+/// was written in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Self> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        })
+    }
 }
 
 /// Reads and parses a users file.
@@ -53,18 +86,38 @@ pub fn create_users_file(path: &Path, user: &str, password: &str) -> anyhow::Res
 
 impl Users {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let seen = Stamp::of(path);
         Ok(Self {
             current: RwLock::new(Arc::new(read_users_file(path)?)),
+            seen: Mutex::new(seen),
         })
     }
 
     /// Replaces the users with the file's current content; on error the old
     /// ones stay. Returns the number of users.
     pub fn reload(&self, path: &Path) -> anyhow::Result<usize> {
+        // The stamp is taken before reading: a write during the read shows
+        // as a change at the next poll, never as a missed one.
+        *self.seen.lock().expect("stamp lock") = Stamp::of(path);
         let u = read_users_file(path)?;
         let n = u.len();
         *self.current.write().expect("users lock") = Arc::new(u);
         Ok(n)
+    }
+
+    /// Reloads if the file changed since it was last read (None: it did
+    /// not). A file that fails to load is reported once per change.
+    pub fn reload_if_changed(&self, path: &Path) -> Option<anyhow::Result<usize>> {
+        if *self.seen.lock().expect("stamp lock") == Stamp::of(path) {
+            return None;
+        }
+        Some(self.reload(path))
+    }
+
+    /// The user names now in effect, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let u = self.current.read().expect("users lock").clone();
+        u.names().map(str::to_string).collect()
     }
 
     pub fn verify(&self, username: &str, proof: &ppp::Proof) -> ppp::Verdict {
@@ -77,14 +130,19 @@ impl Users {
 mod tests {
     use super::*;
 
-    #[test]
-    fn create_reload_and_keep_old_on_error() {
+    fn temp_users() -> (std::path::PathBuf, std::path::PathBuf) {
         let dir =
             std::env::temp_dir().join(format!("t443-users-{}", crate::state::random_password()));
         let f = dir.join("users");
+        (dir, f)
+    }
+
+    #[test]
+    fn create_reload_and_keep_old_on_error() {
+        let (dir, f) = temp_users();
         create_users_file(&f, "vpn", "secret1").unwrap();
         let users = Users::load(&f).unwrap();
-        assert_eq!(users.current.read().unwrap().len(), 1);
+        assert_eq!(users.names(), ["vpn"]);
         std::fs::write(
             &f,
             "vpn:plain:a\nbob:nthash:8846f7eaee8fb117ad06bdd830b7586c\n",
@@ -94,7 +152,37 @@ mod tests {
         std::fs::write(&f, "broken line\n").unwrap();
         let e = format!("{:#}", users.reload(&f).unwrap_err());
         assert!(e.contains("line 1"), "{e}");
-        assert_eq!(users.current.read().unwrap().len(), 2);
+        assert_eq!(users.names(), ["bob", "vpn"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn changes_are_noticed_once() {
+        let (dir, f) = temp_users();
+        create_users_file(&f, "vpn", "secret1").unwrap();
+        let users = Users::load(&f).unwrap();
+        assert!(users.reload_if_changed(&f).is_none(), "unchanged");
+        // What `tunnel443 user add` does: a new file renamed over the old.
+        let mut u = read_users_file(&f).unwrap();
+        u.insert("bob", ppp::Secret::NtHash(ppp::nt_hash("pw")))
+            .unwrap();
+        write_users_file(&f, &u).unwrap();
+        assert_eq!(users.reload_if_changed(&f).unwrap().unwrap(), 2);
+        assert_eq!(users.names(), ["bob", "vpn"]);
+        assert!(users.reload_if_changed(&f).is_none(), "reported once");
+        // An edit in place that keeps the inode and the size.
+        let text = std::fs::read_to_string(&f).unwrap().replace("bob", "eve");
+        let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();
+        std::fs::write(&f, text).unwrap();
+        let file = std::fs::File::options().write(true).open(&f).unwrap();
+        file.set_modified(mtime + Duration::from_secs(1)).unwrap();
+        assert_eq!(users.reload_if_changed(&f).unwrap().unwrap(), 2);
+        assert_eq!(users.names(), ["eve", "vpn"]);
+        // A broken or removed file: one error, the old users stay.
+        std::fs::remove_file(&f).unwrap();
+        assert!(users.reload_if_changed(&f).unwrap().is_err());
+        assert!(users.reload_if_changed(&f).is_none(), "reported once");
+        assert_eq!(users.names(), ["eve", "vpn"]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

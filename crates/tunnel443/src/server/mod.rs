@@ -1,11 +1,15 @@
-//! `tunnel443 server`: the SSTP VPN server.
+//! `tunnel443 server`: the SSTP and IP-HTTPS VPN server.
 //!
 //! One HTTPS listener, one TUN device shared by all sessions, an IPv4 pool,
-//! a users file. SIGHUP reloads the users file and the certificate without
-//! touching running sessions; SIGTERM/SIGINT sends every client a Call
-//! Disconnect (and LCP Terminate) and waits briefly for them to finish.
+//! a users file. Start-up binds the listener and opens the TUN device
+//! before it prints anything a client would act on. The users file is
+//! re-read when it changes (polled every [`auth::POLL`]); SIGHUP reloads
+//! it and the certificate without touching running sessions; SIGTERM/SIGINT
+//! sends every client a Call Disconnect (and LCP Terminate) and waits
+//! briefly for them to finish.
 
 pub mod auth;
+mod banner;
 mod iphttps;
 mod listener;
 mod router;
@@ -26,37 +30,47 @@ use crate::tls::CertHashes;
 use tls_setup::TlsSetup;
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Each option overrides the configuration key named in its help; a default applies when neither sets a value. Every key is documented in dist/tunnel443.toml."
+)]
 pub struct ServerArgs {
-    /// Configuration file (TOML). Without one, the built-in defaults apply.
-    #[arg(long, short = 'c')]
+    /// Configuration file (TOML); without one, the built-in defaults apply
+    /// [default: /etc/tunnel443/tunnel443.toml, read when present]
+    #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Check the configuration (and certificate, users file), then exit.
+    /// Check the configuration, the files it names and the users file,
+    /// then exit.
     #[arg(long)]
     pub check_config: bool,
-    /// Listen address (default 0.0.0.0:443).
-    #[arg(long)]
+    /// Listen address (`listen`) [default: 0.0.0.0:443]
+    #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
-    /// State directory for generated certificate and users (default /var/lib/tunnel443).
-    #[arg(long)]
+    /// State directory for the generated certificate and users file
+    /// (`state_dir`) [default: /var/lib/tunnel443]
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Users file (default STATE_DIR/users).
-    #[arg(long)]
+    /// Users file (`users_file`); the zero-config default creates it with
+    /// user vpn when it is missing [default: STATE_DIR/users]
+    #[arg(long, value_name = "FILE")]
     pub users_file: Option<PathBuf>,
-    /// Client IPv4 pool, CIDR (default 10.44.0.0/24).
-    #[arg(long)]
+    /// Client IPv4 pool, CIDR (`ipv4.pool`) [default: 10.44.0.0/24]
+    #[arg(long, value_name = "CIDR")]
     pub pool: Option<String>,
-    /// Name of the TUN device (default t443s0).
-    #[arg(long)]
+    /// Name of the TUN device (`tun.name`) [default: t443s0]
+    #[arg(long, value_name = "NAME")]
     pub tun_name: Option<String>,
-    /// IPv6 /64 for clients (enables IPv6CP and Router Advertisements).
-    #[arg(long)]
+    /// IPv6 /64 for SSTP clients (`ipv6.prefix`); enables IPv6CP and Router
+    /// Advertisements [default: none]
+    #[arg(long, value_name = "PREFIX")]
     pub ipv6_prefix: Option<String>,
-    /// IP-HTTPS prefix pool (e.g. fd00:1::/48); each client gets a /64.
-    /// Enables IP-HTTPS on the same listener.
-    #[arg(long)]
+    /// IP-HTTPS prefix pool, e.g. fd00:1::/48 (`iphttps.prefix`); each
+    /// client gets a /64. Enables IP-HTTPS on the same listener
+    /// [default: none, IP-HTTPS off]
+    #[arg(long, value_name = "PREFIX")]
     pub iphttps_prefix: Option<String>,
-    /// PEM CA(s) that IP-HTTPS client certificates must chain to.
-    #[arg(long)]
+    /// PEM CA(s) that IP-HTTPS client certificates must chain to
+    /// (`iphttps.client_ca`); needs --iphttps-prefix
+    #[arg(long, value_name = "FILE")]
     pub iphttps_client_ca: Option<PathBuf>,
     /// TLS server name reserved for IP-HTTPS (repeatable): its handshakes
     /// require a client certificate (`iphttps.server_names`).
@@ -72,19 +86,23 @@ pub struct ZeroConfig {
     pub cert_sha256: [u8; 32],
 }
 
-/// Creates the certificate and the first user in `state_dir` if missing.
-pub fn ensure_zero_config(state_dir: &Path, names: &[String]) -> anyhow::Result<ZeroConfig> {
+/// Creates the certificate (for `names`) in `state_dir` and the users file
+/// `users` with the first user, each if missing.
+pub fn ensure_zero_config(
+    state_dir: &Path,
+    users: &Path,
+    names: &[String],
+) -> anyhow::Result<ZeroConfig> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating state dir {}", state_dir.display()))?;
     let (cert, key) = (state_dir.join("cert.pem"), state_dir.join("key.pem"));
     crate::state::ensure_certificate(&cert, &key, names)?;
     let der = crate::tls::load_certs(&cert)?.remove(0);
-    let users = state_dir.join("users");
     let password = if users.exists() {
         None
     } else {
         let pw = crate::state::random_password();
-        auth::create_users_file(&users, crate::state::DEFAULT_USER, &pw)?;
+        auth::create_users_file(users, crate::state::DEFAULT_USER, &pw)?;
         Some(pw)
     };
     Ok(ZeroConfig {
@@ -155,6 +173,68 @@ fn check_forwarding(settings: &ServerSettings) {
     }
 }
 
+/// The field names behind a TLS setup error.
+fn tls_fields(settings: &ServerSettings) -> &'static str {
+    match (settings.generated_cert, settings.iphttps.is_some()) {
+        (true, false) => "the generated certificate",
+        (true, true) => "the generated certificate, iphttps.client_ca",
+        (false, false) => "tls.cert, tls.key",
+        (false, true) => "tls.cert, tls.key, iphttps.client_ca",
+    }
+}
+
+/// `--check-config`: what start would load, without binding or a TUN.
+fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
+    if !settings.generated_cert {
+        load_tls(settings).with_context(|| tls_fields(settings))?;
+    }
+    if let Some(i) = &settings.iphttps {
+        iphttps::Service::new(i, &settings.ipv6_dns)?;
+    }
+    let file = settings.users_file.display();
+    if settings.users_file.exists() {
+        let users = auth::Users::load(&settings.users_file)?;
+        if users.names().is_empty() {
+            println!("note: the users file {file} has no users: nobody can log in until one is added with `tunnel443 user add`");
+        }
+    } else {
+        println!(
+            "note: the users file {file} does not exist yet: the server creates it with user {} and a random password at start",
+            crate::state::DEFAULT_USER
+        );
+    }
+    println!("configuration OK");
+    Ok(())
+}
+
+/// The listener, with an error that says what to do about the usual causes.
+async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::EADDRINUSE) => ": the address is already in use (another server running?); choose another with --listen or `listen` in the config",
+            Some(libc::EACCES) => ": ports below 1024 need root or CAP_NET_BIND_SERVICE",
+            Some(libc::EADDRNOTAVAIL) => ": the address is not one of this host's",
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!("listening on {listen}{why}"))
+    })
+}
+
+/// Whether `a` is one of the server's own tunnel addresses (not something
+/// a client can dial before it is connected).
+fn own_tunnel_address(settings: &ServerSettings, a: std::net::IpAddr) -> bool {
+    match a {
+        std::net::IpAddr::V4(v4) => settings.pool.contains(v4),
+        std::net::IpAddr::V6(v6) => {
+            settings.ipv6_prefix.is_some_and(|p| p.contains(v6))
+                || settings
+                    .iphttps
+                    .as_ref()
+                    .is_some_and(|i| i.pool.contains(v6))
+        }
+    }
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     crate::tls::install_provider();
     let ov = Overrides {
@@ -168,60 +248,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_client_ca: args.iphttps_client_ca.clone(),
         iphttps_server_names: args.iphttps_server_names.clone(),
     };
-    let config_path = args.config.clone().or_else(|| {
-        let p = PathBuf::from(config::DEFAULT_CONFIG);
-        p.exists().then_some(p)
-    });
+    let config_path = config::config_path(args.config.clone());
     let settings = config::load(config_path.as_deref(), &ov)?;
-
+    config::check_files(&settings)?;
     if args.check_config {
-        if !settings.generated_cert {
-            load_tls(&settings)?;
-        }
-        if let Some(i) = &settings.iphttps {
-            iphttps::Service::new(i, &settings.ipv6_dns)?;
-        }
-        if settings.users_file.exists() {
-            auth::Users::load(&settings.users_file)?;
-        }
-        println!("configuration OK");
-        return Ok(());
+        return check_config(&settings);
     }
 
-    if settings.generated_cert {
-        let names = vec![crate::state::reachable_host(settings.listen)];
-        let z = ensure_zero_config(&settings.state_dir, &names)?;
-        let host = crate::state::reachable_host(settings.listen);
-        let port = match settings.listen.port() {
-            443 => String::new(),
-            p => format!(":{p}"),
-        };
-        let fp = hex::encode(z.cert_sha256);
-        if let Some(pw) = &z.password {
-            println!("tunnel443: created user {:?} with password {pw}", z.user);
-            println!("tunnel443: (stored in {})", settings.users_file.display());
-        }
-        println!("tunnel443: certificate SHA-256 {fp}");
-        println!(
-            "tunnel443: connect with: tunnel443 client sstp://{}@{host}{port} --pin-sha256 {fp}",
-            z.user
-        );
-    }
-
-    let tls = load_tls(&settings)?;
-    let plain_hashes = match &settings.tls {
-        TlsMode::PlainHttp {
-            cert_sha256,
-            cert_sha1,
-            ..
-        } => Some(CertHashes {
-            sha1: cert_sha1.unwrap_or([0; 20]),
-            sha256: cert_sha256.unwrap_or([0; 32]),
-        }),
-        TlsMode::Tls { .. } => None,
+    // Before the TUN device exists, so its addresses are not among them.
+    let hosts = settings.generated_cert.then(|| {
+        banner::reachable_hosts(settings.listen.ip(), |a| own_tunnel_address(&settings, a))
+    });
+    let iphttps = match &settings.iphttps {
+        Some(i) => Some(iphttps::Service::new(i, &settings.ipv6_dns)?),
+        None => None,
     };
-    let users = auth::Users::load(&settings.users_file)?;
-    let pool = Pool::new(settings.pool);
+    // The listener and the TUN device first: a server that cannot start
+    // must not have created (and not shown) a user's password.
+    let listener = bind(settings.listen).await?;
     let tun = crate::tun::create(
         Some(&settings.tun_name),
         settings.pool.first_host(),
@@ -236,33 +280,66 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tun.add_address_v6(addr, 64)
             .with_context(|| format!("adding {addr}/64 to the TUN device"))?;
     }
-    let iphttps = match &settings.iphttps {
-        Some(i) => {
-            let service = iphttps::Service::new(i, &settings.ipv6_dns)?;
-            let addr = service.pool.server_addr();
-            tun.add_address_v6(addr, i.pool.prefix_len())
-                .with_context(|| {
-                    format!("adding {addr}/{} to the TUN device", i.pool.prefix_len())
-                })?;
-            info!(
-                pool = %format!("{}/{}", i.pool.addr(), i.pool.prefix_len()),
-                auth = if i.auth_none { "none" } else { "certificate" },
-                server_names = %i.server_names.join(","),
-                default_route = i.default_route,
-                routes = i.routes.len(),
-                "IP-HTTPS enabled"
-            );
-            Some(service)
-        }
+    if let (Some(i), Some(service)) = (&settings.iphttps, &iphttps) {
+        let addr = service.pool.server_addr();
+        tun.add_address_v6(addr, i.pool.prefix_len())
+            .with_context(|| format!("adding {addr}/{} to the TUN device", i.pool.prefix_len()))?;
+        info!(
+            pool = %format!("{}/{}", i.pool.addr(), i.pool.prefix_len()),
+            auth = if i.auth_none { "none" } else { "certificate" },
+            server_names = %i.server_names.join(","),
+            default_route = i.default_route,
+            routes = i.routes.len(),
+            "IP-HTTPS enabled"
+        );
+    }
+    let zero = match hosts {
+        Some(hosts) => Some((
+            ensure_zero_config(&settings.state_dir, &settings.users_file, &hosts)?,
+            hosts,
+        )),
         None => None,
     };
+    let tls = load_tls(&settings).with_context(|| tls_fields(&settings))?;
+    let plain_hashes = match &settings.tls {
+        TlsMode::PlainHttp {
+            cert_sha256,
+            cert_sha1,
+            ..
+        } => Some(CertHashes {
+            sha1: cert_sha1.unwrap_or([0; 20]),
+            sha256: cert_sha256.unwrap_or([0; 32]),
+        }),
+        TlsMode::Tls { .. } => None,
+    };
+    let users = auth::Users::load(&settings.users_file)?;
+    let pool = Pool::new(settings.pool);
     check_forwarding(&settings);
+    let names = users.names();
+    if names.is_empty() {
+        warn!(
+            users_file = %settings.users_file.display(),
+            "the users file has no users: nobody can log in until one is added with `tunnel443 user add`"
+        );
+    }
+    if let Some((z, hosts)) = &zero {
+        let u = banner::BannerUsers {
+            created: z.password.as_deref().map(|pw| (z.user.as_str(), pw)),
+            names: &names,
+            file: &settings.users_file,
+        };
+        for line in banner::lines(
+            &u,
+            &hex::encode(z.cert_sha256),
+            hosts,
+            settings.listen.port(),
+        ) {
+            println!("tunnel443: {line}");
+        }
+    }
     let router = Arc::new(router::Router::default());
     tokio::spawn(router.clone().run_tun_reader(tun.clone()));
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     info!(
         listen = %settings.listen,
@@ -285,6 +362,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
+    let watch_users = tokio::spawn(watch_users_file(shared.clone()));
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -303,6 +381,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     accept.abort();
+    watch_users.abort();
     let _ = stop_tx.send(true);
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
@@ -313,11 +392,39 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reload(shared: &Shared) {
-    match shared.users.reload(&shared.settings.users_file) {
-        Ok(n) => info!(users = n, "users file reloaded"),
-        Err(e) => warn!(error = %format!("{e:#}"), "users file reload failed; keeping the old one"),
+/// Re-reads the users file whenever it changes, so that `tunnel443 user
+/// add` takes effect without a SIGHUP.
+async fn watch_users_file(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(auth::POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(result) = shared.users.reload_if_changed(&shared.settings.users_file) {
+            log_users_reload(&shared, "changed", result);
+        }
     }
+}
+
+/// One log line per reload; `cause` is one word (`changed`, `SIGHUP`).
+fn log_users_reload(shared: &Shared, cause: &str, result: anyhow::Result<usize>) {
+    let file = shared.settings.users_file.display();
+    match result {
+        Ok(0) => {
+            warn!(users_file = %file, cause = %cause, "users file reloaded: it has no users, nobody can log in")
+        }
+        Ok(n) => info!(users = n, users_file = %file, cause = %cause, "users file reloaded"),
+        Err(e) => warn!(
+            users_file = %file,
+            cause = %cause,
+            error = %format!("{e:#}"),
+            "users file reload failed; keeping the old users"
+        ),
+    }
+}
+
+fn reload(shared: &Shared) {
+    let result = shared.users.reload(&shared.settings.users_file);
+    log_users_reload(shared, "SIGHUP", result);
     if let TlsMode::Tls { .. } = shared.settings.tls {
         match load_tls(&shared.settings) {
             Ok(t) => {
