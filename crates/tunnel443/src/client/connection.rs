@@ -120,14 +120,7 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
     let t = &setup.target;
     let dialed = crate::dial::dial(&setup.proxy, &t.host, t.port, &[("SSTPVERSION", "1.0")])
         .await
-        .map_err(|e| match e {
-            crate::dial::DialError::Connect { .. } => Failure::Other(e.to_string()),
-            crate::dial::DialError::ProxyDenied { .. }
-            | crate::dial::DialError::ProxyAuthRequired { .. } => {
-                Failure::ProxyRefused(e.to_string())
-            }
-            e => Failure::Proxy(e.to_string()),
-        })?;
+        .map_err(Failure::dial)?;
     let first_hop = dialed.first_hop().ip();
     let name = rustls::pki_types::ServerName::try_from(setup.server_name.clone())
         .map_err(|_| Failure::Other(format!("{} is not a valid server name", setup.server_name)))?;

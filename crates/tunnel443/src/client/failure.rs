@@ -67,6 +67,19 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 impl Failure {
+    /// A failed dial (directly or through the proxy chain): a proxy's
+    /// failure is exit 7 (for good when it refused us), anything else 1.
+    pub fn dial(e: crate::dial::DialError) -> Failure {
+        use crate::dial::{DialError as E, DialFailure as K};
+        match (e.failure(), &e) {
+            (K::Proxy, E::ProxyDenied { .. } | E::ProxyAuthRequired { .. }) => {
+                Failure::ProxyRefused(e.to_string())
+            }
+            (K::Proxy, _) => Failure::Proxy(e.to_string()),
+            (K::Target | K::Usage, _) => Failure::Other(e.to_string()),
+        }
+    }
+
     /// Exit codes: 3 TLS, 4 auth, 5 refused/aborted/shut down by the
     /// server, 6 timeout, 7 proxy, 1 other.
     pub fn exit_code(&self) -> i32 {

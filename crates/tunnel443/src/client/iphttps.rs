@@ -57,14 +57,7 @@ impl Client<'_> {
         let t = self.target;
         let dialed = crate::dial::dial(self.proxy, &t.host, t.port, &[])
             .await
-            .map_err(|e| match e {
-                crate::dial::DialError::Connect { .. } => Failure::Other(e.to_string()),
-                crate::dial::DialError::ProxyDenied { .. }
-                | crate::dial::DialError::ProxyAuthRequired { .. } => {
-                    Failure::ProxyRefused(e.to_string())
-                }
-                e => Failure::Proxy(e.to_string()),
-            })?;
+            .map_err(Failure::dial)?;
         let first_hop = dialed.first_hop().ip();
         let name =
             rustls::pki_types::ServerName::try_from(self.server_name.clone()).map_err(|_| {
