@@ -48,6 +48,12 @@ pub fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 
+/// Whether `a` belongs to the link rather than the network: link-local
+/// unicast (fe80::/10) or multicast of interface- or link-local scope.
+pub fn link_scope(a: Ipv6Addr) -> bool {
+    is_link_local(a) || (a.octets()[0] == 0xff && a.octets()[1] & 0x0f <= 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +78,9 @@ mod tests {
         assert!(is_link_local("fe80::9".parse().unwrap()));
         assert!(is_link_local("febf::1".parse().unwrap()));
         assert!(!is_link_local("fec0::1".parse().unwrap()));
+        assert!(link_scope("ff02::16".parse().unwrap()));
+        assert!(link_scope("ff01::1".parse().unwrap()));
+        assert!(!link_scope("ff05::2".parse().unwrap()));
+        assert!(!link_scope("fd00::1".parse().unwrap()));
     }
 }

@@ -160,6 +160,42 @@ struct Link {
     local_ll: Option<Ipv6Addr>,
 }
 
+/// Where a packet from the client goes (anti-spoofing, DESIGN "Data plane").
+#[derive(Debug, PartialEq, Eq)]
+enum FromClient {
+    /// From the session's own address, to a routable destination: to the
+    /// TUN device.
+    Forward,
+    /// Traffic of the point-to-point link itself: an IPv6 link-local or
+    /// unspecified source (the client's kernel picks its own link-local
+    /// address, which need not be `fe80::<IPv6CP identifier>`; DAD and MLD
+    /// use `::`), or a link-scope destination. "Routers must not forward
+    /// any packets with Link-Local source or destination addresses"
+    /// (RFC 4291 §2.5.6): handled here, never counted as spoofing.
+    Link,
+    /// Any other source: dropped and counted.
+    Spoofed,
+}
+
+/// Decides on a packet the client sent, given the session's addresses.
+fn classify(pkt: &[u8], v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> FromClient {
+    let (Some(src), Some(dst)) = (ip::source(pkt), ip::destination(pkt)) else {
+        return FromClient::Spoofed;
+    };
+    match (src, dst) {
+        (IpAddr::V6(s), _) if s.is_unspecified() || ip::link_scope(s) => FromClient::Link,
+        (IpAddr::V6(s), IpAddr::V6(d)) if Some(s) == v6 => {
+            if ip::link_scope(d) {
+                FromClient::Link
+            } else {
+                FromClient::Forward
+            }
+        }
+        (IpAddr::V4(s), _) if Some(s) == v4 => FromClient::Forward,
+        _ => FromClient::Spoofed,
+    }
+}
+
 /// Everything the input path touches besides the two engines, so that it
 /// can run while the SSTP engine is borrowed.
 #[derive(Debug)]
@@ -212,36 +248,30 @@ impl Net {
     }
 
     fn packet_from_client(&mut self, pkt: &[u8]) {
-        let src = ip::source(pkt);
-        let allowed = match src {
-            Some(IpAddr::V4(s)) => self.link.peer_v4 == Some(s),
-            // Link-local (and unspecified, for DAD) sources are the
-            // client's own on a point-to-point link; such packets end here
-            // and are never forwarded. A Router Solicitation gets an
-            // advertisement (RFC 4861 §6.2.6).
-            Some(IpAddr::V6(s)) if s.is_unspecified() || ip::is_link_local(s) => {
+        match classify(pkt, self.link.peer_v4, self.link.peer_v6) {
+            FromClient::Forward => {
+                self.counters.rx_packets += 1;
+                self.counters.rx_bytes += pkt.len() as u64;
+                self.tun.push(pkt);
+            }
+            FromClient::Link => {
+                // A Router Solicitation gets an advertisement (RFC 4861
+                // §6.2.6); the rest (MLD reports, DAD) ends here.
                 self.counters.link_local += 1;
                 if let Ok(rs) = iphttps::RouterSolicit::parse(pkt) {
                     self.ra_to = Some(rs.reply_to());
                 }
-                return;
             }
-            Some(IpAddr::V6(s)) => self.link.peer_v6 == Some(s),
-            None => false,
-        };
-        if !allowed {
-            self.counters.spoofed += 1;
-            if self.counters.spoofed.is_power_of_two() {
-                self.events.push_back(Event::Spoofed {
-                    source: src,
-                    dropped: self.counters.spoofed,
-                });
+            FromClient::Spoofed => {
+                self.counters.spoofed += 1;
+                if self.counters.spoofed.is_power_of_two() {
+                    self.events.push_back(Event::Spoofed {
+                        source: ip::source(pkt),
+                        dropped: self.counters.spoofed,
+                    });
+                }
             }
-            return;
         }
-        self.counters.rx_packets += 1;
-        self.counters.rx_bytes += pkt.len() as u64;
-        self.tun.push(pkt);
     }
 
     fn packet_from_server(&mut self, pkt: &[u8]) {
@@ -582,6 +612,75 @@ impl Session for SstpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn packet(src: &str, dst: &str) -> Vec<u8> {
+        match (src.parse().unwrap(), dst.parse().unwrap()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut p = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0];
+                p.extend_from_slice(&s.octets());
+                p.extend_from_slice(&d.octets());
+                p
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let mut p = vec![0x60, 0, 0, 0, 0, 0, 58, 255];
+                p.extend_from_slice(&s.octets());
+                p.extend_from_slice(&d.octets());
+                p
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn anti_spoofing_lets_link_traffic_through_to_the_session_only() {
+        let v4: Option<Ipv4Addr> = Some("10.44.0.2".parse().unwrap());
+        let v6: Option<Ipv6Addr> = Some("fd44:443::ecab:83cd:3903:83da".parse().unwrap());
+        let c = |src: &str, dst: &str| classify(&packet(src, dst), v4, v6);
+        // The session's own addresses go to the TUN device.
+        assert_eq!(c("10.44.0.2", "10.44.0.1"), FromClient::Forward);
+        assert_eq!(
+            c("fd44:443::ecab:83cd:3903:83da", "fd44:443::1"),
+            FromClient::Forward
+        );
+        // The client's link-local address, whatever its identifier (the
+        // kernel's own, not the IPv6CP one), and `::` (DAD, MLD): the link's.
+        for src in [
+            "fe80::8660:940e:603c:56c8",
+            "fe80::ecab:83cd:3903:83da",
+            "::",
+        ] {
+            for dst in ["ff02::2", "ff02::16", "fe80::1", "fd44:443::1"] {
+                assert_eq!(c(src, dst), FromClient::Link, "{src} -> {dst}");
+            }
+        }
+        // Its global address to a link-scope destination is not forwarded.
+        assert_eq!(
+            c("fd44:443::ecab:83cd:3903:83da", "ff02::1"),
+            FromClient::Link
+        );
+        assert_eq!(
+            c("fd44:443::ecab:83cd:3903:83da", "fe80::1"),
+            FromClient::Link
+        );
+        // Anyone else's address is spoofing.
+        assert_eq!(c("10.44.0.3", "10.44.0.1"), FromClient::Spoofed);
+        assert_eq!(c("fd44:443::1:2", "fd44:443::1"), FromClient::Spoofed);
+        assert_eq!(c("2001:db8::1", "ff02::1"), FromClient::Spoofed);
+        // Without an IPv6 address, only link traffic is accepted.
+        assert_eq!(
+            classify(
+                &packet("fd44:443::ecab:83cd:3903:83da", "fd44:443::1"),
+                v4,
+                None
+            ),
+            FromClient::Spoofed
+        );
+        assert_eq!(
+            classify(&packet("fe80::1:2", "ff02::2"), v4, None),
+            FromClient::Link
+        );
+        assert_eq!(classify(&[0x45, 0], v4, v6), FromClient::Spoofed);
+    }
 
     fn lcp(code: u8, data: &[u8]) -> Vec<u8> {
         let mut f = vec![0xff, 0x03, 0xc0, 0x21, code, 7];

@@ -91,15 +91,6 @@ pub fn name(tun: &Tun) -> String {
     tun.name().unwrap_or_default()
 }
 
-/// The link-local address `fe80::<iid>` of an IPv6CP interface identifier
-/// (RFC 5072 §5).
-pub fn link_local(iid: [u8; 8]) -> std::net::Ipv6Addr {
-    let mut b = [0u8; 16];
-    b[..2].copy_from_slice(&[0xfe, 0x80]);
-    b[8..].copy_from_slice(&iid);
-    std::net::Ipv6Addr::from(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::create_error;

@@ -11,7 +11,7 @@
 //! sessions are counted by `session::active` and `iphttps::active`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -33,34 +33,6 @@ pub struct Router {
     pub no_route: AtomicU64,
     /// Packets dropped because the session's queue was full.
     pub queue_full: AtomicU64,
-}
-
-/// The destination address of an IPv4 or IPv6 packet.
-pub fn destination(pkt: &[u8]) -> Option<IpAddr> {
-    match pkt.first()? >> 4 {
-        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(
-            pkt[16], pkt[17], pkt[18], pkt[19],
-        ))),
-        6 if pkt.len() >= 40 => {
-            let b: [u8; 16] = pkt[24..40].try_into().ok()?;
-            Some(IpAddr::V6(Ipv6Addr::from(b)))
-        }
-        _ => None,
-    }
-}
-
-/// The source address of an IPv4 or IPv6 packet.
-pub fn source(pkt: &[u8]) -> Option<IpAddr> {
-    match pkt.first()? >> 4 {
-        4 if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(
-            pkt[12], pkt[13], pkt[14], pkt[15],
-        ))),
-        6 if pkt.len() >= 40 => {
-            let b: [u8; 16] = pkt[8..24].try_into().ok()?;
-            Some(IpAddr::V6(Ipv6Addr::from(b)))
-        }
-        _ => None,
-    }
 }
 
 /// Removes the route when dropped.
@@ -129,7 +101,9 @@ impl Router {
     }
 
     fn dispatch(&self, pkt: &[u8]) {
-        let Some(dst) = destination(pkt) else { return };
+        let Some(dst) = session::ip::destination(pkt) else {
+            return;
+        };
         let mut tx = self.table.read().expect("router lock").get(&dst).cloned();
         if tx.is_none() {
             if let IpAddr::V6(a) = dst {
@@ -176,20 +150,6 @@ mod tests {
     }
 
     #[test]
-    fn addresses() {
-        let p = v4([10, 0, 0, 2], [10, 0, 0, 1]);
-        assert_eq!(source(&p), Some("10.0.0.2".parse().unwrap()));
-        assert_eq!(destination(&p), Some("10.0.0.1".parse().unwrap()));
-        assert_eq!(destination(&p[..19]), None);
-        assert_eq!(destination(&[]), None);
-        let mut v6 = vec![0x60; 40];
-        v6[8..24].copy_from_slice(&Ipv6Addr::LOCALHOST.octets());
-        v6[24..40].copy_from_slice(&"fd00::1".parse::<Ipv6Addr>().unwrap().octets());
-        assert_eq!(source(&v6), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
-        assert_eq!(destination(&v6), Some("fd00::1".parse().unwrap()));
-    }
-
-    #[test]
     fn dispatch_and_unregister() {
         let r = Arc::new(Router::default());
         let (tx, mut rx) = mpsc::channel(1);
@@ -213,7 +173,7 @@ mod tests {
         let mut p = vec![0x60; 40];
         p[4] = 0;
         p[5] = 0;
-        p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+        p[24..40].copy_from_slice(&dst.parse::<std::net::Ipv6Addr>().unwrap().octets());
         p
     }
 
