@@ -16,7 +16,7 @@ use session::Session;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
-use crate::io_util::BoxStream;
+use crate::io_util::{is_peer_close, plain_error, BoxStream};
 use crate::tun::Tun;
 
 /// TUN packets fed to the session per turn, at most.
@@ -164,7 +164,14 @@ impl Driver {
         };
         let now = Instant::now();
         match got {
-            Got::Read(Ok(0)) | Got::Read(Err(_)) => s.stream_closed(now),
+            Got::Read(Ok(0)) => s.stream_closed(now),
+            Got::Read(Err(e)) => {
+                // Most peers leave without TLS close_notify: that is a close.
+                if !is_peer_close(&e) {
+                    tracing::debug!(error = %plain_error(&e), "stream read failed");
+                }
+                s.stream_closed(now);
+            }
             Got::Read(Ok(n)) if own => s.handle_read(now, n),
             Got::Read(Ok(n)) => s.handle_stream_bytes(now, &self.rbuf[..n]),
             Got::Tun(Ok(n)) => {

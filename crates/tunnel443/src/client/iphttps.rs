@@ -20,26 +20,23 @@
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use iphttps::{Decoder, Encoder, Frame, Link, LinkConfig, LinkEvent};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use iphttps::{Link, LinkConfig, LinkEvent};
+use session::iphttps::{Ending, Event};
+use session::{IphttpsClient, Session};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
-use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::routes::Routes;
 use super::{ClientArgs, Failure, Protocol, Target};
+use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::{read_head, BoxStream, HeadError};
 use crate::tls::{ClientTls, Trust};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Most TUN packets framed into one TLS write.
-const TUN_BATCH: usize = 64;
-
-type Halves = (ReadHalf<BoxStream>, WriteHalf<BoxStream>);
 
 struct Client<'a> {
     target: &'a Target,
@@ -211,8 +208,102 @@ fn server_closed(lifetimes: (bool, Option<u16>)) -> Failure {
     )
 }
 
-fn lost(e: &std::io::Error) -> Failure {
-    Failure::Other(format!("the connection to the server was lost: {e}"))
+fn lost() -> Failure {
+    Failure::Other("the connection to the server was lost".into())
+}
+
+/// The session of one connection and the link whose timers (§3.1.2)
+/// run beside it: the driver sees both as one [`Session`].
+struct Linked<'a> {
+    s: &'a mut IphttpsClient,
+    link: &'a mut Link,
+}
+
+impl Session for Linked<'_> {
+    type Event = session::iphttps::Event;
+    fn handle_stream_bytes(&mut self, now: std::time::Instant, bytes: &[u8]) {
+        self.s.handle_stream_bytes(now, bytes)
+    }
+    fn read_buf(&mut self) -> Option<&mut [u8]> {
+        self.s.read_buf()
+    }
+    fn handle_read(&mut self, now: std::time::Instant, n: usize) {
+        self.s.handle_read(now, n)
+    }
+    fn handle_tun_packet(&mut self, now: std::time::Instant, packet: &[u8]) {
+        self.s.handle_tun_packet(now, packet)
+    }
+    fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+        self.s.poll_transmit(buf)
+    }
+    fn poll_tun(&mut self) -> Option<&[u8]> {
+        self.s.poll_tun()
+    }
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        self.s.poll_event()
+    }
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.link.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.link.handle_timeout(now)
+    }
+    fn close(&mut self, now: std::time::Instant, reason: &str) {
+        self.s.close(now, reason)
+    }
+    fn stream_closed(&mut self, now: std::time::Instant) {
+        self.s.stream_closed(now)
+    }
+    fn is_closed(&self) -> bool {
+        self.s.is_closed()
+    }
+}
+
+/// One connection once the server answered 200: its session and driver.
+struct Conn {
+    s: IphttpsClient,
+    d: Driver,
+    /// The router lifetimes of this connection's RAs: (any above 0, the last).
+    lifetimes: (bool, Option<u16>),
+}
+
+impl Conn {
+    /// Applies the session's events: RAs to the device (here, not by the
+    /// kernel); the end of the connection as the link's failure.
+    async fn events(
+        &mut self,
+        link: &mut Link,
+        t: &crate::tun::Tun,
+        routes: &mut Routes,
+        iid: iphttps::InterfaceId,
+    ) -> Option<(iphttps::Failure, Failure)> {
+        let mut failed = None;
+        while let Some(ev) = self.s.poll_event() {
+            match ev {
+                Event::RouterAdvert(ra) => {
+                    let l = ra.advert.router_lifetime;
+                    self.lifetimes = (self.lifetimes.0 || l > 0, Some(l));
+                    let _ = link.router_advert_received();
+                    routes.router_advert(t, iid, &ra).await;
+                }
+                Event::Closed(end) => {
+                    failed = Some(match end {
+                        // close_notify: the server ended the link on purpose.
+                        Ending::PeerClosed => {
+                            (iphttps::Failure::Closed, server_closed(self.lifetimes))
+                        }
+                        Ending::Framing(e) => (
+                            iphttps::Failure::Framing,
+                            Failure::Other(format!("the server sent non-IPv6 data: {e}")),
+                        ),
+                        _ => (iphttps::Failure::Closed, lost()),
+                    })
+                }
+                _ => {}
+            }
+        }
+        failed
+    }
 }
 
 /// The §3.1 link until the user stops it or a failure ends the client.
@@ -227,21 +318,16 @@ async fn drive(
     let ll = iphttps::addr::link_local(iid);
     let mut link = Link::new(LinkConfig::default());
     let _ = link.enable();
-    let _ = link.initialize(Instant::now().into_std());
+    let _ = link.initialize(Instant::now());
     let mut first_hop: Option<std::net::IpAddr> = None;
-    let mut conn: Option<Halves> = None;
-    let mut pending: Vec<u8> = Vec::new();
-    let enc = Encoder::new();
-    let mut dec = Decoder::new();
-    let mut tunbuf = vec![0u8; 65536];
-    let mut out = Vec::with_capacity(TUN_BATCH * iphttps::MIN_MTU);
+    // Connected and TLS up, before the request.
+    let mut stream: Option<BoxStream> = None;
+    let mut conn: Option<Conn> = None;
     // Why the last attempt or link failed (for the exit message).
     let mut last: Option<Failure> = None;
-    // The router lifetimes of this session's RAs: (any above 0, the last).
-    let mut lifetimes: (bool, Option<u16>) = (false, None);
     loop {
         while let Some(ev) = link.poll_event() {
-            let now = Instant::now().into_std();
+            let now = Instant::now();
             match ev {
                 LinkEvent::Connect { attempt } => {
                     info!(attempt, server = %target.host, port = target.port, "connecting");
@@ -250,8 +336,7 @@ async fn drive(
                             first_hop = Some(hop);
                             let _ = link.transport_connected();
                             let _ = link.tls_established();
-                            pending.clear();
-                            conn = Some(tokio::io::split(s));
+                            stream = Some(s);
                         }
                         Err(f) => {
                             if args.no_reconnect || !f.retryable() {
@@ -264,18 +349,24 @@ async fn drive(
                     }
                 }
                 LinkEvent::SendRequest => {
-                    let Some((rd, wr)) = conn.take() else {
+                    let Some(mut st) = stream.take() else {
                         let _ = link.link_failed(now, iphttps::Failure::Closed);
                         continue;
                     };
-                    let mut s = rd.unsplit(wr);
-                    match client.request(&mut s).await {
+                    match client.request(&mut st).await {
                         Ok(rest) => {
-                            pending = rest;
-                            conn = Some(tokio::io::split(s));
-                            dec = Decoder::new();
-                            lifetimes = (false, None);
-                            let _ = link.http_ok(Instant::now().into_std());
+                            let mut s = IphttpsClient::new(ll);
+                            s.handle_stream_bytes(Instant::now(), &rest);
+                            let t = match tun {
+                                Some((t, _)) => TunSide::Device(t.clone()),
+                                None => TunSide::None,
+                            };
+                            conn = Some(Conn {
+                                s,
+                                d: Driver::new(st, t),
+                                lifetimes: (false, None),
+                            });
+                            let _ = link.http_ok(Instant::now());
                         }
                         Err(f) => {
                             // A certificate refused after a TLS 1.3
@@ -298,6 +389,9 @@ async fn drive(
                         let routes = Routes::new(crate::tun::if_index(&t)?, hop, true)?;
                         *tun = Some((t, routes));
                     }
+                    if let (Some(c), Some((t, _))) = (conn.as_mut(), tun.as_ref()) {
+                        c.d.tun = TunSide::Device(t.clone());
+                    }
                     last = None;
                     info!(tun = %args.tun_name, link_local = %ll, "IP-HTTPS link up");
                     super::say(&format!(
@@ -306,12 +400,8 @@ async fn drive(
                     ));
                 }
                 LinkEvent::SendRouterSolicitation => {
-                    if let Some((_, wr)) = conn.as_mut() {
-                        let mut out = Vec::new();
-                        let _ = enc.encode(&iphttps::RouterSolicit::build(ll), &mut out);
-                        if let Err(e) = wr.write_all(&out).await {
-                            debug!(error = %e, "Router Solicitation not sent");
-                        }
+                    if let Some(c) = conn.as_mut() {
+                        c.s.solicit_router();
                     }
                 }
                 LinkEvent::LinkDown { reason } => {
@@ -324,7 +414,10 @@ async fn drive(
                         routes.link_down(t).await;
                     }
                 }
-                LinkEvent::Close => conn = None,
+                LinkEvent::Close => {
+                    stream = None;
+                    conn = None;
+                }
                 LinkEvent::ReconnectScheduled { after, .. } => {
                     if args.no_reconnect {
                         // Without a failure of ours, the link's attempt
@@ -341,105 +434,41 @@ async fn drive(
                 }
             }
         }
-        let deadline = link
-            .poll_timeout()
-            .map(Instant::from_std)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let up = link.state() == iphttps::LinkState::LinkUp;
-        let failed: Option<(iphttps::Failure, Failure)> = match (&mut conn, tun.as_mut()) {
-            (Some((rd, wr)), Some((tun, routes))) if up => {
-                // Bytes that came with the response head (the first RA).
-                let mut fed = false;
-                if !pending.is_empty() {
-                    let n = dec.extend(&pending);
-                    pending.drain(..n);
-                    fed = true;
-                }
-                let got = tokio::select! {
-                    r = rd.read(dec.spare()), if !fed => match r {
-                        // close_notify: the server ended the link on purpose.
-                        Ok(0) => Err((iphttps::Failure::Closed, server_closed(lifetimes))),
-                        Ok(n) => { dec.filled(n); Ok(true) }
-                        Err(e) => Err((iphttps::Failure::Closed, lost(&e))),
-                    },
-                    r = tun.recv(&mut tunbuf) => match r {
-                        Ok(n) => {
-                            // The packets already queued go along: one TLS
-                            // write for the batch (DESIGN.md, data plane).
-                            out.clear();
-                            let _ = enc.encode(&tunbuf[..n], &mut out);
-                            for _ in 1..TUN_BATCH {
-                                match tun.try_recv(&mut tunbuf) {
-                                    Ok(n) => { let _ = enc.encode(&tunbuf[..n], &mut out); }
-                                    Err(_) => break,
-                                }
+        let failed = match (conn.as_mut(), tun.as_mut()) {
+            (Some(c), Some((t, routes))) if up => {
+                // Events first: bytes that came with the 200 (the first RA)
+                // are in the session before any turn.
+                match c.events(&mut link, t, routes, iid).await {
+                    Some(f) => Some(f),
+                    None => {
+                        let turn = {
+                            let mut w = Linked {
+                                s: &mut c.s,
+                                link: &mut link,
+                            };
+                            c.d.turn(&mut w, stop).await
+                        };
+                        match turn {
+                            Turn::Stop => {
+                                info!("disconnected");
+                                return Ok(0);
                             }
-                            if let Err(e) = wr.write_all(&out).await {
-                                Err((iphttps::Failure::Closed, lost(&e)))
-                            } else {
-                                Ok(false)
-                            }
+                            Turn::TunFailed(e) => return Err(e).context("TUN read"),
+                            Turn::Continue | Turn::Closed => {}
                         }
-                        Err(e) => return Err(e).context("TUN read"),
-                    },
-                    _ = tokio::time::sleep_until(deadline) => {
-                        link.handle_timeout(Instant::now().into_std());
-                        Ok(false)
-                    }
-                    _ = stop.changed() => {
-                        info!("disconnected");
-                        return Ok(0);
-                    }
-                    _ = std::future::ready(()), if fed => Ok(true),
-                };
-                match got {
-                    Err(f) => Some(f),
-                    Ok(false) => None,
-                    Ok(true) => {
-                        let mut fail = None;
-                        loop {
-                            match dec.next_packet() {
-                                Ok(Some(Frame::Packet(p))) => {
-                                    if iphttps::icmpv6::message_type(p)
-                                        == Some(iphttps::icmpv6::Icmpv6Type::RouterAdvertisement)
-                                    {
-                                        // Applied here, not by the kernel.
-                                        match iphttps::RouterAdvert::parse(p) {
-                                            Ok(ra) => {
-                                                let l = ra.advert.router_lifetime;
-                                                lifetimes = (lifetimes.0 || l > 0, Some(l));
-                                                let _ = link.router_advert_received();
-                                                routes.router_advert(tun, iid, &ra).await;
-                                            }
-                                            Err(e) => {
-                                                debug!(error = %e, "bad Router Advertisement")
-                                            }
-                                        }
-                                    } else {
-                                        let _ = tun.try_send(p);
-                                    }
-                                }
-                                Ok(Some(Frame::Oversize { .. })) => {}
-                                Ok(None) => break,
-                                Err(e) => {
-                                    fail = Some((
-                                        iphttps::Failure::Framing,
-                                        Failure::Other(format!(
-                                            "the server sent non-IPv6 data: {e}"
-                                        )),
-                                    ));
-                                    break;
-                                }
-                            }
-                        }
-                        fail
+                        c.events(&mut link, t, routes, iid).await
                     }
                 }
             }
             _ => {
+                let deadline = link
+                    .poll_timeout()
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => {
-                        link.handle_timeout(Instant::now().into_std());
+                        link.handle_timeout(Instant::now());
                     }
                     _ = stop.changed() => {
                         info!("disconnected");
@@ -453,7 +482,7 @@ async fn drive(
             conn = None;
             warn!(error = %f, "IP-HTTPS link lost");
             last = Some(f);
-            let _ = link.link_failed(Instant::now().into_std(), reason);
+            let _ = link.link_failed(Instant::now(), reason);
         }
     }
 }

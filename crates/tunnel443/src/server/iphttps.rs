@@ -25,17 +25,19 @@
 use std::collections::BTreeSet;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use iphttps::nd::{RouteInfo, RoutePreference, DEFAULT_ROUTER_LIFETIME};
-use iphttps::{ClientRouter, Decoder, Encoder, Frame, Ipv6Prefix, Prefix64, RouterConfig, Verdict};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use iphttps::{ClientRouter, Ipv6Prefix, Prefix64, RouterConfig};
+use session::iphttps::{Ending, Event};
+use session::{IphttpsServer, Session};
+use tokio::io::AsyncWriteExt;
+use tracing::{info, warn};
 
 use crate::config::IphttpsSettings;
-use crate::io_util::{is_peer_close, plain_error, BoxStream};
+use crate::driver::{Driver, TunSide, Turn};
+use crate::io_util::BoxStream;
 use crate::server::router::SESSION_QUEUE;
 use crate::server::Shared;
 
@@ -211,12 +213,12 @@ pub async fn run(
         return;
     };
     let prefix = lease.prefix;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SESSION_QUEUE);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SESSION_QUEUE);
     let Some(_route) = shared.router.register64(prefix, tx) else {
         warn!(%peer, prefix = %prefix.prefix(), "prefix already routed; closed");
         return;
     };
-    let mut router = match ClientRouter::new(prefix, service.router.clone()) {
+    let router = match ClientRouter::new(prefix, service.router.clone()) {
         Ok(r) => r,
         Err(e) => {
             warn!(%peer, error = %e, "IP-HTTPS router setup failed");
@@ -232,119 +234,59 @@ pub async fn run(
     }
     info!(%peer, %client, prefix = %prefix.prefix(), "IP-HTTPS session up");
     let started = Instant::now();
-    router.link_up(started.into_std());
-
-    let mut dec = Decoder::new();
-    let enc = Encoder::new();
-    let mut out = Vec::with_capacity(16 * 1024);
-    let mut pending: &[u8] = &rest;
-    let (mut rx_pkts, mut tx_pkts, mut spoofed) = (0u64, 0u64, 0u64);
-    let mut shutdown = shared.shutdown.clone();
-    let reason: String = 'session: loop {
-        // Packets the router itself sends (RAs, NAs, echo replies).
-        while let Some(p) = router.poll_transmit() {
-            let _ = enc.encode(&p, &mut out);
-        }
-        if !out.is_empty() {
-            if let Err(e) = stream.write_all(&out).await {
-                break if is_peer_close(&e) {
-                    "closed by the client".into()
-                } else {
-                    format!("write failed: {}", plain_error(&e))
-                };
-            }
-            out.clear();
-        }
-        // Bytes read earlier (the head's tail) go in first.
-        let got_input = if !pending.is_empty() {
-            let n = dec.extend(pending);
-            pending = &pending[n..];
-            true
-        } else {
-            let deadline = router
-                .poll_timeout()
-                .map(Instant::from_std)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            tokio::select! {
-                r = stream.read(dec.spare()) => match r {
-                    Ok(0) => break 'session "closed by the client".into(),
-                    Ok(n) => { dec.filled(n); true }
-                    // Most clients leave without TLS close_notify.
-                    Err(e) if is_peer_close(&e) => break 'session "closed by the client".into(),
-                    Err(e) => break 'session format!("read failed: {}", plain_error(&e)),
-                },
-                pkt = rx.recv() => {
-                    let Some(pkt) = pkt else { break 'session "route removed".into() };
-                    let mut batch = vec![pkt];
-                    while batch.len() < 64 {
-                        match rx.try_recv() {
-                            Ok(p) => batch.push(p),
-                            Err(_) => break,
-                        }
-                    }
-                    for pkt in batch {
-                        match router.egress(&pkt) {
-                            iphttps::Egress::Send if enc.encode(&pkt, &mut out).is_ok() => {
-                                tx_pkts += 1;
-                            }
-                            iphttps::Egress::TooBig(Some(ptb)) => {
-                                let _ = shared.tun.try_send(&ptb);
-                            }
-                            _ => {}
-                        }
-                    }
-                    false
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    router.handle_timeout(Instant::now().into_std());
-                    false
-                }
-                _ = shutdown.changed() => {
-                    let _ = enc.encode(&router.final_advert(), &mut out);
-                    let _ = stream.write_all(&out).await;
-                    break 'session "server shutting down".into();
-                }
-            }
-        };
-        if got_input {
-            let now = Instant::now().into_std();
-            loop {
-                match dec.next_packet() {
-                    Ok(Some(Frame::Packet(p))) => match router.ingress(now, p) {
-                        Verdict::Forward => {
-                            rx_pkts += 1;
-                            let _ = shared.tun.try_send(p);
-                        }
-                        Verdict::Local => {}
-                        Verdict::Drop(iphttps::router::DropReason::SpoofedSource(src)) => {
-                            spoofed += 1;
-                            if spoofed.is_power_of_two() {
-                                info!(%peer, %src, count = spoofed, "spoofed source dropped");
-                            }
-                        }
-                        Verdict::Drop(r) => debug!(%peer, reason = ?r, "packet dropped"),
-                    },
-                    Ok(Some(Frame::Oversize { len })) => {
-                        debug!(%peer, len, "oversize packet skipped")
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        warn!(%peer, error = %e, "non-IPv6 input; IP-HTTPS session terminated");
-                        break 'session format!("framing error: {e}");
-                    }
-                }
-            }
-        }
+    let mut s = IphttpsServer::new(router, started);
+    // Bytes read with the head go in first.
+    s.handle_stream_bytes(started, &rest);
+    let tun = TunSide::Routed {
+        rx,
+        tun: shared.tun.clone(),
     };
-    let _ = stream.shutdown().await;
+    let mut d = Driver::new(stream, tun);
+    let mut shutdown = shared.shutdown.clone();
+    let mut ending = None;
+    while ending.is_none() {
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                Event::Spoofed { source, dropped } => {
+                    info!(%peer, src = %source, count = dropped, "spoofed source dropped")
+                }
+                Event::Closed(end) => ending = Some(end),
+                _ => {}
+            }
+        }
+        match d.turn(&mut s, &mut shutdown).await {
+            Turn::Continue => {}
+            Turn::Stop => s.close(Instant::now(), "server shutting down"),
+            Turn::Closed | Turn::TunFailed(_) => {
+                while let Some(ev) = s.poll_event() {
+                    if let Event::Closed(end) = ev {
+                        ending = Some(end);
+                    }
+                }
+                ending.get_or_insert(Ending::StreamLost);
+            }
+        }
+    }
+    let reason = match ending {
+        // Most clients leave without TLS close_notify: that is a close too.
+        Some(Ending::PeerClosed) => "closed by the client".to_string(),
+        Some(Ending::Framing(e)) => {
+            warn!(%peer, error = %e, "non-IPv6 input; IP-HTTPS session terminated");
+            format!("framing error: {e}")
+        }
+        Some(other) => other.to_string(),
+        None => "closed".to_string(),
+    };
+    let c = s.counters();
     info!(
         %peer,
         %client,
         prefix = %prefix.prefix(),
         reason = %reason,
-        rx_pkts,
-        tx_pkts,
-        spoofed,
+        rx_pkts = c.rx_packets,
+        tx_pkts = c.tx_packets,
+        spoofed = c.spoofed,
+        tun_drops = d.tun_drops,
         secs = started.elapsed().as_secs(),
         "IP-HTTPS session closed"
     );
