@@ -141,16 +141,7 @@ impl Stream {
     }
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
-        if self.tx.is_empty() {
-            return false;
-        }
-        if buf.is_empty() {
-            std::mem::swap(buf, &mut self.tx);
-        } else {
-            buf.extend_from_slice(&self.tx);
-            self.tx.clear();
-        }
-        true
+        crate::hand_over(&mut self.tx, buf)
     }
 
     fn stream_closed(&mut self) {

@@ -48,6 +48,21 @@ pub struct Counters {
     pub tx_dropped: u64,
 }
 
+/// Moves the bytes of `tx` to the end of `buf` (by swapping buffers when
+/// `buf` is empty: no copy); false if there were none.
+pub(crate) fn hand_over(tx: &mut Vec<u8>, buf: &mut Vec<u8>) -> bool {
+    if tx.is_empty() {
+        return false;
+    }
+    if buf.is_empty() {
+        std::mem::swap(buf, tx);
+    } else {
+        buf.extend_from_slice(tx);
+        tx.clear();
+    }
+    true
+}
+
 /// A tunnel session as its driver sees it.
 pub trait Session {
     /// What the session tells its driver.

@@ -557,16 +557,7 @@ impl Session for SstpSession {
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
         self.sstp.poll_transmit(&mut self.tx);
-        if self.tx.is_empty() {
-            return false;
-        }
-        if buf.is_empty() {
-            std::mem::swap(buf, &mut self.tx);
-        } else {
-            buf.extend_from_slice(&self.tx);
-            self.tx.clear();
-        }
-        true
+        crate::hand_over(&mut self.tx, buf)
     }
 
     fn poll_tun(&mut self) -> Option<&[u8]> {

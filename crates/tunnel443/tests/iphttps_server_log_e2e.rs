@@ -8,100 +8,17 @@ mod e2e;
 
 use e2e::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const POOL: &str = "fd00:1::/48";
 const SERVER_V6: &str = "fd00:1::1";
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl {args:?}");
-}
-
-/// A self-signed CA `NAME.pem` / `NAME.key` in `dir`.
-fn ca(dir: &Path, name: &str) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    dir.join(format!("{name}.pem"))
-}
-
-/// A certificate `NAME.pem` / `NAME.key` signed by CA `by`, with extended
-/// key usage `eku`.
+/// A client certificate `NAME.pem` / `NAME.key` issued by test CA `by`,
+/// with extended key usage `eku`.
 fn leaf(dir: &Path, name: &str, by: &str, eku: &str) -> (PathBuf, PathBuf) {
-    let ext = format!("{name}.ext");
-    std::fs::write(
-        dir.join(&ext),
-        format!("extendedKeyUsage={eku}\nbasicConstraints=CA:FALSE\n"),
-    )
-    .unwrap();
-    let (key, csr, crt) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{by}.pem"),
-            "-CAkey",
-            &format!("{by}.key"),
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
-    );
-    (dir.join(crt), dir.join(key))
+    let ext = format!("extendedKeyUsage={eku}\nbasicConstraints=CA:FALSE\n");
+    issue_cert(dir, by, name, name, &ext)
 }
 
 /// One TLS handshake from client namespace 0 with this certificate
@@ -145,8 +62,8 @@ fn wait_line(server: &Proc, needles: &[&str], secs: u64) -> String {
 fn refused_client_certificates_are_logged_once_with_the_reason() {
     let lab = Lab::new(1);
     let d = lab.dir.path();
-    let trusted = ca(d, "ca");
-    ca(d, "other-ca");
+    let trusted = test_ca(d, "ca");
+    test_ca(d, "other-ca");
     let untrusted = leaf(d, "stranger", "other-ca", "clientAuth");
     let server_only = leaf(d, "server-eku", "ca", "serverAuth");
     let server = lab.start_server(&[
@@ -182,7 +99,7 @@ fn refused_client_certificates_are_logged_once_with_the_reason() {
 fn a_client_leaving_without_close_notify_is_a_normal_disconnect() {
     let lab = Lab::new(1);
     let d = lab.dir.path();
-    let trusted = ca(d, "ca");
+    let trusted = test_ca(d, "ca");
     let (cert, key) = leaf(d, "client0", "ca", "clientAuth");
     let server = lab.start_server(&[
         "--iphttps-prefix",
