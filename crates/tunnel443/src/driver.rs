@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
 use crate::io_util::{is_peer_close, plain_error, BoxStream};
-use crate::tun::Tun;
+use crate::tun::{Read, Tun, TunReader, TunWriter};
 
 /// TUN packets fed to the session per turn, at most.
 const TUN_BATCH: usize = 64;
@@ -41,10 +41,11 @@ pub enum TunSide {
 }
 
 impl TunSide {
-    fn send(&self, pkt: &[u8]) -> bool {
+    /// The device packets from the peer go to.
+    fn device(&self) -> Option<&Tun> {
         match self {
-            TunSide::None => false,
-            TunSide::Device(t) | TunSide::Routed { tun: t, .. } => t.try_send(pkt).is_ok(),
+            TunSide::None => None,
+            TunSide::Device(t) | TunSide::Routed { tun: t, .. } => Some(t),
         }
     }
 }
@@ -64,7 +65,7 @@ pub enum Turn {
 
 enum Got {
     Read(std::io::Result<usize>),
-    Tun(std::io::Result<usize>),
+    Tun(std::io::Result<Read>),
     Routed(Option<Vec<u8>>),
     Timer,
     Stop,
@@ -77,7 +78,9 @@ pub struct Driver {
     pub tun: TunSide,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
-    tbuf: Vec<u8>,
+    /// Batched reads of a client's own device (made when it has one).
+    reader: Option<Box<TunReader>>,
+    writer: TunWriter,
     stopping: bool,
     /// Packets for the TUN side it did not take (queue full, no device).
     pub tun_drops: u64,
@@ -92,9 +95,30 @@ impl Driver {
             tun,
             rbuf: vec![0; 32 * 1024],
             wbuf: Vec::with_capacity(32 * 1024),
-            tbuf: vec![0; 65536],
+            reader: None,
+            writer: TunWriter::default(),
             stopping: false,
             tun_drops: 0,
+        }
+    }
+
+    /// Hands one read's packets to the session; returns how many.
+    fn feed<S: Session>(&mut self, s: &mut S, now: Instant, read: Read) -> usize {
+        let Some(reader) = self.reader.as_ref() else {
+            return 0;
+        };
+        match read {
+            Read::Packets(n) => {
+                for i in 0..n {
+                    s.handle_tun_packet(now, reader.packet(i));
+                }
+                n
+            }
+            Read::Bad(e) => {
+                tracing::debug!(error = %e, "TUN packet that could not be segmented dropped");
+                self.tun_drops += 1;
+                0
+            }
         }
     }
 
@@ -114,8 +138,13 @@ impl Driver {
     /// One round of IO for `s` (see the module docs).
     pub async fn turn<S: Session>(&mut self, s: &mut S, stop: &mut watch::Receiver<bool>) -> Turn {
         while let Some(p) = s.poll_tun() {
-            if !self.tun.send(p) {
-                self.tun_drops += 1;
+            self.writer.push(p);
+        }
+        match self.tun.device() {
+            Some(t) => self.tun_drops += self.writer.flush(t).await as u64,
+            None => {
+                self.tun_drops += self.writer.len() as u64;
+                self.writer = TunWriter::default();
             }
         }
         self.wbuf.clear();
@@ -130,12 +159,15 @@ impl Driver {
         }
         let deadline = s.poll_timeout();
         let own = s.read_buf().is_some();
+        if matches!(self.tun, TunSide::Device(_)) && self.reader.is_none() {
+            self.reader = Some(Box::default());
+        }
         let got = {
             let Driver {
                 rd,
                 tun,
                 rbuf,
-                tbuf,
+                reader,
                 ..
             } = self;
             let buf: &mut [u8] = match s.read_buf() {
@@ -151,7 +183,10 @@ impl Driver {
             let tun_read = async {
                 match tun {
                     TunSide::None => std::future::pending().await,
-                    TunSide::Device(t) => Got::Tun(t.recv(tbuf).await),
+                    TunSide::Device(t) => match reader {
+                        Some(r) => Got::Tun(r.recv(t).await),
+                        None => std::future::pending().await,
+                    },
                     TunSide::Routed { rx, .. } => Got::Routed(rx.recv().await),
                 }
             };
@@ -174,15 +209,22 @@ impl Driver {
             }
             Got::Read(Ok(n)) if own => s.handle_read(now, n),
             Got::Read(Ok(n)) => s.handle_stream_bytes(now, &self.rbuf[..n]),
-            Got::Tun(Ok(n)) => {
-                s.handle_tun_packet(now, &self.tbuf[..n]);
-                if let TunSide::Device(t) = &self.tun {
-                    for _ in 1..TUN_BATCH {
-                        match t.try_recv(&mut self.tbuf) {
-                            Ok(n) => s.handle_tun_packet(now, &self.tbuf[..n]),
-                            Err(_) => break,
-                        }
+            Got::Tun(Ok(first)) => {
+                // The reads already waiting come along (one stream write).
+                let mut read = Some(first);
+                let mut fed = 0;
+                while let Some(r) = read.take() {
+                    fed += self.feed(s, now, r);
+                    if fed >= TUN_BATCH {
+                        break;
                     }
+                    read = match (&self.tun, self.reader.as_mut()) {
+                        (TunSide::Device(t), Some(reader)) => match reader.try_recv(t) {
+                            Ok(r) => r,
+                            Err(e) => return Turn::TunFailed(e),
+                        },
+                        _ => None,
+                    };
                 }
             }
             Got::Tun(Err(e)) => return Turn::TunFailed(e),

@@ -59,6 +59,19 @@ enum Command {
     Connect(connect::ConnectArgs),
 }
 
+/// The client carries one session: one thread runs it without the
+/// cross-thread wake-ups of a work-stealing scheduler (measured in
+/// BENCHMARKS.md). The server and the proxies serve many connections on
+/// every core.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    match command {
+        Command::Client(_) | Command::Connect(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log = cli.log.clone().unwrap_or_else(|| match &cli.command {
@@ -75,7 +88,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::User(a) => user_cmd::run(a).map(|()| 0),
         Command::Demo(a) => demo::run(a).map(|()| 0),
-        command => tokio::runtime::Runtime::new()
+        command => runtime(&command)
             .map_err(anyhow::Error::from)
             .and_then(|rt| {
                 rt.block_on(async move {

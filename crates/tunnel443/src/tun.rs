@@ -2,17 +2,30 @@
 //! one per tunnel on the client. Addresses and MTU are set when the device
 //! is created; routes are added through [`crate::netlink`].
 //!
+//! Reads and writes are batched and use the kernel's segmentation and
+//! coalescing offloads ([`batch`]).
+//!
 //! The kernel's own Router Advertisement processing is turned off on every
 //! device we create (`accept_ra = 0`, `autoconf = 0`) before it comes up:
 //! our clients apply the server's RAs themselves, and a server must not let
 //! a client's RA give it a default route or an address.
+
+mod batch;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use anyhow::Context;
 
+pub use batch::{Read, TunReader, TunWriter};
+
 pub type Tun = Arc<tun_rs::AsyncDevice>;
+
+/// A builder with what every device of ours has: offloads on (see
+/// [`batch`]), down until [`up_without_kernel_ra`].
+pub fn builder() -> tun_rs::DeviceBuilder {
+    tun_rs::DeviceBuilder::new().offload(true).enable(false)
+}
 
 /// A TUN device with `addr/prefix` (and a point-to-point `peer`, if given).
 pub fn create(
@@ -22,10 +35,7 @@ pub fn create(
     peer: Option<Ipv4Addr>,
     mtu: u16,
 ) -> anyhow::Result<Tun> {
-    let mut b = tun_rs::DeviceBuilder::new()
-        .ipv4(addr, prefix, peer)
-        .mtu(mtu)
-        .enable(false);
+    let mut b = builder().ipv4(addr, prefix, peer).mtu(mtu);
     if let Some(n) = name {
         b = b.name(n);
     }

@@ -152,11 +152,10 @@ fn link_failure(f: &Failure) -> iphttps::Failure {
 /// The TUN device: link-local `fe80::IID`, MTU 1280 (§3.1.5.3), kernel
 /// RA processing off.
 fn create_tun(name: &str, ll: Ipv6Addr) -> anyhow::Result<crate::tun::Tun> {
-    let dev = tun_rs::DeviceBuilder::new()
+    let dev = crate::tun::builder()
         .name(name)
         .ipv6(ll, 64)
         .mtu(iphttps::MIN_MTU as u16)
-        .enable(false)
         .build_async()
         .with_context(|| format!("creating TUN device {name}"))?;
     crate::tun::up_without_kernel_ra(Arc::new(dev))

@@ -123,12 +123,20 @@ impl Router {
         }
     }
 
-    /// Reads the TUN device forever, dispatching each packet.
+    /// Reads the TUN device forever (in batches: a TSO super-packet comes
+    /// back as its segments), dispatching each packet.
     pub async fn run_tun_reader(self: Arc<Self>, tun: Tun) {
-        let mut buf = vec![0u8; 65536];
+        let mut reader = crate::tun::TunReader::default();
         loop {
-            match tun.recv(&mut buf).await {
-                Ok(n) => self.dispatch(&buf[..n]),
+            match reader.recv(&tun).await {
+                Ok(crate::tun::Read::Packets(n)) => {
+                    for i in 0..n {
+                        self.dispatch(reader.packet(i));
+                    }
+                }
+                Ok(crate::tun::Read::Bad(e)) => {
+                    tracing::debug!(error = %e, "TUN packet that could not be segmented dropped");
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "TUN read failed; data plane stopped");
                     return;
