@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use session::packets::PacketQueue;
 use session::Session;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
@@ -35,7 +36,7 @@ pub enum TunSide {
     /// A server session: the router hands it the packets for its
     /// addresses on `rx`; its own go to the shared device.
     Routed {
-        rx: mpsc::Receiver<Vec<u8>>,
+        rx: mpsc::Receiver<PacketQueue>,
         tun: Tun,
     },
 }
@@ -66,7 +67,7 @@ pub enum Turn {
 enum Got {
     Read(std::io::Result<usize>),
     Tun(std::io::Result<Read>),
-    Routed(Option<Vec<u8>>),
+    Routed(Option<PacketQueue>),
     Timer,
     Stop,
 }
@@ -228,14 +229,23 @@ impl Driver {
                 }
             }
             Got::Tun(Err(e)) => return Turn::TunFailed(e),
-            Got::Routed(Some(p)) => {
-                s.handle_tun_packet(now, &p);
-                if let TunSide::Routed { rx, .. } = &mut self.tun {
-                    for _ in 1..TUN_BATCH {
-                        match rx.try_recv() {
-                            Ok(p) => s.handle_tun_packet(now, &p),
-                            Err(_) => break,
-                        }
+            Got::Routed(Some(mut batch)) => {
+                // The batches already queued come along (one stream write).
+                let mut fed = 0;
+                loop {
+                    while let Some(p) = batch.pop() {
+                        s.handle_tun_packet(now, p);
+                        fed += 1;
+                    }
+                    let TunSide::Routed { rx, .. } = &mut self.tun else {
+                        break;
+                    };
+                    if fed >= TUN_BATCH {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(b) => batch = b,
+                        Err(_) => break,
                     }
                 }
             }

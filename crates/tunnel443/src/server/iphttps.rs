@@ -213,7 +213,7 @@ pub async fn run(
         return;
     };
     let prefix = lease.prefix;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SESSION_QUEUE);
+    let (tx, rx) = tokio::sync::mpsc::channel(SESSION_QUEUE);
     let Some(_route) = shared.router.register64(prefix, tx) else {
         warn!(%peer, prefix = %prefix.prefix(), "prefix already routed; closed");
         return;

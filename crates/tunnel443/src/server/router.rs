@@ -19,10 +19,15 @@ use tokio::sync::mpsc;
 
 use crate::tun::Tun;
 
-/// Packets queued towards one session before the TUN side drops.
-pub const SESSION_QUEUE: usize = 256;
+/// Batches queued towards one session before the TUN side drops (a batch
+/// is the packets of one TUN read for that session: one packet, or the
+/// segments of one TSO super-packet).
+pub const SESSION_QUEUE: usize = 32;
 
-pub type PacketTx = mpsc::Sender<Vec<u8>>;
+/// Packets for one session, in batches: one channel message and one
+/// wake-up per batch, not per packet.
+pub type PacketBatch = session::packets::PacketQueue;
+pub type PacketTx = mpsc::Sender<PacketBatch>;
 
 #[derive(Default)]
 pub struct Router {
@@ -100,25 +105,50 @@ impl Router {
         })
     }
 
-    fn dispatch(&self, pkt: &[u8]) {
-        let Some(dst) = session::ip::destination(pkt) else {
-            return;
-        };
-        let mut tx = self.table.read().expect("router lock").get(&dst).cloned();
-        if tx.is_none() {
-            if let IpAddr::V6(a) = dst {
+    /// The session for a packet's destination (an exact address first,
+    /// then a /64).
+    fn lookup(&self, pkt: &[u8]) -> Option<PacketTx> {
+        let dst = session::ip::destination(pkt)?;
+        let tx = self.table.read().expect("router lock").get(&dst).cloned();
+        if tx.is_some() {
+            return tx;
+        }
+        match dst {
+            IpAddr::V6(a) => {
                 let key = iphttps::Prefix64::of(a).bits();
-                tx = self.table64.read().expect("router lock").get(&key).cloned();
+                self.table64.read().expect("router lock").get(&key).cloned()
+            }
+            IpAddr::V4(_) => None,
+        }
+    }
+
+    /// Hands `packets` (one TUN read) to their sessions: consecutive
+    /// packets for the same session travel as one batch.
+    fn dispatch<'a>(&self, packets: impl IntoIterator<Item = &'a [u8]>) {
+        let mut current: Option<(PacketTx, PacketBatch)> = None;
+        for pkt in packets {
+            let Some(tx) = self.lookup(pkt) else {
+                self.no_route.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            match &mut current {
+                Some((t, batch)) if t.same_channel(&tx) => batch.push(pkt),
+                _ => {
+                    self.send(current.take());
+                    let mut batch = PacketBatch::new();
+                    batch.push(pkt);
+                    current = Some((tx, batch));
+                }
             }
         }
-        match tx {
-            None => {
-                self.no_route.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(tx) => {
-                if tx.try_send(pkt.to_vec()).is_err() {
-                    self.queue_full.fetch_add(1, Ordering::Relaxed);
-                }
+        self.send(current);
+    }
+
+    fn send(&self, batch: Option<(PacketTx, PacketBatch)>) {
+        if let Some((tx, batch)) = batch {
+            let n = batch.len() as u64;
+            if tx.try_send(batch).is_err() {
+                self.queue_full.fetch_add(n, Ordering::Relaxed);
             }
         }
     }
@@ -130,9 +160,7 @@ impl Router {
         loop {
             match reader.recv(&tun).await {
                 Ok(crate::tun::Read::Packets(n)) => {
-                    for i in 0..n {
-                        self.dispatch(reader.packet(i));
-                    }
+                    self.dispatch((0..n).map(|i| reader.packet(i)));
                 }
                 Ok(crate::tun::Read::Bad(e)) => {
                     tracing::debug!(error = %e, "TUN packet that could not be segmented dropped");
@@ -150,6 +178,32 @@ impl Router {
 mod tests {
     use super::*;
 
+    impl Router {
+        fn dispatch_one(&self, pkt: &[u8]) {
+            self.dispatch([pkt]);
+        }
+    }
+
+    #[test]
+    fn one_read_travels_as_batches_per_session() {
+        let r = Arc::new(Router::default());
+        let (tx_a, mut rx_a) = mpsc::channel(8);
+        let (tx_b, mut rx_b) = mpsc::channel(8);
+        let _a = r.register("10.0.0.2".parse().unwrap(), tx_a).unwrap();
+        let _b = r.register("10.0.0.3".parse().unwrap(), tx_b).unwrap();
+        let a = v4([1, 1, 1, 1], [10, 0, 0, 2]);
+        let b = v4([1, 1, 1, 1], [10, 0, 0, 3]);
+        let none = v4([1, 1, 1, 1], [10, 0, 0, 9]);
+        r.dispatch([&a[..], &a, &a, &none, &b, &b, &a]);
+        let mut first = rx_a.try_recv().unwrap();
+        assert_eq!(first.len(), 3, "three packets, one message");
+        assert_eq!(first.pop(), Some(&a[..]));
+        assert_eq!(rx_b.try_recv().unwrap().len(), 2);
+        assert_eq!(rx_a.try_recv().unwrap().len(), 1);
+        assert!(rx_a.try_recv().is_err());
+        assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
+    }
+
     fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
         let mut p = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0];
         p.extend_from_slice(&src);
@@ -166,14 +220,14 @@ mod tests {
             r.register("10.0.0.2".parse().unwrap(), tx).is_none(),
             "taken"
         );
-        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
-        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
         assert_eq!(r.queue_full.load(Ordering::Relaxed), 1);
         assert!(rx.try_recv().is_ok());
-        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 3]));
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 0, 0, 3]));
         assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
         drop(reg);
-        r.dispatch(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
         assert_eq!(r.no_route.load(Ordering::Relaxed), 2, "route removed");
     }
 
@@ -194,15 +248,15 @@ mod tests {
         let reg = r.register64(p, tx.clone()).unwrap();
         assert!(r.register64(p, tx).is_none(), "taken");
         let _exact = r.register("fd00:1:0:5::9".parse().unwrap(), tx2).unwrap();
-        r.dispatch(&v6("fd00:1:0:5::1234"));
+        r.dispatch_one(&v6("fd00:1:0:5::1234"));
         assert!(rx.try_recv().is_ok());
-        r.dispatch(&v6("fd00:1:0:5::9"));
+        r.dispatch_one(&v6("fd00:1:0:5::9"));
         assert!(rx2.try_recv().is_ok(), "exact match wins");
         assert!(rx.try_recv().is_err());
-        r.dispatch(&v6("fd00:1:0:6::1"));
+        r.dispatch_one(&v6("fd00:1:0:6::1"));
         assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
         drop(reg);
-        r.dispatch(&v6("fd00:1:0:5::1234"));
+        r.dispatch_one(&v6("fd00:1:0:5::1234"));
         assert_eq!(r.no_route.load(Ordering::Relaxed), 2);
     }
 }

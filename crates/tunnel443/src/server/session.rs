@@ -100,7 +100,7 @@ fn sstp_config(shared: &Shared, hashes: CertHashes) -> sstp::ServerConfig {
 /// resources it holds (released by drop) and what its log lines say.
 struct Held {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: router::PacketTx,
     lease: Option<Lease>,
     route: Option<Registration>,
     /// IPv6: the client's address and its route.
