@@ -15,30 +15,22 @@
 //! * [`router`]: the server as each client's IPv6 router (§3.2.3): one /64
 //!   per client, anti-spoofing, answers to Router and Neighbor
 //!   Solicitations, periodic RAs, Packet Too Big towards the link MTU.
-//! * [`nd`]: Router Solicitation/Advertisement and Neighbor
-//!   Solicitation/Advertisement (RFC 4861) with Prefix Information, MTU,
-//!   Route Information (RFC 4191) and RDNSS (RFC 8106).
-//! * [`host`]: what a client configures from the advertisements (SLAAC
-//!   addresses, default and advertised routes, DNS) as a list of changes.
-//! * [`addr`]: prefixes, the per-client /64, interface identifiers, SLAAC
-//!   (RFC 4862 §5.5.3).
-//! * [`icmpv6`], [`ipv6`], [`checksum`]: the wire formats underneath.
+//! * [`nd`], [`host`], [`addr`], [`icmpv6`], [`ipv6`], [`checksum`]: the
+//!   IPv6 underneath (Neighbor Discovery, host configuration from RAs,
+//!   prefixes and SLAAC, the wire formats), from the `ipv6nd` crate that
+//!   SSTP's IPv6 shares; re-exported here under their old paths.
 //!
 //! Nothing here panics on peer input: every parser returns a typed error.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod addr;
-pub mod checksum;
 pub mod frame;
-pub mod host;
-pub mod icmpv6;
-pub mod ipv6;
 pub mod link;
-pub mod nd;
 pub mod preamble;
 pub mod router;
+
+pub use ipv6nd::{addr, checksum, host, icmpv6, ipv6, nd};
 
 pub use addr::{InterfaceId, Ipv6Prefix, Prefix64};
 pub use frame::{

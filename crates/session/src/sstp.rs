@@ -21,8 +21,8 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
-use iphttps::nd::ReceivedAdvert;
-use iphttps::{InterfaceId, Prefix64};
+use ipv6nd::nd::ReceivedAdvert;
+use ipv6nd::{InterfaceId, Prefix64};
 
 use crate::ip;
 use crate::packets::PacketQueue;
@@ -258,7 +258,7 @@ impl Net {
                 // A Router Solicitation gets an advertisement (RFC 4861
                 // §6.2.6); the rest (MLD reports, DAD) ends here.
                 self.counters.link_local += 1;
-                if let Ok(rs) = iphttps::RouterSolicit::parse(pkt) {
+                if let Ok(rs) = ipv6nd::RouterSolicit::parse(pkt) {
                     self.ra_to = Some(rs.reply_to());
                 }
             }
@@ -275,10 +275,10 @@ impl Net {
     }
 
     fn packet_from_server(&mut self, pkt: &[u8]) {
-        if iphttps::icmpv6::message_type(pkt)
-            == Some(iphttps::icmpv6::Icmpv6Type::RouterAdvertisement)
+        if ipv6nd::icmpv6::message_type(pkt)
+            == Some(ipv6nd::icmpv6::Icmpv6Type::RouterAdvertisement)
         {
-            if let Ok(ra) = iphttps::nd::RouterAdvert::parse(pkt) {
+            if let Ok(ra) = ipv6nd::nd::RouterAdvert::parse(pkt) {
                 self.events.push_back(Event::RouterAdvert(ra));
             }
             return;
@@ -419,7 +419,7 @@ impl SstpSession {
         if self.net.link.peer_v6.is_none() {
             return;
         }
-        let mut ra = iphttps::RouterAdvert::for_client(p.prefix, &p.dns);
+        let mut ra = ipv6nd::RouterAdvert::for_client(p.prefix, &p.dns);
         ra.mtu = Some(u32::from(p.mtu));
         if let Ok(pkt) = ra.to_packet(src, to) {
             self.send_ip(&pkt);
@@ -506,7 +506,7 @@ impl SstpSession {
                 });
                 if !self.net.server {
                     // Ask for the prefix now (RFC 4861 §6.3.7).
-                    let rs = iphttps::RouterSolicit::build(local_ll);
+                    let rs = ipv6nd::RouterSolicit::build(local_ll);
                     self.send_ip(&rs);
                 }
                 Event::Ipv6Up {

@@ -166,7 +166,7 @@ fn router_solicitation_gets_an_advertisement() {
             _ => None,
         })
         .unwrap();
-    let rs = iphttps::RouterSolicit::build(session::ip::link_local(iid));
+    let rs = ipv6nd::RouterSolicit::build(session::ip::link_local(iid));
     p.client.handle_tun_packet(p.now, &rs);
     p.settle();
     let after = p

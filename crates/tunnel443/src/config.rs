@@ -190,7 +190,7 @@ pub struct ServerSettings {
     pub auth: Vec<AuthMethod>,
     pub pool: Ipv4Net,
     pub dns: Vec<Ipv4Addr>,
-    pub ipv6_prefix: Option<iphttps::Prefix64>,
+    pub ipv6_prefix: Option<ipv6nd::Prefix64>,
     pub ipv6_dns: Vec<Ipv6Addr>,
     pub tun_name: String,
     pub mtu: u16,
@@ -205,7 +205,7 @@ pub struct ServerSettings {
 pub struct IphttpsSettings {
     /// The pool; subnet 0 is the server's (its TUN address `pool::1`),
     /// clients get /64s 1, 2, ...
-    pub pool: iphttps::Ipv6Prefix,
+    pub pool: ipv6nd::Ipv6Prefix,
     /// CA for client certificates; `None` only with `auth = "none"`.
     pub client_ca: Option<PathBuf>,
     /// True when `auth = "none"`: no client certificate required.
@@ -216,7 +216,7 @@ pub struct IphttpsSettings {
     /// Whether RAs make the server the clients' default router.
     pub default_route: bool,
     /// Prefixes advertised as Route Information options.
-    pub routes: Vec<iphttps::Ipv6Prefix>,
+    pub routes: Vec<ipv6nd::Ipv6Prefix>,
 }
 
 /// Command-line values that override the file.
@@ -315,7 +315,7 @@ impl ServerSettings {
 
 /// Parses an IPv6 prefix for `field`; set host bits are an error that names
 /// the network meant.
-fn v6_prefix(field: &str, text: &str) -> anyhow::Result<iphttps::Ipv6Prefix> {
+fn v6_prefix(field: &str, text: &str) -> anyhow::Result<ipv6nd::Ipv6Prefix> {
     let parsed = text.split_once('/').and_then(|(a, l)| {
         let len = l.parse::<u8>().ok().filter(|l| *l <= 128)?;
         Some((a.parse::<Ipv6Addr>().ok()?, len))
@@ -323,10 +323,10 @@ fn v6_prefix(field: &str, text: &str) -> anyhow::Result<iphttps::Ipv6Prefix> {
     let Some((addr, len)) = parsed else {
         bail!("{field}: {text} is not an IPv6 prefix (address/length, e.g. fd00:1::/48)");
     };
-    iphttps::Ipv6Prefix::new(addr, len).map_err(|_| {
+    ipv6nd::Ipv6Prefix::new(addr, len).map_err(|_| {
         anyhow::anyhow!(
             "{field}: {text} has host bits set: the network address is {}",
-            iphttps::Ipv6Prefix::truncating(addr, len)
+            ipv6nd::Ipv6Prefix::truncating(addr, len)
         )
     })
 }
@@ -472,7 +472,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             if p.prefix_len() != 64 {
                 bail!("ipv6.prefix: {text} must be a /64 (clients form addresses from their interface identifiers)");
             }
-            Some(iphttps::Prefix64::of(p.addr()))
+            Some(ipv6nd::Prefix64::of(p.addr()))
         }
     };
     let ipv6_dns = f.ipv6.dns.unwrap_or_default();

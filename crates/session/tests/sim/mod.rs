@@ -14,8 +14,8 @@ pub const CERT_SHA256: [u8; 32] = [9; 32];
 pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(10, 44, 0, 1);
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 44, 0, 2);
 
-pub fn prefix() -> iphttps::Prefix64 {
-    iphttps::Prefix64::of("fd00:44::".parse().unwrap())
+pub fn prefix() -> ipv6nd::Prefix64 {
+    ipv6nd::Prefix64::of("fd00:44::".parse().unwrap())
 }
 
 /// A UDP-ish IPv4 packet from `src` to `dst` with `len` bytes in all.
@@ -267,7 +267,7 @@ impl Pair {
                 _ => None,
             })
             .expect("IPv6CP up");
-        prefix().address(iphttps::InterfaceId::new(iid).unwrap())
+        prefix().address(ipv6nd::InterfaceId::new(iid).unwrap())
     }
 
     pub fn ending(events: &[Event]) -> Option<&session::sstp::Ending> {

@@ -42,7 +42,7 @@ struct Conn<'a> {
     /// IPv6CP: our interface identifier, once IPv6CP is up.
     ipv6_iid: Option<[u8; 8]>,
     /// A Router Advertisement that came before the device was up.
-    ra: Option<iphttps::nd::ReceivedAdvert>,
+    ra: Option<ipv6nd::nd::ReceivedAdvert>,
     failure: Option<Failure>,
 }
 
@@ -95,7 +95,7 @@ impl Conn<'_> {
             return;
         };
         if let Some(ra) = self.ra.take() {
-            match iphttps::InterfaceId::new(iid) {
+            match ipv6nd::InterfaceId::new(iid) {
                 Ok(iid) => u.routes.router_advert(&u.tun, iid, &ra).await,
                 Err(e) => debug!(error = %e, "IPv6CP identifier unusable for SLAAC"),
             }

@@ -4,7 +4,7 @@
 //! `--default-route` adds 0.0.0.0/1 and 128.0.0.0/1.
 //!
 //! IPv6 (IP-HTTPS, and SSTP with IPv6CP): what the server's Router
-//! Advertisements configure, as [`iphttps::host::HostConfig`] decides it —
+//! Advertisements configure, as [`ipv6nd::host::HostConfig`] decides it —
 //! SLAAC addresses, advertised routes (RFC 4191) and, when a default route
 //! is accepted, `::/1` and `8000::/1` through the router.
 //!
@@ -23,7 +23,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use iphttps::host::{Change, HostConfig};
+use ipv6nd::host::{Change, HostConfig};
 use tracing::{debug, info, warn};
 
 use crate::netlink::{self, Netlink, Route};
@@ -53,7 +53,7 @@ fn halves(v6: bool) -> [(IpAddr, u8); 2] {
 }
 
 /// The kernel routes for an advertised one (a default route is two halves).
-fn destinations(r: &iphttps::host::Route) -> Vec<(IpAddr, u8)> {
+fn destinations(r: &ipv6nd::host::Route) -> Vec<(IpAddr, u8)> {
     if r.is_default() {
         halves(true).to_vec()
     } else {
@@ -132,8 +132,8 @@ impl Routes {
     pub async fn router_advert(
         &mut self,
         tun: &crate::tun::Tun,
-        iid: iphttps::InterfaceId,
-        ra: &iphttps::nd::ReceivedAdvert,
+        iid: ipv6nd::InterfaceId,
+        ra: &ipv6nd::nd::ReceivedAdvert,
     ) {
         let changes = self.v6.apply(ra, iid);
         self.carry_out(tun, changes).await;
@@ -181,8 +181,8 @@ impl Routes {
                 }
                 Change::OverLimit { ignored } => warn!(
                     ignored,
-                    max_addresses = iphttps::host::MAX_ADDRESSES,
-                    max_routes = iphttps::host::MAX_ROUTES,
+                    max_addresses = ipv6nd::host::MAX_ADDRESSES,
+                    max_routes = ipv6nd::host::MAX_ROUTES,
                     "Router Advertisement beyond the limits: addresses/routes ignored"
                 ),
                 Change::Dns(servers) => {
@@ -193,7 +193,7 @@ impl Routes {
         }
     }
 
-    async fn add_advertised(&mut self, r: iphttps::host::Route) -> anyhow::Result<()> {
+    async fn add_advertised(&mut self, r: ipv6nd::host::Route) -> anyhow::Result<()> {
         if r.is_default() {
             self.pin_first_hop(true).await?;
         }

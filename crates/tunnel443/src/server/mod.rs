@@ -275,7 +275,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     )?;
     if let Some(p) = settings.ipv6_prefix {
         let one =
-            ::iphttps::InterfaceId::new([0, 0, 0, 0, 0, 0, 0, 1]).expect("::1 is not reserved");
+            ::ipv6nd::InterfaceId::new([0, 0, 0, 0, 0, 0, 0, 1]).expect("::1 is not reserved");
         let addr = p.address(one);
         tun.add_address_v6(addr, 64)
             .with_context(|| format!("adding {addr}/64 to the TUN device"))?;

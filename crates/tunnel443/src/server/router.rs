@@ -91,7 +91,7 @@ impl Router {
     /// is dropped; `None` if another session has it.
     pub fn register64(
         self: &Arc<Self>,
-        prefix: iphttps::Prefix64,
+        prefix: ipv6nd::Prefix64,
         tx: PacketTx,
     ) -> Option<Registration64> {
         let mut t = self.table64.write().expect("router lock");
@@ -115,7 +115,7 @@ impl Router {
         }
         match dst {
             IpAddr::V6(a) => {
-                let key = iphttps::Prefix64::of(a).bits();
+                let key = ipv6nd::Prefix64::of(a).bits();
                 self.table64.read().expect("router lock").get(&key).cloned()
             }
             IpAddr::V4(_) => None,
@@ -244,7 +244,7 @@ mod tests {
         let r = Arc::new(Router::default());
         let (tx, mut rx) = mpsc::channel(4);
         let (tx2, mut rx2) = mpsc::channel(4);
-        let p = iphttps::Prefix64::of("fd00:1:0:5::".parse().unwrap());
+        let p = ipv6nd::Prefix64::of("fd00:1:0:5::".parse().unwrap());
         let reg = r.register64(p, tx.clone()).unwrap();
         assert!(r.register64(p, tx).is_none(), "taken");
         let _exact = r.register("fd00:1:0:5::9".parse().unwrap(), tx2).unwrap();

@@ -4,7 +4,7 @@
 //! addresses.
 //!
 //! The server gives each client its own /64 carved out of a configured pool
-//! (see [`crate::router`] for why); [`Ipv6Prefix::subnet64`] does the carving
+//! (see the `iphttps` crate's `router` for why); [`Ipv6Prefix::subnet64`] does the carving
 //! and [`Prefix64`] is the routing and anti-spoofing key.
 
 use std::fmt;
