@@ -3,9 +3,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// ff02::1, all nodes on the link.
-pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-
 /// The destination address of an IPv4 or IPv6 packet.
 pub fn destination(pkt: &[u8]) -> Option<IpAddr> {
     match pkt.first()? >> 4 {
@@ -43,15 +40,11 @@ pub fn link_local(iid: [u8; 8]) -> Ipv6Addr {
     Ipv6Addr::from(b)
 }
 
-/// fe80::/10.
-pub fn is_link_local(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
-}
-
 /// Whether `a` belongs to the link rather than the network: link-local
-/// unicast (fe80::/10) or multicast of interface- or link-local scope.
+/// unicast (fe80::/10) or multicast of interface- or link-local scope (or
+/// the reserved scope 0).
 pub fn link_scope(a: Ipv6Addr) -> bool {
-    is_link_local(a) || (a.octets()[0] == 0xff && a.octets()[1] & 0x0f <= 2)
+    ipv6nd::addr::is_link_local(a) || (a.octets()[0] == 0xff && a.octets()[1] & 0x0f <= 2)
 }
 
 #[cfg(test)]
@@ -75,9 +68,8 @@ mod tests {
             link_local([0, 0, 0, 0, 0, 0, 0, 9]),
             "fe80::9".parse::<Ipv6Addr>().unwrap()
         );
-        assert!(is_link_local("fe80::9".parse().unwrap()));
-        assert!(is_link_local("febf::1".parse().unwrap()));
-        assert!(!is_link_local("fec0::1".parse().unwrap()));
+        assert!(link_scope("febf::1".parse().unwrap()));
+        assert!(!link_scope("fec0::1".parse().unwrap()));
         assert!(link_scope("ff02::16".parse().unwrap()));
         assert!(link_scope("ff01::1".parse().unwrap()));
         assert!(!link_scope("ff05::2".parse().unwrap()));

@@ -216,7 +216,6 @@ struct Net {
 impl Net {
     fn on_sstp_event(&mut self, now: Instant, ppp: &mut ppp::Ppp, ev: sstp::Event) {
         match ev {
-            sstp::Event::PppFrame(f) => self.on_ppp_frame(now, ppp, &f),
             sstp::Event::PppControlAllowed => ppp.open(now),
             sstp::Event::Connected => self.events.push_back(Event::Connected),
             sstp::Event::Closed { reason } => {
@@ -387,7 +386,7 @@ impl SstpSession {
     pub fn confirm_ipv6(&mut self, now: Instant, routed: Option<Ipv6Addr>) {
         self.net.link.peer_v6 = routed;
         if routed.is_some() {
-            self.send_ra(ip::ALL_NODES);
+            self.send_ra(ipv6nd::addr::ALL_NODES);
         }
         self.pump(now);
     }

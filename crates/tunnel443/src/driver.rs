@@ -23,6 +23,9 @@ use crate::tun::{Read, Tun, TunReader, TunWriter};
 /// TUN packets fed to the session per turn, at most.
 const TUN_BATCH: usize = 64;
 
+/// Stream bytes read per turn, for sessions without a buffer of their own.
+const READ_BUF: usize = 32 * 1024;
+
 /// How long a closing connection waits for the peer's own close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -94,7 +97,9 @@ impl Driver {
             rd,
             wr,
             tun,
-            rbuf: vec![0; 32 * 1024],
+            // Made on first use: sessions that read into their own buffer
+            // (IP-HTTPS) never need it.
+            rbuf: Vec::new(),
             wbuf: Vec::with_capacity(32 * 1024),
             reader: None,
             writer: TunWriter::default(),
@@ -128,10 +133,11 @@ impl Driver {
     /// a reset for unread data. A peer that stops reading or never closes
     /// holds us at most [`CLOSE_GRACE`].
     async fn close_gracefully(&mut self) {
-        let Driver { rd, wr, rbuf, .. } = self;
+        let Driver { rd, wr, .. } = self;
+        let mut rbuf = [0u8; 4096];
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             let _ = wr.shutdown().await;
-            while matches!(rd.read(rbuf).await, Ok(n) if n > 0) {}
+            while matches!(rd.read(&mut rbuf).await, Ok(n) if n > 0) {}
         })
         .await;
     }
@@ -160,6 +166,9 @@ impl Driver {
         }
         let deadline = s.poll_timeout();
         let own = s.read_buf().is_some();
+        if !own && self.rbuf.is_empty() {
+            self.rbuf = vec![0; READ_BUF];
+        }
         if matches!(self.tun, TunSide::Device(_)) && self.reader.is_none() {
             self.reader = Some(Box::default());
         }
