@@ -12,8 +12,10 @@ pub mod auth;
 mod banner;
 mod iphttps;
 mod listener;
+pub mod registry;
 mod router;
 mod session;
+pub mod stats;
 mod tls_setup;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{self, Overrides, ServerSettings, TlsMode};
@@ -121,9 +122,12 @@ pub struct Shared {
     pub pool: Pool,
     pub router: Arc<router::Router>,
     pub tun: crate::tun::Tun,
-    pub shutdown: watch::Receiver<bool>,
     /// IP-HTTPS (None: disabled).
     pub iphttps: Option<iphttps::Service>,
+    /// Every live session (`ctl`, metrics, accounting).
+    pub sessions: Arc<registry::Registry>,
+    /// Counters `ctl stats` and the metrics read.
+    pub stats: stats::Stats,
 }
 
 impl Shared {
@@ -137,6 +141,30 @@ impl Shared {
         let g = self.tls.read().expect("tls lock");
         let t = g.as_ref().expect("TLS mode has a config");
         (Some(t.clone()), t.hashes)
+    }
+    /// The counters now, for `ctl stats` and `/metrics`.
+    pub fn stats_snapshot(&self) -> stats::Snapshot {
+        use registry::Protocol;
+        let mut pools = vec![stats::PoolUse {
+            pool: "ipv4",
+            size: self.pool.capacity() as u64,
+            used: self.pool.in_use() as u64,
+        }];
+        if let Some(i) = &self.iphttps {
+            pools.push(stats::PoolUse {
+                pool: "iphttps",
+                size: i.pool.capacity(),
+                used: i.pool.in_use(),
+            });
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.snapshot(stats::Live {
+            sessions: Protocol::ALL.map(|p| self.sessions.count(p) as u64),
+            pools,
+            traffic: self.sessions.total_traffic(),
+            queue_full: self.router.queue_full.load(Relaxed),
+            no_route: self.router.no_route.load(Relaxed),
+        })
     }
     fn proxy_protocol(&self) -> bool {
         matches!(
@@ -340,7 +368,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let router = Arc::new(router::Router::default());
     tokio::spawn(router.clone().run_tun_reader(tun.clone()));
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     info!(
         listen = %settings.listen,
         tun = %settings.tun_name,
@@ -357,8 +384,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         pool,
         router,
         tun,
-        shutdown: stop_rx,
         iphttps,
+        sessions: registry::Registry::new(),
+        stats: stats::Stats::default(),
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
@@ -382,7 +410,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     accept.abort();
     watch_users.abort();
-    let _ = stop_tx.send(true);
+    shared
+        .sessions
+        .close_all(registry::EndCause::Shutdown, "server shutting down");
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     while session::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
