@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod banner;
+pub mod control;
 mod iphttps;
 mod listener;
 pub mod registry;
@@ -77,6 +78,14 @@ pub struct ServerArgs {
     /// require a client certificate (`iphttps.server_names`).
     #[arg(long = "iphttps-server-name", value_name = "NAME")]
     pub iphttps_server_names: Vec<String>,
+    /// Unix socket for `tunnel443 ctl` (`control.socket`)
+    /// [default: /run/tunnel443/control.sock]
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics
+    /// (`metrics.listen`) [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What the zero-config default made or found.
@@ -275,6 +284,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_prefix: args.iphttps_prefix.clone(),
         iphttps_client_ca: args.iphttps_client_ca.clone(),
         iphttps_server_names: args.iphttps_server_names.clone(),
+        control_socket: args.control_socket.clone(),
+        metrics_listen: args.metrics_listen,
     };
     let config_path = config::config_path(args.config.clone());
     let settings = config::load(config_path.as_deref(), &ov)?;
@@ -388,6 +399,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         sessions: registry::Registry::new(),
         stats: stats::Stats::default(),
     });
+    let _control = match &shared.settings.control_socket {
+        Some(path) => control::start(path, shared.clone()).await?,
+        None => None,
+    };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
@@ -400,7 +415,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared),
+            _ = hup.recv() => {
+                reload(&shared, "SIGHUP");
+            }
         }
     }
     info!(
@@ -452,18 +469,57 @@ fn log_users_reload(shared: &Shared, cause: &str, result: anyhow::Result<usize>)
     }
 }
 
-fn reload(shared: &Shared) {
+/// SIGHUP and `ctl reload`: re-reads the users file and the certificate;
+/// returns what changed, one line each (`cause` names who asked).
+pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
+    let mut changes = Vec::new();
+    let before = shared.users.names();
     let result = shared.users.reload(&shared.settings.users_file);
-    log_users_reload(shared, "SIGHUP", result);
+    changes.push(match &result {
+        Ok(_) => {
+            let after = shared.users.names();
+            let added: Vec<_> = after.iter().filter(|u| !before.contains(u)).collect();
+            let removed: Vec<_> = before.iter().filter(|u| !after.contains(u)).collect();
+            let join = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            match (added.is_empty(), removed.is_empty()) {
+                (true, true) => format!("users file: unchanged ({} users)", after.len()),
+                _ => {
+                    let mut line = format!("users file: {} users", after.len());
+                    if !added.is_empty() {
+                        line += &format!("; added {}", join(&added));
+                    }
+                    if !removed.is_empty() {
+                        line += &format!("; removed {}", join(&removed));
+                    }
+                    line
+                }
+            }
+        }
+        Err(e) => format!("users file: reload failed, keeping the old users: {e:#}"),
+    });
+    log_users_reload(shared, cause, result);
     if let TlsMode::Tls { .. } = shared.settings.tls {
+        let old = shared.tls_snapshot().1.sha256;
         match load_tls(&shared.settings) {
             Ok(t) => {
+                let new = t.as_ref().map(|t| t.hashes.sha256);
                 *shared.tls.write().expect("tls lock") = t;
                 info!("certificate reloaded (new sessions use it)");
+                changes.push(match new {
+                    Some(h) if h != old => format!(
+                        "certificate: changed, new SHA-256 {} (new sessions use it)",
+                        hex::encode(h)
+                    ),
+                    _ => "certificate: unchanged".to_string(),
+                });
             }
             Err(e) => {
-                warn!(error = %format!("{e:#}"), "certificate reload failed; keeping the old one")
+                warn!(error = %format!("{e:#}"), "certificate reload failed; keeping the old one");
+                changes.push(format!(
+                    "certificate: reload failed, keeping the old one: {e:#}"
+                ));
             }
         }
     }
+    changes
 }

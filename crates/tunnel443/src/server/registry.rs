@@ -110,6 +110,8 @@ pub enum EndCause {
     Error,
 }
 
+// The RADIUS branch builds accounting and Disconnect/CoA on these.
+#[allow(dead_code)]
 impl EndCause {
     /// RFC 2866 §5.10 Acct-Terminate-Cause.
     pub fn acct_terminate_cause(self) -> u32 {
@@ -323,6 +325,7 @@ impl Entry {
 }
 
 /// A session's start or end, for subscribers (accounting).
+#[allow(dead_code)] // read by RADIUS accounting (branch radius)
 #[derive(Clone, Debug)]
 pub enum Notice {
     /// The session carries traffic now (user and addresses are known).
@@ -445,6 +448,7 @@ impl Registry {
     }
 
     /// Every [`Notice`] from now on.
+    #[allow(dead_code)] // RADIUS accounting (branch radius)
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers.lock().expect("subscribers lock").push(tx);
