@@ -13,6 +13,7 @@ mod banner;
 pub mod control;
 mod iphttps;
 mod listener;
+mod metrics;
 pub mod registry;
 mod router;
 mod session;
@@ -403,6 +404,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(path) => control::start(path, shared.clone()).await?,
         None => None,
     };
+    let metrics = match shared.settings.metrics_listen {
+        Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
+        None => None,
+    };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
@@ -426,6 +431,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     accept.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     watch_users.abort();
     shared
         .sessions
