@@ -69,13 +69,7 @@ impl Collector for Families {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.0;
         let sessions: Vec<_> = s.sessions.iter().map(|l| (l.name, l.value)).collect();
-        labeled_gauges(
-            &mut e,
-            "sessions",
-            "Live sessions",
-            "protocol",
-            &sessions,
-        )?;
+        labeled_gauges(&mut e, "sessions", "Live sessions", "protocol", &sessions)?;
         labeled_counters(
             &mut e,
             "session_setups",
@@ -164,10 +158,7 @@ impl Collector for Families {
             MetricType::Histogram,
         )?
         .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            h.sum,
-            h.count,
-            &h.buckets,
-            None,
+            h.sum, h.count, &h.buckets, None,
         )?;
         let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
         build.encode(e.encode_descriptor(
@@ -214,8 +205,11 @@ pub async fn start(
     }))
 }
 
-/// The method and path of a request head.
-fn parse(buf: &[u8]) -> Result<Option<((String, String), usize)>, httparse::Error> {
+/// A request's method and path.
+type Line = (String, String);
+
+/// The method and path of a request head, and the head's length.
+fn parse(buf: &[u8]) -> Result<Option<(Line, usize)>, httparse::Error> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     Ok(match req.parse(buf)? {
@@ -234,11 +228,9 @@ async fn serve(mut s: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let mut buf = Vec::new();
     let head = read_head(&mut s, &mut buf, MAX_HEAD, HEAD_TIMEOUT, parse).await;
     let (status, ctype, body) = match head {
-        Ok((m, p)) if m == "GET" && (p == "/metrics" || p.starts_with("/metrics?")) => (
-            "200 OK",
-            CONTENT_TYPE,
-            render(shared.stats_snapshot()),
-        ),
+        Ok((m, p)) if m == "GET" && (p == "/metrics" || p.starts_with("/metrics?")) => {
+            ("200 OK", CONTENT_TYPE, render(shared.stats_snapshot()))
+        }
         Ok((m, p)) => {
             debug!(%peer, method = %m, path = %p, "metrics: not GET /metrics; 404");
             ("404 Not Found", "text/plain", "GET /metrics\n".to_string())
