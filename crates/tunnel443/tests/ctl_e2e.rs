@@ -250,6 +250,22 @@ fn ctl_lists_and_kills_sstp_and_iphttps_sessions() {
     );
     assert!(out.contains("certificate: unchanged"), "{out}");
 
+    // Bad requests get an answer in plain words, then the connection ends.
+    for (req, says) in [
+        (&b"{\"command\":\"shutdown\"}\n"[..], "not a valid request"),
+        (&b"\xff\xfe\n"[..], "one line of JSON"),
+    ] {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(socket(&lab)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(req).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["ok"], false, "{answer}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+
     // The socket is the server's only (mode 0600) and gone after it stops.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(socket(&lab))

@@ -133,29 +133,40 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>) {
     loop {
         line.clear();
         rd.set_limit(MAX_LINE as u64 + 1);
-        match rd.read_line(&mut line).await {
+        let (response, keep) = match rd.read_line(&mut line).await {
             Ok(0) => return,
-            Ok(_) => {}
+            Ok(_) => answer(&line, &shared),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                info!("control request that is not UTF-8 refused");
+                (error("a request is one line of JSON (UTF-8)".into()), false)
+            }
             Err(e) => {
                 debug!(error = %e, "control connection read failed");
                 return;
-            }
-        }
-        let (response, keep) = if line.len() > MAX_LINE {
-            (
-                error(format!("request longer than {MAX_LINE} bytes")),
-                false,
-            )
-        } else {
-            match serde_json::from_str::<Request>(line.trim()) {
-                Ok(req) => (handle(req, &shared), true),
-                Err(e) => (error(format!("not a valid request: {e}")), false),
             }
         };
         let mut out = response.to_string();
         out.push('\n');
         if wr.write_all(out.as_bytes()).await.is_err() || !keep {
             return;
+        }
+    }
+}
+
+/// The response to one request line, and whether to read another.
+fn answer(line: &str, shared: &Shared) -> (Value, bool) {
+    if line.len() > MAX_LINE {
+        info!(max = MAX_LINE, "control request too long; refused");
+        return (
+            error(format!("request longer than {MAX_LINE} bytes")),
+            false,
+        );
+    }
+    match serde_json::from_str::<Request>(line.trim()) {
+        Ok(req) => (handle(req, shared), true),
+        Err(e) => {
+            info!(error = %e, "control request that is not valid refused");
+            (error(format!("not a valid request: {e}")), false)
         }
     }
 }
