@@ -445,8 +445,9 @@ impl Registry {
 
     /// Traffic of every session since start: ended ones and live ones.
     pub fn total_traffic(&self) -> TrafficSnapshot {
-        // Live first: a session ending in between is counted at most once
-        // more (its counters move to `ended` after it leaves the map).
+        // Two reads without a common lock: a session ending between them
+        // is counted twice or not at all for that instant (its counters
+        // move to `ended` right after it leaves the map).
         let live = self
             .list()
             .iter()
