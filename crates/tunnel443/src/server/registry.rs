@@ -445,12 +445,12 @@ impl Registry {
 
     /// Traffic of every session since start: ended ones and live ones.
     pub fn total_traffic(&self) -> TrafficSnapshot {
-        // Two reads without a common lock: a session ending between them
-        // is counted twice or not at all for that instant (its counters
-        // move to `ended` right after it leaves the map).
-        let live = self
-            .list()
-            .iter()
+        // Under the map's lock, as an ending session moves its counters to
+        // `ended`: no session is counted twice or missed, so the totals
+        // never go down (Prometheus would take that for a reset).
+        let map = self.lock();
+        let live = map
+            .values()
             .fold(TrafficSnapshot::default(), |t, e| t + e.traffic.snapshot());
         live + self.ended.snapshot()
     }
@@ -552,9 +552,12 @@ impl SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.entry.id);
         let info = self.entry.info();
-        self.registry.ended.add(info.traffic);
+        {
+            let mut map = self.registry.lock();
+            map.remove(&self.entry.id);
+            self.registry.ended.add(self.entry.traffic.snapshot());
+        }
         let killed = self.entry.kill.lock().expect("kill lock").clone();
         let (cause, reason) = killed
             .or_else(|| self.ending.take())
