@@ -721,40 +721,6 @@ mod tests {
     }
 
     #[test]
-    fn acme_settings_and_their_errors() {
-        let f =
-            parse("[tls]\nacme = { domains = [\"vpn.test\"], contact = \"mailto:a@b\" }").unwrap();
-        let s = validate(f, &Overrides::default()).unwrap();
-        let a = s.acme.as_ref().unwrap();
-        assert_eq!(a.domains, ["vpn.test"]);
-        assert_eq!(a.contact, ["mailto:a@b"]);
-        assert_eq!(a.directory, LETS_ENCRYPT);
-        assert!(!s.generated_cert);
-        match &s.tls {
-            TlsMode::Tls { cert, .. } => assert!(cert.ends_with("acme/cert.pem")),
-            other => panic!("{other:?}"),
-        }
-        let ov = Overrides {
-            acme_domains: vec!["vpn.example.com".into()],
-            acme_directory: Some("https://127.0.0.1:14000/dir".into()),
-            ..Overrides::default()
-        };
-        let a = validate(FileConfig::default(), &ov).unwrap().acme.unwrap();
-        assert_eq!(a.domains, ["vpn.example.com"]);
-        assert_eq!(a.directory, "https://127.0.0.1:14000/dir");
-        assert!(
-            err("[tls]\ncert = \"c\"\nkey = \"k\"\nacme = { domains = [\"v.test\"] }")
-                .starts_with("tls.acme: not with tls.cert")
-        );
-        assert!(err("[tls]\nacme = { domains = [] }").starts_with("tls.acme.domains:"));
-        assert!(err("[tls]\nacme = { domains = [\"192.0.2.1\"] }").contains("not a DNS name"));
-        assert!(
-            err("[tls]\nacme = { domains = [\"v.test\"], directory = \"http://x\" }")
-                .starts_with("tls.acme.directory:")
-        );
-    }
-
-    #[test]
     fn control_socket_and_metrics() {
         let ok = |text: &str| validate(parse(text).unwrap(), &Overrides::default()).unwrap();
         let d = ok("");
