@@ -105,31 +105,6 @@ pub struct TlsSection {
     /// Expect a PROXY protocol (v1 or v2) header on every connection.
     #[serde(default)]
     pub proxy_protocol: bool,
-    /// Obtain and renew the certificate with ACME (tls-alpn-01).
-    pub acme: Option<AcmeSection>,
-}
-
-/// `[tls] acme = { domains = [...], contact = "mailto:...", directory = "..." }`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcmeSection {
-    #[serde(default)]
-    pub domains: Vec<String>,
-    pub contact: Option<String>,
-    pub directory: Option<String>,
-}
-
-/// Let's Encrypt's production directory.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-
-/// Validated ACME settings: the certificate lives in `STATE_DIR/acme/`.
-#[derive(Debug, Clone)]
-pub struct AcmeSettings {
-    pub domains: Vec<String>,
-    pub contact: Vec<String>,
-    pub directory: String,
-    /// PEM roots to trust for the directory's own TLS (a test CA).
-    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,8 +221,6 @@ pub struct ServerSettings {
     pub control_socket: Option<PathBuf>,
     /// The Prometheus endpoint (`None`: off).
     pub metrics_listen: Option<SocketAddr>,
-    /// ACME (`None`: off); `tls` then names the files in `STATE_DIR/acme/`.
-    pub acme: Option<AcmeSettings>,
 }
 
 /// Validated `[iphttps]` settings.
@@ -283,9 +256,6 @@ pub struct Overrides {
     pub iphttps_server_names: Vec<String>,
     pub control_socket: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
-    pub acme_domains: Vec<String>,
-    pub acme_directory: Option<String>,
-    pub acme_ca: Option<PathBuf>,
 }
 
 /// The configuration file to read: the one given, else
@@ -336,44 +306,9 @@ pub fn users_file(
 /// Checks that the files the settings name exist (and can be looked at),
 /// naming the field of each missing one. A missing users file is fine only
 /// when the server will create it ([`ServerSettings::creates_users_file`]).
-/// `[tls] acme` with the command-line overrides; `None` without domains.
-fn acme_settings(t: &TlsSection, ov: &Overrides) -> anyhow::Result<Option<AcmeSettings>> {
-    let file = t.acme.as_ref();
-    let domains = if ov.acme_domains.is_empty() {
-        file.map(|a| a.domains.clone()).unwrap_or_default()
-    } else {
-        ov.acme_domains.clone()
-    };
-    if domains.is_empty() {
-        if file.is_some() || ov.acme_directory.is_some() || ov.acme_ca.is_some() {
-            bail!("tls.acme.domains: at least one name is needed (--acme-domain)");
-        }
-        return Ok(None);
-    }
-    for d in &domains {
-        if d.is_empty() || d.parse::<IpAddr>().is_ok() || d.contains(['/', ':', ' ']) {
-            bail!("tls.acme.domains: \"{d}\" is not a DNS name");
-        }
-    }
-    let directory = ov
-        .acme_directory
-        .clone()
-        .or(file.and_then(|a| a.directory.clone()))
-        .unwrap_or_else(|| LETS_ENCRYPT.to_string());
-    if !directory.starts_with("https://") {
-        bail!("tls.acme.directory: {directory} is not an https:// URL");
-    }
-    Ok(Some(AcmeSettings {
-        domains,
-        contact: file.and_then(|a| a.contact.clone()).into_iter().collect(),
-        directory,
-        ca: ov.acme_ca.clone(),
-    }))
-}
-
 pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
     let mut files: Vec<(&str, &Path)> = Vec::new();
-    if let (TlsMode::Tls { cert, key }, false, None) = (&s.tls, s.generated_cert, &s.acme) {
+    if let (TlsMode::Tls { cert, key }, false) = (&s.tls, s.generated_cert) {
         files.push(("tls.cert", cert));
         files.push(("tls.key", key));
     }
@@ -443,22 +378,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         .or(f.listen)
         .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 443));
 
-    let acme = acme_settings(&f.tls, ov)?;
-    if acme.is_some() && (f.tls.plain_http || f.tls.cert.is_some() || f.tls.key.is_some()) {
-        bail!(
-            "tls.acme: not with tls.cert, tls.key or tls.plain_http (ACME manages the certificate)"
-        );
-    }
-    let (tls, generated_cert) = if acme.is_some() {
-        let d = crate::server::acme::dir(&state_dir);
-        (
-            TlsMode::Tls {
-                cert: d.join("cert.pem"),
-                key: d.join("key.pem"),
-            },
-            false,
-        )
-    } else if f.tls.plain_http {
+    let (tls, generated_cert) = if f.tls.plain_http {
         if f.tls.cert.is_some() || f.tls.key.is_some() {
             bail!("tls.cert/tls.key: not used with tls.plain_http = true");
         }
@@ -689,7 +609,6 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     };
     let metrics_listen = ov.metrics_listen.or(f.metrics.listen);
     Ok(ServerSettings {
-        acme,
         control_socket,
         metrics_listen,
         listen,

@@ -105,23 +105,12 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     .await
                     .map_err(|e| (e, None))?;
                 let sni = start.client_hello().server_name().map(str::to_owned);
-                if let Some(cfg) = shared.acme.config_for(&start.client_hello()) {
-                    // tls-alpn-01 (RFC 8737 §3): the handshake is the answer.
-                    let mut s = start.into_stream(cfg).await.map_err(|e| (e, sni.clone()))?;
-                    let _ = s.shutdown().await;
-                    info!(%peer, sni = sni.as_deref(), "ACME tls-alpn-01 challenge answered");
-                    return Ok(None);
-                }
                 let chosen = setup.choose(sni.as_deref());
                 iphttps_name = chosen.iphttps_name;
-                start
-                    .into_stream(chosen.config)
-                    .await
-                    .map(Some)
-                    .map_err(|e| (e, sni))
+                start.into_stream(chosen.config).await.map_err(|e| (e, sni))
             };
             match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok(Some(s))) => {
+                Ok(Ok(s)) => {
                     let tls = s.get_ref().1;
                     let cert = tls.peer_certificates().and_then(|c| c.first());
                     client_cert =
@@ -134,7 +123,6 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                         .map(str::to_owned);
                     (Box::new(s), buf)
                 }
-                Ok(Ok(None)) => return,
                 Ok(Err((e, sni))) => {
                     let sni = sni.as_deref().map(tracing::field::display);
                     shared.stats.failure(Stage::Tls);

@@ -8,7 +8,6 @@
 //! sends every client a Call Disconnect (and LCP Terminate) and waits
 //! briefly for them to finish.
 
-pub mod acme;
 pub mod auth;
 mod banner;
 pub mod control;
@@ -88,16 +87,6 @@ pub struct ServerArgs {
     /// (`metrics.listen`) [default: off]
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Obtain the certificate for this name with ACME, tls-alpn-01 on the
-    /// listener (repeatable; `tls.acme.domains`)
-    #[arg(long = "acme-domain", value_name = "NAME")]
-    pub acme_domains: Vec<String>,
-    /// The ACME directory URL (`tls.acme.directory`) [default: Let's Encrypt]
-    #[arg(long, value_name = "URL")]
-    pub acme_directory: Option<String>,
-    /// PEM CA to trust for the ACME directory's own TLS (a test CA)
-    #[arg(long, value_name = "FILE")]
-    pub acme_ca: Option<PathBuf>,
 }
 
 /// What the zero-config default made or found.
@@ -149,8 +138,6 @@ pub struct Shared {
     pub sessions: Arc<registry::Registry>,
     /// Counters `ctl stats` and the metrics read.
     pub stats: stats::Stats,
-    /// tls-alpn-01 challenge certificates being served (ACME).
-    pub acme: Arc<acme::Challenges>,
 }
 
 impl Shared {
@@ -236,7 +223,7 @@ fn tls_fields(settings: &ServerSettings) -> &'static str {
 
 /// `--check-config`: what start would load, without binding or a TUN.
 fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
-    if !settings.generated_cert && settings.acme.is_none() {
+    if !settings.generated_cert {
         load_tls(settings).with_context(|| tls_fields(settings))?;
     }
     if let Some(i) = &settings.iphttps {
@@ -300,9 +287,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_server_names: args.iphttps_server_names.clone(),
         control_socket: args.control_socket.clone(),
         metrics_listen: args.metrics_listen,
-        acme_domains: args.acme_domains.clone(),
-        acme_directory: args.acme_directory.clone(),
-        acme_ca: args.acme_ca.clone(),
     };
     let config_path = config::config_path(args.config.clone());
     let settings = config::load(config_path.as_deref(), &ov)?;
@@ -356,9 +340,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    if let (Some(a), TlsMode::Tls { cert, key }) = (&settings.acme, &settings.tls) {
-        acme::ensure_placeholder(cert, key, a)?;
-    }
     let tls = load_tls(&settings).with_context(|| tls_fields(&settings))?;
     let plain_hashes = match &settings.tls {
         TlsMode::PlainHttp {
@@ -418,20 +399,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps,
         sessions: registry::Registry::new(),
         stats: stats::Stats::default(),
-        acme: Arc::default(),
     });
     let _control = match &shared.settings.control_socket {
         Some(path) => control::start(path, shared.clone()).await?,
         None => None,
-    };
-    let acme_task = match (&shared.settings.acme, &shared.settings.tls) {
-        (Some(a), TlsMode::Tls { cert, key }) => Some(tokio::spawn(acme::run(
-            a.clone(),
-            cert.clone(),
-            key.clone(),
-            shared.clone(),
-        ))),
-        _ => None,
     };
     let metrics = match shared.settings.metrics_listen {
         Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
@@ -460,8 +431,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     accept.abort();
-    for t in [metrics, acme_task].into_iter().flatten() {
-        t.abort();
+    if let Some(m) = metrics {
+        m.abort();
     }
     watch_users.abort();
     shared
@@ -504,18 +475,6 @@ fn log_users_reload(shared: &Shared, cause: &str, result: anyhow::Result<usize>)
             "users file reload failed; keeping the old users"
         ),
     }
-}
-
-/// Loads the certificate again and puts it in service for new sessions;
-/// the hashes of the one now served.
-pub(crate) fn reload_tls(shared: &Shared) -> anyhow::Result<CertHashes> {
-    let t = load_tls(&shared.settings).with_context(|| tls_fields(&shared.settings))?;
-    let hashes = t
-        .as_ref()
-        .map(|t| t.hashes)
-        .context("no TLS in plain-HTTP mode")?;
-    *shared.tls.write().expect("tls lock") = t;
-    Ok(hashes)
 }
 
 /// `1 user`, `2 users`.
