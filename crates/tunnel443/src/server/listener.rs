@@ -99,12 +99,28 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     .await
                     .map_err(|e| (e, None))?;
                 let sni = start.client_hello().server_name().map(str::to_owned);
+                if let Some(config) = shared
+                    .acme
+                    .as_ref()
+                    .and_then(|c| c.for_hello(&start.client_hello()))
+                {
+                    // The CA validating a tls-alpn-01 challenge: the
+                    // handshake is the whole answer (RFC 8737 §3).
+                    let done = start.into_stream(config).await;
+                    info!(%peer, sni = sni.as_deref().unwrap_or(""), ok = done.is_ok(), "ACME: answered a tls-alpn-01 validation");
+                    return Ok(None);
+                }
                 let chosen = setup.choose(sni.as_deref());
                 iphttps_name = chosen.iphttps_name;
-                start.into_stream(chosen.config).await.map_err(|e| (e, sni))
+                start
+                    .into_stream(chosen.config)
+                    .await
+                    .map(Some)
+                    .map_err(|e| (e, sni))
             };
             match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok(s)) => {
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some(s))) => {
                     client_cert = s
                         .get_ref()
                         .1

@@ -8,6 +8,7 @@
 //! sends every client a Call Disconnect (and LCP Terminate) and waits
 //! briefly for them to finish.
 
+mod acme;
 pub mod auth;
 mod banner;
 mod iphttps;
@@ -76,6 +77,17 @@ pub struct ServerArgs {
     /// require a client certificate (`iphttps.server_names`).
     #[arg(long = "iphttps-server-name", value_name = "NAME")]
     pub iphttps_server_names: Vec<String>,
+    /// Obtain the certificate for this DNS name with ACME (repeatable;
+    /// `tls.acme.domains`)
+    #[arg(long = "acme-domain", value_name = "NAME")]
+    pub acme_domains: Vec<String>,
+    /// The ACME CA's directory URL (`tls.acme.directory`; default Let's Encrypt)
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// PEM certificate the ACME directory's HTTPS certificate chains to,
+    /// for a test CA (`tls.acme.ca`)
+    #[arg(long, value_name = "FILE")]
+    pub acme_ca: Option<PathBuf>,
 }
 
 /// What the zero-config default made or found.
@@ -124,6 +136,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// IP-HTTPS (None: disabled).
     pub iphttps: Option<iphttps::Service>,
+    /// Pending tls-alpn-01 challenges (None: no ACME).
+    pub acme: Option<Arc<acme::Challenges>>,
 }
 
 impl Shared {
@@ -247,6 +261,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_prefix: args.iphttps_prefix.clone(),
         iphttps_client_ca: args.iphttps_client_ca.clone(),
         iphttps_server_names: args.iphttps_server_names.clone(),
+        acme_domains: args.acme_domains.clone(),
+        acme_directory: args.acme_directory.clone(),
+        acme_ca: args.acme_ca.clone(),
     };
     let config_path = config::config_path(args.config.clone());
     let settings = config::load(config_path.as_deref(), &ov)?;
@@ -300,6 +317,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    if let Some(a) = &settings.acme {
+        acme::ensure_placeholder(&settings.state_dir, a)?;
+    }
     let tls = load_tls(&settings).with_context(|| tls_fields(&settings))?;
     let plain_hashes = match &settings.tls {
         TlsMode::PlainHttp {
@@ -349,6 +369,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file = %settings.users_file.display(),
         "server started"
     );
+    let acme_challenges = settings
+        .acme
+        .is_some()
+        .then(Arc::<acme::Challenges>::default);
     let shared = Arc::new(Shared {
         settings,
         tls: RwLock::new(tls),
@@ -359,10 +383,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tun,
         shutdown: stop_rx,
         iphttps,
+        acme: acme_challenges.clone(),
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
+    let renew = acme_challenges.map(|c| tokio::spawn(acme::run(shared.clone(), c)));
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -382,6 +408,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     accept.abort();
     watch_users.abort();
+    if let Some(r) = renew {
+        r.abort();
+    }
     let _ = stop_tx.send(true);
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
@@ -425,14 +454,20 @@ fn log_users_reload(shared: &Shared, cause: &str, result: anyhow::Result<usize>)
 fn reload(shared: &Shared) {
     let result = shared.users.reload(&shared.settings.users_file);
     log_users_reload(shared, "SIGHUP", result);
+    reload_tls(shared, "SIGHUP");
+}
+
+/// Loads the certificate again (SIGHUP, or ACME's new one): new sessions
+/// use it, live ones keep the hashes their handshake saw.
+fn reload_tls(shared: &Shared, cause: &str) {
     if let TlsMode::Tls { .. } = shared.settings.tls {
         match load_tls(&shared.settings) {
             Ok(t) => {
                 *shared.tls.write().expect("tls lock") = t;
-                info!("certificate reloaded (new sessions use it)");
+                info!(cause, "certificate reloaded (new sessions use it)");
             }
             Err(e) => {
-                warn!(error = %format!("{e:#}"), "certificate reload failed; keeping the old one")
+                warn!(cause, error = %format!("{e:#}"), "certificate reload failed; keeping the old one")
             }
         }
     }
