@@ -199,7 +199,8 @@ fn tls_fields(settings: &ServerSettings) -> &'static str {
 
 /// `--check-config`: what start would load, without binding or a TUN.
 fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
-    if !settings.generated_cert {
+    // ACME's certificate may not exist yet: the server obtains it.
+    if !settings.generated_cert && settings.acme.is_none() {
         load_tls(settings).with_context(|| tls_fields(settings))?;
     }
     if let Some(i) = &settings.iphttps {
