@@ -15,7 +15,6 @@ mod netlink;
 mod netns;
 mod pool;
 mod proxy;
-mod proxy_protocol;
 mod server;
 mod state;
 mod tls;

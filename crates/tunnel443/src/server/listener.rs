@@ -25,8 +25,8 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
-use crate::proxy_protocol;
 use crate::server::{iphttps, session, tls_setup, Shared};
+use httphead::proxy as proxy_protocol;
 
 /// The request head as the listener dispatches it.
 enum Dispatch {
@@ -34,8 +34,8 @@ enum Dispatch {
     Iphttps(Result<(), ::iphttps::preamble::RequestError>),
 }
 
-/// Largest request head we read.
-pub const MAX_HEAD: usize = 8192;
+/// Largest request head we read (the shared HTTP head limit).
+pub const MAX_HEAD: usize = httphead::DEFAULT_MAX_HEAD;
 
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.settings.max_sessions));
