@@ -57,7 +57,10 @@ pub enum RequestKind {
     /// `SSTP_DUPLEX_POST` to the SSTP path.
     Sstp(SstpRequest),
     /// A `HEAD` request (load balancer health checks).
-    Head,
+    Head {
+        /// The path, without the query (at most 128 characters).
+        path: String,
+    },
     /// Anything else (answer 404).
     Other { method: String, path: String },
 }
@@ -89,7 +92,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestKind, usize)>, HttpErr
     let target = req.target();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if method.eq_ignore_ascii_case("HEAD") {
-        return Ok(Some((RequestKind::Head, len)));
+        let path = path.chars().take(128).collect();
+        return Ok(Some((RequestKind::Head { path }, len)));
     }
     if method != SSTP_METHOD || !path.eq_ignore_ascii_case(SSTP_PATH) {
         return Ok(Some((
@@ -258,7 +262,7 @@ mod tests {
     fn other_requests() {
         assert!(matches!(
             parse_request(b"HEAD /sra_{x}/ HTTP/1.1\r\n\r\n"),
-            Ok(Some((RequestKind::Head, _)))
+            Ok(Some((RequestKind::Head { .. }, _)))
         ));
         assert!(matches!(
             parse_request(b"GET / HTTP/1.1\r\n\r\n"),

@@ -20,6 +20,7 @@ mod state;
 mod tls;
 mod tun;
 mod user_cmd;
+mod web_config;
 
 use std::process::ExitCode;
 

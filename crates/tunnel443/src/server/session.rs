@@ -48,7 +48,7 @@ impl Drop for ActiveGuard {
 /// What the request head asked for.
 pub enum Request {
     Sstp(sstp::http::SstpRequest),
-    Head,
+    Head { path: String },
     Other { method: String, path: String },
 }
 
@@ -58,7 +58,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, sstp::http:
     Ok(sstp::http::parse_request(buf)?.map(|(kind, len)| {
         let r = match kind {
             RequestKind::Sstp(r) => Request::Sstp(r),
-            RequestKind::Head => Request::Head,
+            RequestKind::Head { path } => Request::Head { path },
             RequestKind::Other { method, path } => Request::Other { method, path },
         };
         (r, len)
