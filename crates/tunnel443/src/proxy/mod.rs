@@ -101,7 +101,7 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub refuse_sstp: bool,
     /// Largest accepted request head, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = httphead::DEFAULT_MAX_HEAD)]
     pub max_head_bytes: usize,
     /// Seconds a client has to send its whole request head.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
