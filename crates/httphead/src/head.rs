@@ -84,6 +84,19 @@ pub enum HeadError {
     },
 }
 
+impl HeadError {
+    /// Whether a size limit was broken (head, field count or line): HTTP
+    /// answers these with 431 rather than 400 (RFC 6585 §5).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            HeadError::TooLarge { .. }
+                | HeadError::TooManyHeaders { .. }
+                | HeadError::LineTooLong { .. }
+        )
+    }
+}
+
 impl From<httparse::Error> for HeadError {
     fn from(e: httparse::Error) -> Self {
         match e {
@@ -760,6 +773,8 @@ mod tests {
             RequestHead::parse(&long.as_bytes()[..MAX_LINE + 20], 1 << 20),
             Err(HeadError::LineTooLong { limit: MAX_LINE })
         );
+        assert!(HeadError::LineTooLong { limit: MAX_LINE }.is_too_large());
+        assert!(!HeadError::Malformed { what: "x" }.is_too_large());
         let resp = format!("HTTP/1.1 200 {}\r\n\r\n", "a".repeat(MAX_LINE));
         assert_eq!(
             ResponseHead::parse(resp.as_bytes(), 1 << 20),

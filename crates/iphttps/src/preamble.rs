@@ -309,9 +309,7 @@ impl RequestError {
     /// The status to refuse the request with.
     pub fn status(&self) -> u16 {
         match self {
-            RequestError::Head(HeadError::TooLarge { .. })
-            | RequestError::Head(HeadError::TooManyHeaders { .. })
-            | RequestError::Head(HeadError::LineTooLong { .. }) => 431,
+            RequestError::Head(h) if h.is_too_large() => 431,
             RequestError::Head(_) => 400,
             RequestError::Method(_) => 405,
             RequestError::Path(_) => 404,
@@ -669,6 +667,13 @@ mod tests {
         let ok = build_request("gw", "/IPHTTPS").unwrap();
         let cfg = ServerConfig::default().with_max_head(ok.len() - 1);
         assert!(parse_request(&ok, &cfg).is_err());
+        // One line over the shared line limit: 431 too.
+        let long = format!(
+            "POST /IPHTTPS HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(httphead::MAX_LINE)
+        );
+        let e = parse_request(long.as_bytes(), &ServerConfig::default()).unwrap_err();
+        assert_eq!(e.status(), 431, "{e}");
         let mut many = b"POST /IPHTTPS HTTP/1.1\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
             many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());

@@ -21,8 +21,9 @@ use httphead::{Body, Headers, Parsed, RequestHead, ResponseHead, DEFAULT_MAX_HEA
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
-    #[error("malformed HTTP head: {0}")]
-    Malformed(String),
+    /// Not a head within the shared limits (`httphead`).
+    #[error(transparent)]
+    Head(#[from] httphead::HeadError),
     #[error("SSTP request without Content-Length 18446744073709551615")]
     ContentLength,
     #[error("HTTP version 1.{0} (SSTP needs HTTP/1.1)")]
@@ -31,9 +32,14 @@ pub enum HttpError {
     Status { code: u16, reason: String },
 }
 
-impl From<httphead::HeadError> for HttpError {
-    fn from(e: httphead::HeadError) -> Self {
-        HttpError::Malformed(e.to_string())
+impl HttpError {
+    /// Whether the head broke a size limit (431 rather than 400).
+    pub fn too_large(&self) -> bool {
+        use httphead::HeadError as H;
+        matches!(
+            self,
+            HttpError::Head(H::TooLarge { .. } | H::TooManyHeaders { .. } | H::LineTooLong { .. })
+        )
     }
 }
 
@@ -282,7 +288,13 @@ mod tests {
         let many: String = (0..=httphead::MAX_HEADERS)
             .map(|i| format!("X-{i}: y\r\n"))
             .collect();
-        assert!(parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).is_err());
+        let e = parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).unwrap_err();
+        assert!(e.too_large(), "{e}");
+        let long = vec![b'a'; DEFAULT_MAX_HEAD];
+        assert!(parse_request(&long).unwrap_err().too_large());
+        assert!(!parse_request(b"\x10\x01 x\r\n\r\n")
+            .unwrap_err()
+            .too_large());
     }
 
     #[test]

@@ -495,9 +495,7 @@ async fn read_request<S: AsyncRead + Unpin>(
             match RequestHead::parse(buf, max) {
                 Ok(Parsed::Complete { head, len }) => return Ok((head, len)),
                 Ok(Parsed::Partial) => {}
-                Err(HeadError::TooLarge { .. } | HeadError::TooManyHeaders { .. }) => {
-                    return Err(ReadFail::TooLarge)
-                }
+                Err(e) if e.is_too_large() => return Err(ReadFail::TooLarge),
                 Err(e) => return Err(ReadFail::Malformed(e)),
             }
         }

@@ -247,6 +247,10 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             info!(%peer, %method, %path, "not an SSTP request; 404");
             reply(&mut stream, &web::page(webcfg, 404, false)).await;
         }
+        Err(HeadError::Parse(e)) if e.too_large() => {
+            info!(%peer, error = %e, "request head too large; 431");
+            reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
+        }
         Err(HeadError::Parse(e)) => {
             info!(%peer, error = %e, "malformed request head; 400");
             reply(&mut stream, &::iphttps::preamble::build_refusal(400)).await;
