@@ -16,7 +16,7 @@
 //! with the peer and the reason in plain words.
 //!
 //! A website can share the port ([`super::web`]): with `[web]
-//! sni_passthrough` the ClientHello's name is read first ([`super::sni`])
+//! sni_passthrough` the ClientHello's name is read first ([`httphead::sni`])
 //! and other sites' connections are spliced away before our handshake;
 //! after it, every request that is not SSTP, IP-HTTPS or the health check
 //! (and, with `[sstp] host`, SSTP for another name) goes to the web side.
@@ -31,8 +31,9 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
-use crate::server::{iphttps, rewind::Rewind, session, sni, tls_setup, web, Shared};
+use crate::server::{iphttps, rewind::Rewind, session, tls_setup, web, Shared};
 use httphead::proxy as proxy_protocol;
+use httphead::sni;
 
 /// The request head as the listener dispatches it.
 enum Dispatch {

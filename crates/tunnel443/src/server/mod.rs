@@ -15,7 +15,6 @@ mod listener;
 mod rewind;
 mod router;
 mod session;
-mod sni;
 mod tls_setup;
 mod web;
 

@@ -1,5 +1,5 @@
 //! A stream that first gives back bytes already read from it: the
-//! ClientHello bytes [`super::sni`] looked at go to our TLS handshake.
+//! ClientHello bytes [`httphead::sni`] looked at go to our TLS handshake.
 
 use std::io;
 use std::pin::Pin;

@@ -16,7 +16,7 @@
 //! Content-Length get a 400, so the backend never sees a smuggling attempt.
 //!
 //! `[web] sni_passthrough` is handled before our TLS handshake: see
-//! [`super::sni`] and [`splice`].
+//! [`httphead::sni`] and [`splice`].
 
 use std::net::SocketAddr;
 

@@ -103,10 +103,11 @@ fn server_name(record: &[u8]) -> Option<String> {
             let name = list.vec16()?;
             if name_type == 0 {
                 let name = std::str::from_utf8(name).ok()?;
+                let name = name.trim_end_matches('.');
                 if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
                     return None;
                 }
-                return Some(name.trim_end_matches('.').to_ascii_lowercase());
+                return Some(name.to_ascii_lowercase());
             }
         }
         return None;
@@ -176,6 +177,8 @@ mod tests {
         assert_eq!(peek(&rec), Peek::NoName);
         // A name with a space or a control byte is not one.
         assert_eq!(peek(&hello(&[sni("a b")])), Peek::NoName);
+        // Nothing but the root (found by the fuzz target).
+        assert_eq!(peek(&hello(&[sni(".")])), Peek::NoName);
         // Not a ClientHello.
         let mut rec = hello(&[sni("a.example")]);
         rec[5] = 2;
