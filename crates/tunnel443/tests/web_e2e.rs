@@ -240,9 +240,49 @@ fn no_backend_404_and_sstp_only_on_its_host() {
         ),
     );
     assert_eq!(code, "200");
-    // Our client names the server by address: not the SSTP host.
+    // A client that names the server by address is not asking for the
+    // SSTP host: it gets the website's 404.
     let fp = lab.fingerprint();
     let mut client = lab.start_client(0, "vpn", &lab.password(), &["--pin-sha256", &fp]);
     let log = client.wait_log("HTTP 404", 20);
     assert!(!log.contains("Call Connected"), "{log}");
+    drop(client);
+    // By its name (Host header and SNI), the VPN answers.
+    let hosts = HostsFile::new(
+        &lab.clients[0],
+        &format!("{} vpn.example.test\n", lab.server_addr(0)),
+    );
+    let mut cmd = lab.clients[0].command(BIN);
+    let pwf = lab.write_file("pw", &lab.password());
+    cmd.args(["client", "sstp://vpn@vpn.example.test", "--pin-sha256", &fp])
+        .arg("--password-file")
+        .arg(&pwf);
+    let named = Proc::spawn(cmd, lab.dir.path().join("named.log"), "client");
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}\n{}",
+        named.output(),
+        server.output()
+    );
+    drop(named);
+    drop(hosts);
+}
+
+/// `/etc/netns/NS/hosts`, which `ip netns exec` puts over `/etc/hosts` for
+/// the commands run in that namespace; removed on drop.
+struct HostsFile(std::path::PathBuf);
+
+impl HostsFile {
+    fn new(ns: &Netns, text: &str) -> Self {
+        let dir = std::path::Path::new("/etc/netns").join(&ns.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts"), format!("127.0.0.1 localhost\n{text}")).unwrap();
+        HostsFile(dir)
+    }
+}
+
+impl Drop for HostsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
