@@ -215,6 +215,57 @@ fn website_websocket_sni_passthrough_and_sstp_on_one_port() {
     assert!(server.wait_for_output("web backend unreachable; 502", 5));
 }
 
+/// Behind haproxy (TLS terminated there, PROXY protocol v2 to our
+/// plain-HTTP listener): the backend learns the real client's address from
+/// the PROXY header, not the balancer's.
+#[test]
+fn behind_haproxy_the_backend_sees_the_real_client() {
+    let lab = Lab::new(1);
+    let d = lab.dir.path();
+    let _backend = start_backend(&lab, 8081);
+    let (lb_pem, fp) = self_signed_server_cert(d, "lb", "lb.test");
+    let users = d.join("users");
+    add_user(&users, "carol", "pa55-w0rd", false);
+    let conf = lab.write_file(
+        "web.toml",
+        &format!(
+            "listen = \"127.0.0.1:8080\"\nusers_file = \"{}\"\n[tls]\nplain_http = true\ncert_sha256 = \"{fp}\"\nproxy_protocol = true\n[web]\nbackend = \"127.0.0.1:8081\"\n",
+            users.display()
+        ),
+    );
+    let mut srv = lab.server.command(BIN);
+    srv.args(["server", "--config"]).arg(&conf);
+    let mut server = Proc::spawn(srv, d.join("server.log"), "server");
+    assert!(
+        server.wait_for_output("server started", 20),
+        "{}",
+        server.output()
+    );
+    std::fs::write(
+        d.join("haproxy.cfg"),
+        format!(
+            "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
+             frontend f\n  bind {}:443 ssl crt {}\n  default_backend b\nbackend b\n  server s 127.0.0.1:8080 send-proxy-v2\n",
+            lab.server_addr(0),
+            lb_pem.display()
+        ),
+    )
+    .unwrap();
+    let mut hp = lab.server.command("haproxy");
+    hp.args(["-db", "-f"]).arg(d.join("haproxy.cfg"));
+    let _haproxy = Proc::spawn(hp, d.join("haproxy.log"), "haproxy");
+    wait_listening(&lab.server, 443, 10, "haproxy");
+    let (code, _, body) = curl(&lab, &[], &format!("https://{}/page", lab.server_addr(0)));
+    let me = lab.client_addr(0);
+    assert_eq!(code, "200", "{body}\n{}", server.output());
+    assert!(
+        body.contains(&format!(
+            "xff={me} proto=https forwarded=for={me};proto=https"
+        )),
+        "{body}"
+    );
+}
+
 /// Without a backend: an ordinary-looking 404 with the configured Server
 /// field; with `[sstp] host`, SSTP for another name gets the website too.
 #[test]
