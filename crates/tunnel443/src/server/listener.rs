@@ -31,9 +31,8 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
-use crate::server::{iphttps, rewind::Rewind, session, tls_setup, web, Shared};
+use crate::server::{iphttps, session, tls_setup, web, Shared};
 use httphead::proxy as proxy_protocol;
-use httphead::sni;
 
 /// The request head as the listener dispatches it.
 enum Dispatch {
@@ -113,33 +112,9 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             (Box::new(tcp), buf)
         }
         Some(setup) => {
-            let passthrough = &shared.settings.web.sni_passthrough;
-            let mut hello = Vec::new();
-            let mut tcp = tcp;
-            if !passthrough.is_empty() {
-                let name = read_head(&mut tcp, &mut hello, sni::MAX_PEEK, timeout, |b| {
-                    Ok::<_, std::convert::Infallible>(match sni::peek(b) {
-                        sni::Peek::Partial => None,
-                        sni::Peek::NoName => Some((None, 0)),
-                        sni::Peek::Name(n) => Some((Some(n), 0)),
-                    })
-                })
-                .await;
-                match name {
-                    Ok(Some(n)) => {
-                        if let Some(to) = passthrough.get(&n) {
-                            web::splice(tcp, hello, peer, &n, to, timeout).await;
-                            return;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        debug!(%peer, error = %plain_error(&e), "no TLS ClientHello; closed");
-                        return;
-                    }
-                }
-            }
-            let tcp = Rewind::new(hello, tcp);
+            let Some(tcp) = web::peek_sni(tcp, peer, &shared.settings.web, timeout).await else {
+                return;
+            };
             let handshake = async {
                 let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
                     .await

@@ -15,8 +15,8 @@
 //! ([`httphead::framing`]): conflicting lengths or Transfer-Encoding with
 //! Content-Length get a 400, so the backend never sees a smuggling attempt.
 //!
-//! `[web] sni_passthrough` is handled before our TLS handshake: see
-//! [`httphead::sni`] and [`splice`].
+//! `[web] sni_passthrough` is handled before our TLS handshake
+//! ([`peek_sni`], with [`httphead::sni`]).
 
 use std::net::SocketAddr;
 
@@ -25,9 +25,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use crate::io_util::{plain_error, BoxStream};
+use crate::io_util::{plain_error, read_head, BoxStream};
+use crate::server::rewind::Rewind;
 use crate::server::Shared;
 use crate::web_config::WebSettings;
+use httphead::sni;
 
 /// Whether this is the load balancers' health check (`HEAD` of the SSTP
 /// path, MS-SSTP §3.3.4 answers it with 200).
@@ -268,6 +270,44 @@ pub async fn serve(
     if let Err(e) = tokio::io::copy_bidirectional(&mut stream, &mut conn).await {
         debug!(%peer, backend, error = %plain_error(&e), "web connection ended");
     }
+}
+
+/// Before our TLS handshake: with `[web] sni_passthrough`, reads the
+/// ClientHello and splices a connection for one of those names to its
+/// site. The stream to run our handshake on (the bytes read given back),
+/// or `None` when the connection was passed on or closed.
+pub async fn peek_sni(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    web: &WebSettings,
+    timeout: std::time::Duration,
+) -> Option<Rewind<TcpStream>> {
+    let mut hello = Vec::new();
+    if web.sni_passthrough.is_empty() {
+        return Some(Rewind::new(hello, tcp));
+    }
+    let name = read_head(&mut tcp, &mut hello, sni::MAX_PEEK, timeout, |b| {
+        Ok::<_, std::convert::Infallible>(match sni::peek(b) {
+            sni::Peek::Partial => None,
+            sni::Peek::NoName => Some((None, 0)),
+            sni::Peek::Name(n) => Some((Some(n), 0)),
+        })
+    })
+    .await;
+    match name {
+        Ok(Some(n)) => {
+            if let Some(to) = web.sni_passthrough.get(&n) {
+                splice(tcp, hello, peer, &n, to, timeout).await;
+                return None;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            debug!(%peer, error = %plain_error(&e), "no TLS ClientHello; closed");
+            return None;
+        }
+    }
+    Some(Rewind::new(hello, tcp))
 }
 
 /// Splices a TLS connection for `name` to `backend` untouched (`[web]
