@@ -7,6 +7,7 @@
 //! * [`head`]: request and response heads, parsed within [`DEFAULT_MAX_HEAD`]
 //!   (or the caller's bound), [`MAX_HEADERS`] fields and [`MAX_LINE`] bytes
 //!   a line; emitted without injection.
+//! * [`date`]: the `Date` field's format.
 //! * [`framing`]: Content-Length and Transfer-Encoding policy (RFC 9112 §6).
 //! * [`proxy`]: PROXY protocol v1 and v2 (HAProxy's `proxy-protocol.txt`).
 //! * [`sni`]: the server name of a TLS ClientHello (RFC 6066 §3), read
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod date;
 pub mod framing;
 pub mod head;
 pub mod proxy;
