@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub iphttps: IphttpsSection,
+    #[serde(default)]
+    pub web: crate::web_config::WebSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +116,9 @@ pub struct SstpSection {
     /// Authentication protocols offered in order: "mschapv2", "eap-mschapv2",
     /// "chap-md5", "pap".
     pub auth: Option<Vec<String>>,
+    /// The only name (Host header and SNI) SSTP answers on; requests for
+    /// other names get the website.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +237,8 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// IP-HTTPS, when a prefix pool is configured.
     pub iphttps: Option<IphttpsSettings>,
+    /// `[web]` and `[sstp] host`: the website sharing the listener.
+    pub web: crate::web_config::WebSettings,
 }
 
 /// Validated `[iphttps]` settings.
@@ -519,6 +526,9 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         }
     };
 
+    let web =
+        crate::web_config::validate(f.web, f.sstp.host, matches!(tls, TlsMode::PlainHttp { .. }))?;
+
     let hash_offer = match f.sstp.hash_protocols {
         None => HashOffer {
             sha1: true,
@@ -710,6 +720,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         max_sessions,
         handshake_timeout,
         iphttps,
+        web,
     })
 }
 

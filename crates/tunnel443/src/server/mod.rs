@@ -13,9 +13,11 @@ pub mod auth;
 mod banner;
 mod iphttps;
 mod listener;
+mod rewind;
 mod router;
 mod session;
 mod tls_setup;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
