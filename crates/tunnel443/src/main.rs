@@ -16,12 +16,12 @@ mod netlink;
 mod netns;
 mod pool;
 mod proxy;
-mod proxy_protocol;
 mod server;
 mod state;
 mod tls;
 mod tun;
 mod user_cmd;
+mod web_config;
 
 use std::process::ExitCode;
 

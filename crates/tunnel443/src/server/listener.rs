@@ -14,6 +14,12 @@
 //! and with 421 when the names are configured and this is not one of them.
 //! A refused client certificate is logged once per connection, at info,
 //! with the peer and the reason in plain words.
+//!
+//! A website can share the port ([`super::web`]): with `[web]
+//! sni_passthrough` the ClientHello's name is read first ([`httphead::sni`])
+//! and other sites' connections are spliced away before our handshake;
+//! after it, every request that is not SSTP, IP-HTTPS or the health check
+//! (and, with `[sstp] host`, SSTP for another name) goes to the web side.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,19 +31,29 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
-use crate::proxy_protocol;
 use crate::server::registry::{cert_subject, tls_version_name, Conn};
 use crate::server::stats::{Method, Stage};
-use crate::server::{iphttps, session, tls_setup, Shared};
+use crate::server::{iphttps, session, tls_setup, web, Shared};
+use httphead::proxy as proxy_protocol;
 
 /// The request head as the listener dispatches it.
 enum Dispatch {
     Sstp(session::Request),
     Iphttps(Result<(), ::iphttps::preamble::RequestError>),
+    Web(Box<httphead::RequestHead>),
 }
 
-/// Largest request head we read.
-pub const MAX_HEAD: usize = 8192;
+/// The whole head again, for the web side (the same bytes the SSTP parser
+/// has just found complete, so it is complete here too).
+fn web_head(b: &[u8], fallback: session::Request) -> Dispatch {
+    match httphead::RequestHead::parse(b, MAX_HEAD) {
+        Ok(httphead::Parsed::Complete { head, .. }) => Dispatch::Web(Box::new(head)),
+        _ => Dispatch::Sstp(fallback),
+    }
+}
+
+/// Largest request head we read (the shared HTTP head limit).
+pub const MAX_HEAD: usize = httphead::DEFAULT_MAX_HEAD;
 
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.settings.max_sessions));
@@ -76,6 +92,8 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     let mut client_cert: Option<String> = None;
     // The SNI is one of iphttps.server_names.
     let mut iphttps_name = false;
+    // The SNI, lower case ([sstp] host).
+    let mut sni_name: Option<String> = None;
     let (mut stream, mut buf): (BoxStream, Vec<u8>) = match tls {
         None => {
             let mut tcp = tcp;
@@ -100,17 +118,39 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             (Box::new(tcp), buf)
         }
         Some(setup) => {
+            let Some(tcp) = web::peek_sni(tcp, peer, &shared.settings.web, timeout).await else {
+                return;
+            };
             let handshake = async {
                 let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
                     .await
                     .map_err(|e| (e, None))?;
                 let sni = start.client_hello().server_name().map(str::to_owned);
+                if let Some(config) = shared
+                    .acme
+                    .as_ref()
+                    .and_then(|c| c.for_hello(&start.client_hello()))
+                {
+                    // The CA validating a tls-alpn-01 challenge: the
+                    // handshake is the whole answer (RFC 8737 §3).
+                    let done = start.into_stream(config).await;
+                    info!(%peer, sni = sni.as_deref().unwrap_or(""), ok = done.is_ok(), "ACME: answered a tls-alpn-01 validation");
+                    return Ok(None);
+                }
+                sni_name = sni
+                    .as_deref()
+                    .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
                 let chosen = setup.choose(sni.as_deref());
                 iphttps_name = chosen.iphttps_name;
-                start.into_stream(chosen.config).await.map_err(|e| (e, sni))
+                start
+                    .into_stream(chosen.config)
+                    .await
+                    .map(Some)
+                    .map_err(|e| (e, sni))
             };
             match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok(s)) => {
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some(s))) => {
                     let tls = s.get_ref().1;
                     let cert = tls.peer_certificates().and_then(|c| c.first());
                     client_cert =
@@ -148,6 +188,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     };
     conn.peer = peer;
     let ipcfg = shared.iphttps.as_ref().map(|i| &i.paths);
+    let webcfg = &shared.settings.web;
     let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, |b| {
         let r = session::parse_request(b)?;
         Ok::<_, sstp::http::HttpError>(r.map(|(req, len)| match (&req, &ipcfg) {
@@ -156,6 +197,15 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             {
                 let checked = ::iphttps::preamble::parse_request(b, cfg).map(|_| ());
                 (Dispatch::Iphttps(checked), len)
+            }
+            (session::Request::Sstp(r), _)
+                if !web::sstp_allowed(webcfg, r.host.as_deref(), sni_name.as_deref()) =>
+            {
+                (web_head(b, req), len)
+            }
+            (session::Request::Other { .. }, _) => (web_head(b, req), len),
+            (session::Request::Head { path }, _) if !web::is_health_check("HEAD", path) => {
+                (web_head(b, req), len)
             }
             _ => (Dispatch::Sstp(req), len),
         }))
@@ -197,7 +247,10 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
         Ok(Dispatch::Sstp(session::Request::Sstp(req))) => {
             session::run(stream, buf, conn, req, hashes, shared).await;
         }
-        Ok(Dispatch::Sstp(session::Request::Head)) => {
+        Ok(Dispatch::Web(head)) => {
+            web::serve(stream, buf, peer, *head, &shared).await;
+        }
+        Ok(Dispatch::Sstp(session::Request::Head { .. })) => {
             reply(
                 &mut stream,
                 b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -207,7 +260,12 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
         Ok(Dispatch::Sstp(session::Request::Other { method, path })) => {
             info!(%peer, %method, %path, "not an SSTP request; 404");
             shared.stats.failure(Stage::Http);
-            reply(&mut stream, &::iphttps::preamble::build_refusal(404)).await;
+            reply(&mut stream, &web::page(webcfg, 404, false)).await;
+        }
+        Err(HeadError::Parse(e)) if e.too_large() => {
+            info!(%peer, error = %e, "request head too large; 431");
+            shared.stats.failure(Stage::Http);
+            reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
         }
         Err(HeadError::Parse(e)) => {
             info!(%peer, error = %e, "malformed request head; 400");

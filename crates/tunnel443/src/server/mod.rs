@@ -8,6 +8,7 @@
 //! sends every client a Call Disconnect (and LCP Terminate) and waits
 //! briefly for them to finish.
 
+mod acme;
 pub mod auth;
 mod banner;
 pub mod control;
@@ -15,10 +16,12 @@ mod iphttps;
 mod listener;
 mod metrics;
 pub mod registry;
+mod rewind;
 mod router;
 mod session;
 pub mod stats;
 mod tls_setup;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -87,6 +90,17 @@ pub struct ServerArgs {
     /// (`metrics.listen`) [default: off]
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Obtain the certificate for this DNS name with ACME (repeatable;
+    /// `tls.acme.domains`)
+    #[arg(long = "acme-domain", value_name = "NAME")]
+    pub acme_domains: Vec<String>,
+    /// The ACME CA's directory URL (`tls.acme.directory`; default Let's Encrypt)
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// PEM certificate the ACME directory's HTTPS certificate chains to,
+    /// for a test CA (`tls.acme.ca`)
+    #[arg(long, value_name = "FILE")]
+    pub acme_ca: Option<PathBuf>,
 }
 
 /// What the zero-config default made or found.
@@ -138,6 +152,8 @@ pub struct Shared {
     pub sessions: Arc<registry::Registry>,
     /// Counters `ctl stats` and the metrics read.
     pub stats: stats::Stats,
+    /// Pending tls-alpn-01 challenges (None: no ACME).
+    pub acme: Option<Arc<acme::Challenges>>,
 }
 
 impl Shared {
@@ -223,7 +239,8 @@ fn tls_fields(settings: &ServerSettings) -> &'static str {
 
 /// `--check-config`: what start would load, without binding or a TUN.
 fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
-    if !settings.generated_cert {
+    // ACME's certificate may not exist yet: the server obtains it.
+    if !settings.generated_cert && settings.acme.is_none() {
         load_tls(settings).with_context(|| tls_fields(settings))?;
     }
     if let Some(i) = &settings.iphttps {
@@ -287,6 +304,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_server_names: args.iphttps_server_names.clone(),
         control_socket: args.control_socket.clone(),
         metrics_listen: args.metrics_listen,
+        acme_domains: args.acme_domains.clone(),
+        acme_directory: args.acme_directory.clone(),
+        acme_ca: args.acme_ca.clone(),
     };
     let config_path = config::config_path(args.config.clone());
     let settings = config::load(config_path.as_deref(), &ov)?;
@@ -340,6 +360,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    if let Some(a) = &settings.acme {
+        acme::ensure_placeholder(&settings.state_dir, a)?;
+    }
     let tls = load_tls(&settings).with_context(|| tls_fields(&settings))?;
     let plain_hashes = match &settings.tls {
         TlsMode::PlainHttp {
@@ -388,6 +411,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file = %settings.users_file.display(),
         "server started"
     );
+    let acme_challenges = settings
+        .acme
+        .is_some()
+        .then(Arc::<acme::Challenges>::default);
     let shared = Arc::new(Shared {
         settings,
         tls: RwLock::new(tls),
@@ -399,6 +426,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps,
         sessions: registry::Registry::new(),
         stats: stats::Stats::default(),
+        acme: acme_challenges.clone(),
     });
     let _control = match &shared.settings.control_socket {
         Some(path) => control::start(path, shared.clone()).await?,
@@ -411,6 +439,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
+    let renew = acme_challenges.map(|c| tokio::spawn(acme::run(shared.clone(), c)));
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -438,6 +467,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     shared
         .sessions
         .close_all(registry::EndCause::Shutdown, "server shutting down");
+    if let Some(r) = renew {
+        r.abort();
+    }
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     while session::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
@@ -511,28 +543,34 @@ pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
         Err(e) => format!("users file: reload failed, keeping the old users: {e:#}"),
     });
     log_users_reload(shared, cause, result);
-    if let TlsMode::Tls { .. } = shared.settings.tls {
-        let old = shared.tls_snapshot().1.sha256;
-        match load_tls(&shared.settings) {
-            Ok(t) => {
-                let new = t.as_ref().map(|t| t.hashes.sha256);
-                *shared.tls.write().expect("tls lock") = t;
-                info!("certificate reloaded (new sessions use it)");
-                changes.push(match new {
-                    Some(h) if h != old => format!(
-                        "certificate: changed, new SHA-256 {} (new sessions use it)",
-                        hex::encode(h)
-                    ),
-                    _ => "certificate: unchanged".to_string(),
-                });
-            }
-            Err(e) => {
-                warn!(error = %format!("{e:#}"), "certificate reload failed; keeping the old one");
-                changes.push(format!(
-                    "certificate: reload failed, keeping the old one: {e:#}"
-                ));
+    changes.extend(reload_tls(shared, cause));
+    changes
+}
+
+/// Loads the certificate again (SIGHUP, `ctl reload`, or ACME's new one):
+/// new sessions use it, live ones keep the hashes their handshake saw.
+/// What changed, in one line (`None` in plain-HTTP mode).
+pub(crate) fn reload_tls(shared: &Shared, cause: &str) -> Option<String> {
+    let TlsMode::Tls { .. } = shared.settings.tls else {
+        return None;
+    };
+    let old = shared.tls_snapshot().1.sha256;
+    Some(match load_tls(&shared.settings) {
+        Ok(t) => {
+            let new = t.as_ref().map(|t| t.hashes.sha256);
+            *shared.tls.write().expect("tls lock") = t;
+            info!(cause, "certificate reloaded (new sessions use it)");
+            match new {
+                Some(h) if h != old => format!(
+                    "certificate: changed, new SHA-256 {} (new sessions use it)",
+                    hex::encode(h)
+                ),
+                _ => "certificate: unchanged".to_string(),
             }
         }
-    }
-    changes
+        Err(e) => {
+            warn!(cause, error = %format!("{e:#}"), "certificate reload failed; keeping the old one");
+            format!("certificate: reload failed, keeping the old one: {e:#}")
+        }
+    })
 }

@@ -50,7 +50,7 @@ impl Drop for ActiveGuard {
 /// What the request head asked for.
 pub enum Request {
     Sstp(sstp::http::SstpRequest),
-    Head,
+    Head { path: String },
     Other { method: String, path: String },
 }
 
@@ -60,7 +60,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, sstp::http:
     Ok(sstp::http::parse_request(buf)?.map(|(kind, len)| {
         let r = match kind {
             RequestKind::Sstp(r) => Request::Sstp(r),
-            RequestKind::Head => Request::Head,
+            RequestKind::Head { path } => Request::Head { path },
             RequestKind::Other { method, path } => Request::Other { method, path },
         };
         (r, len)
@@ -395,48 +395,7 @@ async fn run_inner(
     );
 }
 
-/// The current time as an HTTP date (RFC 7231 §7.1.1.1).
+/// The current time as an HTTP date (RFC 9110 §5.6.7).
 pub fn httpdate() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    httpdate_at(secs)
-}
-
-fn httpdate_at(secs: u64) -> String {
-    let days = secs / 86400;
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(mo - 1) as usize];
-    format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn httpdate_format() {
-        assert_eq!(super::httpdate_at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            super::httpdate_at(1_700_000_000),
-            "Tue, 14 Nov 2023 22:13:20 GMT"
-        );
-        assert_eq!(
-            super::httpdate_at(951_782_400),
-            "Tue, 29 Feb 2000 00:00:00 GMT"
-        );
-        assert_eq!(super::httpdate().len(), 29);
-    }
+    httphead::date::http_date(std::time::SystemTime::now())
 }
