@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::pool::Ipv4Net;
 
+pub mod radius;
+pub use radius::{AuthSource, RadiusSettings};
+
 /// Where a packaged install keeps its configuration.
 pub const DEFAULT_CONFIG: &str = "/etc/tunnel443/tunnel443.toml";
 /// Generated certificate, key, users file.
@@ -42,6 +45,9 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub iphttps: IphttpsSection,
+    pub radius: Option<radius::RadiusSection>,
+    #[serde(default)]
+    pub auth: radius::AuthSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +204,10 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// IP-HTTPS, when a prefix pool is configured.
     pub iphttps: Option<IphttpsSettings>,
+    /// RADIUS, when `[radius]` is configured.
+    pub radius: Option<RadiusSettings>,
+    /// Who verifies credentials, in order.
+    pub auth_order: Vec<AuthSource>,
 }
 
 /// Validated `[iphttps]` settings.
@@ -574,6 +584,8 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         }
     };
 
+    let (radius, auth_order) = radius::validate(f.radius, f.auth)?;
+
     Ok(ServerSettings {
         listen,
         state_dir,
@@ -591,6 +603,8 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         max_sessions,
         handshake_timeout,
         iphttps,
+        radius,
+        auth_order,
     })
 }
 
