@@ -303,7 +303,7 @@ pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
     for (field, path) in files {
         std::fs::metadata(path).with_context(|| format!("{field}: {}", path.display()))?;
     }
-    if !s.creates_users_file() {
+    if !s.creates_users_file() && s.auth_order.contains(&AuthSource::Users) {
         std::fs::metadata(&s.users_file).with_context(|| {
             format!(
                 "users_file: {} (create it with `tunnel443 user add NAME --users-file {}`)",

@@ -12,9 +12,11 @@ pub mod auth;
 mod banner;
 mod iphttps;
 mod listener;
+pub mod radius;
 mod router;
 mod session;
 mod tls_setup;
+mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -124,6 +126,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// IP-HTTPS (None: disabled).
     pub iphttps: Option<iphttps::Service>,
+    /// The RADIUS client task (None: no `[radius]`).
+    pub radius: Option<radius::Radius>,
 }
 
 impl Shared {
@@ -312,11 +316,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }),
         TlsMode::Tls { .. } => None,
     };
-    let users = auth::Users::load(&settings.users_file)?;
+    let uses_users = settings.auth_order.contains(&config::AuthSource::Users);
+    let users = if uses_users || settings.users_file.exists() {
+        auth::Users::load(&settings.users_file)?
+    } else {
+        auth::Users::empty()
+    };
     let pool = Pool::new(settings.pool);
     check_forwarding(&settings);
     let names = users.names();
-    if names.is_empty() {
+    if names.is_empty() && uses_users {
         warn!(
             users_file = %settings.users_file.display(),
             "the users file has no users: nobody can log in until one is added with `tunnel443 user add`"
@@ -349,6 +358,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file = %settings.users_file.display(),
         "server started"
     );
+    let radius = settings.radius.clone().map(|r| {
+        info!(
+            servers = %r.servers.iter().map(|s| s.auth.to_string()).collect::<Vec<_>>().join(","),
+            nas_identifier = %r.nas_identifier,
+            order = %settings.auth_order.iter().map(|s| match s {
+                config::AuthSource::Radius => "radius",
+                config::AuthSource::Users => "users",
+            }).collect::<Vec<_>>().join(","),
+            "RADIUS enabled"
+        );
+        radius::Radius::start(r)
+    });
     let shared = Arc::new(Shared {
         settings,
         tls: RwLock::new(tls),
@@ -359,6 +380,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tun,
         shutdown: stop_rx,
         iphttps,
+        radius,
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));

@@ -7,21 +7,23 @@
 //! Everything the session holds (lease, routes) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use session::sstp::Event;
 use session::{Session, SstpSession};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::{info, warn, Instrument};
 
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
 use crate::pool::Lease;
+use crate::server::radius::auth::Authz;
 use crate::server::router::{self, Registration};
+use crate::server::verdict::{self, Decision};
 use crate::server::Shared;
 use crate::tls::CertHashes;
 
@@ -106,6 +108,21 @@ struct Held {
     /// IPv6: the client's address and its route.
     ipv6: Option<(Ipv6Addr, Registration)>,
     user: Option<String>,
+    /// The client's address (from PROXY protocol when it is on).
+    peer: SocketAddr,
+    /// Verdicts decided in tasks of their own (RADIUS), and what wakes
+    /// the driver when one is ready.
+    decisions: (
+        mpsc::UnboundedSender<Decision>,
+        mpsc::UnboundedReceiver<Decision>,
+    ),
+    wake: Arc<Notify>,
+    /// What RADIUS authorized (None: the users file decided).
+    authz: Option<Authz>,
+    /// Session-Timeout from RADIUS: the session ends then.
+    ends_at: Option<Instant>,
+    /// Idle-Timeout from RADIUS, with the packet count seen at the last check.
+    idle: Option<(Duration, Instant, u64)>,
 }
 
 impl Held {
@@ -113,11 +130,27 @@ impl Held {
     fn on_event(&mut self, s: &mut SstpSession, ev: Event) {
         let now = Instant::now();
         match ev {
-            Event::AuthRequest(req) => {
+            Event::AuthRequest(req) if verdict::users_only(&self.shared) => {
                 let verdict = self.shared.users.verify(&req.username, &req.proof);
                 let ok = verdict.is_accept();
                 info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 s.auth_verdict(now, req.id, verdict);
+            }
+            Event::AuthRequest(req) => {
+                let (shared, tx, wake) = (
+                    self.shared.clone(),
+                    self.decisions.0.clone(),
+                    self.wake.clone(),
+                );
+                let peer = self.peer.ip();
+                tokio::spawn(
+                    async move {
+                        let d = verdict::decide(shared, req, peer).await;
+                        let _ = tx.send(d);
+                        wake.notify_one();
+                    }
+                    .in_current_span(),
+                );
             }
             Event::Authenticated { username, method } => {
                 info!(user = %username, method = %method, "authenticated");
@@ -130,9 +163,12 @@ impl Held {
                 user = self.user.as_deref().map(display),
                 "SSTP call connected (crypto binding verified)"
             ),
-            Event::NeedIpv4Address { username } => match self.shared.pool.allocate() {
+            Event::NeedIpv4Address { username } => match self.lease_for(&username) {
                 Some(lease) => {
-                    let dns = &self.shared.settings.dns;
+                    let dns = match &self.authz {
+                        Some(a) if !a.dns.is_empty() => &a.dns,
+                        _ => &self.shared.settings.dns,
+                    };
                     let a = ppp::Ipv4Assignment {
                         local: self.shared.settings.pool.first_host(),
                         peer: lease.addr(),
@@ -187,6 +223,87 @@ impl Held {
         }
     }
 
+    /// The address for the session: the one RADIUS chose (it must be a
+    /// free address of the pool), else one from the pool.
+    fn lease_for(&self, username: &str) -> Option<Lease> {
+        let want: Option<Ipv4Addr> = self.authz.as_ref().and_then(|a| a.framed_ip);
+        match want {
+            Some(a) => {
+                let lease = self.shared.pool.allocate_addr(a);
+                if lease.is_none() {
+                    warn!(user = %username, address = %a, pool = %self.shared.settings.pool, "Framed-IP-Address from RADIUS is outside the pool or in use; IPv4 refused");
+                }
+                lease
+            }
+            None => self.shared.pool.allocate(),
+        }
+    }
+
+    /// Applies the verdicts that are ready.
+    fn take_decisions(&mut self, s: &mut SstpSession) {
+        while let Ok(d) = self.decisions.1.try_recv() {
+            let now = Instant::now();
+            if d.verdict.is_accept() {
+                if let Some(a) = &d.authz {
+                    self.arm(a, now);
+                }
+                self.authz = d.authz;
+            }
+            s.auth_verdict(now, d.id, d.verdict);
+        }
+    }
+
+    /// Starts the Session-Timeout and Idle-Timeout clocks of an accept.
+    fn arm(&mut self, a: &Authz, now: Instant) {
+        if let Some(t) = a.session_timeout {
+            self.ends_at = Some(now + t);
+            self.wake_at(now + t);
+        }
+        if let Some(t) = a.idle_timeout {
+            self.idle = Some((t, now + t, 0));
+            self.wake_at(now + t);
+        }
+    }
+
+    fn wake_at(&self, at: Instant) {
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            wake.notify_one();
+        });
+    }
+
+    /// Ends the session when a RADIUS time limit has passed.
+    fn check_limits(&mut self, s: &mut SstpSession) {
+        let now = Instant::now();
+        if self.ends_at.is_some_and(|t| t <= now) {
+            self.ends_at = None;
+            info!(
+                user = self.user.as_deref().map(display),
+                "Session-Timeout reached; closing the session"
+            );
+            s.close(now, "session timeout");
+        }
+        if let Some((t, at, seen)) = self.idle {
+            if at <= now {
+                let c = s.counters();
+                let packets = c.rx_packets + c.tx_packets;
+                if packets == seen {
+                    self.idle = None;
+                    info!(
+                        user = self.user.as_deref().map(display),
+                        idle_s = t.as_secs(),
+                        "Idle-Timeout reached; closing the session"
+                    );
+                    s.close(now, "idle timeout");
+                } else {
+                    self.idle = Some((t, now + t, packets));
+                    self.wake_at(now + t);
+                }
+            }
+        }
+    }
+
     /// Routes the client's IPv6 address (`prefix::<its identifier>`) here.
     fn route_ipv6(&mut self, addr: Ipv6Addr, peer_iid: [u8; 8]) -> Option<Ipv6Addr> {
         let Some(route) = self
@@ -219,7 +336,7 @@ pub async fn run(
 ) {
     let corr = req.correlation_id.clone().unwrap_or_default();
     let span = tracing::info_span!("sstp", %peer, correlation_id = %corr);
-    run_inner(stream, leftover, hashes, shared)
+    run_inner(stream, leftover, peer, hashes, shared)
         .instrument(span)
         .await
 }
@@ -227,6 +344,7 @@ pub async fn run(
 async fn run_inner(
     mut stream: BoxStream,
     leftover: Vec<u8>,
+    peer: SocketAddr,
     hashes: CertHashes,
     shared: Arc<Shared>,
 ) {
@@ -256,6 +374,11 @@ async fn run_inner(
         Box::new(|b: &mut [u8]| rand::fill(b)),
     );
     let (tx, rx) = mpsc::channel(router::SESSION_QUEUE);
+    let tun = TunSide::Routed {
+        rx,
+        tun: shared.tun.clone(),
+    };
+    let mut d = Driver::new(stream, tun);
     let mut held = Held {
         shared: shared.clone(),
         tx,
@@ -263,17 +386,20 @@ async fn run_inner(
         route: None,
         ipv6: None,
         user: None,
+        peer,
+        decisions: mpsc::unbounded_channel(),
+        wake: d.wake.clone(),
+        authz: None,
+        ends_at: None,
+        idle: None,
     };
     if !leftover.is_empty() {
         s.handle_stream_bytes(now, &leftover);
     }
-    let tun = TunSide::Routed {
-        rx,
-        tun: shared.tun.clone(),
-    };
-    let mut d = Driver::new(stream, tun);
     let mut shutdown = shared.shutdown.clone();
     loop {
+        held.take_decisions(&mut s);
+        held.check_limits(&mut s);
         while let Some(ev) = s.poll_event() {
             held.on_event(&mut s, ev);
         }
