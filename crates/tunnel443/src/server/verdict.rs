@@ -38,7 +38,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                     continue;
                 }
                 let verdict = shared.users.verify(&req.username, &req.proof);
-                info!(user = %req.username, method = %req.method, source = "users", accepted = verdict.is_accept(), "authentication");
+                info!(user = %req.username, method = %req.method, source = %"users", accepted = verdict.is_accept(), "authentication");
                 return Decision {
                     id: req.id,
                     verdict,
@@ -51,7 +51,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                 match r.ask(request).await {
                     Outcome::Reply(reply) => {
                         let (verdict, authz) = rauth::verdict(&reply, &req.proof);
-                        info!(user = %req.username, method = %req.method, source = "radius", accepted = verdict.is_accept(), "authentication");
+                        info!(user = %req.username, method = %req.method, source = %"radius", accepted = verdict.is_accept(), "authentication");
                         return Decision {
                             id: req.id,
                             verdict,
@@ -69,7 +69,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                             user = %req.username,
                             servers = %servers.join(","),
                             timeout_s = r.settings.timeout.as_secs(),
-                            next = if last { "none: login refused" } else { "users file" },
+                            next = %if last { "none: login refused" } else { "users file" },
                             "no RADIUS server answered the login"
                         );
                     }

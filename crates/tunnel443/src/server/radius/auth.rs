@@ -77,7 +77,7 @@ pub fn access_request(s: &RadiusSettings, req: &ppp::AuthRequest, peer: IpAddr) 
 /// Why an accept could not be used.
 fn reject(why: &str) -> ppp::Verdict {
     tracing::warn!(
-        reason = why,
+        reason = %why,
         "RADIUS Access-Accept not usable; login refused"
     );
     ppp::Verdict::reject("Authentication failed")

@@ -128,7 +128,7 @@ fn log_drop(before: Counters, after: Counters, from: SocketAddr) {
     } else {
         return;
     };
-    warn!(from = %from, reason, dropped = after.dropped(), "RADIUS reply dropped");
+    warn!(from = %from, reason = %reason, dropped = after.dropped(), "RADIUS reply dropped");
 }
 
 async fn run(settings: Arc<RadiusSettings>, mut rx: mpsc::UnboundedReceiver<Cmd>) {

@@ -1,0 +1,144 @@
+//! End-to-end tests of RADIUS authentication against a real FreeRADIUS
+//! (started by the test in the server's network namespace, see
+//! `e2e/freeradius.rs`): our client logs in to our server, which asks
+//! FreeRADIUS (`[auth] order = ["radius"]`).
+//! * MS-CHAPv2: the tunnel comes up only if the crypto binding verifies
+//!   against the HLAK built from the MS-MPPE keys FreeRADIUS sent
+//!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
+//!   client's address; a wrong password is refused (exit 4).
+//! * PAP, with the address from the pool.
+//! * FreeRADIUS killed: a login fails with a clear log line within the
+//!   configured timeout; once it is back, logins work again.
+
+mod e2e;
+
+use std::time::{Duration, Instant};
+
+use e2e::freeradius::FreeRadius;
+use e2e::*;
+
+const SERVER_TUN: &str = "10.44.0.1";
+const SECRET: &str = "radius-test-secret";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"";
+
+/// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
+fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
+    let lab = Lab::new(1);
+    let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
+    let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
+    common::set_mode(&secret, 0o600);
+    let conf = lab.write_file(
+        "tunnel443.toml",
+        &format!(
+            "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n[auth]\norder = [\"radius\"]\n",
+            secret.display()
+        ),
+    );
+    let server = lab.start_server(&["--config", conf.to_str().unwrap()]);
+    (lab, radius, server)
+}
+
+fn client_address(lab: &Lab) -> String {
+    let out = lab.clients[0]
+        .command("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "t443c0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn radius_mschapv2_binding_framed_ip_and_wrong_password() {
+    let (lab, radius, server) = setup("mschapv2");
+    let fp = lab.fingerprint();
+    let mut bad = lab.start_client(
+        0,
+        "alice",
+        "wrong-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = bad
+        .wait_exit(60)
+        .expect("client with a wrong password did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), server.output());
+    assert!(
+        server.output().contains("source=radius accepted=false"),
+        "{}",
+        server.output()
+    );
+
+    let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with MS-CHAPv2 through RADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    let log = server.output();
+    assert!(log.contains("source=radius accepted=true"), "{log}");
+    assert!(log.contains("crypto binding verified"), "{log}");
+    assert_auth_method(&log, "mschapv2", "server");
+    assert!(
+        client_address(&lab).contains("inet 10.44.0.77 "),
+        "Framed-IP-Address not applied: {}",
+        client_address(&lab)
+    );
+}
+
+#[test]
+fn radius_pap_address_from_pool() {
+    let (lab, radius, server) = setup("pap");
+    let c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &lab.fingerprint()]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with PAP through RADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    assert_auth_method(&server.output(), "pap", "server");
+    assert!(
+        client_address(&lab).contains("inet 10.44.0."),
+        "{}",
+        client_address(&lab)
+    );
+}
+
+#[test]
+fn radius_down_logins_fail_clearly_then_recover() {
+    let (lab, mut radius, mut server) = setup("mschapv2");
+    radius.kill();
+    let fp = lab.fingerprint();
+    let started = Instant::now();
+    let mut c = lab.start_client(
+        0,
+        "alice",
+        "s3cret-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let needle = "no RADIUS server answered the login";
+    let out = server.wait_log(needle, 30);
+    let line = out.lines().find(|l| l.contains(needle)).unwrap();
+    // timeout = 2 s per server (one server), plus the TLS and PPP start.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}: {line}",
+        started.elapsed()
+    );
+    assert!(line.contains("user=alice"), "{line}");
+    assert!(server.output().contains("RADIUS server not answering"));
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}", c.output());
+    assert!(!ping_once(&lab.clients[0], SERVER_TUN));
+
+    radius.resume();
+    let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel after FreeRADIUS came back:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    assert!(server.output().contains("RADIUS server answering again"));
+}
