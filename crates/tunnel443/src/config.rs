@@ -45,9 +45,28 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub iphttps: IphttpsSection,
+    #[serde(default)]
+    pub control: ControlSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
     pub radius: Option<radius::RadiusSection>,
     #[serde(default)]
     pub auth: radius::AuthSection,
+}
+
+/// `[control]`: the socket `tunnel443 ctl` talks to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// Unix socket path; default `/run/tunnel443/control.sock`; `""` turns it off.
+    pub socket: Option<PathBuf>,
+}
+
+/// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +223,10 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// IP-HTTPS, when a prefix pool is configured.
     pub iphttps: Option<IphttpsSettings>,
+    /// The control socket (`None`: off).
+    pub control_socket: Option<PathBuf>,
+    /// The Prometheus endpoint (`None`: off).
+    pub metrics_listen: Option<SocketAddr>,
     /// RADIUS, when `[radius]` is configured.
     pub radius: Option<RadiusSettings>,
     /// Who verifies credentials, in order.
@@ -241,6 +264,8 @@ pub struct Overrides {
     pub iphttps_prefix: Option<String>,
     pub iphttps_client_ca: Option<PathBuf>,
     pub iphttps_server_names: Vec<String>,
+    pub control_socket: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The configuration file to read: the one given, else
@@ -584,9 +609,19 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         }
     };
 
+    let control_socket = match ov.control_socket.clone().or(f.control.socket) {
+        None => Some(PathBuf::from(crate::server::control::DEFAULT_SOCKET)),
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) if p.is_relative() => {
+            bail!("control.socket: {} is not an absolute path", p.display())
+        }
+        Some(p) => Some(p),
+    };
+    let metrics_listen = ov.metrics_listen.or(f.metrics.listen);
     let (radius, auth_order) = radius::validate(f.radius, f.auth)?;
-
     Ok(ServerSettings {
+        control_socket,
+        metrics_listen,
         listen,
         state_dir,
         users_file,

@@ -26,6 +26,8 @@ use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
 use crate::proxy_protocol;
+use crate::server::registry::{cert_subject, tls_version_name, Conn};
+use crate::server::stats::{Method, Stage};
 use crate::server::{iphttps, session, tls_setup, Shared};
 
 /// The request head as the listener dispatches it.
@@ -50,6 +52,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             warn!(%peer, max = shared.settings.max_sessions, "too many connections; refused");
+            shared.stats.failure(Stage::Tcp);
             drop(tcp);
             continue;
         };
@@ -63,6 +66,8 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     crate::io_util::tune_tcp(&tcp);
+    let mut conn = Conn::plain(peer);
+    let mut subject: Option<String> = None;
     let timeout = shared.settings.handshake_timeout;
     let mut buf = Vec::new();
     let (tls, hashes) = shared.tls_snapshot();
@@ -87,6 +92,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     Ok(None) => {}
                     Err(e) => {
                         info!(%peer, error = %plain_error(&e), "PROXY protocol header rejected; closed");
+                        shared.stats.failure(Stage::Tls);
                         return;
                     }
                 }
@@ -105,17 +111,23 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             };
             match tokio::time::timeout(timeout, handshake).await {
                 Ok(Ok(s)) => {
-                    client_cert = s
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| hex::encode(&crate::tls::CertHashes::of(c).sha256[..8]));
+                    let tls = s.get_ref().1;
+                    let cert = tls.peer_certificates().and_then(|c| c.first());
+                    client_cert =
+                        cert.map(|c| hex::encode(&crate::tls::CertHashes::of(c).sha256[..8]));
+                    subject = cert.and_then(|c| cert_subject(c));
+                    conn.tls_version = tls.protocol_version().map(tls_version_name);
+                    conn.tls_suite = tls
+                        .negotiated_cipher_suite()
+                        .and_then(|c| c.suite().as_str())
+                        .map(str::to_owned);
                     (Box::new(s), buf)
                 }
                 Ok(Err((e, sni))) => {
                     let sni = sni.as_deref().map(tracing::field::display);
+                    shared.stats.failure(Stage::Tls);
                     if let Some(reason) = tls_setup::client_cert_refusal(&e) {
+                        shared.stats.auth(Method::Certificate, false);
                         // Once per connection, at info: why a client
                         // cannot connect is the first thing an admin asks.
                         info!(%peer, sni, %reason, "IP-HTTPS TLS handshake refused (client certificate)");
@@ -127,12 +139,14 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     return;
                 }
                 Err(_) => {
+                    shared.stats.failure(Stage::Tls);
                     debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             }
         }
     };
+    conn.peer = peer;
     let ipcfg = shared.iphttps.as_ref().map(|i| &i.paths);
     let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, |b| {
         let r = session::parse_request(b)?;
@@ -150,6 +164,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     match req {
         Ok(Dispatch::Iphttps(Err(e))) => {
             info!(%peer, error = %e, status = e.status(), "IP-HTTPS request refused");
+            shared.stats.failure(Stage::Http);
             reply(&mut stream, &e.response()).await;
         }
         Ok(Dispatch::Iphttps(Ok(()))) => {
@@ -158,6 +173,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             };
             if service.names_only && !iphttps_name {
                 info!(%peer, "IP-HTTPS request on a name not in iphttps.server_names; 421");
+                shared.stats.failure(Stage::Http);
                 reply(&mut stream, &::iphttps::preamble::build_refusal(421)).await;
                 return;
             }
@@ -166,14 +182,20 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                 (None, true) => "anonymous".to_string(),
                 (None, false) => {
                     warn!(%peer, "IP-HTTPS client presented no verified certificate; 403");
+                    shared.stats.failure(Stage::Http);
+                    shared.stats.auth(Method::Certificate, false);
                     reply(&mut stream, &::iphttps::preamble::build_refusal(403)).await;
                     return;
                 }
             };
-            iphttps::run(stream, buf, peer, client, shared).await;
+            let client = iphttps::Client {
+                log: client,
+                subject,
+            };
+            iphttps::run(stream, buf, conn, client, shared).await;
         }
         Ok(Dispatch::Sstp(session::Request::Sstp(req))) => {
-            session::run(stream, buf, peer, req, hashes, shared).await;
+            session::run(stream, buf, conn, req, hashes, shared).await;
         }
         Ok(Dispatch::Sstp(session::Request::Head)) => {
             reply(
@@ -184,17 +206,23 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
         }
         Ok(Dispatch::Sstp(session::Request::Other { method, path })) => {
             info!(%peer, %method, %path, "not an SSTP request; 404");
+            shared.stats.failure(Stage::Http);
             reply(&mut stream, &::iphttps::preamble::build_refusal(404)).await;
         }
         Err(HeadError::Parse(e)) => {
             info!(%peer, error = %e, "malformed request head; 400");
+            shared.stats.failure(Stage::Http);
             reply(&mut stream, &::iphttps::preamble::build_refusal(400)).await;
         }
         Err(e @ HeadError::TooBig(_)) => {
             info!(%peer, error = %e, "request head too large; 431");
+            shared.stats.failure(Stage::Http);
             reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
         }
-        Err(e) => info!(%peer, error = %plain_error(&e), "no request head; closed"),
+        Err(e) => {
+            info!(%peer, error = %plain_error(&e), "no request head; closed");
+            shared.stats.failure(Stage::Http);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! Everything the session holds (lease, routes) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +22,9 @@ use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
 use crate::pool::Lease;
 use crate::server::radius::auth::Authz;
+use crate::server::registry::{Conn, EndCause, Protocol, SessionGuard};
 use crate::server::router::{self, Registration};
+use crate::server::stats::{Method, Stage};
 use crate::server::verdict::{self, Decision};
 use crate::server::Shared;
 use crate::tls::CertHashes;
@@ -108,8 +110,12 @@ struct Held {
     /// IPv6: the client's address and its route.
     ipv6: Option<(Ipv6Addr, Registration)>,
     user: Option<String>,
-    /// The client's address (from PROXY protocol when it is on).
-    peer: SocketAddr,
+    /// The session's entry in the registry (`ctl`, accounting).
+    reg: SessionGuard,
+    /// Call Connected verified / a network layer up: both make it "up".
+    connected: bool,
+    net_up: bool,
+    auth_failed: bool,
     /// Verdicts decided in tasks of their own (RADIUS), and what wakes
     /// the driver when one is ready.
     decisions: (
@@ -126,6 +132,39 @@ struct Held {
 }
 
 impl Held {
+    /// Marks the session up in the registry once it carries traffic.
+    fn maybe_up(&self) {
+        if self.connected && self.net_up && self.reg.mark_up() {
+            let secs = self.reg.entry.conn.accepted.elapsed().as_secs_f64();
+            self.shared.stats.setup(Protocol::Sstp, secs);
+        }
+    }
+
+    /// Why the session ended, for the registry and the setup-failure stats.
+    fn ended(&mut self, end: &session::sstp::Ending) {
+        use sstp::CloseReason as R;
+        let reason = match &end.peer_reason {
+            Some(r) => format!("{}: {r}", end.sstp),
+            None => end.sstp.to_string(),
+        };
+        let cause = match &end.sstp {
+            _ if self.auth_failed => EndCause::AuthFailed,
+            R::Disconnected { by_peer: true } | R::PeerAbort { .. } => EndCause::PeerClosed,
+            R::LowerLayerClosed | R::HelloTimeout | R::Timeout => EndCause::Lost,
+            _ => EndCause::Error,
+        };
+        if !self.reg.entry.is_up() && self.reg.kill_reason().is_none() {
+            let stage = match &end.sstp {
+                _ if self.auth_failed => Stage::PppAuth,
+                R::Binding(_) => Stage::Binding,
+                _ if self.user.is_some() && !self.net_up => Stage::Ncp,
+                _ => Stage::Sstp,
+            };
+            self.shared.stats.failure(stage);
+        }
+        self.reg.set_ending(cause, reason);
+    }
+
     /// Answers the session's questions and logs what happened.
     fn on_event(&mut self, s: &mut SstpSession, ev: Event) {
         let now = Instant::now();
@@ -133,6 +172,9 @@ impl Held {
             Event::AuthRequest(req) if verdict::users_only(&self.shared) => {
                 let verdict = self.shared.users.verify(&req.username, &req.proof);
                 let ok = verdict.is_accept();
+                if let Some(m) = Method::of(req.method) {
+                    self.shared.stats.auth(m, ok);
+                }
                 info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 s.auth_verdict(now, req.id, verdict);
             }
@@ -142,7 +184,7 @@ impl Held {
                     self.decisions.0.clone(),
                     self.wake.clone(),
                 );
-                let peer = self.peer.ip();
+                let peer = self.reg.entry.conn.peer.ip();
                 tokio::spawn(
                     async move {
                         let d = verdict::decide(shared, req, peer).await;
@@ -154,15 +196,22 @@ impl Held {
             }
             Event::Authenticated { username, method } => {
                 info!(user = %username, method = %method, "authenticated");
+                self.reg.set_user(&username);
+                self.reg.set_auth_method(&method.to_string());
                 self.user = Some(username);
             }
             Event::AuthFailed { username, reason } => {
                 warn!(user = username.as_deref().map(display), reason = %reason, "authentication failed");
+                self.auth_failed = true;
             }
-            Event::Connected => info!(
-                user = self.user.as_deref().map(display),
-                "SSTP call connected (crypto binding verified)"
-            ),
+            Event::Connected => {
+                info!(
+                    user = self.user.as_deref().map(display),
+                    "SSTP call connected (crypto binding verified)"
+                );
+                self.connected = true;
+                self.maybe_up();
+            }
             Event::NeedIpv4Address { username } => match self.lease_for(&username) {
                 Some(lease) => {
                     let dns = match &self.authz {
@@ -189,15 +238,24 @@ impl Held {
                     .router
                     .register(IpAddr::V4(peer), self.tx.clone());
                 info!(user = self.user.as_deref().map(display), address = %peer, "session up");
+                self.reg.set_ipv4(Some(peer));
+                self.net_up = true;
+                self.maybe_up();
             }
-            Event::Ipv4Down => self.route = None,
+            Event::Ipv4Down => {
+                self.route = None;
+                self.reg.set_ipv4(None);
+            }
             Event::Ipv6Up {
                 address, peer_iid, ..
             } => {
                 let routed = address.and_then(|a| self.route_ipv6(a, peer_iid));
                 s.confirm_ipv6(now, routed);
             }
-            Event::Ipv6Down => self.ipv6 = None,
+            Event::Ipv6Down => {
+                self.ipv6 = None;
+                self.reg.set_ipv6(None);
+            }
             Event::Spoofed { source, dropped } => {
                 let assigned = match source {
                     Some(IpAddr::V4(_)) => self.lease.as_ref().map(|l| IpAddr::V4(l.addr())),
@@ -216,6 +274,7 @@ impl Held {
                     info!(reason = %r, "PPP link down");
                 }
                 info!(reason = %end.sstp, "SSTP session closed");
+                self.ended(&end);
                 self.route = None;
                 self.ipv6 = None;
             }
@@ -243,7 +302,11 @@ impl Held {
     fn take_decisions(&mut self, s: &mut SstpSession) {
         while let Ok(d) = self.decisions.1.try_recv() {
             let now = Instant::now();
-            if d.verdict.is_accept() {
+            let ok = d.verdict.is_accept();
+            if let Some(m) = Method::of(d.method) {
+                self.shared.stats.auth(m, ok);
+            }
+            if ok {
                 if let Some(a) = &d.authz {
                     self.arm(a, now);
                 }
@@ -274,7 +337,7 @@ impl Held {
     }
 
     /// Ends the session when a RADIUS time limit has passed.
-    fn check_limits(&mut self, s: &mut SstpSession) {
+    fn check_limits(&mut self, s: &SstpSession) {
         let now = Instant::now();
         if self.ends_at.is_some_and(|t| t <= now) {
             self.ends_at = None;
@@ -282,7 +345,9 @@ impl Held {
                 user = self.user.as_deref().map(display),
                 "Session-Timeout reached; closing the session"
             );
-            s.close(now, "session timeout");
+            self.reg
+                .entry
+                .kill(EndCause::SessionTimeout, "session timeout");
         }
         if let Some((t, at, seen)) = self.idle {
             if at <= now {
@@ -295,7 +360,7 @@ impl Held {
                         idle_s = t.as_secs(),
                         "Idle-Timeout reached; closing the session"
                     );
-                    s.close(now, "idle timeout");
+                    self.reg.entry.kill(EndCause::IdleTimeout, "idle timeout");
                 } else {
                     self.idle = Some((t, now + t, packets));
                     self.wake_at(now + t);
@@ -321,6 +386,9 @@ impl Held {
         };
         info!(user = self.user.as_deref().map(display), address = %addr, "IPv6 up");
         self.ipv6 = Some((addr, route));
+        self.reg.set_ipv6(Some((addr, 128)));
+        self.net_up = true;
+        self.maybe_up();
         Some(addr)
     }
 }
@@ -329,14 +397,15 @@ impl Held {
 pub async fn run(
     stream: BoxStream,
     leftover: Vec<u8>,
-    peer: SocketAddr,
+    conn: Conn,
     req: sstp::http::SstpRequest,
     hashes: CertHashes,
     shared: Arc<Shared>,
 ) {
     let corr = req.correlation_id.clone().unwrap_or_default();
-    let span = tracing::info_span!("sstp", %peer, correlation_id = %corr);
-    run_inner(stream, leftover, peer, hashes, shared)
+    let reg = shared.sessions.register(Protocol::Sstp, conn);
+    let span = tracing::info_span!("sstp", peer = %reg.entry.conn.peer, id = reg.id(), correlation_id = %corr);
+    run_inner(stream, leftover, hashes, shared, reg)
         .instrument(span)
         .await
 }
@@ -344,14 +413,19 @@ pub async fn run(
 async fn run_inner(
     mut stream: BoxStream,
     leftover: Vec<u8>,
-    peer: SocketAddr,
     hashes: CertHashes,
     shared: Arc<Shared>,
+    mut reg: SessionGuard,
 ) {
     let _active = ActiveGuard::new();
     let started = Instant::now();
     let response = sstp::http::server_response(&httpdate());
     if stream.write_all(&response).await.is_err() {
+        reg.set_ending(
+            EndCause::Lost,
+            "the connection closed before the HTTP response",
+        );
+        shared.stats.failure(Stage::Http);
         return;
     }
     let now = Instant::now();
@@ -374,6 +448,7 @@ async fn run_inner(
         Box::new(|b: &mut [u8]| rand::fill(b)),
     );
     let (tx, rx) = mpsc::channel(router::SESSION_QUEUE);
+    let mut shutdown = reg.stop_signal();
     let tun = TunSide::Routed {
         rx,
         tun: shared.tun.clone(),
@@ -386,7 +461,10 @@ async fn run_inner(
         route: None,
         ipv6: None,
         user: None,
-        peer,
+        reg,
+        connected: false,
+        net_up: false,
+        auth_failed: false,
         decisions: mpsc::unbounded_channel(),
         wake: d.wake.clone(),
         authz: None,
@@ -396,17 +474,25 @@ async fn run_inner(
     if !leftover.is_empty() {
         s.handle_stream_bytes(now, &leftover);
     }
-    let mut shutdown = shared.shutdown.clone();
     loop {
         held.take_decisions(&mut s);
-        held.check_limits(&mut s);
+        held.check_limits(&s);
         while let Some(ev) = s.poll_event() {
             held.on_event(&mut s, ev);
         }
-        match d.turn(&mut s, &mut shutdown).await {
+        let turn = d.turn(&mut s, &mut shutdown).await;
+        held.reg.store_counters(s.counters());
+        match turn {
             Turn::Continue => {}
             // LCP Terminate first, then Call Disconnect (MS-SSTP §3.3.4).
-            Turn::Stop => s.close(Instant::now(), "server shutting down"),
+            Turn::Stop => {
+                let reason = held
+                    .reg
+                    .kill_reason()
+                    .unwrap_or_else(|| "server shutting down".into());
+                info!(reason = %reason, "disconnecting the client");
+                s.close(Instant::now(), &reason)
+            }
             Turn::Closed | Turn::TunFailed(_) => break,
         }
     }

@@ -17,6 +17,7 @@ use crate::server::Shared;
 /// The answer to one `AuthRequest`.
 pub struct Decision {
     pub id: ppp::AuthRequestId,
+    pub method: ppp::AuthMethod,
     pub verdict: ppp::Verdict,
     /// From a RADIUS Access-Accept.
     pub authz: Option<Authz>,
@@ -41,6 +42,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                 info!(user = %req.username, method = %req.method, source = %"users", accepted = verdict.is_accept(), "authentication");
                 return Decision {
                     id: req.id,
+                    method: req.method,
                     verdict,
                     authz: None,
                 };
@@ -54,6 +56,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                         info!(user = %req.username, method = %req.method, source = %"radius", accepted = verdict.is_accept(), "authentication");
                         return Decision {
                             id: req.id,
+                            method: req.method,
                             verdict,
                             authz,
                         };
@@ -79,6 +82,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
     }
     Decision {
         id: req.id,
+        method: req.method,
         verdict: ppp::Verdict::reject("Authentication service unavailable"),
         authz: None,
     }
