@@ -7,6 +7,10 @@
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
 //! * PAP, with the address from the pool.
+//! * Accounting: Accounting-On at start, Start, Interim-Update (interval
+//!   from the Access-Accept), Stop with the counters, the client's real
+//!   address, the Class from the Access-Accept and the terminate cause,
+//!   Accounting-Off at shutdown, in FreeRADIUS's detail file.
 //! * FreeRADIUS killed: a login fails with a clear log line within the
 //!   configured timeout; once it is back, logins work again.
 
@@ -19,7 +23,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -102,6 +106,84 @@ fn radius_pap_address_from_pool() {
         client_address(&lab).contains("inet 10.44.0."),
         "{}",
         client_address(&lab)
+    );
+}
+
+#[test]
+fn radius_accounting_start_interim_stop_on_off() {
+    let (lab, radius, mut server) = setup("pap");
+    assert!(
+        wait_until(Duration::from_secs(10), || radius
+            .detail()
+            .contains("Accounting-On")),
+        "no Accounting-On:\n{}",
+        server.output()
+    );
+    let mut c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &lab.fingerprint()]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 5), 5);
+    let start = |kind: &str| {
+        wait_until(Duration::from_secs(15), || {
+            !radius
+                .records(&format!("Acct-Status-Type = {kind}"))
+                .is_empty()
+        })
+    };
+    assert!(
+        start("Start"),
+        "no Start:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    assert!(
+        start("Interim-Update"),
+        "no Interim-Update:\n{}",
+        radius.detail()
+    );
+    // A clean disconnect by the client: User-Request.
+    c.stop();
+    assert!(
+        start("Stop"),
+        "no Stop:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    let stop = radius.records("Acct-Status-Type = Stop").remove(0);
+    for want in [
+        "User-Name = \"bob\"",
+        "NAS-Identifier = \"vpn-test\"",
+        "NAS-Port-Type = Virtual",
+        "Calling-Station-Id = \"10.251.0.2\"",
+        "Framed-IP-Address = 10.44.0.",
+        "Class = 0x626f622d636c617373",
+        "Acct-Terminate-Cause = User-Request",
+        "Acct-Session-Id = ",
+        "Acct-Input-Gigawords = 0",
+    ] {
+        assert!(stop.contains(want), "{want} missing in the Stop:\n{stop}");
+    }
+    let number = |name: &str| -> u64 {
+        stop.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name} = ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {stop}"))
+    };
+    // Five pings (84-byte packets) each way at least, and the Session-Time.
+    assert!(number("Acct-Input-Packets") >= 5, "{stop}");
+    assert!(number("Acct-Output-Packets") >= 5, "{stop}");
+    assert!(number("Acct-Input-Octets") >= 5 * 84, "{stop}");
+    assert!(number("Acct-Session-Time") >= 2, "{stop}");
+    server.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || radius
+            .detail()
+            .contains("Accounting-Off")),
+        "no Accounting-Off:\n{}",
+        server.output()
     );
 }
 

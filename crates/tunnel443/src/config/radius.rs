@@ -34,6 +34,11 @@ pub struct RadiusSection {
     pub tries: Option<u32>,
     /// Seconds a server that did not answer is passed over (default 30).
     pub dead_time: Option<u64>,
+    /// Send accounting (RFC 2866) to the servers' acct_port (default true).
+    pub accounting: Option<bool>,
+    /// Seconds between Interim-Updates when the Access-Accept has no
+    /// Acct-Interim-Interval (default: none).
+    pub acct_interim_interval: Option<u64>,
     /// Dynamic authorization (RFC 5176) listener address.
     pub dae_listen: Option<SocketAddr>,
 }
@@ -78,6 +83,8 @@ pub struct RadiusSettings {
     pub timeout: Duration,
     pub tries: u32,
     pub dead_time: Duration,
+    pub accounting: bool,
+    pub acct_interim_interval: Option<Duration>,
 }
 
 /// Reads a secret file: it must not be readable or writable by others
@@ -168,6 +175,14 @@ pub fn validate(
                 timeout: secs("timeout", r.timeout, 3)?,
                 tries,
                 dead_time: secs("dead_time", r.dead_time, 30)?,
+                accounting: r.accounting.unwrap_or(true),
+                acct_interim_interval: match r.acct_interim_interval {
+                    None => None,
+                    Some(v) if v < 10 => {
+                        bail!("radius.acct_interim_interval: {v} is below 10 seconds")
+                    }
+                    Some(v) => Some(Duration::from_secs(v)),
+                },
             })
         }
     };

@@ -430,6 +430,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
         None => None,
     };
+    let accounting = shared
+        .radius
+        .clone()
+        .filter(|r| r.settings.accounting)
+        .map(|r| {
+            radius::acct::Accounting::start(
+                r,
+                shared.sessions.clone(),
+                Arc::clone(&shared.radius.as_ref().expect("radius").extras),
+                shared.settings.listen,
+            )
+        });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
@@ -464,6 +476,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     while session::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let (Some(a), Some(r)) = (accounting, &shared.radius) {
+        // The Stops of the sessions just closed, then Accounting-Off.
+        a.shutdown(r.settings.timeout * r.settings.servers.len() as u32 + Duration::from_secs(1))
+            .await;
     }
     info!(left = session::active() + iphttps::active(), "stopped");
     Ok(())

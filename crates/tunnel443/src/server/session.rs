@@ -309,6 +309,16 @@ impl Held {
             if ok {
                 if let Some(a) = &d.authz {
                     self.arm(a, now);
+                    if let Some(r) = &self.shared.radius {
+                        r.extras.set(
+                            self.reg.id(),
+                            crate::server::radius::acct::Extras {
+                                class: a.class.clone(),
+                                interim: a.acct_interim,
+                                radius: true,
+                            },
+                        );
+                    }
                 }
                 self.authz = d.authz;
             }

@@ -132,6 +132,29 @@ impl FreeRadius {
         }
     }
 
+    /// Every accounting record FreeRADIUS wrote (`radacct/<client>/detail-*`).
+    pub fn detail(&self) -> String {
+        let mut out = String::new();
+        let Ok(clients) = std::fs::read_dir(self.dir.join("log/radacct")) else {
+            return out;
+        };
+        for c in clients.flatten() {
+            for f in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
+                out.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// The detail records (blank-line separated) that contain `needle`.
+    pub fn records(&self, needle: &str) -> Vec<String> {
+        self.detail()
+            .split("\n\n")
+            .filter(|r| r.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The log of the current (or last) run.
     pub fn output(&self) -> String {
         std::fs::read_to_string(self.dir.join(format!("radiusd-{}.log", self.runs)))

@@ -5,6 +5,7 @@
 //! it. [`auth`] turns PPP proofs into Access-Requests and replies into
 //! verdicts and authorization.
 
+pub mod acct;
 pub mod auth;
 
 use std::collections::HashMap;
@@ -39,6 +40,8 @@ struct Cmd {
 pub struct Radius {
     tx: mpsc::UnboundedSender<Cmd>,
     pub settings: Arc<RadiusSettings>,
+    /// Class and interim interval per session, for accounting.
+    pub extras: Arc<acct::ExtrasTable>,
 }
 
 impl Radius {
@@ -47,7 +50,11 @@ impl Radius {
         let settings = Arc::new(settings);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(settings.clone(), rx));
-        Radius { tx, settings }
+        Radius {
+            tx,
+            settings,
+            extras: Arc::default(),
+        }
     }
 
     /// Sends a request and waits for its outcome.
