@@ -653,6 +653,23 @@ mod tests {
     }
 
     #[test]
+    fn control_socket_and_metrics() {
+        let ok = |text: &str| validate(parse(text).unwrap(), &Overrides::default()).unwrap();
+        let d = ok("");
+        assert_eq!(
+            d.control_socket.as_deref(),
+            Some(Path::new("/run/tunnel443/control.sock"))
+        );
+        assert_eq!(d.metrics_listen, None, "metrics are off by default");
+        assert_eq!(ok("[control]\nsocket = \"\"").control_socket, None);
+        let m = ok("[metrics]\nlisten = \"127.0.0.1:9443\"").metrics_listen;
+        assert_eq!(m, Some("127.0.0.1:9443".parse().unwrap()));
+        assert!(err("[control]\nsocket = \"ctl.sock\"").starts_with("control.socket:"));
+        let e = err("[metrics]\nlisten = \"localhost\"");
+        assert!(e.contains("listen = \"localhost\""), "{e}");
+    }
+
+    #[test]
     fn defaults_without_file() {
         let s = validate(FileConfig::default(), &Overrides::default()).unwrap();
         assert_eq!(s.listen.port(), 443);

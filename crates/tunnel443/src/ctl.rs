@@ -88,7 +88,19 @@ fn ask(socket: &PathBuf, req: &Request) -> anyhow::Result<Value> {
     Ok(v)
 }
 
-pub fn run(a: CtlArgs) -> anyhow::Result<()> {
+/// Runs the command; the exit status: 0, or 1 when the server could not
+/// be reached or refused (the reason on standard error).
+pub fn run(a: CtlArgs) -> i32 {
+    match run_inner(a) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "tunnel443 ctl: {e:#}");
+            1
+        }
+    }
+}
+
+fn run_inner(a: CtlArgs) -> anyhow::Result<()> {
     let out = &mut std::io::stdout().lock();
     let print = |out: &mut dyn Write, text: String| -> anyhow::Result<()> {
         match out.write_all(text.as_bytes()) {

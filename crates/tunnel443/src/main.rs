@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::User(a) => user_cmd::run(a).map(|()| 0),
         Command::Demo(a) => demo::run(a).map(|()| 0),
-        Command::Ctl(a) => ctl::run(a).map(|()| 0),
+        Command::Ctl(a) => Ok(ctl::run(a)),
         command => runtime(&command)
             .map_err(anyhow::Error::from)
             .and_then(|rt| {

@@ -205,8 +205,11 @@ pub async fn start(
     }))
 }
 
-/// The method and path of a request head.
-fn parse(buf: &[u8]) -> Result<Option<((String, String), usize)>, httparse::Error> {
+/// A request's method and path.
+type Line = (String, String);
+
+/// The method and path of a request head, and the head's length.
+fn parse(buf: &[u8]) -> Result<Option<(Line, usize)>, httparse::Error> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     Ok(match req.parse(buf)? {

@@ -516,6 +516,11 @@ fn log_users_reload(shared: &Shared, cause: &str, result: anyhow::Result<usize>)
     }
 }
 
+/// `1 user`, `2 users`.
+fn users(n: usize) -> String {
+    format!("{n} user{}", if n == 1 { "" } else { "s" })
+}
+
 /// SIGHUP and `ctl reload`: re-reads the users file and the certificate;
 /// returns what changed, one line each (`cause` names who asked).
 pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
@@ -529,9 +534,9 @@ pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
             let removed: Vec<_> = before.iter().filter(|u| !after.contains(u)).collect();
             let join = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
             match (added.is_empty(), removed.is_empty()) {
-                (true, true) => format!("users file: unchanged ({} users)", after.len()),
+                (true, true) => format!("users file: unchanged ({})", users(after.len())),
                 _ => {
-                    let mut line = format!("users file: {} users", after.len());
+                    let mut line = format!("users file: {}", users(after.len()));
                     if !added.is_empty() {
                         line += &format!("; added {}", join(&added));
                     }

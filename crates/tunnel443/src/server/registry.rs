@@ -425,6 +425,13 @@ impl Registry {
         self.filter(|e| e.user().as_deref() == Some(name))
     }
 
+    /// The session with this RADIUS Acct-Session-Id ([`Entry::acct_session_id`]).
+    #[allow(dead_code)] // RFC 5176 Disconnect/CoA (branch radius)
+    pub fn by_acct_session_id(&self, acct: &str) -> Option<Arc<Entry>> {
+        let id = acct.strip_prefix(&format!("{:08x}", self.boot))?;
+        self.get(u64::from_str_radix(id, 16).ok()?)
+    }
+
     /// The sessions that own address `a` (IP-HTTPS: any address of its /64).
     pub fn by_address(&self, a: IpAddr) -> Vec<Arc<Entry>> {
         self.filter(|e| e.has_address(a))
@@ -597,6 +604,10 @@ mod tests {
         );
         assert_eq!(r.count(Protocol::Sstp), 1);
         assert_eq!(r.count(Protocol::Iphttps), 1);
+        let acct = r.get(g1.id()).unwrap().acct_session_id();
+        assert_eq!(acct.len(), 16);
+        assert_eq!(r.by_acct_session_id(&acct).unwrap().id, g1.id());
+        assert!(r.by_acct_session_id("00000000000000ff").is_none());
         let id = g1.id();
         drop(g1);
         assert!(r.get(id).is_none());

@@ -503,7 +503,13 @@ async fn run_inner(
                 info!(reason = %reason, "disconnecting the client");
                 s.close(Instant::now(), &reason)
             }
-            Turn::Closed | Turn::TunFailed(_) => break,
+            Turn::Closed => break,
+            Turn::TunFailed(e) => {
+                warn!(error = %e, "TUN device failed; session ended");
+                held.reg
+                    .set_ending(EndCause::Error, format!("TUN device failed: {e}"));
+                break;
+            }
         }
     }
     while let Some(ev) = s.poll_event() {
