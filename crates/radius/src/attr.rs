@@ -95,6 +95,7 @@ pub mod error_cause {
     pub const UNSUPPORTED_ATTRIBUTE: u32 = 401;
     pub const MISSING_ATTRIBUTE: u32 = 402;
     pub const INVALID_REQUEST: u32 = 404;
+    pub const UNSUPPORTED_SERVICE: u32 = 405;
     pub const SESSION_CONTEXT_NOT_FOUND: u32 = 503;
 }
 

@@ -11,6 +11,10 @@
 //!   from the Access-Accept), Stop with the counters, the client's real
 //!   address, the Class from the Access-Accept and the terminate cause,
 //!   Accounting-Off at shutdown, in FreeRADIUS's detail file.
+//! * Dynamic authorization (RFC 5176) with radclient: a Disconnect-Request
+//!   without Message-Authenticator is ignored, one for an unknown user is
+//!   NAKed, one for the user ends the session (ACK; the Stop says
+//!   Admin-Reset).
 //! * FreeRADIUS killed: a login fails with a clear log line within the
 //!   configured timeout; once it is back, logins work again.
 
@@ -27,6 +31,11 @@ const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Ad
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
+    setup_with(method, "")
+}
+
+/// [`setup`] with more `[radius]` keys.
+fn setup_with(method: &str, radius_keys: &str) -> (Lab, FreeRadius, Proc) {
     let lab = Lab::new(1);
     let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
     let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
@@ -34,7 +43,7 @@ fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
     let conf = lab.write_file(
         "tunnel443.toml",
         &format!(
-            "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n[auth]\norder = [\"radius\"]\n",
+            "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n{radius_keys}\n[auth]\norder = [\"radius\"]\n",
             secret.display()
         ),
     );
@@ -223,4 +232,95 @@ fn radius_down_logins_fail_clearly_then_recover() {
         server.output()
     );
     assert!(server.output().contains("RADIUS server answering again"));
+}
+
+/// radclient in the server's namespace sends `attrs` as a Disconnect-Request
+/// to our DAE listener; its output and whether it got an answer.
+fn disconnect(lab: &Lab, attrs: &str) -> (String, bool) {
+    use std::io::Write;
+    let mut child = lab
+        .server
+        .command("radclient")
+        .args([
+            "-x",
+            "-r",
+            "1",
+            "-t",
+            "2",
+            "127.0.0.1:3799",
+            "disconnect",
+            SECRET,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(attrs.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answered = text.contains("Received Disconnect-");
+    (text, answered)
+}
+
+#[test]
+fn radius_disconnect_request() {
+    let (lab, radius, server) = setup_with("pap", "dae_listen = \"127.0.0.1:3799\"");
+    let _c = lab.start_client(
+        0,
+        "bob",
+        "bob-pass",
+        &["--pin-sha256", &lab.fingerprint(), "--no-reconnect"],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+
+    let (out, answered) = disconnect(&lab, "User-Name = bob\n");
+    assert!(!answered, "answered without Message-Authenticator:\n{out}");
+    assert!(
+        server.output().contains("DAE request dropped"),
+        "{}",
+        server.output()
+    );
+    assert!(
+        ping_once(&lab.clients[0], SERVER_TUN),
+        "the session must survive"
+    );
+
+    let (out, _) = disconnect(&lab, "User-Name = nobody, Message-Authenticator = 0x00\n");
+    assert!(out.contains("Received Disconnect-NAK"), "{out}");
+    assert!(out.contains("Session-Context-Not-Found"), "{out}");
+
+    let (out, _) = disconnect(&lab, "User-Name = bob, Message-Authenticator = 0x00\n");
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        server.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !ping_once(
+            &lab.clients[0],
+            SERVER_TUN
+        )),
+        "the session survived the Disconnect-Request"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            radius.records("Acct-Terminate-Cause = Admin-Reset").len() == 1
+        }),
+        "no Stop with Admin-Reset:\n{}",
+        radius.detail()
+    );
 }

@@ -41,6 +41,16 @@ pub struct RadiusSection {
     pub acct_interim_interval: Option<u64>,
     /// Dynamic authorization (RFC 5176) listener address.
     pub dae_listen: Option<SocketAddr>,
+    /// Who may send Disconnect/CoA requests (default: the servers, with
+    /// their secrets).
+    pub dae_clients: Option<Vec<DaeClientEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaeClientEntry {
+    pub address: String,
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +95,8 @@ pub struct RadiusSettings {
     pub dead_time: Duration,
     pub accounting: bool,
     pub acct_interim_interval: Option<Duration>,
+    pub dae_listen: Option<SocketAddr>,
+    pub dae_clients: Vec<crate::server::radius::dae::DaeClient>,
 }
 
 /// Reads a secret file: it must not be readable or writable by others
@@ -127,9 +139,6 @@ pub fn validate(
     let settings = match radius {
         None => None,
         Some(r) => {
-            if r.dae_listen.is_some() {
-                bail!("radius.dae_listen: dynamic authorization (Disconnect/CoA) is not implemented yet; remove the key");
-            }
             if r.servers.is_empty() {
                 bail!("radius.servers: at least one server is needed");
             }
@@ -168,7 +177,38 @@ pub fn validate(
             if !(1..=10).contains(&tries) {
                 bail!("radius.tries: {tries} out of range 1..=10");
             }
+            let dae_clients = match r.dae_clients {
+                None => servers
+                    .iter()
+                    .map(|s| crate::server::radius::dae::DaeClient {
+                        address: s.auth.ip(),
+                        secret: s.secret.clone(),
+                    })
+                    .collect(),
+                Some(list) => {
+                    if r.dae_listen.is_none() {
+                        bail!("radius.dae_clients: needs radius.dae_listen");
+                    }
+                    let mut out = Vec::new();
+                    for (i, c) in list.into_iter().enumerate() {
+                        let f = format!("radius.dae_clients[{i}]");
+                        let address: IpAddr = c.address.parse().map_err(|_| {
+                            anyhow::anyhow!("{f}.address: \"{}\" is not an IP address", c.address)
+                        })?;
+                        let Some(file) = c.secret_file else {
+                            bail!("{f}.secret_file: required");
+                        };
+                        out.push(crate::server::radius::dae::DaeClient {
+                            address,
+                            secret: read_secret(&format!("{f}.secret_file"), &file)?,
+                        });
+                    }
+                    out
+                }
+            };
             Some(RadiusSettings {
+                dae_listen: r.dae_listen,
+                dae_clients,
                 servers,
                 nas_identifier,
                 nas_ip_address: r.nas_ip_address,

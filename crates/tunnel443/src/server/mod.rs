@@ -430,6 +430,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
         None => None,
     };
+    let dae = match shared.radius.as_ref().and_then(|r| r.settings.dae_listen) {
+        Some(addr) => {
+            let sock = radius::dae::bind(addr).await?;
+            info!(listen = %addr, "RADIUS dynamic authorization (Disconnect/CoA) listening");
+            let clients = shared
+                .radius
+                .as_ref()
+                .expect("radius")
+                .settings
+                .dae_clients
+                .clone();
+            Some(tokio::spawn(radius::dae::run(
+                sock,
+                clients,
+                shared.sessions.clone(),
+            )))
+        }
+        None => None,
+    };
     let accounting = shared
         .radius
         .clone()
@@ -469,6 +488,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         m.abort();
     }
     watch_users.abort();
+    if let Some(d) = dae {
+        d.abort();
+    }
     shared
         .sessions
         .close_all(registry::EndCause::Shutdown, "server shutting down");

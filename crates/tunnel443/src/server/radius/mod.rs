@@ -7,6 +7,7 @@
 
 pub mod acct;
 pub mod auth;
+pub mod dae;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
