@@ -15,6 +15,9 @@
 //!   without Message-Authenticator is ignored, one for an unknown user is
 //!   NAKed, one for the user ends the session (ACK; the Stop says
 //!   Admin-Reset).
+//! * Rate limits: Filter-Id `4000/2000` (kbit/s down/up) holds iperf3
+//!   through the tunnel near the limit both ways; a CoA-Request with
+//!   Mikrotik-Rate-Limit changes it at run time (CoA-ACK).
 //! * FreeRADIUS killed: a login fails with a clear log line within the
 //!   configured timeout; once it is back, logins work again.
 
@@ -27,7 +30,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -237,20 +240,16 @@ fn radius_down_logins_fail_clearly_then_recover() {
 /// radclient in the server's namespace sends `attrs` as a Disconnect-Request
 /// to our DAE listener; its output and whether it got an answer.
 fn disconnect(lab: &Lab, attrs: &str) -> (String, bool) {
+    dae(lab, "disconnect", attrs)
+}
+
+/// radclient sends `attrs` as a `kind` (disconnect, coa) request.
+fn dae(lab: &Lab, kind: &str, attrs: &str) -> (String, bool) {
     use std::io::Write;
     let mut child = lab
         .server
         .command("radclient")
-        .args([
-            "-x",
-            "-r",
-            "1",
-            "-t",
-            "2",
-            "127.0.0.1:3799",
-            "disconnect",
-            SECRET,
-        ])
+        .args(["-x", "-r", "1", "-t", "2", "127.0.0.1:3799", kind, SECRET])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -268,7 +267,7 @@ fn disconnect(lab: &Lab, attrs: &str) -> (String, bool) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let answered = text.contains("Received Disconnect-");
+    let answered = text.contains("Received Disconnect-") || text.contains("Received CoA-");
     (text, answered)
 }
 
@@ -323,4 +322,64 @@ fn radius_disconnect_request() {
         "no Stop with Admin-Reset:\n{}",
         radius.detail()
     );
+}
+
+/// iperf3 through the tunnel for 4 s (`reverse`: server to client); the
+/// receiver's Mbit/s.
+fn iperf(lab: &Lab, reverse: bool) -> f64 {
+    let mut cmd = lab.clients[0].command("iperf3");
+    cmd.args(["-c", SERVER_TUN, "-t", "4", "-f", "k"]);
+    if reverse {
+        cmd.arg("-R");
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "iperf3 failed:\n{text}");
+    let line = text.lines().find(|l| l.contains("receiver")).unwrap();
+    let kbits: f64 = line
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[1] == "Kbits/sec")
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {line}"));
+    eprintln!("iperf3 reverse={reverse}: {line}");
+    kbits / 1000.0
+}
+
+#[test]
+fn radius_rate_limit_and_coa() {
+    let (lab, _radius, server) = setup_with("pap", "dae_listen = \"127.0.0.1:3799\"");
+    let _c = lab.start_client(
+        0,
+        "carol",
+        "carol-pass",
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    let mut iperf_s = lab.server.command("iperf3");
+    iperf_s.args(["-s", "-B", SERVER_TUN]);
+    let _srv = Proc::spawn(iperf_s, lab.dir.path().join("iperf-s.log"), "iperf3 -s");
+    wait_listening(&lab.server, 5201, 10, "iperf3 -s");
+    let within = |got: f64, limit: f64| got <= limit * 1.05 && got >= limit * 0.8;
+    let down = iperf(&lab, true);
+    let up = iperf(&lab, false);
+    assert!(within(down, 4.0), "down {down} Mbit/s, limit 4");
+    assert!(within(up, 2.0), "up {up} Mbit/s, limit 2");
+    let (out, _) = dae(
+        &lab,
+        "coa",
+        "User-Name = carol, Mikrotik-Rate-Limit = \"4M/8M\", Message-Authenticator = 0x00\n",
+    );
+    assert!(
+        out.contains("Received CoA-ACK"),
+        "{out}\n{}",
+        server.output()
+    );
+    let down = iperf(&lab, true);
+    assert!(within(down, 8.0), "down {down} Mbit/s after CoA, limit 8");
 }

@@ -445,6 +445,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 sock,
                 clients,
                 shared.sessions.clone(),
+                shared.radius.as_ref().expect("radius").controls.clone(),
             )))
         }
         None => None,

@@ -22,6 +22,7 @@ use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
 use crate::pool::Lease;
 use crate::server::radius::auth::Authz;
+use crate::server::radius::dae::{Change, Control};
 use crate::server::registry::{Conn, EndCause, Protocol, SessionGuard};
 use crate::server::router::{self, Registration};
 use crate::server::stats::{Method, Stage};
@@ -129,6 +130,16 @@ struct Held {
     ends_at: Option<Instant>,
     /// Idle-Timeout from RADIUS, with the packet count seen at the last check.
     idle: Option<(Duration, Instant, u64)>,
+    /// Where CoA-Requests reach this session (once RADIUS accepted it).
+    control: Option<Arc<Control>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let (Some(_), Some(r)) = (&self.control, &self.shared.radius) {
+            r.controls.remove(self.reg.id());
+        }
+    }
 }
 
 impl Held {
@@ -309,7 +320,14 @@ impl Held {
             if ok {
                 if let Some(a) = &d.authz {
                     self.arm(a, now);
+                    self.set_rate(s, a.rate, now);
                     if let Some(r) = &self.shared.radius {
+                        let c = Arc::new(Control {
+                            wake: self.wake.clone(),
+                            pending: Default::default(),
+                        });
+                        r.controls.insert(self.reg.id(), c.clone());
+                        self.control = Some(c);
                         r.extras.set(
                             self.reg.id(),
                             crate::server::radius::acct::Extras {
@@ -323,6 +341,47 @@ impl Held {
                 self.authz = d.authz;
             }
             s.auth_verdict(now, d.id, d.verdict);
+        }
+        let change = self
+            .control
+            .as_ref()
+            .and_then(|c| c.pending.lock().expect("pending lock").take());
+        if let Some(Change {
+            rate,
+            session_timeout,
+        }) = change
+        {
+            let now = Instant::now();
+            info!(
+                user = self.user.as_deref().map(display),
+                "CoA-Request applied"
+            );
+            if rate.is_some() {
+                self.set_rate(s, rate, now);
+            }
+            if let Some(t) = session_timeout {
+                self.ends_at = Some(now + t);
+                self.wake_at(now + t);
+            }
+        }
+    }
+
+    /// Polices the session at `rate` (from RADIUS).
+    fn set_rate(&self, s: &mut SstpSession, rate: Option<radius::rate::RateLimit>, now: Instant) {
+        if let Some(r) = rate {
+            info!(
+                user = self.user.as_deref().map(display),
+                down_kbps = r.down / 1000,
+                up_kbps = r.up / 1000,
+                "rate limit"
+            );
+            s.set_rate_limit(
+                now,
+                Some(session::rate::RateLimit {
+                    down_bps: r.down,
+                    up_bps: r.up,
+                }),
+            );
         }
     }
 
@@ -480,6 +539,7 @@ async fn run_inner(
         authz: None,
         ends_at: None,
         idle: None,
+        control: None,
     };
     if !leftover.is_empty() {
         s.handle_stream_bytes(now, &leftover);

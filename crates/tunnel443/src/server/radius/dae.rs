@@ -10,9 +10,10 @@
 //!   Acct-Terminate-Cause Admin-Reset; Disconnect-ACK, or Disconnect-NAK
 //!   with Error-Cause 503 (Session-Context-Not-Found) or 402
 //!   (Missing-Attribute: nothing identifies a session).
-//! * CoA-Request: changing a running session is not implemented yet:
-//!   CoA-NAK with Error-Cause 405 (Unsupported-Service), or 503 when no
-//!   session matches.
+//! * CoA-Request: a new rate limit (Filter-Id `DOWN/UP` or
+//!   Mikrotik-Rate-Limit) and/or Session-Timeout (counted from now) for the
+//!   sessions named as above; CoA-ACK, or CoA-NAK with Error-Cause 503, or
+//!   401 (Unsupported-Attribute) when it asks for neither.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,7 +23,38 @@ use radius::{crypto, Code, Packet, Secret};
 use tokio::net::UdpSocket;
 use tracing::{info, warn};
 
-use crate::server::registry::{EndCause, Entry, Registry};
+use crate::server::registry::{EndCause, Entry, Registry, SessionId};
+
+/// A change a CoA-Request asks of a running session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    pub rate: Option<radius::rate::RateLimit>,
+    pub session_timeout: Option<std::time::Duration>,
+}
+
+/// Where a CoA reaches a running session: its pending change and what
+/// wakes its driver.
+#[derive(Default)]
+pub struct Control {
+    pub wake: Arc<tokio::sync::Notify>,
+    pub pending: std::sync::Mutex<Option<Change>>,
+}
+
+/// The sessions a CoA can reach (those authorized by RADIUS).
+#[derive(Default)]
+pub struct Controls(std::sync::Mutex<std::collections::HashMap<SessionId, Arc<Control>>>);
+
+impl Controls {
+    pub fn insert(&self, id: SessionId, c: Arc<Control>) {
+        self.0.lock().expect("controls lock").insert(id, c);
+    }
+    pub fn remove(&self, id: SessionId) {
+        self.0.lock().expect("controls lock").remove(&id);
+    }
+    fn get(&self, id: SessionId) -> Option<Arc<Control>> {
+        self.0.lock().expect("controls lock").get(&id).cloned()
+    }
+}
 
 /// Who may send requests, with which secret.
 #[derive(Debug, Clone)]
@@ -65,7 +97,7 @@ fn select(reg: &Registry, p: &Packet) -> Result<Vec<Arc<Entry>>, u32> {
 }
 
 /// The answer to one verified request (None: not a DAE request).
-pub fn answer(reg: &Registry, p: &Packet) -> Option<Packet> {
+pub fn answer(reg: &Registry, controls: &Controls, p: &Packet) -> Option<Packet> {
     let (ack, nak) = match p.code {
         Code::DisconnectRequest => (Code::DisconnectAck, Code::DisconnectNak),
         Code::CoaRequest => (Code::CoaAck, Code::CoaNak),
@@ -73,7 +105,24 @@ pub fn answer(reg: &Registry, p: &Packet) -> Option<Packet> {
     };
     let result = select(reg, p).and_then(|sessions| {
         if p.code == Code::CoaRequest {
-            return Err(error_cause::UNSUPPORTED_SERVICE);
+            let change = Change {
+                rate: radius::rate::from_reply(p),
+                session_timeout: p
+                    .u32(attr::SESSION_TIMEOUT)
+                    .map(|v| std::time::Duration::from_secs(v.into())),
+            };
+            if change == Change::default() {
+                return Err(error_cause::UNSUPPORTED_ATTRIBUTE);
+            }
+            let targets: Vec<_> = sessions.iter().filter_map(|e| controls.get(e.id)).collect();
+            if targets.is_empty() {
+                return Err(error_cause::SESSION_CONTEXT_NOT_FOUND);
+            }
+            for c in targets {
+                *c.pending.lock().expect("pending lock") = Some(change.clone());
+                c.wake.notify_one();
+            }
+            return Ok(());
         }
         for e in &sessions {
             info!(
@@ -97,7 +146,12 @@ pub fn answer(reg: &Registry, p: &Packet) -> Option<Packet> {
 }
 
 /// Serves requests until the task is dropped.
-pub async fn run(sock: UdpSocket, clients: Vec<DaeClient>, reg: Arc<Registry>) {
+pub async fn run(
+    sock: UdpSocket,
+    clients: Vec<DaeClient>,
+    reg: Arc<Registry>,
+    controls: Arc<Controls>,
+) {
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {
@@ -119,7 +173,7 @@ pub async fn run(sock: UdpSocket, clients: Vec<DaeClient>, reg: Arc<Registry>) {
                 continue;
             }
         };
-        let Some(reply) = answer(&reg, &req) else {
+        let Some(reply) = answer(&reg, &controls, &req) else {
             warn!(from = %from, code = %req.code, "DAE request of an unexpected kind; ignored");
             continue;
         };
@@ -150,7 +204,7 @@ mod tests {
         let ask = |f: &dyn Fn(&mut Packet)| {
             let mut p = Packet::new(Code::DisconnectRequest, 7, [0; 16]);
             f(&mut p);
-            answer(&reg, &p).unwrap()
+            answer(&reg, &Controls::default(), &p).unwrap()
         };
         let r = ask(&|p| {
             p.push(attr::USER_NAME, "bob");
@@ -164,12 +218,29 @@ mod tests {
             p.push_ipv4(attr::FRAMED_IP_ADDRESS, "10.44.0.8".parse().unwrap());
         });
         assert_eq!(r.code, Code::DisconnectNak);
+        let controls = Controls::default();
         let mut coa = Packet::new(Code::CoaRequest, 1, [0; 16]);
         coa.push(attr::USER_NAME, "alice");
         assert_eq!(
-            answer(&reg, &coa).unwrap().u32(attr::ERROR_CAUSE),
-            Some(405)
+            answer(&reg, &controls, &coa)
+                .unwrap()
+                .u32(attr::ERROR_CAUSE),
+            Some(401)
         );
+        coa.push(attr::FILTER_ID, "2000/1000");
+        // Not a RADIUS-authorized session: nothing to change.
+        assert_eq!(
+            answer(&reg, &controls, &coa)
+                .unwrap()
+                .u32(attr::ERROR_CAUSE),
+            Some(503)
+        );
+        let c = Arc::new(Control::default());
+        controls.insert(g.id(), c.clone());
+        assert_eq!(answer(&reg, &controls, &coa).unwrap().code, Code::CoaAck);
+        let change = c.pending.lock().unwrap().take().unwrap();
+        assert_eq!(change.rate.unwrap().down, 2_000_000);
+        assert_eq!(change.session_timeout, None);
         assert!(g.kill_reason().is_none());
         let acct = g.entry.acct_session_id();
         let r = ask(&|p| {

@@ -43,6 +43,8 @@ pub struct Radius {
     pub settings: Arc<RadiusSettings>,
     /// Class and interim interval per session, for accounting.
     pub extras: Arc<acct::ExtrasTable>,
+    /// Sessions a CoA-Request can change.
+    pub controls: Arc<dae::Controls>,
 }
 
 impl Radius {
@@ -55,6 +57,7 @@ impl Radius {
             tx,
             settings,
             extras: Arc::default(),
+            controls: Arc::default(),
         }
     }
 
