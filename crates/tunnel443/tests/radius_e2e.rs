@@ -6,7 +6,10 @@
 //!   against the HLAK built from the MS-MPPE keys FreeRADIUS sent
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
-//! * PAP, with the address from the pool.
+//! * PAP, with the address from the pool; CHAP-MD5.
+//! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
+//!   file decides.
+//! * `--check-config` refuses a secret file others can read, naming the field.
 //! * Accounting: Accounting-On at start, Start, Interim-Update (interval
 //!   from the Access-Accept), Stop with the counters, the client's real
 //!   address, the Class from the Access-Accept and the terminate cause,
@@ -39,6 +42,11 @@ fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
 
 /// [`setup`] with more `[radius]` keys.
 fn setup_with(method: &str, radius_keys: &str) -> (Lab, FreeRadius, Proc) {
+    setup_order(method, radius_keys, "[\"radius\"]")
+}
+
+/// [`setup_with`] with an `[auth] order`.
+fn setup_order(method: &str, radius_keys: &str, order: &str) -> (Lab, FreeRadius, Proc) {
     let lab = Lab::new(1);
     let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
     let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
@@ -46,7 +54,7 @@ fn setup_with(method: &str, radius_keys: &str) -> (Lab, FreeRadius, Proc) {
     let conf = lab.write_file(
         "tunnel443.toml",
         &format!(
-            "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n{radius_keys}\n[auth]\norder = [\"radius\"]\n",
+            "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n{radius_keys}\n[auth]\norder = {order}\n",
             secret.display()
         ),
     );
@@ -119,6 +127,81 @@ fn radius_pap_address_from_pool() {
         "{}",
         client_address(&lab)
     );
+}
+
+#[test]
+fn radius_chap_md5() {
+    let (lab, radius, server) = setup("chap-md5");
+    let c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &lab.fingerprint()]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with CHAP-MD5 through RADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    assert!(server.output().contains("source=radius accepted=true"));
+    assert_auth_method(&server.output(), "chapmd5", "server");
+}
+
+#[test]
+fn radius_down_users_file_decides_when_ordered() {
+    let (lab, mut radius, server) = setup_order("mschapv2", "", "[\"radius\", \"users\"]");
+    radius.kill();
+    // The zero-config users file has user vpn; FreeRADIUS does not.
+    let c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "users file fallback failed:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    let log = server.output();
+    assert!(log.contains("next=users file"), "{log}");
+    assert!(log.contains("source=users accepted=true"), "{log}");
+}
+
+#[test]
+fn check_config_refuses_a_readable_secret() {
+    let dir = common::TempDir::new("radius-check");
+    let secret = dir.file("radius.secret");
+    std::fs::write(&secret, "x\n").unwrap();
+    common::set_mode(&secret, 0o644);
+    let conf = dir.file("t.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--check-config", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("radius.servers[0].secret_file"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    common::set_mode(&secret, 0o600);
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--check-config", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
 }
 
 #[test]
