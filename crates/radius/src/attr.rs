@@ -88,6 +88,27 @@ pub mod terminate {
     pub const NAS_REQUEST: u32 = 10;
     pub const NAS_REBOOT: u32 = 11;
     pub const SERVICE_UNAVAILABLE: u32 = 15;
+    pub const USER_ERROR: u32 = 17;
+
+    /// The RFC's name of a cause (`User-Request`, ...), for logs.
+    pub fn name(cause: u32) -> Option<&'static str> {
+        Some(match cause {
+            USER_REQUEST => "User-Request",
+            LOST_CARRIER => "Lost-Carrier",
+            LOST_SERVICE => "Lost-Service",
+            IDLE_TIMEOUT => "Idle-Timeout",
+            SESSION_TIMEOUT => "Session-Timeout",
+            ADMIN_RESET => "Admin-Reset",
+            ADMIN_REBOOT => "Admin-Reboot",
+            PORT_ERROR => "Port-Error",
+            NAS_ERROR => "NAS-Error",
+            NAS_REQUEST => "NAS-Request",
+            NAS_REBOOT => "NAS-Reboot",
+            SERVICE_UNAVAILABLE => "Service-Unavailable",
+            USER_ERROR => "User-Error",
+            _ => return None,
+        })
+    }
 }
 
 /// Error-Cause values (RFC 5176 §3.5).

@@ -443,6 +443,44 @@ mod tests {
         assert_eq!(unhide_password(&[0; 15], &s, &[1; 16]), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn hiding_and_salt_round_trip(
+            pw in proptest::collection::vec(1u8..=255, 1..=128),
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=64),
+            secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..=40),
+            auth in proptest::prelude::any::<[u8; 16]>(),
+            salt in proptest::prelude::any::<[u8; 2]>(),
+        ) {
+            let s = Secret::new(secret);
+            let h = hide_password(&pw, &s, &auth);
+            proptest::prop_assert_eq!(unhide_password(&h, &s, &auth).unwrap(), pw);
+            let e = salt_encrypt(&key, &s, &auth, salt);
+            proptest::prop_assert_eq!(salt_decrypt(&e, &s, &auth).unwrap(), key);
+        }
+
+        #[test]
+        fn signed_packets_verify_and_any_flip_fails(
+            attrs in proptest::collection::vec(
+                (1u8..=79, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)),
+                0..6,
+            ),
+            flip in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let s = Secret::new("k");
+            let mut p = Packet::new(Code::AccessAccept, 3, [0; 16]);
+            for (t, v) in attrs {
+                p.push(t, v);
+            }
+            let b = encode_reply(&p, &[9; 16], &s).unwrap();
+            proptest::prop_assert!(verify_reply(&b, &[9; 16], &s, true).is_ok());
+            let mut bad = b.clone();
+            let i = flip.index(bad.len());
+            bad[i] ^= 0x01;
+            proptest::prop_assert!(verify_reply(&bad, &[9; 16], &s, true).is_err());
+        }
+    }
+
     #[test]
     fn mppe_salt_round_trip() {
         let s = Secret::new("secret");

@@ -9,6 +9,9 @@
 //! * PAP, with the address from the pool; CHAP-MD5.
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
+//! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
+//!   killed under a live session: the tunnel keeps working and the Stop
+//!   that no server takes is logged with its content.
 //! * `--check-config` refuses a secret file others can read, naming the field.
 //! * Accounting: Accounting-On at start, Start, Interim-Update (interval
 //!   from the Access-Accept), Stop with the counters, the client's real
@@ -33,7 +36,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -202,6 +205,61 @@ fn check_config_refuses_a_readable_secret() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+}
+
+#[test]
+fn radius_session_timeout_and_undelivered_stop() {
+    let (lab, mut radius, server) = setup("pap");
+    let fp = lab.fingerprint();
+    let started = Instant::now();
+    let _d = lab.start_client(
+        0,
+        "dave",
+        "dave-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            radius
+                .records("Acct-Terminate-Cause = Session-Timeout")
+                .len()
+                == 1
+        }),
+        "no Stop with Session-Timeout:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(server.output().contains("Session-Timeout reached"));
+
+    // A live session outlives FreeRADIUS; its Stop is logged when nobody takes it.
+    let mut c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    radius.kill();
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 3), 3);
+    c.stop();
+    let needle = "accounting record not acknowledged";
+    assert!(
+        wait_until(Duration::from_secs(15), || server.output().contains(needle)),
+        "{}",
+        server.output()
+    );
+    let out = server.output();
+    let line = out.lines().find(|l| l.contains(needle)).unwrap();
+    assert!(
+        line.contains("type=Stop") && line.contains("user=bob"),
+        "{line}"
+    );
+    assert!(line.contains("terminate_cause=User-Request"), "{line}");
 }
 
 #[test]

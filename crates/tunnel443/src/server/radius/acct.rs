@@ -187,10 +187,15 @@ fn describe(q: &Request) -> String {
         (attr::ACCT_INPUT_OCTETS, "input_octets"),
         (attr::ACCT_OUTPUT_OCTETS, "output_octets"),
         (attr::ACCT_SESSION_TIME, "session_time_s"),
-        (attr::ACCT_TERMINATE_CAUSE, "terminate_cause"),
     ] {
         if let Some(v) = p.u32(t) {
             parts.push(format!("{name}={v}"));
+        }
+    }
+    if let Some(c) = p.u32(attr::ACCT_TERMINATE_CAUSE) {
+        match attr::terminate::name(c) {
+            Some(n) => parts.push(format!("terminate_cause={n}")),
+            None => parts.push(format!("terminate_cause={c}")),
         }
     }
     parts.join(" ")
