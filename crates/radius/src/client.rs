@@ -157,6 +157,8 @@ struct Pending {
     next_at: Instant,
     authenticator: [u8; 16],
     bytes: Vec<u8>,
+    /// The secret the bytes were made with (a reply is checked with it).
+    secret: Secret,
 }
 
 /// Fills Request Authenticators (random bytes).
@@ -216,6 +218,17 @@ impl Client {
             .is_some_and(|t| t > now)
     }
 
+    /// Replaces the servers' secrets (same servers, same order); requests
+    /// in flight keep the secret they were sent with. False (nothing
+    /// changed) for another number of secrets.
+    pub fn set_secrets(&mut self, secrets: Vec<Secret>) -> bool {
+        if secrets.len() != self.cfg.secrets.len() {
+            return false;
+        }
+        self.cfg.secrets = secrets;
+        true
+    }
+
     /// Starts a request; fails only if it cannot be encoded (too long).
     pub fn send(&mut self, now: Instant, request: Request) -> Result<Handle, EncodeError> {
         let tried = vec![false; self.cfg.secrets.len()];
@@ -240,6 +253,7 @@ impl Client {
             next_at: now,
             authenticator: [0; 16],
             bytes: Vec::new(),
+            secret: self.cfg.secrets[server].clone(),
         };
         if let Err(e) = self.encode(&mut p) {
             self.sockets[socket].0[usize::from(id)] = None;
@@ -337,7 +351,7 @@ impl Client {
             return;
         };
         let p = &self.pending[&h];
-        let secret = self.cfg.secrets[p.server].clone();
+        let secret = p.secret.clone();
         let access = p.request.packet.code == Code::AccessRequest;
         let packet = match crypto::verify_reply(data, &p.authenticator, &secret, access) {
             Ok(packet) => packet,
@@ -406,6 +420,7 @@ impl Client {
 
     fn encode(&mut self, p: &mut Pending) -> Result<(), EncodeError> {
         let secret = &self.cfg.secrets[p.server];
+        p.secret = secret.clone();
         let mut pkt = p.request.packet.clone();
         pkt.identifier = p.id;
         pkt.attrs.retain(|a| a.typ != MESSAGE_AUTHENTICATOR);
@@ -662,6 +677,32 @@ mod tests {
             Some(Event::ServerUp { server: 0 })
         ));
         assert!(!c.is_dead(now, 0));
+    }
+
+    #[test]
+    fn new_secrets_for_new_requests_old_ones_for_those_in_flight() {
+        let now = Instant::now();
+        let mut c = client(1);
+        c.send(now, access("a")).unwrap();
+        let old = c.poll_transmit().unwrap();
+        assert!(!c.set_secrets(vec![]), "wrong count refused");
+        assert!(c.set_secrets(vec![Secret::new("rotated")]));
+        c.send(now, access("b")).unwrap();
+        let new = c.poll_transmit().unwrap();
+        assert!(crypto::verify_access_request(&new.data, &Secret::new("rotated")).is_ok());
+        c.handle_datagram(
+            now,
+            0,
+            Some(0),
+            &answer(&old, Code::AccessAccept, "secret0"),
+        );
+        c.handle_datagram(
+            now,
+            0,
+            Some(0),
+            &answer(&new, Code::AccessReject, "rotated"),
+        );
+        assert_eq!(c.counters().replies, 2);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
 //!   killed under a live session: the tunnel keeps working and the Stop
 //!   that no server takes is logged with its content.
+//! * A rotated secret: FreeRADIUS ignores our requests until SIGHUP
+//!   re-reads the secret file; then logins work.
 //! * `--check-config` refuses a secret file others can read, naming the field.
 //! * Accounting: Accounting-On at start, Start, Interim-Update (interval
 //!   from the Access-Accept), Stop with the counters, the client's real
@@ -260,6 +262,34 @@ fn radius_session_timeout_and_undelivered_stop() {
         "{line}"
     );
     assert!(line.contains("terminate_cause=User-Request"), "{line}");
+}
+
+#[test]
+fn radius_secret_rotation_with_sighup() {
+    let (lab, mut radius, mut server) = setup("pap");
+    let fp = lab.fingerprint();
+    radius.change_secret("rotated-secret");
+    let mut c = lab.start_client(
+        0,
+        "bob",
+        "bob-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}", c.output());
+    // FreeRADIUS drops requests whose Message-Authenticator does not verify.
+    server.wait_log("no RADIUS server answered the login", 10);
+    let secret = lab.write_file("radius.secret", "rotated-secret\n");
+    common::set_mode(&secret, 0o600);
+    server.signal(libc::SIGHUP);
+    server.wait_log("RADIUS secrets re-read", 10);
+    let c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel after the secret was re-read:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
 }
 
 #[test]

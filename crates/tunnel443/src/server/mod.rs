@@ -573,6 +573,18 @@ pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
         Err(e) => format!("users file: reload failed, keeping the old users: {e:#}"),
     });
     log_users_reload(shared, cause, result);
+    if let Some(r) = &shared.radius {
+        changes.push(match r.reload_secrets() {
+            Ok(n) => {
+                info!(servers = n, cause = %cause, "RADIUS secrets re-read");
+                format!("radius: secrets re-read ({n} servers)")
+            }
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "RADIUS secret reload failed; keeping the old secrets");
+                format!("radius: reload failed, keeping the old secrets: {e:#}")
+            }
+        });
+    }
     if let TlsMode::Tls { .. } = shared.settings.tls {
         let old = shared.tls_snapshot().1.sha256;
         match load_tls(&shared.settings) {

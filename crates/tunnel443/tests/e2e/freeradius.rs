@@ -29,7 +29,24 @@ fn rewrite(path: &Path, f: impl FnOnce(String) -> String) {
     std::fs::write(path, f(text)).unwrap();
 }
 
+fn write_clients(raddb: &Path, secret: &str) {
+    std::fs::write(
+        raddb.join("clients.conf"),
+        format!(
+            "client local {{\n\tipaddr = 127.0.0.1\n\tsecret = {secret}\n\trequire_message_authenticator = yes\n}}\n"
+        ),
+    )
+    .unwrap();
+}
+
 impl FreeRadius {
+    /// Restarts it with another shared secret.
+    pub fn change_secret(&mut self, secret: &str) {
+        self.kill();
+        write_clients(&self.raddb, secret);
+        self.resume();
+    }
+
     /// Configures FreeRADIUS in `dir/freeradius` with `users` (lines in
     /// FreeRADIUS's users-file syntax) and starts it in `ns`.
     pub fn start(dir: &Path, ns: &Netns, secret: &str, users: &str) -> Self {
@@ -66,13 +83,7 @@ impl FreeRadius {
                 .collect::<Vec<_>>()
                 .join("\n")
         });
-        std::fs::write(
-            raddb.join("clients.conf"),
-            format!(
-                "client local {{\n\tipaddr = 127.0.0.1\n\tsecret = {secret}\n\trequire_message_authenticator = yes\n}}\n"
-            ),
-        )
-        .unwrap();
+        write_clients(&raddb, secret);
         rewrite(&raddb.join("sites-available/default"), |t| {
             let sign = "update reply {\n\t\t&Message-Authenticator := 0x00\n\t}";
             t.replacen("\npost-auth {", &format!("\npost-auth {{\n\t{sign}"), 1)

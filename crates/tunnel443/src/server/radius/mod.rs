@@ -31,9 +31,12 @@ pub enum Outcome {
     NoResponse,
 }
 
-struct Cmd {
-    request: radius::Request,
-    done: oneshot::Sender<Outcome>,
+enum Cmd {
+    Ask {
+        request: radius::Request,
+        done: oneshot::Sender<Outcome>,
+    },
+    Secrets(Vec<radius::Secret>),
 }
 
 /// A handle on the RADIUS task; clone freely.
@@ -61,10 +64,27 @@ impl Radius {
         }
     }
 
+    /// Re-reads every server's secret file (SIGHUP); on any error nothing
+    /// changes. Requests in flight keep their secret.
+    pub fn reload_secrets(&self) -> anyhow::Result<usize> {
+        let mut secrets = Vec::new();
+        for (i, s) in self.settings.servers.iter().enumerate() {
+            secrets.push(crate::config::radius::read_secret(
+                &format!("radius.servers[{i}].secret_file"),
+                &s.secret_file,
+            )?);
+        }
+        let n = secrets.len();
+        self.tx
+            .send(Cmd::Secrets(secrets))
+            .map_err(|_| anyhow::anyhow!("the RADIUS task is gone"))?;
+        Ok(n)
+    }
+
     /// Sends a request and waits for its outcome.
     pub async fn ask(&self, request: radius::Request) -> Outcome {
         let (done, rx) = oneshot::channel();
-        if self.tx.send(Cmd { request, done }).is_err() {
+        if self.tx.send(Cmd::Ask { request, done }).is_err() {
             return Outcome::NoResponse;
         }
         rx.await.unwrap_or(Outcome::NoResponse)
@@ -208,18 +228,21 @@ async fn run(settings: Arc<RadiusSettings>, mut rx: mpsc::UnboundedReceiver<Cmd>
         };
         tokio::select! {
             cmd = rx.recv() => {
-                let Some(cmd) = cmd else { return };
-                if cmd.done.is_closed() {
-                    continue;
-                }
-                match client.send(Instant::now(), cmd.request) {
-                    Ok(h) => {
-                        waiting.insert(h, cmd.done);
+                match cmd {
+                    None => return,
+                    Some(Cmd::Secrets(s)) => {
+                        client.set_secrets(s);
                     }
-                    Err(e) => {
-                        warn!(error = %e, "RADIUS request not sent");
-                        let _ = cmd.done.send(Outcome::NoResponse);
-                    }
+                    Some(Cmd::Ask { done, .. }) if done.is_closed() => {}
+                    Some(Cmd::Ask { request, done }) => match client.send(Instant::now(), request) {
+                        Ok(h) => {
+                            waiting.insert(h, done);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "RADIUS request not sent");
+                            let _ = done.send(Outcome::NoResponse);
+                        }
+                    },
                 }
             }
             Some((sock, from, data)) = dg_rx.recv() => {
