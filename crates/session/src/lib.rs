@@ -19,6 +19,7 @@
 pub mod ip;
 pub mod iphttps;
 pub mod packets;
+pub mod rate;
 pub mod sstp;
 
 use std::time::Instant;
@@ -46,6 +47,8 @@ pub struct Counters {
     pub link_local: u64,
     /// Packets from the TUN side that the link could not carry.
     pub tx_dropped: u64,
+    /// Packets dropped by the session's rate limit (both directions).
+    pub rate_dropped: u64,
 }
 
 /// Moves the bytes of `tx` to the end of `buf` (by swapping buffers when

@@ -211,6 +211,9 @@ struct Net {
     sstp_reason: Option<sstp::CloseReason>,
     ppp_reason: Option<ppp::LinkDownReason>,
     peer_reason: Option<String>,
+    /// Rate limits (server): from the client, and towards it.
+    up: Option<crate::rate::TokenBucket>,
+    down: Option<crate::rate::TokenBucket>,
 }
 
 impl Net {
@@ -240,14 +243,17 @@ impl Net {
             ppp::Inbound::Ipv4(p) | ppp::Inbound::Ipv6(p) => p,
         };
         if self.server {
-            self.packet_from_client(pkt);
+            self.packet_from_client(now, pkt);
         } else {
             self.packet_from_server(pkt);
         }
     }
 
-    fn packet_from_client(&mut self, pkt: &[u8]) {
+    fn packet_from_client(&mut self, now: Instant, pkt: &[u8]) {
         match classify(pkt, self.link.peer_v4, self.link.peer_v6) {
+            FromClient::Forward if self.up.as_mut().is_some_and(|b| !b.allow(now, pkt.len())) => {
+                self.counters.rate_dropped += 1;
+            }
             FromClient::Forward => {
                 self.counters.rx_packets += 1;
                 self.counters.rx_bytes += pkt.len() as u64;
@@ -326,6 +332,8 @@ impl SstpSession {
                 sstp_reason: None,
                 ppp_reason: None,
                 peer_reason: None,
+                up: None,
+                down: None,
             },
             tx: Vec::with_capacity(16 * 1024),
             closed: false,
@@ -394,6 +402,14 @@ impl SstpSession {
     /// Counters so far.
     pub fn counters(&self) -> &Counters {
         &self.net.counters
+    }
+
+    /// Server: polices the client's traffic from now on (None: no limit);
+    /// packets over the limit are dropped and counted (`rate_dropped`).
+    pub fn set_rate_limit(&mut self, now: Instant, limit: Option<crate::rate::RateLimit>) {
+        let (down, up) = limit.map_or((0, 0), |l| (l.down_bps, l.up_bps));
+        self.net.down = crate::rate::TokenBucket::new(now, down);
+        self.net.up = crate::rate::TokenBucket::new(now, up);
     }
 
     /// The PPP peer's MRU: the largest packet the device should send.
@@ -544,7 +560,13 @@ impl Session for SstpSession {
         self.pump(now);
     }
 
-    fn handle_tun_packet(&mut self, _now: Instant, packet: &[u8]) {
+    fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
+        if let Some(b) = self.net.down.as_mut() {
+            if !b.allow(now, packet.len()) {
+                self.net.counters.rate_dropped += 1;
+                return;
+            }
+        }
         if self.send_ip(packet) {
             self.net.counters.tx_packets += 1;
             self.net.counters.tx_bytes += packet.len() as u64;

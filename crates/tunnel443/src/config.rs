@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::pool::Ipv4Net;
 
+pub mod radius;
+pub use radius::{AuthSource, RadiusSettings};
+
 /// Where a packaged install keeps its configuration.
 pub const DEFAULT_CONFIG: &str = "/etc/tunnel443/tunnel443.toml";
 /// Generated certificate, key, users file.
@@ -48,6 +51,9 @@ pub struct FileConfig {
     pub control: ControlSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    pub radius: Option<radius::RadiusSection>,
+    #[serde(default)]
+    pub auth: radius::AuthSection,
 }
 
 /// `[control]`: the socket `tunnel443 ctl` talks to.
@@ -262,6 +268,10 @@ pub struct ServerSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// `[web]` and `[sstp] host`: the website sharing the listener.
     pub web: crate::web_config::WebSettings,
+    /// RADIUS, when `[radius]` is configured.
+    pub radius: Option<RadiusSettings>,
+    /// Who verifies credentials, in order.
+    pub auth_order: Vec<AuthSource>,
 }
 
 /// Validated `[iphttps]` settings.
@@ -367,7 +377,7 @@ pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
     for (field, path) in files {
         std::fs::metadata(path).with_context(|| format!("{field}: {}", path.display()))?;
     }
-    if !s.creates_users_file() {
+    if !s.creates_users_file() && s.auth_order.contains(&AuthSource::Users) {
         std::fs::metadata(&s.users_file).with_context(|| {
             format!(
                 "users_file: {} (create it with `tunnel443 user add NAME --users-file {}`)",
@@ -736,6 +746,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         Some(p) => Some(p),
     };
     let metrics_listen = ov.metrics_listen.or(f.metrics.listen);
+    let (radius, auth_order) = radius::validate(f.radius, f.auth)?;
     Ok(ServerSettings {
         control_socket,
         metrics_listen,
@@ -757,6 +768,8 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         handshake_timeout,
         iphttps,
         web,
+        radius,
+        auth_order,
     })
 }
 

@@ -10,12 +10,13 @@
 //! a device), so everything protocol-specific stays with the caller and
 //! everything IO-specific is here, once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session::packets::PacketQueue;
 use session::Session;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::io_util::{is_peer_close, plain_error, BoxStream};
 use crate::tun::{Read, Tun, TunReader, TunWriter};
@@ -73,6 +74,7 @@ enum Got {
     Routed(Option<PacketQueue>),
     Timer,
     Stop,
+    Wake,
 }
 
 /// The IO of one session: its stream, its TUN side, and buffers.
@@ -88,6 +90,9 @@ pub struct Driver {
     stopping: bool,
     /// Packets for the TUN side it did not take (queue full, no device).
     pub tun_drops: u64,
+    /// Ends a turn from outside (an answer the caller waited for, e.g. a
+    /// RADIUS verdict, is ready): the turn returns [`Turn::Continue`].
+    pub wake: Arc<Notify>,
 }
 
 impl Driver {
@@ -105,6 +110,7 @@ impl Driver {
             writer: TunWriter::default(),
             stopping: false,
             tun_drops: 0,
+            wake: Arc::default(),
         }
     }
 
@@ -178,6 +184,7 @@ impl Driver {
                 tun,
                 rbuf,
                 reader,
+                wake,
                 ..
             } = self;
             let buf: &mut [u8] = match s.read_buf() {
@@ -205,6 +212,7 @@ impl Driver {
                 g = tun_read => g,
                 _ = sleep => Got::Timer,
                 _ = stop.changed(), if !self.stopping => Got::Stop,
+                _ = wake.notified() => Got::Wake,
             }
         };
         let now = Instant::now();
@@ -268,6 +276,7 @@ impl Driver {
                 self.stopping = true;
                 return Turn::Stop;
             }
+            Got::Wake => {}
         }
         Turn::Continue
     }

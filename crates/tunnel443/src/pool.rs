@@ -164,6 +164,22 @@ impl Pool {
         None
     }
 
+    /// Hands out `addr` itself (an address RADIUS chose), or `None` when
+    /// it is not one the pool hands out or is in use.
+    pub fn allocate_addr(&self, addr: Ipv4Addr) -> Option<Lease> {
+        let mut g = self.0.lock().expect("pool lock");
+        let slot = u32::from(addr).checked_sub(u32::from(g.net.network()) + 2)? as usize;
+        if g.used.get(slot) != Some(&false) {
+            return None;
+        }
+        g.used[slot] = true;
+        g.in_use += 1;
+        Some(Lease {
+            pool: self.clone(),
+            addr,
+        })
+    }
+
     fn release(&self, addr: Ipv4Addr) {
         let mut g = self.0.lock().expect("pool lock");
         let slot = (u32::from(addr) - u32::from(g.net.network()) - 2) as usize;
@@ -178,6 +194,33 @@ impl Pool {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn allocate_a_given_address() {
+        let p = Pool::new("10.9.0.0/29".parse().unwrap());
+        let a = p.allocate_addr(Ipv4Addr::new(10, 9, 0, 5)).unwrap();
+        assert_eq!(a.addr(), Ipv4Addr::new(10, 9, 0, 5));
+        assert!(
+            p.allocate_addr(Ipv4Addr::new(10, 9, 0, 5)).is_none(),
+            "in use"
+        );
+        assert!(
+            p.allocate_addr(Ipv4Addr::new(10, 9, 0, 1)).is_none(),
+            "the server's"
+        );
+        assert!(
+            p.allocate_addr(Ipv4Addr::new(10, 9, 0, 7)).is_none(),
+            "broadcast"
+        );
+        assert!(
+            p.allocate_addr(Ipv4Addr::new(10, 9, 1, 2)).is_none(),
+            "outside"
+        );
+        let all: Vec<_> = std::iter::from_fn(|| p.allocate()).collect();
+        assert!(all.iter().all(|l| l.addr() != a.addr()));
+        drop(a);
+        assert_eq!(p.in_use(), all.len());
+    }
 
     #[test]
     fn parses_and_masks() {

@@ -60,10 +60,12 @@ struct VmRun {
 /// `pppd_method`. The server is zero-config (offering MS-CHAPv2,
 /// EAP-MSCHAPv2, PAP in that order) unless `server_auth` is given: then its
 /// config file offers those methods (`[sstp] auth`) to a user from
-/// `tunnel443 user add --plain`.
-fn run_sstpc_vm(pppd_method: &str, server_auth: Option<&[&str]>) -> VmRun {
+/// `tunnel443 user add --plain`, or with `radius` from a FreeRADIUS in the
+/// server's namespace (`[auth] order = ["radius"]`).
+fn run_sstpc_vm(pppd_method: &str, server_auth: Option<&[&str]>, radius: bool) -> VmRun {
     let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::new(0);
+    let mut _freeradius = None;
     let (server, user, password) = match server_auth {
         None => {
             let server = lab.start_server(&[]);
@@ -75,14 +77,27 @@ fn run_sstpc_vm(pppd_method: &str, server_auth: Option<&[&str]>) -> VmRun {
             let password = "interop-pw-42";
             add_user(&users, "alice", password, true);
             let list: Vec<String> = methods.iter().map(|m| format!("\"{m}\"")).collect();
-            let conf = lab.write_file(
-                "tunnel443.toml",
-                &format!(
-                    "users_file = \"{}\"\n[sstp]\nauth = [{}]\n",
-                    users.display(),
-                    list.join(", ")
-                ),
+            let mut text = format!(
+                "users_file = \"{}\"\n[sstp]\nauth = [{}]\n",
+                users.display(),
+                list.join(", ")
             );
+            if radius {
+                let secret = "interop-radius-secret";
+                _freeradius = Some(e2e::freeradius::FreeRadius::start(
+                    lab.dir.path(),
+                    &lab.server,
+                    secret,
+                    &format!("alice Cleartext-Password := \"{password}\""),
+                ));
+                let f = lab.write_file("radius.secret", secret);
+                common::set_mode(&f, 0o600);
+                text.push_str(&format!(
+                    "[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\n[auth]\norder = [\"radius\"]\n",
+                    f.display()
+                ));
+            }
+            let conf = lab.write_file("tunnel443.toml", &text);
             let server = lab.start_server(&["--config", conf.to_str().unwrap()]);
             (server, "alice".to_string(), password.to_string())
         }
@@ -114,7 +129,11 @@ fn run_sstpc_vm(pppd_method: &str, server_auth: Option<&[&str]>) -> VmRun {
 /// log and the crypto binding sstpc computed from pppd's keys (or zero
 /// HLAK) verified on our side.
 fn sstpc_vm(pppd_method: &str, server_auth: Option<&[&str]>, method: &str) {
-    let run = run_sstpc_vm(pppd_method, server_auth);
+    sstpc_vm_with(pppd_method, server_auth, false, method)
+}
+
+fn sstpc_vm_with(pppd_method: &str, server_auth: Option<&[&str]>, radius: bool, method: &str) {
+    let run = run_sstpc_vm(pppd_method, server_auth, radius);
     assert!(run.pass, "sstpc-vm failed:\n{}", run.report);
     assert_auth_method(&run.server_log, method, "server");
     assert!(
@@ -127,6 +146,14 @@ fn sstpc_vm(pppd_method: &str, server_auth: Option<&[&str]>, method: &str) {
 #[test]
 fn sstpc_pppd_mschapv2() {
     sstpc_vm("mschap-v2", None, "mschapv2");
+}
+
+/// MS-CHAPv2 decided by FreeRADIUS: sstpc's Compound MAC, computed from
+/// pppd's own MPPE keys, verifies against the HLAK our server builds from
+/// MS-MPPE-Recv-Key | MS-MPPE-Send-Key (RFC 2548, MS-SSTP §3.2.5.2).
+#[test]
+fn sstpc_pppd_mschapv2_through_radius() {
+    sstpc_vm_with("mschap-v2", Some(&["mschapv2"]), true, "mschapv2");
 }
 
 /// The zero-config server offers MS-CHAPv2 first: pppd Naks it and the
@@ -152,7 +179,7 @@ fn sstpc_pppd_eap_mschapv2() {
 /// results table (crates/ppp/interop/README.md) changes.
 #[test]
 fn sstpc_pppd_chap_md5_authenticates_but_sstpc_sends_no_call_connected() {
-    let run = run_sstpc_vm("chap", Some(&["mschapv2", "chap-md5"]));
+    let run = run_sstpc_vm("chap", Some(&["mschapv2", "chap-md5"]), false);
     assert_auth_method(&run.server_log, "chapmd5", "server");
     assert!(
         !run.pass

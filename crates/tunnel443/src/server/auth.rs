@@ -78,6 +78,14 @@ impl Users {
         })
     }
 
+    /// No users (RADIUS alone decides and there is no users file).
+    pub fn empty() -> Self {
+        Self {
+            current: RwLock::new(Arc::new(ppp::Users::new())),
+            seen: Mutex::new(None),
+        }
+    }
+
     /// Replaces the users with the file's current content; on error the old
     /// ones stay. Returns the number of users.
     pub fn reload(&self, path: &Path) -> anyhow::Result<usize> {
@@ -105,6 +113,15 @@ impl Users {
         u.names().map(str::to_string).collect()
     }
 
+    /// Whether the users file has this user.
+    pub fn contains(&self, username: &str) -> bool {
+        self.current
+            .read()
+            .expect("users lock")
+            .get(username)
+            .is_some()
+    }
+
     pub fn verify(&self, username: &str, proof: &ppp::Proof) -> ppp::Verdict {
         let u = self.current.read().expect("users lock").clone();
         u.verify(username, proof)
@@ -128,6 +145,7 @@ mod tests {
         create_users_file(&f, "vpn", "secret1").unwrap();
         let users = Users::load(&f).unwrap();
         assert_eq!(users.names(), ["vpn"]);
+        assert!(users.contains("vpn") && !users.contains("bob"));
         std::fs::write(
             &f,
             "vpn:plain:a\nbob:nthash:8846f7eaee8fb117ad06bdd830b7586c\n",

@@ -15,12 +15,14 @@ pub mod control;
 mod iphttps;
 mod listener;
 mod metrics;
+pub mod radius;
 pub mod registry;
 mod rewind;
 mod router;
 mod session;
 pub mod stats;
 mod tls_setup;
+mod verdict;
 mod web;
 
 use std::path::{Path, PathBuf};
@@ -154,6 +156,8 @@ pub struct Shared {
     pub stats: stats::Stats,
     /// Pending tls-alpn-01 challenges (None: no ACME).
     pub acme: Option<Arc<acme::Challenges>>,
+    /// The RADIUS client task (None: no `[radius]`).
+    pub radius: Option<radius::Radius>,
 }
 
 impl Shared {
@@ -375,11 +379,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }),
         TlsMode::Tls { .. } => None,
     };
-    let users = auth::Users::load(&settings.users_file)?;
+    let uses_users = settings.auth_order.contains(&config::AuthSource::Users);
+    let users = if uses_users || settings.users_file.exists() {
+        auth::Users::load(&settings.users_file)?
+    } else {
+        auth::Users::empty()
+    };
     let pool = Pool::new(settings.pool);
     check_forwarding(&settings);
     let names = users.names();
-    if names.is_empty() {
+    if names.is_empty() && uses_users {
         warn!(
             users_file = %settings.users_file.display(),
             "the users file has no users: nobody can log in until one is added with `tunnel443 user add`"
@@ -415,6 +424,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .acme
         .is_some()
         .then(Arc::<acme::Challenges>::default);
+    let radius = settings.radius.clone().map(|r| {
+        info!(
+            servers = %r.servers.iter().map(|s| s.auth.to_string()).collect::<Vec<_>>().join(","),
+            nas_identifier = %r.nas_identifier,
+            order = %settings.auth_order.iter().map(|s| match s {
+                config::AuthSource::Radius => "radius",
+                config::AuthSource::Users => "users",
+            }).collect::<Vec<_>>().join(","),
+            "RADIUS enabled"
+        );
+        radius::Radius::start(r)
+    });
     let shared = Arc::new(Shared {
         settings,
         tls: RwLock::new(tls),
@@ -427,6 +448,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         sessions: registry::Registry::new(),
         stats: stats::Stats::default(),
         acme: acme_challenges.clone(),
+        radius,
     });
     let _control = match &shared.settings.control_socket {
         Some(path) => control::start(path, shared.clone()).await?,
@@ -436,6 +458,38 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
         None => None,
     };
+    let dae = match shared.radius.as_ref().and_then(|r| r.settings.dae_listen) {
+        Some(addr) => {
+            let sock = radius::dae::bind(addr).await?;
+            info!(listen = %addr, "RADIUS dynamic authorization (Disconnect/CoA) listening");
+            let clients = shared
+                .radius
+                .as_ref()
+                .expect("radius")
+                .settings
+                .dae_clients
+                .clone();
+            Some(tokio::spawn(radius::dae::run(
+                sock,
+                clients,
+                shared.sessions.clone(),
+                shared.radius.as_ref().expect("radius").controls.clone(),
+            )))
+        }
+        None => None,
+    };
+    let accounting = shared
+        .radius
+        .clone()
+        .filter(|r| r.settings.accounting)
+        .map(|r| {
+            radius::acct::Accounting::start(
+                r,
+                shared.sessions.clone(),
+                Arc::clone(&shared.radius.as_ref().expect("radius").extras),
+                shared.settings.listen,
+            )
+        });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
@@ -464,6 +518,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         m.abort();
     }
     watch_users.abort();
+    if let Some(d) = dae {
+        d.abort();
+    }
     shared
         .sessions
         .close_all(registry::EndCause::Shutdown, "server shutting down");
@@ -474,6 +531,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     while session::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let (Some(a), Some(r)) = (accounting, &shared.radius) {
+        // The Stops of the sessions just closed, then Accounting-Off.
+        a.shutdown(r.settings.timeout * r.settings.servers.len() as u32 + Duration::from_secs(1))
+            .await;
     }
     info!(left = session::active() + iphttps::active(), "stopped");
     Ok(())
@@ -543,6 +605,18 @@ pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
         Err(e) => format!("users file: reload failed, keeping the old users: {e:#}"),
     });
     log_users_reload(shared, cause, result);
+    if let Some(r) = &shared.radius {
+        changes.push(match r.reload_secrets() {
+            Ok(n) => {
+                info!(servers = n, cause = %cause, "RADIUS secrets re-read");
+                format!("radius: secrets re-read ({n} servers)")
+            }
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "RADIUS secret reload failed; keeping the old secrets");
+                format!("radius: reload failed, keeping the old secrets: {e:#}")
+            }
+        });
+    }
     changes.extend(reload_tls(shared, cause));
     changes
 }

@@ -106,6 +106,10 @@ pub enum EndCause {
     Shutdown,
     /// Authentication failed.
     AuthFailed,
+    /// RADIUS Session-Timeout reached.
+    SessionTimeout,
+    /// RADIUS Idle-Timeout reached.
+    IdleTimeout,
     /// Anything else that ended it (protocol error, no address, ...).
     Error,
 }
@@ -121,7 +125,9 @@ impl EndCause {
             EndCause::AdminReset => 6,  // Admin Reset
             EndCause::Shutdown => 11,   // NAS Reboot
             EndCause::AuthFailed => 17, // User Error
-            EndCause::Error => 9,       // NAS Error
+            EndCause::SessionTimeout => 5,
+            EndCause::IdleTimeout => 4,
+            EndCause::Error => 9, // NAS Error
         }
     }
 }

@@ -7,23 +7,26 @@
 //! Everything the session holds (lease, routes) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use session::sstp::Event;
 use session::{Session, SstpSession};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::{info, warn, Instrument};
 
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
 use crate::pool::Lease;
+use crate::server::radius::auth::Authz;
+use crate::server::radius::dae::{Change, Control};
 use crate::server::registry::{Conn, EndCause, Protocol, SessionGuard};
 use crate::server::router::{self, Registration};
 use crate::server::stats::{Method, Stage};
+use crate::server::verdict::{self, Decision};
 use crate::server::Shared;
 use crate::tls::CertHashes;
 
@@ -114,6 +117,29 @@ struct Held {
     connected: bool,
     net_up: bool,
     auth_failed: bool,
+    /// Verdicts decided in tasks of their own (RADIUS), and what wakes
+    /// the driver when one is ready.
+    decisions: (
+        mpsc::UnboundedSender<Decision>,
+        mpsc::UnboundedReceiver<Decision>,
+    ),
+    wake: Arc<Notify>,
+    /// What RADIUS authorized (None: the users file decided).
+    authz: Option<Authz>,
+    /// Session-Timeout from RADIUS: the session ends then.
+    ends_at: Option<Instant>,
+    /// Idle-Timeout from RADIUS, with the packet count seen at the last check.
+    idle: Option<(Duration, Instant, u64)>,
+    /// Where CoA-Requests reach this session (once RADIUS accepted it).
+    control: Option<Arc<Control>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let (Some(_), Some(r)) = (&self.control, &self.shared.radius) {
+            r.controls.remove(self.reg.id());
+        }
+    }
 }
 
 impl Held {
@@ -154,7 +180,7 @@ impl Held {
     fn on_event(&mut self, s: &mut SstpSession, ev: Event) {
         let now = Instant::now();
         match ev {
-            Event::AuthRequest(req) => {
+            Event::AuthRequest(req) if verdict::users_only(&self.shared) => {
                 let verdict = self.shared.users.verify(&req.username, &req.proof);
                 let ok = verdict.is_accept();
                 if let Some(m) = Method::of(req.method) {
@@ -162,6 +188,22 @@ impl Held {
                 }
                 info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 s.auth_verdict(now, req.id, verdict);
+            }
+            Event::AuthRequest(req) => {
+                let (shared, tx, wake) = (
+                    self.shared.clone(),
+                    self.decisions.0.clone(),
+                    self.wake.clone(),
+                );
+                let peer = self.reg.entry.conn.peer.ip();
+                tokio::spawn(
+                    async move {
+                        let d = verdict::decide(shared, req, peer).await;
+                        let _ = tx.send(d);
+                        wake.notify_one();
+                    }
+                    .in_current_span(),
+                );
             }
             Event::Authenticated { username, method } => {
                 info!(user = %username, method = %method, "authenticated");
@@ -181,9 +223,12 @@ impl Held {
                 self.connected = true;
                 self.maybe_up();
             }
-            Event::NeedIpv4Address { username } => match self.shared.pool.allocate() {
+            Event::NeedIpv4Address { username } => match self.lease_for(&username) {
                 Some(lease) => {
-                    let dns = &self.shared.settings.dns;
+                    let dns = match &self.authz {
+                        Some(a) if !a.dns.is_empty() => &a.dns,
+                        _ => &self.shared.settings.dns,
+                    };
                     let a = ppp::Ipv4Assignment {
                         local: self.shared.settings.pool.first_host(),
                         peer: lease.addr(),
@@ -245,6 +290,151 @@ impl Held {
                 self.ipv6 = None;
             }
             _ => {}
+        }
+    }
+
+    /// The address for the session: the one RADIUS chose (it must be a
+    /// free address of the pool), else one from the pool.
+    fn lease_for(&self, username: &str) -> Option<Lease> {
+        let want: Option<Ipv4Addr> = self.authz.as_ref().and_then(|a| a.framed_ip);
+        match want {
+            Some(a) => {
+                let lease = self.shared.pool.allocate_addr(a);
+                if lease.is_none() {
+                    warn!(user = %username, address = %a, pool = %self.shared.settings.pool, "Framed-IP-Address from RADIUS is outside the pool or in use; IPv4 refused");
+                }
+                lease
+            }
+            None => self.shared.pool.allocate(),
+        }
+    }
+
+    /// Applies the verdicts that are ready.
+    fn take_decisions(&mut self, s: &mut SstpSession) {
+        while let Ok(d) = self.decisions.1.try_recv() {
+            let now = Instant::now();
+            let ok = d.verdict.is_accept();
+            if let Some(m) = Method::of(d.method) {
+                self.shared.stats.auth(m, ok);
+            }
+            if ok {
+                if let Some(a) = &d.authz {
+                    self.arm(a, now);
+                    self.set_rate(s, a.rate, now);
+                    if let Some(r) = &self.shared.radius {
+                        let c = Arc::new(Control {
+                            wake: self.wake.clone(),
+                            pending: Default::default(),
+                        });
+                        r.controls.insert(self.reg.id(), c.clone());
+                        self.control = Some(c);
+                        r.extras.set(
+                            self.reg.id(),
+                            crate::server::radius::acct::Extras {
+                                class: a.class.clone(),
+                                interim: a.acct_interim,
+                                radius: true,
+                            },
+                        );
+                    }
+                }
+                self.authz = d.authz;
+            }
+            s.auth_verdict(now, d.id, d.verdict);
+        }
+        let change = self
+            .control
+            .as_ref()
+            .and_then(|c| c.pending.lock().expect("pending lock").take());
+        if let Some(Change {
+            rate,
+            session_timeout,
+        }) = change
+        {
+            let now = Instant::now();
+            info!(
+                user = self.user.as_deref().map(display),
+                "CoA-Request applied"
+            );
+            if rate.is_some() {
+                self.set_rate(s, rate, now);
+            }
+            if let Some(t) = session_timeout {
+                self.ends_at = Some(now + t);
+                self.wake_at(now + t);
+            }
+        }
+    }
+
+    /// Polices the session at `rate` (from RADIUS).
+    fn set_rate(&self, s: &mut SstpSession, rate: Option<radius::rate::RateLimit>, now: Instant) {
+        if let Some(r) = rate {
+            info!(
+                user = self.user.as_deref().map(display),
+                down_kbps = r.down / 1000,
+                up_kbps = r.up / 1000,
+                "rate limit"
+            );
+            s.set_rate_limit(
+                now,
+                Some(session::rate::RateLimit {
+                    down_bps: r.down,
+                    up_bps: r.up,
+                }),
+            );
+        }
+    }
+
+    /// Starts the Session-Timeout and Idle-Timeout clocks of an accept.
+    fn arm(&mut self, a: &Authz, now: Instant) {
+        if let Some(t) = a.session_timeout {
+            self.ends_at = Some(now + t);
+            self.wake_at(now + t);
+        }
+        if let Some(t) = a.idle_timeout {
+            self.idle = Some((t, now + t, 0));
+            self.wake_at(now + t);
+        }
+    }
+
+    fn wake_at(&self, at: Instant) {
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            wake.notify_one();
+        });
+    }
+
+    /// Ends the session when a RADIUS time limit has passed.
+    fn check_limits(&mut self, s: &SstpSession) {
+        let now = Instant::now();
+        if self.ends_at.is_some_and(|t| t <= now) {
+            self.ends_at = None;
+            info!(
+                user = self.user.as_deref().map(display),
+                "Session-Timeout reached; closing the session"
+            );
+            self.reg
+                .entry
+                .kill(EndCause::SessionTimeout, "session timeout");
+        }
+        if let Some((t, at, seen)) = self.idle {
+            if at <= now {
+                let c = s.counters();
+                let packets = c.rx_packets + c.tx_packets;
+                if packets == seen {
+                    self.idle = None;
+                    info!(
+                        user = self.user.as_deref().map(display),
+                        idle_s = t.as_secs(),
+                        "Idle-Timeout reached; closing the session"
+                    );
+                    self.reg.entry.kill(EndCause::IdleTimeout, "idle timeout");
+                } else {
+                    self.idle = Some((t, now + t, packets));
+                    self.wake_at(now + t);
+                }
+            }
         }
     }
 
@@ -328,6 +518,11 @@ async fn run_inner(
     );
     let (tx, rx) = mpsc::channel(router::SESSION_QUEUE);
     let mut shutdown = reg.stop_signal();
+    let tun = TunSide::Routed {
+        rx,
+        tun: shared.tun.clone(),
+    };
+    let mut d = Driver::new(stream, tun);
     let mut held = Held {
         shared: shared.clone(),
         tx,
@@ -339,16 +534,19 @@ async fn run_inner(
         connected: false,
         net_up: false,
         auth_failed: false,
+        decisions: mpsc::unbounded_channel(),
+        wake: d.wake.clone(),
+        authz: None,
+        ends_at: None,
+        idle: None,
+        control: None,
     };
     if !leftover.is_empty() {
         s.handle_stream_bytes(now, &leftover);
     }
-    let tun = TunSide::Routed {
-        rx,
-        tun: shared.tun.clone(),
-    };
-    let mut d = Driver::new(stream, tun);
     loop {
+        held.take_decisions(&mut s);
+        held.check_limits(&s);
         while let Some(ev) = s.poll_event() {
             held.on_event(&mut s, ev);
         }

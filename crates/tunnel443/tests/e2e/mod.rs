@@ -8,6 +8,8 @@ pub mod common;
 #[path = "../../src/netns.rs"]
 pub mod netns;
 
+pub mod freeradius;
+
 pub use common::{wait_until, Proc, TempDir};
 
 use std::net::Ipv4Addr;

@@ -1,0 +1,176 @@
+//! Authentication through RADIUS: the peer's PPP proof as an Access-Request
+//! (PAP: User-Password, RFC 2865 §5.2; CHAP-MD5: CHAP-Password and
+//! CHAP-Challenge, §5.3 and §5.40; MS-CHAPv2 and EAP-MSCHAPv2:
+//! MS-CHAP-Challenge and MS-CHAP2-Response, RFC 2548 §2.3.2) and the reply
+//! as a [`ppp::Verdict`] (MS-CHAP2-Success and MS-MPPE-Send/Recv-Key give
+//! the MS-CHAPv2 accept, hence the SSTP HLAK) plus the [`Authz`] the
+//! session applies.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use radius::attr::{self, ms};
+use radius::{Code, Packet, Request};
+
+use crate::config::RadiusSettings;
+
+/// What an Access-Accept says about the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authz {
+    /// Framed-IP-Address, unless it asks for the pool (255.255.255.254) or
+    /// the client's choice (255.255.255.255, which we do not offer).
+    pub framed_ip: Option<Ipv4Addr>,
+    pub session_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    /// MS-Primary/Secondary-DNS-Server.
+    pub dns: Vec<Ipv4Addr>,
+    /// Class, to echo in accounting.
+    pub class: Vec<Vec<u8>>,
+    pub rate: Option<radius::rate::RateLimit>,
+    pub acct_interim: Option<Duration>,
+}
+
+/// The Access-Request for a proof.
+pub fn access_request(s: &RadiusSettings, req: &ppp::AuthRequest, peer: IpAddr) -> Request {
+    let mut r = Request::new(Code::AccessRequest);
+    let p = &mut r.packet;
+    p.push(attr::USER_NAME, req.username.as_bytes());
+    match &req.proof {
+        ppp::Proof::Pap { password } => r.password = Some(password.as_bytes().to_vec()),
+        ppp::Proof::ChapMd5 {
+            id,
+            challenge,
+            response,
+        } => {
+            let mut v = vec![*id];
+            v.extend_from_slice(response);
+            p.push(attr::CHAP_PASSWORD, v);
+            p.push(attr::CHAP_CHALLENGE, challenge.clone());
+        }
+        ppp::Proof::MsChapV2 {
+            authenticator_challenge,
+            peer_challenge,
+            nt_response,
+            ..
+        } => {
+            p.push_vendor(ms::VENDOR, ms::CHAP_CHALLENGE, authenticator_challenge);
+            p.push_vendor(
+                ms::VENDOR,
+                ms::CHAP2_RESPONSE,
+                &ms::chap2_response(0, peer_challenge, nt_response),
+            );
+        }
+        _ => {}
+    }
+    let p = &mut r.packet;
+    p.push_u32(attr::SERVICE_TYPE, attr::SERVICE_FRAMED);
+    p.push_u32(attr::FRAMED_PROTOCOL, attr::FRAMED_PPP);
+    p.push_u32(attr::NAS_PORT_TYPE, attr::PORT_VIRTUAL);
+    p.push(attr::NAS_IDENTIFIER, s.nas_identifier.as_bytes());
+    if let Some(a) = s.nas_ip_address {
+        p.push_ipv4(attr::NAS_IP_ADDRESS, a);
+    }
+    p.push(attr::CALLING_STATION_ID, peer.to_string());
+    r
+}
+
+/// Why an accept could not be used.
+fn reject(why: &str) -> ppp::Verdict {
+    tracing::warn!(
+        reason = %why,
+        "RADIUS Access-Accept not usable; login refused"
+    );
+    ppp::Verdict::reject("Authentication failed")
+}
+
+/// The verdict and authorization in a verified reply.
+pub fn verdict(reply: &radius::Reply, proof: &ppp::Proof) -> (ppp::Verdict, Option<Authz>) {
+    let p = &reply.packet;
+    match p.code {
+        Code::AccessAccept => {}
+        Code::AccessChallenge => {
+            return (
+                reject("Access-Challenge (EAP pass-through is not supported)"),
+                None,
+            )
+        }
+        _ => {
+            let msg = p
+                .text(attr::REPLY_MESSAGE)
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "Authentication failed".into());
+            return (ppp::Verdict::reject(msg), None);
+        }
+    }
+    let verdict = match proof {
+        ppp::Proof::MsChapV2 { .. } => {
+            let Some(success) = p.vendor(ms::VENDOR, ms::CHAP2_SUCCESS) else {
+                return (reject("no MS-CHAP2-Success"), None);
+            };
+            let Some((send, recv)) = reply.mppe_keys() else {
+                return (reject("no MS-MPPE-Send-Key/Recv-Key"), None);
+            };
+            match ppp::MsChapV2Accept::from_radius(success, &send, &recv) {
+                Some(a) => ppp::Verdict::accept_mschapv2(a),
+                None => return (reject("malformed MS-CHAP2-Success or MPPE keys"), None),
+            }
+        }
+        _ => ppp::Verdict::accept(),
+    };
+    (verdict, Some(authz(p)))
+}
+
+/// The reply attributes we honour.
+pub fn authz(p: &Packet) -> Authz {
+    let secs = |t| {
+        p.u32(t)
+            .filter(|&v| v > 0)
+            .map(|v| Duration::from_secs(v.into()))
+    };
+    let framed_ip = p
+        .ipv4(attr::FRAMED_IP_ADDRESS)
+        .filter(|a| *a != attr::FRAMED_IP_NAS_CHOOSES && *a != attr::FRAMED_IP_USER_CHOOSES);
+    let dns = [ms::PRIMARY_DNS_SERVER, ms::SECONDARY_DNS_SERVER]
+        .iter()
+        .filter_map(|&t| {
+            let b: [u8; 4] = p.vendor(ms::VENDOR, t)?.try_into().ok()?;
+            Some(Ipv4Addr::from(b))
+        })
+        .collect();
+    Authz {
+        framed_ip,
+        session_timeout: secs(attr::SESSION_TIMEOUT),
+        idle_timeout: secs(attr::IDLE_TIMEOUT),
+        dns,
+        class: p.all(attr::CLASS).map(<[u8]>::to_vec).collect(),
+        rate: radius::rate::from_reply(p),
+        acct_interim: secs(attr::ACCT_INTERIM_INTERVAL),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authz_attributes() {
+        let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+        p.push_ipv4(attr::FRAMED_IP_ADDRESS, Ipv4Addr::new(10, 1, 2, 3))
+            .push_u32(attr::SESSION_TIMEOUT, 60)
+            .push_u32(attr::IDLE_TIMEOUT, 0)
+            .push(attr::CLASS, "c1")
+            .push(attr::FILTER_ID, "1000/500")
+            .push_vendor(ms::VENDOR, ms::PRIMARY_DNS_SERVER, &[8, 8, 8, 8]);
+        let a = authz(&p);
+        assert_eq!(a.framed_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(a.session_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(a.idle_timeout, None);
+        assert_eq!(a.dns, [Ipv4Addr::new(8, 8, 8, 8)]);
+        assert_eq!(a.class, [b"c1".to_vec()]);
+        assert_eq!(a.rate.unwrap().down, 1_000_000);
+        let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+        p.push_ipv4(attr::FRAMED_IP_ADDRESS, attr::FRAMED_IP_NAS_CHOOSES);
+        assert_eq!(authz(&p).framed_ip, None);
+    }
+}

@@ -1,0 +1,556 @@
+//! End-to-end tests of RADIUS authentication against a real FreeRADIUS
+//! (started by the test in the server's network namespace, see
+//! `e2e/freeradius.rs`): our client logs in to our server, which asks
+//! FreeRADIUS (`[auth] order = ["radius"]`).
+//! * MS-CHAPv2: the tunnel comes up only if the crypto binding verifies
+//!   against the HLAK built from the MS-MPPE keys FreeRADIUS sent
+//!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
+//!   client's address; a wrong password is refused (exit 4).
+//! * PAP, with the address from the pool; CHAP-MD5.
+//! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
+//!   file decides.
+//! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
+//!   killed under a live session: the tunnel keeps working and the Stop
+//!   that no server takes is logged with its content.
+//! * A rotated secret: FreeRADIUS ignores our requests until SIGHUP
+//!   re-reads the secret file; then logins work.
+//! * `--check-config` refuses a secret file others can read, naming the field.
+//! * Accounting: Accounting-On at start, Start, Interim-Update (interval
+//!   from the Access-Accept), Stop with the counters, the client's real
+//!   address, the Class from the Access-Accept and the terminate cause,
+//!   Accounting-Off at shutdown, in FreeRADIUS's detail file.
+//! * Dynamic authorization (RFC 5176) with radclient: a Disconnect-Request
+//!   without Message-Authenticator is ignored, one for an unknown user is
+//!   NAKed, one for the user ends the session (ACK; the Stop says
+//!   Admin-Reset).
+//! * Rate limits: Filter-Id `4000/2000` (kbit/s down/up) holds iperf3
+//!   through the tunnel near the limit both ways; a CoA-Request with
+//!   Mikrotik-Rate-Limit changes it at run time (CoA-ACK).
+//! * FreeRADIUS killed: a login fails with a clear log line within the
+//!   configured timeout; once it is back, logins work again.
+
+mod e2e;
+
+use std::time::{Duration, Instant};
+
+use e2e::freeradius::FreeRadius;
+use e2e::*;
+
+const SERVER_TUN: &str = "10.44.0.1";
+const SECRET: &str = "radius-test-secret";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3";
+
+/// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
+fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
+    setup_with(method, "")
+}
+
+/// [`setup`] with more `[radius]` keys.
+fn setup_with(method: &str, radius_keys: &str) -> (Lab, FreeRadius, Proc) {
+    setup_order(method, radius_keys, "[\"radius\"]")
+}
+
+/// [`setup_with`] with an `[auth] order`.
+fn setup_order(method: &str, radius_keys: &str, order: &str) -> (Lab, FreeRadius, Proc) {
+    let lab = Lab::new(1);
+    let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
+    let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
+    common::set_mode(&secret, 0o600);
+    let conf = lab.write_file(
+        "tunnel443.toml",
+        &format!(
+            "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n{radius_keys}\n[auth]\norder = {order}\n",
+            secret.display()
+        ),
+    );
+    let server = lab.start_server(&["--config", conf.to_str().unwrap()]);
+    (lab, radius, server)
+}
+
+fn client_address(lab: &Lab) -> String {
+    let out = lab.clients[0]
+        .command("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "t443c0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn radius_mschapv2_binding_framed_ip_and_wrong_password() {
+    let (lab, radius, server) = setup("mschapv2");
+    let fp = lab.fingerprint();
+    let mut bad = lab.start_client(
+        0,
+        "alice",
+        "wrong-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = bad
+        .wait_exit(60)
+        .expect("client with a wrong password did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), server.output());
+    assert!(
+        server.output().contains("source=radius accepted=false"),
+        "{}",
+        server.output()
+    );
+
+    let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with MS-CHAPv2 through RADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    let log = server.output();
+    assert!(log.contains("source=radius accepted=true"), "{log}");
+    assert!(log.contains("crypto binding verified"), "{log}");
+    assert_auth_method(&log, "mschapv2", "server");
+    assert!(
+        client_address(&lab).contains("inet 10.44.0.77 "),
+        "Framed-IP-Address not applied: {}",
+        client_address(&lab)
+    );
+}
+
+#[test]
+fn radius_pap_address_from_pool() {
+    let (lab, radius, server) = setup("pap");
+    let c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &lab.fingerprint()]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with PAP through RADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    assert_auth_method(&server.output(), "pap", "server");
+    assert!(
+        client_address(&lab).contains("inet 10.44.0."),
+        "{}",
+        client_address(&lab)
+    );
+}
+
+#[test]
+fn radius_chap_md5() {
+    let (lab, radius, server) = setup("chap-md5");
+    let c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &lab.fingerprint()]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with CHAP-MD5 through RADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    assert!(server.output().contains("source=radius accepted=true"));
+    assert_auth_method(&server.output(), "chapmd5", "server");
+}
+
+#[test]
+fn radius_down_users_file_decides_when_ordered() {
+    let (lab, mut radius, server) = setup_order("mschapv2", "", "[\"radius\", \"users\"]");
+    radius.kill();
+    // The zero-config users file has user vpn; FreeRADIUS does not.
+    let c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "users file fallback failed:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    let log = server.output();
+    assert!(log.contains("next=users file"), "{log}");
+    assert!(log.contains("source=users accepted=true"), "{log}");
+}
+
+#[test]
+fn check_config_refuses_a_readable_secret() {
+    let dir = common::TempDir::new("radius-check");
+    let secret = dir.file("radius.secret");
+    std::fs::write(&secret, "x\n").unwrap();
+    common::set_mode(&secret, 0o644);
+    let conf = dir.file("t.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--check-config", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("radius.servers[0].secret_file"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    common::set_mode(&secret, 0o600);
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--check-config", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+}
+
+#[test]
+fn radius_session_timeout_and_undelivered_stop() {
+    let (lab, mut radius, server) = setup("pap");
+    let fp = lab.fingerprint();
+    let started = Instant::now();
+    let _d = lab.start_client(
+        0,
+        "dave",
+        "dave-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            radius
+                .records("Acct-Terminate-Cause = Session-Timeout")
+                .len()
+                == 1
+        }),
+        "no Stop with Session-Timeout:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(server.output().contains("Session-Timeout reached"));
+
+    // A live session outlives FreeRADIUS; its Stop is logged when nobody takes it.
+    let mut c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    radius.kill();
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 3), 3);
+    c.stop();
+    let needle = "accounting record not acknowledged";
+    assert!(
+        wait_until(Duration::from_secs(15), || server.output().contains(needle)),
+        "{}",
+        server.output()
+    );
+    let out = server.output();
+    let line = out.lines().find(|l| l.contains(needle)).unwrap();
+    assert!(
+        line.contains("type=Stop") && line.contains("user=bob"),
+        "{line}"
+    );
+    assert!(line.contains("terminate_cause=User-Request"), "{line}");
+}
+
+#[test]
+fn radius_secret_rotation_with_sighup() {
+    let (lab, mut radius, mut server) = setup("pap");
+    let fp = lab.fingerprint();
+    radius.change_secret("rotated-secret");
+    let mut c = lab.start_client(
+        0,
+        "bob",
+        "bob-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}", c.output());
+    // FreeRADIUS drops requests whose Message-Authenticator does not verify.
+    server.wait_log("no RADIUS server answered the login", 10);
+    let secret = lab.write_file("radius.secret", "rotated-secret\n");
+    common::set_mode(&secret, 0o600);
+    server.signal(libc::SIGHUP);
+    server.wait_log("RADIUS secrets re-read", 10);
+    let c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel after the secret was re-read:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+}
+
+#[test]
+fn radius_accounting_start_interim_stop_on_off() {
+    let (lab, radius, mut server) = setup("pap");
+    assert!(
+        wait_until(Duration::from_secs(10), || radius
+            .detail()
+            .contains("Accounting-On")),
+        "no Accounting-On:\n{}",
+        server.output()
+    );
+    let mut c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &lab.fingerprint()]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    assert_eq!(ping_count(&lab.clients[0], SERVER_TUN, 5), 5);
+    let start = |kind: &str| {
+        wait_until(Duration::from_secs(15), || {
+            !radius
+                .records(&format!("Acct-Status-Type = {kind}"))
+                .is_empty()
+        })
+    };
+    assert!(
+        start("Start"),
+        "no Start:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    assert!(
+        start("Interim-Update"),
+        "no Interim-Update:\n{}",
+        radius.detail()
+    );
+    // A clean disconnect by the client: User-Request.
+    c.stop();
+    assert!(
+        start("Stop"),
+        "no Stop:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    let stop = radius.records("Acct-Status-Type = Stop").remove(0);
+    for want in [
+        "User-Name = \"bob\"",
+        "NAS-Identifier = \"vpn-test\"",
+        "NAS-Port-Type = Virtual",
+        "Calling-Station-Id = \"10.251.0.2\"",
+        "Framed-IP-Address = 10.44.0.",
+        "Class = 0x626f622d636c617373",
+        "Acct-Terminate-Cause = User-Request",
+        "Acct-Session-Id = ",
+        "Acct-Input-Gigawords = 0",
+    ] {
+        assert!(stop.contains(want), "{want} missing in the Stop:\n{stop}");
+    }
+    let number = |name: &str| -> u64 {
+        stop.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name} = ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {stop}"))
+    };
+    // Five pings (84-byte packets) each way at least, and the Session-Time.
+    assert!(number("Acct-Input-Packets") >= 5, "{stop}");
+    assert!(number("Acct-Output-Packets") >= 5, "{stop}");
+    assert!(number("Acct-Input-Octets") >= 5 * 84, "{stop}");
+    assert!(number("Acct-Session-Time") >= 2, "{stop}");
+    server.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || radius
+            .detail()
+            .contains("Accounting-Off")),
+        "no Accounting-Off:\n{}",
+        server.output()
+    );
+}
+
+#[test]
+fn radius_down_logins_fail_clearly_then_recover() {
+    let (lab, mut radius, mut server) = setup("mschapv2");
+    radius.kill();
+    let fp = lab.fingerprint();
+    let started = Instant::now();
+    let mut c = lab.start_client(
+        0,
+        "alice",
+        "s3cret-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let needle = "no RADIUS server answered the login";
+    let out = server.wait_log(needle, 30);
+    let line = out.lines().find(|l| l.contains(needle)).unwrap();
+    // timeout = 2 s per server (one server), plus the TLS and PPP start.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}: {line}",
+        started.elapsed()
+    );
+    assert!(line.contains("user=alice"), "{line}");
+    assert!(server.output().contains("RADIUS server not answering"));
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}", c.output());
+    assert!(!ping_once(&lab.clients[0], SERVER_TUN));
+
+    radius.resume();
+    let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel after FreeRADIUS came back:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    assert!(server.output().contains("RADIUS server answering again"));
+}
+
+/// radclient in the server's namespace sends `attrs` as a Disconnect-Request
+/// to our DAE listener; its output and whether it got an answer.
+fn disconnect(lab: &Lab, attrs: &str) -> (String, bool) {
+    dae(lab, "disconnect", attrs)
+}
+
+/// radclient sends `attrs` as a `kind` (disconnect, coa) request.
+fn dae(lab: &Lab, kind: &str, attrs: &str) -> (String, bool) {
+    use std::io::Write;
+    let mut child = lab
+        .server
+        .command("radclient")
+        .args(["-x", "-r", "1", "-t", "2", "127.0.0.1:3799", kind, SECRET])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(attrs.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answered = text.contains("Received Disconnect-") || text.contains("Received CoA-");
+    (text, answered)
+}
+
+#[test]
+fn radius_disconnect_request() {
+    let (lab, radius, server) = setup_with("pap", "dae_listen = \"127.0.0.1:3799\"");
+    let _c = lab.start_client(
+        0,
+        "bob",
+        "bob-pass",
+        &["--pin-sha256", &lab.fingerprint(), "--no-reconnect"],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+
+    let (out, answered) = disconnect(&lab, "User-Name = bob\n");
+    assert!(!answered, "answered without Message-Authenticator:\n{out}");
+    assert!(
+        server.output().contains("DAE request dropped"),
+        "{}",
+        server.output()
+    );
+    assert!(
+        ping_once(&lab.clients[0], SERVER_TUN),
+        "the session must survive"
+    );
+
+    let (out, _) = disconnect(&lab, "User-Name = nobody, Message-Authenticator = 0x00\n");
+    assert!(out.contains("Received Disconnect-NAK"), "{out}");
+    assert!(out.contains("Session-Context-Not-Found"), "{out}");
+
+    let (out, _) = disconnect(&lab, "User-Name = bob, Message-Authenticator = 0x00\n");
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        server.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !ping_once(
+            &lab.clients[0],
+            SERVER_TUN
+        )),
+        "the session survived the Disconnect-Request"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            radius.records("Acct-Terminate-Cause = Admin-Reset").len() == 1
+        }),
+        "no Stop with Admin-Reset:\n{}",
+        radius.detail()
+    );
+}
+
+/// iperf3 through the tunnel for 4 s (`reverse`: server to client); the
+/// receiver's Mbit/s.
+fn iperf(lab: &Lab, reverse: bool) -> f64 {
+    let mut cmd = lab.clients[0].command("iperf3");
+    cmd.args(["-c", SERVER_TUN, "-t", "4", "-f", "k"]);
+    if reverse {
+        cmd.arg("-R");
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "iperf3 failed:\n{text}");
+    let line = text.lines().find(|l| l.contains("receiver")).unwrap();
+    let kbits: f64 = line
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[1] == "Kbits/sec")
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {line}"));
+    eprintln!("iperf3 reverse={reverse}: {line}");
+    kbits / 1000.0
+}
+
+#[test]
+fn radius_rate_limit_and_coa() {
+    let (lab, _radius, server) = setup_with("pap", "dae_listen = \"127.0.0.1:3799\"");
+    let _c = lab.start_client(
+        0,
+        "carol",
+        "carol-pass",
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    let mut iperf_s = lab.server.command("iperf3");
+    iperf_s.args(["-s", "-B", SERVER_TUN]);
+    let _srv = Proc::spawn(iperf_s, lab.dir.path().join("iperf-s.log"), "iperf3 -s");
+    wait_listening(&lab.server, 5201, 10, "iperf3 -s");
+    let within = |got: f64, limit: f64| got <= limit * 1.05 && got >= limit * 0.8;
+    let down = iperf(&lab, true);
+    let up = iperf(&lab, false);
+    assert!(within(down, 4.0), "down {down} Mbit/s, limit 4");
+    assert!(within(up, 2.0), "up {up} Mbit/s, limit 2");
+    let (out, _) = dae(
+        &lab,
+        "coa",
+        "User-Name = carol, Mikrotik-Rate-Limit = \"4M/8M\", Message-Authenticator = 0x00\n",
+    );
+    assert!(
+        out.contains("Received CoA-ACK"),
+        "{out}\n{}",
+        server.output()
+    );
+    let down = iperf(&lab, true);
+    assert!(within(down, 8.0), "down {down} Mbit/s after CoA, limit 8");
+}
