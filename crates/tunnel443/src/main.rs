@@ -11,6 +11,7 @@ mod demo;
 mod dial;
 mod driver;
 mod io_util;
+mod loadgen;
 mod netlink;
 mod netns;
 mod pool;
@@ -57,6 +58,9 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Carry stdin/stdout (or a local port) to HOST:PORT through a proxy chain.
     Connect(connect::ConnectArgs),
+    /// Load generator: many SSTP or IP-HTTPS sessions (no TUN), or an
+    /// attacker mode; reports setups/s, setup times and failures by stage.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// The client carries one session: one thread runs it without the
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
                         Command::Client(a) => client::run(a).await,
                         Command::Proxy(a) => proxy::run(a).await.map(|()| 0),
                         Command::Connect(a) => connect::run(a).await,
+                        Command::Loadgen(a) => loadgen::run(a).await,
                         Command::User(_) | Command::Demo(_) => unreachable!("handled above"),
                     }
                 })
