@@ -20,12 +20,12 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
 use crate::proxy_protocol;
+use crate::server::admission::Ticket;
 use crate::server::{iphttps, session, tls_setup, Shared};
 
 /// The request head as the listener dispatches it.
@@ -38,7 +38,6 @@ enum Dispatch {
 pub const MAX_HEAD: usize = 8192;
 
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.settings.max_sessions));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -48,22 +47,29 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(%peer, max = shared.settings.max_sessions, "too many connections; refused");
+        // Refusals are counted and summarised by admission, not logged
+        // one by one.
+        let Ok(ticket) = shared.admission.admit(peer.ip(), std::time::Instant::now()) else {
             drop(tcp);
             continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            handle(tcp, peer, shared).await;
-            drop(permit);
+            tokio::select! {
+                _ = handle(tcp, peer, shared, ticket.clone()) => {}
+                _ = ticket.closed() => debug!(%peer, "unauthenticated connection closed by admission control"),
+            }
         });
     }
 }
 
-async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
+async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticket: Ticket) {
     crate::io_util::tune_tcp(&tcp);
-    let timeout = shared.settings.handshake_timeout;
+    // Shorter under pressure (admission's budget).
+    let timeout = shared
+        .settings
+        .handshake_timeout
+        .min(shared.admission.budget());
     let mut buf = Vec::new();
     let (tls, hashes) = shared.tls_snapshot();
     // SHA-256 of a verified client certificate (rustls has checked the
@@ -170,10 +176,11 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     return;
                 }
             };
+            ticket.established();
             iphttps::run(stream, buf, peer, client, shared).await;
         }
         Ok(Dispatch::Sstp(session::Request::Sstp(req))) => {
-            session::run(stream, buf, peer, req, hashes, shared).await;
+            session::run(stream, buf, peer, req, hashes, shared, ticket).await;
         }
         Ok(Dispatch::Sstp(session::Request::Head)) => {
             reply(

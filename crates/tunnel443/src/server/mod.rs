@@ -8,12 +8,14 @@
 //! sends every client a Call Disconnect (and LCP Terminate) and waits
 //! briefly for them to finish.
 
+pub mod admission;
 pub mod auth;
 mod banner;
 mod iphttps;
 mod listener;
 mod router;
 mod session;
+pub mod throttle;
 mod tls_setup;
 
 use std::path::{Path, PathBuf};
@@ -124,6 +126,11 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// IP-HTTPS (None: disabled).
     pub iphttps: Option<iphttps::Service>,
+    /// Connection caps and handshake budgets; its counters are for
+    /// `ctl stats` and metrics ([`admission::Admission::snapshot`]).
+    pub admission: Arc<admission::Admission>,
+    /// Password-guess throttling (counters in `admission`).
+    pub throttle: throttle::Throttle,
 }
 
 impl Shared {
@@ -139,14 +146,20 @@ impl Shared {
         (Some(t.clone()), t.hashes)
     }
     fn proxy_protocol(&self) -> bool {
-        matches!(
-            self.settings.tls,
-            TlsMode::PlainHttp {
-                proxy_protocol: true,
-                ..
-            }
-        )
+        proxy_protocol_on(&self.settings)
     }
+}
+
+/// Connections arrive through a load balancer that names the client in a
+/// PROXY header.
+fn proxy_protocol_on(settings: &ServerSettings) -> bool {
+    matches!(
+        settings.tls,
+        TlsMode::PlainHttp {
+            proxy_protocol: true,
+            ..
+        }
+    )
 }
 
 fn load_tls(settings: &ServerSettings) -> anyhow::Result<Option<Arc<TlsSetup>>> {
@@ -349,7 +362,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file = %settings.users_file.display(),
         "server started"
     );
+    let admission =
+        admission::Admission::new(settings.limits.clone(), !proxy_protocol_on(&settings));
+    tokio::spawn(admission.clone().run_housekeeping());
     let shared = Arc::new(Shared {
+        admission,
+        throttle: throttle::Throttle::default(),
         settings,
         tls: RwLock::new(tls),
         plain_hashes,

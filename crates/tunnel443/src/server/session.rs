@@ -21,7 +21,9 @@ use tracing::{info, warn, Instrument};
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
 use crate::pool::Lease;
+use crate::server::admission::Ticket;
 use crate::server::router::{self, Registration};
+use crate::server::throttle::Gate;
 use crate::server::Shared;
 use crate::tls::CertHashes;
 
@@ -106,6 +108,7 @@ struct Held {
     /// IPv6: the client's address and its route.
     ipv6: Option<(Ipv6Addr, Registration)>,
     user: Option<String>,
+    admitted: Admitted,
 }
 
 impl Held {
@@ -114,22 +117,26 @@ impl Held {
         let now = Instant::now();
         match ev {
             Event::AuthRequest(req) => {
-                let verdict = self.shared.users.verify(&req.username, &req.proof);
+                let verdict = self.admitted.verify(&self.shared, &req.username, &req.proof);
                 let ok = verdict.is_accept();
                 info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 s.auth_verdict(now, req.id, verdict);
             }
             Event::Authenticated { username, method } => {
+                self.shared.throttle.succeeded(self.admitted.source);
                 info!(user = %username, method = %method, "authenticated");
                 self.user = Some(username);
             }
             Event::AuthFailed { username, reason } => {
                 warn!(user = username.as_deref().map(display), reason = %reason, "authentication failed");
             }
-            Event::Connected => info!(
+            Event::Connected => {
+                self.admitted.ticket.established();
+                info!(
                 user = self.user.as_deref().map(display),
-                "SSTP call connected (crypto binding verified)"
-            ),
+                    "SSTP call connected (crypto binding verified)"
+                )
+            }
             Event::NeedIpv4Address { username } => match self.shared.pool.allocate() {
                 Some(lease) => {
                     let dns = &self.shared.settings.dns;
@@ -208,6 +215,44 @@ impl Held {
     }
 }
 
+/// What admission control knows of this connection: its slot, its source
+/// (after a PROXY header) for password throttling, and a failed login's
+/// answer held back ([`crate::server::throttle`]).
+struct Admitted {
+    ticket: Ticket,
+    source: IpAddr,
+    delay: Option<std::time::Duration>,
+}
+
+impl Admitted {
+    /// Checks a login through the throttle: a locked-out source is
+    /// refused unchecked; a failure sets the delay of its answer.
+    fn verify(&mut self, shared: &Shared, user: &str, proof: &ppp::Proof) -> ppp::Verdict {
+        let now = Instant::now();
+        let stats = shared.admission.stats();
+        let verdict = match shared.throttle.gate(self.source, user, now, stats) {
+            Gate::Refuse => ppp::Verdict::Reject {
+                message: "Authentication failed".into(),
+            },
+            Gate::Check => shared.users.verify(user, proof),
+        };
+        if !verdict.is_accept() {
+            self.delay = Some(shared.throttle.failed(self.source, user, now, stats));
+        }
+        verdict
+    }
+
+    /// Waits out a failed login's delay (or until shutdown).
+    async fn hold_back(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+        if let Some(d) = self.delay.take() {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
 /// Runs one session to its end.
 pub async fn run(
     stream: BoxStream,
@@ -216,10 +261,11 @@ pub async fn run(
     req: sstp::http::SstpRequest,
     hashes: CertHashes,
     shared: Arc<Shared>,
+    ticket: Ticket,
 ) {
     let corr = req.correlation_id.clone().unwrap_or_default();
     let span = tracing::info_span!("sstp", %peer, correlation_id = %corr);
-    run_inner(stream, leftover, hashes, shared)
+    run_inner(stream, leftover, hashes, shared, Admitted { ticket, source: peer.ip(), delay: None })
         .instrument(span)
         .await
 }
@@ -229,6 +275,7 @@ async fn run_inner(
     leftover: Vec<u8>,
     hashes: CertHashes,
     shared: Arc<Shared>,
+    admitted: Admitted,
 ) {
     let _active = ActiveGuard::new();
     let started = Instant::now();
@@ -263,6 +310,7 @@ async fn run_inner(
         route: None,
         ipv6: None,
         user: None,
+        admitted,
     };
     if !leftover.is_empty() {
         s.handle_stream_bytes(now, &leftover);
@@ -277,6 +325,7 @@ async fn run_inner(
         while let Some(ev) = s.poll_event() {
             held.on_event(&mut s, ev);
         }
+        held.admitted.hold_back(&mut shutdown).await;
         match d.turn(&mut s, &mut shutdown).await {
             Turn::Continue => {}
             // LCP Terminate first, then Call Disconnect (MS-SSTP §3.3.4).
