@@ -28,7 +28,7 @@ pub const DELAY_STEP: Duration = Duration::from_millis(500);
 pub const MAX_DELAY: Duration = Duration::from_secs(4);
 pub const SOURCE_THRESHOLD: u32 = 5;
 pub const USER_THRESHOLD: u32 = 20;
-pub const LOCKOUT_BASE: Duration = Duration::from_secs(2);
+pub const LOCKOUT_BASE: Duration = Duration::from_secs(30);
 pub const LOCKOUT_MAX: Duration = Duration::from_secs(900);
 pub const FORGET: Duration = Duration::from_secs(900);
 /// Records kept at most (oldest forgotten first when full).
