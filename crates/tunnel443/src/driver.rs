@@ -23,11 +23,21 @@ use crate::tun::{Read, Tun, TunReader, TunWriter};
 /// TUN packets fed to the session per turn, at most.
 const TUN_BATCH: usize = 64;
 
-/// Stream bytes read per turn, for sessions without a buffer of their own.
+/// Stream bytes read per turn, for sessions without a buffer of their own:
+/// a small buffer first (an idle session holds only this: 10,000 idle
+/// sessions must fit in memory), doubled up to [`READ_BUF`] whenever a read
+/// fills it (bulk traffic).
+const READ_BUF_MIN: usize = 2 * 1024;
 const READ_BUF: usize = 32 * 1024;
 
 /// How long a closing connection waits for the peer's own close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The read buffer's next size after a read of `n` bytes into `len`:
+/// doubled when the read filled it, up to [`READ_BUF`].
+fn grown_read_buf(len: usize, n: usize) -> Option<usize> {
+    (n == len && len < READ_BUF).then(|| (len * 2).min(READ_BUF))
+}
 
 /// Where a session's packets come from and go to.
 pub enum TunSide {
@@ -100,7 +110,8 @@ impl Driver {
             // Made on first use: sessions that read into their own buffer
             // (IP-HTTPS) never need it.
             rbuf: Vec::new(),
-            wbuf: Vec::with_capacity(32 * 1024),
+            // Grows to what a turn writes (an echo for an idle session).
+            wbuf: Vec::new(),
             reader: None,
             writer: TunWriter::default(),
             stopping: false,
@@ -167,7 +178,7 @@ impl Driver {
         let deadline = s.poll_timeout();
         let own = s.read_buf().is_some();
         if !own && self.rbuf.is_empty() {
-            self.rbuf = vec![0; READ_BUF];
+            self.rbuf = vec![0; READ_BUF_MIN];
         }
         if matches!(self.tun, TunSide::Device(_)) && self.reader.is_none() {
             self.reader = Some(Box::default());
@@ -218,7 +229,12 @@ impl Driver {
                 s.stream_closed(now);
             }
             Got::Read(Ok(n)) if own => s.handle_read(now, n),
-            Got::Read(Ok(n)) => s.handle_stream_bytes(now, &self.rbuf[..n]),
+            Got::Read(Ok(n)) => {
+                s.handle_stream_bytes(now, &self.rbuf[..n]);
+                if let Some(len) = grown_read_buf(self.rbuf.len(), n) {
+                    self.rbuf = vec![0; len];
+                }
+            }
             Got::Tun(Ok(first)) => {
                 // The reads already waiting come along (one stream write).
                 let mut read = Some(first);
@@ -270,5 +286,19 @@ impl Driver {
             }
         }
         Turn::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buffer_starts_small_and_grows_with_full_reads() {
+        assert_eq!(READ_BUF_MIN, 2048);
+        assert_eq!(grown_read_buf(READ_BUF_MIN, 100), None);
+        assert_eq!(grown_read_buf(READ_BUF_MIN, READ_BUF_MIN), Some(4096));
+        assert_eq!(grown_read_buf(16384, 16384), Some(READ_BUF));
+        assert_eq!(grown_read_buf(READ_BUF, READ_BUF), None);
     }
 }
