@@ -119,6 +119,12 @@ impl Driver {
         }
     }
 
+    /// The stream back (the load generator's stalled sessions hold it
+    /// without a session).
+    pub fn into_stream(self) -> BoxStream {
+        self.rd.unsplit(self.wr)
+    }
+
     /// Hands one read's packets to the session; returns how many.
     fn feed<S: Session>(&mut self, s: &mut S, now: Instant, read: Read) -> usize {
         let Some(reader) = self.reader.as_ref() else {

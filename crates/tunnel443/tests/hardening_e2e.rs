@@ -183,3 +183,31 @@ fn password_guesser_is_throttled_while_a_user_elsewhere_logs_in() {
     };
     assert!(slowest >= 2000.0, "rejections were not delayed: {r}");
 }
+
+/// Clients that finish TLS and HTTP but never send Call Connect Request,
+/// or stall in PPP authentication, are closed when the handshake budget
+/// runs out (here 3 s), and counted.
+#[test]
+fn no_call_connect_and_stalled_auth_are_closed_at_the_budget() {
+    let lab = Lab::new(1);
+    let conf = lab.write_file(
+        "tunnel443.toml",
+        "[limits]\nhandshake_budget = 3\nhandshake_budget_min = 1\n",
+    );
+    let mut s = lab.start_server(&["--config", conf.to_str().unwrap()]);
+    let pw = lab.password();
+    let target = format!("{}:443", lab.server_addr(0));
+    for mode in ["no-call-connect", "stalled-auth"] {
+        let r = loadgen(
+            &lab.clients[0],
+            &target,
+            &["--mode", mode, "-n", "20", "--hold", "8", "--password", &pw],
+        );
+        assert_eq!(field(&r, "established"), 20.0, "{mode}: {r}");
+        assert_eq!(field(&r, "held"), 0.0, "{mode}: not closed by the server: {r}");
+        let at = r.find("\"hold\"").unwrap_or_else(|| panic!("{mode}: {r}"));
+        assert_eq!(field(&r[at..], "count"), 20.0, "{mode}: {r}");
+    }
+    let log = s.wait_log("unauthenticated closed over the handshake budget", 20);
+    assert!(log.contains("unauthenticated closed over the handshake budget"));
+}

@@ -354,7 +354,13 @@ async fn sstp(
             plan.stats.setup(started.elapsed());
             return hold(plan, &mut s, &mut d, stop).await;
         }
-        Setup::Up | Setup::Stalled => plan.stats.setup(started.elapsed()),
+        Setup::Stalled => {
+            // Silence from here: the server should close us.
+            plan.stats.setup(started.elapsed());
+            drop(s);
+            return hold_reading(plan, &mut d.into_stream(), stop).await;
+        }
+        Setup::Up => plan.stats.setup(started.elapsed()),
     }
     // Stop reading (and answering): the server's writes pile up in the
     // socket buffers until it gives up on us.
