@@ -23,12 +23,7 @@ const LIMITS: &str = "[limits]\nmax_handshakes = 400\nmax_handshakes_per_source 
 
 fn server(lab: &Lab) -> Proc {
     let conf = lab.write_file("tunnel443.toml", LIMITS);
-    lab.start_server(&[
-        "--config",
-        conf.to_str().unwrap(),
-        "--pool",
-        "10.60.0.0/20",
-    ])
+    lab.start_server(&["--config", conf.to_str().unwrap(), "--pool", "10.60.0.0/20"])
 }
 
 /// A loadgen in `ns` against `target`, run to its end; its JSON report.
@@ -58,7 +53,10 @@ fn finish(mut cmd: Command) -> String {
 /// The number after `"key":` in a loadgen JSON report (the first one).
 fn field(json: &str, key: &str) -> f64 {
     let k = format!("\"{key}\":");
-    let at = json.find(&k).unwrap_or_else(|| panic!("no {key} in {json}")) + k.len();
+    let at = json
+        .find(&k)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + k.len();
     let num: String = json[at..]
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
@@ -90,7 +88,11 @@ fn attack(lab: &Lab, args: &[&str]) -> Proc {
 /// 2 s.
 fn legit_connects(lab: &Lab, i: usize, password: &str, server: &Proc) {
     let target = format!("{}:443", lab.server_addr(i));
-    let r = loadgen(&lab.clients[i], &target, &["-n", "1", "--password", password]);
+    let r = loadgen(
+        &lab.clients[i],
+        &target,
+        &["-n", "1", "--password", password],
+    );
     assert_eq!(field(&r, "established"), 1.0, "{r}\n{}", server.output());
     let ms = field(&r, "max");
     assert!(ms < 2000.0, "setup took {ms} ms under attack: {r}");
@@ -165,7 +167,16 @@ fn password_guesser_is_throttled_while_a_user_elsewhere_logs_in() {
     let cmd = loadgen_cmd(
         &lab.clients[0],
         &target,
-        &["--mode", "bad-password", "-n", "1", "--attempts", "7", "--password", &pw],
+        &[
+            "--mode",
+            "bad-password",
+            "-n",
+            "1",
+            "--attempts",
+            "7",
+            "--password",
+            &pw,
+        ],
     );
     let guesser = std::thread::spawn(move || finish(cmd));
     // The guesser gets locked out ...
@@ -204,7 +215,11 @@ fn no_call_connect_and_stalled_auth_are_closed_at_the_budget() {
             &["--mode", mode, "-n", "20", "--hold", "8", "--password", &pw],
         );
         assert_eq!(field(&r, "established"), 20.0, "{mode}: {r}");
-        assert_eq!(field(&r, "held"), 0.0, "{mode}: not closed by the server: {r}");
+        assert_eq!(
+            field(&r, "held"),
+            0.0,
+            "{mode}: not closed by the server: {r}"
+        );
         let at = r.find("\"hold\"").unwrap_or_else(|| panic!("{mode}: {r}"));
         assert_eq!(field(&r[at..], "count"), 20.0, "{mode}: {r}");
     }

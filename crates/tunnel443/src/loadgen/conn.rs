@@ -213,7 +213,13 @@ async fn slow_http(
 ) -> Result<(), Fail> {
     let mut s = connect_tls(plan, source).await?;
     plan.stats.setup(started.elapsed());
-    trickle(plan, &mut s, b"SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\nX-", stop).await
+    trickle(
+        plan,
+        &mut s,
+        b"SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\nX-",
+        stop,
+    )
+    .await
 }
 
 async fn no_call_connect(
@@ -389,7 +395,9 @@ async fn bad_password(
         };
         match attempt.await {
             Ok(Setup::Rejected) => plan.stats.rejected(t0.elapsed()),
-            Ok(_) => plan.stats.failed(Stage::Session, "a wrong password was accepted"),
+            Ok(_) => plan
+                .stats
+                .failed(Stage::Session, "a wrong password was accepted"),
             Err((stage, why)) => plan.stats.failed(stage, &why),
         }
     }
@@ -432,7 +440,10 @@ async fn iphttps(
             match ev {
                 session::iphttps::Event::RouterAdvert(_) => advert = true,
                 session::iphttps::Event::Closed(_) => {
-                    return Err((Stage::Session, "closed before a Router Advertisement".into()))
+                    return Err((
+                        Stage::Session,
+                        "closed before a Router Advertisement".into(),
+                    ))
                 }
                 _ => {}
             }

@@ -124,8 +124,7 @@ impl Sources {
         let mut v = Vec::new();
         for s in list {
             let net: Ipv4Net = if s.contains('/') {
-                Ipv4Net::parse_network(s)
-                    .map_err(|e| anyhow::anyhow!("--source {s}: {e}"))?
+                Ipv4Net::parse_network(s).map_err(|e| anyhow::anyhow!("--source {s}: {e}"))?
             } else {
                 let a: Ipv4Addr = s
                     .parse()
@@ -232,7 +231,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<i32> {
         tasks.spawn(conn::run(plan.clone(), sources.get(i), stop_rx.clone()));
     }
     // Every setup has finished (up, stalled or failed) ...
-    let all_done = || plan.stats.setups_done() as u64 + plan.stats.failures() >= args.sessions as u64;
+    let all_done =
+        || plan.stats.setups_done() as u64 + plan.stats.failures() >= args.sessions as u64;
     let done_deadline = tokio::time::Instant::now() + plan.setup_timeout * 4;
     while !all_done() && tokio::time::Instant::now() < done_deadline && !tasks.is_empty() {
         tokio::select! {

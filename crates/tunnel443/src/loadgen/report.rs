@@ -301,7 +301,10 @@ mod tests {
         let s = c.summary("sstp", 1);
         let j = s.json();
         assert!(j.contains("\"established\":1"), "{j}");
-        assert!(j.contains("\"tls\":{\"count\":1,\"first\":\"alert \\\"x\\\"\"}"), "{j}");
+        assert!(
+            j.contains("\"tls\":{\"count\":1,\"first\":\"alert \\\"x\\\"\"}"),
+            "{j}"
+        );
         let t = s.text();
         assert!(t.contains("failed at tls: 1"), "{t}");
         assert!(t.contains("2 attempted, 1 established"), "{t}");

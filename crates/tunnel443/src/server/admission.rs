@@ -213,7 +213,10 @@ impl Admission {
 
     /// The handshake budget with `n` handshakes in progress.
     fn budget_at(&self, n: usize) -> Duration {
-        let (full, min) = (self.limits.handshake_budget, self.limits.handshake_budget_min);
+        let (full, min) = (
+            self.limits.handshake_budget,
+            self.limits.handshake_budget_min,
+        );
         let half = self.limits.max_handshakes / 2;
         if n <= half {
             return full;
@@ -333,12 +336,7 @@ impl Admission {
                 continue;
             }
             let cur = self.snapshot();
-            let example = self
-                .state
-                .lock()
-                .expect("admission")
-                .refused_example
-                .take();
+            let example = self.state.lock().expect("admission").refused_example.take();
             if let Some(line) = summary(&last, &cur) {
                 warn!(
                     interval_s = LOG_INTERVAL.as_secs(),
@@ -359,17 +357,38 @@ impl Admission {
 pub fn summary(a: &Snapshot, b: &Snapshot) -> Option<String> {
     let d = |x: u64, y: u64| y.saturating_sub(x);
     let parts = [
-        ("refused at the total cap", d(a.refused_total_cap, b.refused_total_cap)),
-        ("refused at the per-source cap", d(a.refused_per_source, b.refused_per_source)),
+        (
+            "refused at the total cap",
+            d(a.refused_total_cap, b.refused_total_cap),
+        ),
+        (
+            "refused at the per-source cap",
+            d(a.refused_per_source, b.refused_per_source),
+        ),
         (
             "refused at the per-source handshake cap",
-            d(a.refused_handshakes_per_source, b.refused_handshakes_per_source),
+            d(
+                a.refused_handshakes_per_source,
+                b.refused_handshakes_per_source,
+            ),
         ),
-        ("unauthenticated closed to make room", d(a.evicted, b.evicted)),
-        ("unauthenticated closed over the handshake budget", d(a.budget_expired, b.budget_expired)),
+        (
+            "unauthenticated closed to make room",
+            d(a.evicted, b.evicted),
+        ),
+        (
+            "unauthenticated closed over the handshake budget",
+            d(a.budget_expired, b.budget_expired),
+        ),
         ("failed logins", d(a.logins_failed, b.logins_failed)),
-        ("failed logins answered late", d(a.logins_delayed, b.logins_delayed)),
-        ("logins refused while throttled", d(a.logins_refused, b.logins_refused)),
+        (
+            "failed logins answered late",
+            d(a.logins_delayed, b.logins_delayed),
+        ),
+        (
+            "logins refused while throttled",
+            d(a.logins_refused, b.logins_refused),
+        ),
     ];
     let text: Vec<String> = parts
         .iter()
@@ -453,14 +472,24 @@ mod tests {
         let a = Admission::new(limits(), true);
         let now = Instant::now();
         let t: Vec<_> = (0..3).map(|_| a.admit(ip(1), now).unwrap()).collect();
-        assert_eq!(a.admit(ip(1), now).err(), Some(Refusal::HandshakesPerSource));
+        assert_eq!(
+            a.admit(ip(1), now).err(),
+            Some(Refusal::HandshakesPerSource)
+        );
         t[0].established();
         let t3 = a.admit(ip(1), now).unwrap();
         assert_eq!(a.admit(ip(1), now).err(), Some(Refusal::PerSource));
         // Another source still gets in.
         let other = a.admit(ip(2), now).unwrap();
         let s = a.snapshot();
-        assert_eq!((s.connections, s.refused_per_source, s.refused_handshakes_per_source), (5, 1, 1));
+        assert_eq!(
+            (
+                s.connections,
+                s.refused_per_source,
+                s.refused_handshakes_per_source
+            ),
+            (5, 1, 1)
+        );
         drop((t, t3, other));
         let s = a.snapshot();
         assert_eq!((s.connections, s.handshakes, s.sources), (0, 0, 0));
@@ -493,9 +522,11 @@ mod tests {
         assert_eq!(a.snapshot().evicted, 1);
         assert_eq!(a.snapshot().handshakes, 4);
         // The established one is never closed by admission.
-        assert!(tokio::time::timeout(Duration::from_millis(50), done.closed())
-            .await
-            .is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), done.closed())
+                .await
+                .is_err()
+        );
     }
 
     #[test]
@@ -518,9 +549,11 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), old.closed())
             .await
             .expect("closed");
-        assert!(tokio::time::timeout(Duration::from_millis(50), new.closed())
-            .await
-            .is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), new.closed())
+                .await
+                .is_err()
+        );
         assert_eq!(a.snapshot().budget_expired, 1);
     }
 

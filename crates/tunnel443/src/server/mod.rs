@@ -222,7 +222,7 @@ fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
 
 /// The listener, with an error that says what to do about the usual causes.
 async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+    listen_socket(listen).map_err(|e| {
         let why = match e.raw_os_error() {
             Some(libc::EADDRINUSE) => ": the address is already in use (another server running?); choose another with --listen or `listen` in the config",
             Some(libc::EACCES) => ": ports below 1024 need root or CAP_NET_BIND_SERVICE",
@@ -231,6 +231,21 @@ async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpLis
         };
         anyhow::Error::new(e).context(format!("listening on {listen}{why}"))
     })
+}
+
+/// Pending connections the kernel queues for accept (capped by
+/// `net.core.somaxconn`): a burst of new clients is not dropped at SYN.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen_socket(listen: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(listen)?;
+    sock.listen(LISTEN_BACKLOG)
 }
 
 /// Whether `a` is one of the server's own tunnel addresses (not something

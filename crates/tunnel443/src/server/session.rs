@@ -117,7 +117,9 @@ impl Held {
         let now = Instant::now();
         match ev {
             Event::AuthRequest(req) => {
-                let verdict = self.admitted.verify(&self.shared, &req.username, &req.proof);
+                let verdict = self
+                    .admitted
+                    .verify(&self.shared, &req.username, &req.proof);
                 let ok = verdict.is_accept();
                 info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 s.auth_verdict(now, req.id, verdict);
@@ -133,7 +135,7 @@ impl Held {
             Event::Connected => {
                 self.admitted.ticket.established();
                 info!(
-                user = self.user.as_deref().map(display),
+                    user = self.user.as_deref().map(display),
                     "SSTP call connected (crypto binding verified)"
                 )
             }
@@ -265,9 +267,19 @@ pub async fn run(
 ) {
     let corr = req.correlation_id.clone().unwrap_or_default();
     let span = tracing::info_span!("sstp", %peer, correlation_id = %corr);
-    run_inner(stream, leftover, hashes, shared, Admitted { ticket, source: peer.ip(), delay: None })
-        .instrument(span)
-        .await
+    run_inner(
+        stream,
+        leftover,
+        hashes,
+        shared,
+        Admitted {
+            ticket,
+            source: peer.ip(),
+            delay: None,
+        },
+    )
+    .instrument(span)
+    .await
 }
 
 async fn run_inner(

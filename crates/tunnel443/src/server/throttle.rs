@@ -50,9 +50,7 @@ impl Record {
         self.last = now;
         if self.failures >= threshold {
             let doublings = (self.failures - threshold).min(16);
-            let lock = LOCKOUT_BASE
-                .saturating_mul(1 << doublings)
-                .min(LOCKOUT_MAX);
+            let lock = LOCKOUT_BASE.saturating_mul(1 << doublings).min(LOCKOUT_MAX);
             self.locked_until = Some(now + lock);
         }
     }
@@ -92,7 +90,11 @@ fn remember<K: std::hash::Hash + Eq + Clone>(
     if map.len() >= MAX_RECORDS && !map.contains_key(key) {
         map.retain(|_, r| now.duration_since(r.last) <= FORGET);
         if map.len() >= MAX_RECORDS {
-            if let Some(k) = map.iter().min_by_key(|(_, r)| r.last).map(|(k, _)| k.clone()) {
+            if let Some(k) = map
+                .iter()
+                .min_by_key(|(_, r)| r.last)
+                .map(|(k, _)| k.clone())
+            {
                 map.remove(&k);
             }
         }
@@ -179,8 +181,14 @@ mod tests {
         assert_eq!(t.gate(ip(1), "vpn", now + LOCKOUT_BASE, &st), Gate::Check);
         let later = now + LOCKOUT_BASE;
         t.failed(ip(1), "vpn", later, &st);
-        assert_eq!(t.gate(ip(1), "vpn", later + LOCKOUT_BASE, &st), Gate::Refuse);
-        assert_eq!(t.gate(ip(1), "vpn", later + LOCKOUT_BASE * 2, &st), Gate::Check);
+        assert_eq!(
+            t.gate(ip(1), "vpn", later + LOCKOUT_BASE, &st),
+            Gate::Refuse
+        );
+        assert_eq!(
+            t.gate(ip(1), "vpn", later + LOCKOUT_BASE * 2, &st),
+            Gate::Check
+        );
         // Another source is untouched.
         assert_eq!(t.gate(ip(2), "vpn", now, &st), Gate::Check);
         assert_eq!(st.logins_refused.load(Ordering::Relaxed), 2);
