@@ -109,6 +109,14 @@ pub struct LoadgenArgs {
     /// Report as one JSON object on standard output.
     #[arg(long)]
     pub json: bool,
+    /// Churn for this many seconds: each connection slot sets up a
+    /// session, holds it a random time up to --churn-hold, closes it and
+    /// starts again (SSTP and IP-HTTPS modes).
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// Churn: longest hold of one session, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub churn_hold: f64,
     /// Print "loadgen: ready N" on standard error once every setup has
     /// finished (for scripts that measure while the sessions are held).
     #[arg(long)]
@@ -221,6 +229,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<i32> {
     });
     let hold = secs(args.hold, "--hold")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    if args.churn > 0.0 {
+        let held = churn(&args, &plan, &sources, stop_tx, stop_rx).await?;
+        return Ok(finish(&args, &plan, &mode_name, held));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let t0 = tokio::time::Instant::now();
@@ -267,13 +279,73 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<i32> {
         }
     }
     tasks.abort_all();
-    let summary = plan.stats.summary(&mode_name, held);
+    Ok(finish(&args, &plan, &mode_name, held))
+}
+
+/// Prints the report; the exit code.
+fn finish(args: &LoadgenArgs, plan: &conn::Plan, mode: &str, held: i64) -> i32 {
+    let summary = plan.stats.summary(mode, held);
     if args.json {
         println!("{}", summary.json());
     } else {
         print!("{}", summary.text());
     }
-    Ok(0)
+    0
+}
+
+/// `--churn`: every slot connects, holds, closes and starts again until
+/// the time is up; returns the sessions up at the end.
+async fn churn(
+    args: &LoadgenArgs,
+    plan: &Arc<conn::Plan>,
+    sources: &Sources,
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<i64> {
+    if !matches!(args.mode, Mode::Sstp | Mode::Iphttps) {
+        bail!("--churn works with --mode sstp or iphttps");
+    }
+    let max_hold = secs(args.churn_hold, "--churn-hold")?.max(Duration::from_millis(100));
+    let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+    let mut tasks = tokio::task::JoinSet::new();
+    let t0 = tokio::time::Instant::now();
+    for i in 0..args.sessions {
+        if let Some(g) = gap {
+            tokio::time::sleep_until(t0 + g.mul_f64(i as f64)).await;
+        }
+        let (plan, source, mut global) = (plan.clone(), sources.get(i), stop_rx.clone());
+        tasks.spawn(async move {
+            while !*global.borrow() {
+                let (tx, rx) = watch::channel(false);
+                let hold = max_hold.mul_f64(rand::random_range(0.1..1.0));
+                let run = conn::run(plan.clone(), source, rx);
+                tokio::pin!(run);
+                tokio::select! {
+                    // Ended by itself (a failure): again, after a pause.
+                    _ = &mut run => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    _ = tokio::time::sleep(hold) => {}
+                    _ = global.changed() => {}
+                }
+                let _ = tx.send(true);
+                run.await;
+            }
+        });
+    }
+    tokio::select! {
+        _ = tokio::time::sleep_until(t0 + secs(args.churn, "--churn")?) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let held = plan.stats.up();
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    Ok(held)
 }
 
 #[cfg(test)]
