@@ -30,6 +30,14 @@ const TUN_BATCH: usize = 64;
 const READ_BUF_MIN: usize = 2 * 1024;
 const READ_BUF: usize = 32 * 1024;
 
+/// How long one turn's write may take: a peer that stops reading (its
+/// receive window and our send buffer full) is given up after this, so
+/// that it cannot hold a session, its address and its socket for ever.
+#[cfg(not(test))]
+const WRITE_STALL: Duration = Duration::from_secs(60);
+#[cfg(test)]
+const WRITE_STALL: Duration = Duration::from_millis(300);
+
 /// How long a closing connection waits for the peer's own close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -173,9 +181,22 @@ impl Driver {
         }
         self.wbuf.clear();
         while s.poll_transmit(&mut self.wbuf) {}
-        if !self.wbuf.is_empty() && self.wr.write_all(&self.wbuf).await.is_err() {
-            s.stream_closed(Instant::now());
-            return Turn::Continue;
+        if !self.wbuf.is_empty() {
+            match tokio::time::timeout(WRITE_STALL, self.wr.write_all(&self.wbuf)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    s.stream_closed(Instant::now());
+                    return Turn::Continue;
+                }
+                Err(_) => {
+                    tracing::info!(
+                        stalled_s = WRITE_STALL.as_secs(),
+                        "the peer stopped reading; connection closed"
+                    );
+                    s.stream_closed(Instant::now());
+                    return Turn::Continue;
+                }
+            }
         }
         if s.is_closed() {
             self.close_gracefully().await;
@@ -298,6 +319,68 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session that always has 1 KiB to send.
+    #[derive(Default)]
+    struct Chatty {
+        closed: bool,
+    }
+
+    impl Session for Chatty {
+        type Event = ();
+        fn handle_stream_bytes(&mut self, _: Instant, _: &[u8]) {}
+        fn handle_tun_packet(&mut self, _: Instant, _: &[u8]) {}
+        fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+            if buf.is_empty() && !self.closed {
+                buf.extend_from_slice(&[0x5a; 1024]);
+                return true;
+            }
+            false
+        }
+        fn poll_tun(&mut self) -> Option<&[u8]> {
+            None
+        }
+        fn poll_event(&mut self) -> Option<()> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(Instant::now() + Duration::from_millis(20))
+        }
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn close(&mut self, _: Instant, _: &str) {
+            self.closed = true;
+        }
+        fn stream_closed(&mut self, _: Instant) {
+            self.closed = true;
+        }
+        fn is_closed(&self) -> bool {
+            self.closed
+        }
+    }
+
+    /// A peer that stops reading is given up after WRITE_STALL instead of
+    /// holding the session for ever.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_given_up() {
+        let (ours, _theirs) = tokio::io::duplex(4096);
+        let mut d = Driver::new(Box::new(ours), TunSide::None);
+        let mut s = Chatty::default();
+        let (_tx, mut stop) = watch::channel(false);
+        let t0 = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match d.turn(&mut s, &mut stop).await {
+                    Turn::Closed => break,
+                    Turn::Continue => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "still writing to a peer that does not read");
+        assert!(s.closed);
+        assert!(t0.elapsed() >= WRITE_STALL);
+    }
 
     #[test]
     fn read_buffer_starts_small_and_grows_with_full_reads() {
