@@ -412,6 +412,12 @@ impl SstpSession {
         self.net.up = crate::rate::TokenBucket::new(now, up);
     }
 
+    /// The PPP phase (RFC 1661 §3.2): where a load generator stalls on
+    /// purpose, and what a stuck session is waiting for.
+    pub fn ppp_phase(&self) -> ppp::Phase {
+        self.ppp.phase()
+    }
+
     /// The PPP peer's MRU: the largest packet the device should send.
     pub fn peer_mru(&self) -> u16 {
         self.ppp.peer_mru()

@@ -178,10 +178,16 @@ pub struct TunSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
-    /// Most sessions at once.
+    /// Most connections at once.
     pub max_sessions: Option<usize>,
     /// Seconds a client has for the TLS handshake and the HTTP request head.
     pub handshake_timeout: Option<u64>,
+    /// Admission control (`crate::server::admission`).
+    pub max_per_source: Option<usize>,
+    pub max_handshakes: Option<usize>,
+    pub max_handshakes_per_source: Option<usize>,
+    pub handshake_budget: Option<u64>,
+    pub handshake_budget_min: Option<u64>,
 }
 
 /// Hash protocols the server offers (MS-SSTP §2.2.8 bitmask values).
@@ -258,8 +264,9 @@ pub struct ServerSettings {
     pub ipv6_dns: Vec<Ipv6Addr>,
     pub tun_name: String,
     pub mtu: u16,
-    pub max_sessions: usize,
     pub handshake_timeout: Duration,
+    /// `[limits]`: connection caps and handshake budgets.
+    pub limits: crate::server::admission::Limits,
     /// IP-HTTPS, when a prefix pool is configured.
     pub iphttps: Option<IphttpsSettings>,
     /// The control socket (`None`: off).
@@ -652,10 +659,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     if !(576..=4000).contains(&mtu) {
         bail!("tun.mtu: {mtu} out of range 576..=4000 (SSTP packets are at most 4095 bytes)");
     }
-    let max_sessions = f.limits.max_sessions.unwrap_or(1024);
-    if max_sessions == 0 {
-        bail!("limits.max_sessions: must be at least 1");
-    }
+    let limits = crate::server::admission::Limits::from_section(&f.limits)?;
     let handshake_timeout = Duration::from_secs(f.limits.handshake_timeout.unwrap_or(10));
     if handshake_timeout.is_zero() {
         bail!("limits.handshake_timeout: must be at least 1 second");
@@ -764,8 +768,8 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         ipv6_dns,
         tun_name,
         mtu,
-        max_sessions,
         handshake_timeout,
+        limits,
         iphttps,
         web,
         radius,

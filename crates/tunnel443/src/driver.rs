@@ -24,11 +24,29 @@ use crate::tun::{Read, Tun, TunReader, TunWriter};
 /// TUN packets fed to the session per turn, at most.
 const TUN_BATCH: usize = 64;
 
-/// Stream bytes read per turn, for sessions without a buffer of their own.
+/// Stream bytes read per turn, for sessions without a buffer of their own:
+/// a small buffer first (an idle session holds only this: 10,000 idle
+/// sessions must fit in memory), doubled up to [`READ_BUF`] whenever a read
+/// fills it (bulk traffic).
+const READ_BUF_MIN: usize = 2 * 1024;
 const READ_BUF: usize = 32 * 1024;
+
+/// How long one turn's write may take: a peer that stops reading (its
+/// receive window and our send buffer full) is given up after this, so
+/// that it cannot hold a session, its address and its socket for ever.
+#[cfg(not(test))]
+const WRITE_STALL: Duration = Duration::from_secs(60);
+#[cfg(test)]
+const WRITE_STALL: Duration = Duration::from_millis(300);
 
 /// How long a closing connection waits for the peer's own close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The read buffer's next size after a read of `n` bytes into `len`:
+/// doubled when the read filled it, up to [`READ_BUF`].
+fn grown_read_buf(len: usize, n: usize) -> Option<usize> {
+    (n == len && len < READ_BUF).then(|| (len * 2).min(READ_BUF))
+}
 
 /// Where a session's packets come from and go to.
 pub enum TunSide {
@@ -105,13 +123,20 @@ impl Driver {
             // Made on first use: sessions that read into their own buffer
             // (IP-HTTPS) never need it.
             rbuf: Vec::new(),
-            wbuf: Vec::with_capacity(32 * 1024),
+            // Grows to what a turn writes (an echo for an idle session).
+            wbuf: Vec::new(),
             reader: None,
             writer: TunWriter::default(),
             stopping: false,
             tun_drops: 0,
             wake: Arc::default(),
         }
+    }
+
+    /// The stream back (the load generator's stalled sessions hold it
+    /// without a session).
+    pub fn into_stream(self) -> BoxStream {
+        self.rd.unsplit(self.wr)
     }
 
     /// Hands one read's packets to the session; returns how many.
@@ -162,9 +187,22 @@ impl Driver {
         }
         self.wbuf.clear();
         while s.poll_transmit(&mut self.wbuf) {}
-        if !self.wbuf.is_empty() && self.wr.write_all(&self.wbuf).await.is_err() {
-            s.stream_closed(Instant::now());
-            return Turn::Continue;
+        if !self.wbuf.is_empty() {
+            match tokio::time::timeout(WRITE_STALL, self.wr.write_all(&self.wbuf)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    s.stream_closed(Instant::now());
+                    return Turn::Continue;
+                }
+                Err(_) => {
+                    tracing::info!(
+                        stalled_s = WRITE_STALL.as_secs(),
+                        "the peer stopped reading; connection closed"
+                    );
+                    s.stream_closed(Instant::now());
+                    return Turn::Continue;
+                }
+            }
         }
         if s.is_closed() {
             self.close_gracefully().await;
@@ -173,7 +211,7 @@ impl Driver {
         let deadline = s.poll_timeout();
         let own = s.read_buf().is_some();
         if !own && self.rbuf.is_empty() {
-            self.rbuf = vec![0; READ_BUF];
+            self.rbuf = vec![0; READ_BUF_MIN];
         }
         if matches!(self.tun, TunSide::Device(_)) && self.reader.is_none() {
             self.reader = Some(Box::default());
@@ -226,7 +264,12 @@ impl Driver {
                 s.stream_closed(now);
             }
             Got::Read(Ok(n)) if own => s.handle_read(now, n),
-            Got::Read(Ok(n)) => s.handle_stream_bytes(now, &self.rbuf[..n]),
+            Got::Read(Ok(n)) => {
+                s.handle_stream_bytes(now, &self.rbuf[..n]);
+                if let Some(len) = grown_read_buf(self.rbuf.len(), n) {
+                    self.rbuf = vec![0; len];
+                }
+            }
             Got::Tun(Ok(first)) => {
                 // The reads already waiting come along (one stream write).
                 let mut read = Some(first);
@@ -279,5 +322,81 @@ impl Driver {
             Got::Wake => {}
         }
         Turn::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session that always has 1 KiB to send.
+    #[derive(Default)]
+    struct Chatty {
+        closed: bool,
+    }
+
+    impl Session for Chatty {
+        type Event = ();
+        fn handle_stream_bytes(&mut self, _: Instant, _: &[u8]) {}
+        fn handle_tun_packet(&mut self, _: Instant, _: &[u8]) {}
+        fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+            if buf.is_empty() && !self.closed {
+                buf.extend_from_slice(&[0x5a; 1024]);
+                return true;
+            }
+            false
+        }
+        fn poll_tun(&mut self) -> Option<&[u8]> {
+            None
+        }
+        fn poll_event(&mut self) -> Option<()> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(Instant::now() + Duration::from_millis(20))
+        }
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn close(&mut self, _: Instant, _: &str) {
+            self.closed = true;
+        }
+        fn stream_closed(&mut self, _: Instant) {
+            self.closed = true;
+        }
+        fn is_closed(&self) -> bool {
+            self.closed
+        }
+    }
+
+    /// A peer that stops reading is given up after WRITE_STALL instead of
+    /// holding the session for ever.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_given_up() {
+        let (ours, _theirs) = tokio::io::duplex(4096);
+        let mut d = Driver::new(Box::new(ours), TunSide::None);
+        let mut s = Chatty::default();
+        let (_tx, mut stop) = watch::channel(false);
+        let t0 = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match d.turn(&mut s, &mut stop).await {
+                    Turn::Closed => break,
+                    Turn::Continue => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "still writing to a peer that does not read");
+        assert!(s.closed);
+        assert!(t0.elapsed() >= WRITE_STALL);
+    }
+
+    #[test]
+    fn read_buffer_starts_small_and_grows_with_full_reads() {
+        assert_eq!(READ_BUF_MIN, 2048);
+        assert_eq!(grown_read_buf(READ_BUF_MIN, 100), None);
+        assert_eq!(grown_read_buf(READ_BUF_MIN, READ_BUF_MIN), Some(4096));
+        assert_eq!(grown_read_buf(16384, 16384), Some(READ_BUF));
+        assert_eq!(grown_read_buf(READ_BUF, READ_BUF), None);
     }
 }

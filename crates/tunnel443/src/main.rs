@@ -12,6 +12,7 @@ mod demo;
 mod dial;
 mod driver;
 mod io_util;
+mod loadgen;
 mod netlink;
 mod netns;
 mod pool;
@@ -60,6 +61,9 @@ enum Command {
     Connect(connect::ConnectArgs),
     /// Ask a running server: sessions, show, kill, stats, reload.
     Ctl(ctl::CtlArgs),
+    /// Load generator: many SSTP or IP-HTTPS sessions (no TUN), or an
+    /// attacker mode; reports setups/s, setup times and failures by stage.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// The client carries one session: one thread runs it without the
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
                         Command::Client(a) => client::run(a).await,
                         Command::Proxy(a) => proxy::run(a).await.map(|()| 0),
                         Command::Connect(a) => connect::run(a).await,
+                        Command::Loadgen(a) => loadgen::run(a).await,
                         Command::User(_) | Command::Demo(_) | Command::Ctl(_) => {
                             unreachable!("handled above")
                         }

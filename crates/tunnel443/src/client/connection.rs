@@ -137,49 +137,15 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         .ok_or_else(|| Failure::Tls("the server sent no certificate".into()))?;
     let hashes = CertHashes::of(leaf);
 
-    let mut corr = [0u8; 16];
-    rand::fill(&mut corr);
     let host = if t.port == 443 {
         t.host.clone()
     } else {
         format!("{}:{}", t.host, t.port)
     };
-    let request = sstp::http::client_request(&host, &sstp::http::guid(corr), &Default::default());
-    tls.write_all(&request)
-        .await
-        .map_err(|e| Failure::Other(format!("sending the HTTP request: {e}")))?;
-    let mut buf = Vec::new();
-    read_head(
-        &mut tls,
-        &mut buf,
-        httphead::DEFAULT_MAX_HEAD,
-        HANDSHAKE_TIMEOUT,
-        sstp::http::parse_response,
-    )
-    .await
-    .map_err(|e| match e {
-        HeadError::Timeout(_) => Failure::Timeout("HTTP response".into()),
-        HeadError::Parse(sstp::http::HttpError::Status { code, reason }) => Failure::Refused(
-            super::Protocol::Sstp,
-            format!("HTTP {code} {}", reason.trim()),
-        ),
-        HeadError::Parse(p) => Failure::Other(format!("HTTP response: {p}")),
-        e => Failure::Other(format!("HTTP response: {e}")),
-    })?;
-
-    let now = Instant::now();
-    let creds = ppp::Credentials {
-        username: setup.user.clone(),
-        secret: ppp::Secret::Password(ppp::Password::new(setup.password.clone())),
-    };
-    let mut s = SstpSession::client(
-        sstp::ClientConfig::new(hashes.sha1, hashes.sha256),
-        ppp::Config::client(creds),
-        now,
-        Box::new(|b: &mut [u8]| rand::fill(b)),
-    );
+    let buf = sstp_preamble(&mut tls, &host).await?;
+    let mut s = new_session(hashes, &setup.user, &setup.password);
     if !buf.is_empty() {
-        s.handle_stream_bytes(now, &buf);
+        s.handle_stream_bytes(Instant::now(), &buf);
     }
     let mut d = Driver::new(Box::new(tls), TunSide::None);
     let mut c = Conn {
@@ -218,6 +184,56 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         u.routes.remove().await;
     }
     result
+}
+
+/// The HTTP exchange that opens an SSTP call (MS-SSTP §3.2.4.1): the
+/// `SSTP_DUPLEX_POST` request with a fresh correlation id, and the server's
+/// 200. Returns the bytes read past the response head (the start of the
+/// SSTP stream).
+pub(crate) async fn sstp_preamble<S>(tls: &mut S, host: &str) -> Result<Vec<u8>, Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut corr = [0u8; 16];
+    rand::fill(&mut corr);
+    let request = sstp::http::client_request(host, &sstp::http::guid(corr), &Default::default());
+    tls.write_all(&request)
+        .await
+        .map_err(|e| Failure::Other(format!("sending the HTTP request: {e}")))?;
+    let mut buf = Vec::new();
+    read_head(
+        tls,
+        &mut buf,
+        httphead::DEFAULT_MAX_HEAD,
+        HANDSHAKE_TIMEOUT,
+        sstp::http::parse_response,
+    )
+    .await
+    .map_err(|e| match e {
+        HeadError::Timeout(_) => Failure::Timeout("HTTP response".into()),
+        HeadError::Parse(sstp::http::HttpError::Status { code, reason }) => Failure::Refused(
+            super::Protocol::Sstp,
+            format!("HTTP {code} {}", reason.trim()),
+        ),
+        HeadError::Parse(p) => Failure::Other(format!("HTTP response: {p}")),
+        e => Failure::Other(format!("HTTP response: {e}")),
+    })?;
+    Ok(buf)
+}
+
+/// The client's sans-IO session for a server whose certificate hashes are
+/// `hashes` (the crypto binding covers them, MS-SSTP §3.2.5.2).
+pub(crate) fn new_session(hashes: CertHashes, user: &str, password: &str) -> SstpSession {
+    let creds = ppp::Credentials {
+        username: user.to_owned(),
+        secret: ppp::Secret::Password(ppp::Password::new(password.to_owned())),
+    };
+    SstpSession::client(
+        sstp::ClientConfig::new(hashes.sha1, hashes.sha256),
+        ppp::Config::client(creds),
+        Instant::now(),
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    )
 }
 
 async fn bring_up(

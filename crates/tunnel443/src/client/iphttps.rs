@@ -81,28 +81,37 @@ impl Client<'_> {
         } else {
             &t.path
         };
-        let req = iphttps::build_request(&host, path)
-            .map_err(|e| Failure::Other(format!("request: {e}")))?;
-        s.write_all(&req)
+        iphttps_preamble(s, &host, path)
             .await
-            .map_err(|e| Failure::Other(format!("sending the request: {e}")))?;
-        let mut buf = Vec::new();
-        read_head(
-            s,
-            &mut buf,
-            httphead::DEFAULT_MAX_HEAD,
-            HANDSHAKE_TIMEOUT,
-            |b| {
-                iphttps::parse_response(b, httphead::DEFAULT_MAX_HEAD).map(|p| match p {
-                    iphttps::Parsed::Complete { value, head_len } => Some((value, head_len)),
-                    iphttps::Parsed::Partial => None,
-                })
-            },
-        )
-        .await
-        .map_err(|e| response_failure(e, &self.tls, self.has_identity))?;
-        Ok(buf)
+            .map_err(|e| response_failure(e, &self.tls, self.has_identity))
     }
+}
+
+/// The POST that opens an IP-HTTPS link and the server's 200 (MS-IPHTTPS
+/// §3.1.5.2); returns the bytes read past the response head.
+pub(crate) async fn iphttps_preamble(
+    s: &mut BoxStream,
+    host: &str,
+    path: &str,
+) -> Result<Vec<u8>, HeadError<iphttps::preamble::ResponseError>> {
+    let req = iphttps::build_request(host, path)
+        .map_err(|e| HeadError::Io(std::io::Error::other(format!("request: {e}"))))?;
+    s.write_all(&req).await.map_err(HeadError::Io)?;
+    let mut buf = Vec::new();
+    read_head(
+        s,
+        &mut buf,
+        httphead::DEFAULT_MAX_HEAD,
+        HANDSHAKE_TIMEOUT,
+        |b| {
+            iphttps::parse_response(b, httphead::DEFAULT_MAX_HEAD).map(|p| match p {
+                iphttps::Parsed::Complete { value, head_len } => Some((value, head_len)),
+                iphttps::Parsed::Partial => None,
+            })
+        },
+    )
+    .await?;
+    Ok(buf)
 }
 
 /// Why the POST did not open the link (§3.1.5.2), in IP-HTTPS's words.

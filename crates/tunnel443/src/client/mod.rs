@@ -13,9 +13,9 @@
 //! broken pipe (Rust leaves SIGPIPE ignored, so a write fails with EPIPE
 //! instead of killing the process before it can restore the routes).
 
-mod connection;
+pub(crate) mod connection;
 mod failure;
-mod iphttps;
+pub(crate) mod iphttps;
 mod routes;
 mod target;
 

@@ -26,11 +26,11 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
+use crate::server::admission::Ticket;
 use crate::server::registry::{cert_subject, tls_version_name, Conn};
 use crate::server::stats::{Method, Stage};
 use crate::server::{iphttps, session, tls_setup, web, Shared};
@@ -56,7 +56,6 @@ fn web_head(b: &[u8], fallback: session::Request) -> Dispatch {
 pub const MAX_HEAD: usize = httphead::DEFAULT_MAX_HEAD;
 
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.settings.max_sessions));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -66,25 +65,32 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(%peer, max = shared.settings.max_sessions, "too many connections; refused");
+        // Refusals are counted and summarised by admission, not logged
+        // one by one.
+        let Ok(ticket) = shared.admission.admit(peer.ip(), std::time::Instant::now()) else {
             shared.stats.failure(Stage::Tcp);
             drop(tcp);
             continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            handle(tcp, peer, shared).await;
-            drop(permit);
+            tokio::select! {
+                _ = handle(tcp, peer, shared, ticket.clone()) => {}
+                _ = ticket.closed() => debug!(%peer, "unauthenticated connection closed by admission control"),
+            }
         });
     }
 }
 
-async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
+async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticket: Ticket) {
     crate::io_util::tune_tcp(&tcp);
     let mut conn = Conn::plain(peer);
     let mut subject: Option<String> = None;
-    let timeout = shared.settings.handshake_timeout;
+    // Shorter under pressure (admission's budget).
+    let timeout = shared
+        .settings
+        .handshake_timeout
+        .min(shared.admission.budget());
     let mut buf = Vec::new();
     let (tls, hashes) = shared.tls_snapshot();
     // SHA-256 of a verified client certificate (rustls has checked the
@@ -242,10 +248,11 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                 log: client,
                 subject,
             };
+            ticket.established();
             iphttps::run(stream, buf, conn, client, shared).await;
         }
         Ok(Dispatch::Sstp(session::Request::Sstp(req))) => {
-            session::run(stream, buf, conn, req, hashes, shared).await;
+            session::run(stream, buf, conn, req, hashes, shared, ticket).await;
         }
         Ok(Dispatch::Web(head)) => {
             web::serve(stream, buf, peer, *head, &shared).await;

@@ -9,6 +9,7 @@
 //! briefly for them to finish.
 
 mod acme;
+pub mod admission;
 pub mod auth;
 mod banner;
 pub mod control;
@@ -21,6 +22,7 @@ mod rewind;
 mod router;
 mod session;
 pub mod stats;
+pub mod throttle;
 mod tls_setup;
 mod verdict;
 mod web;
@@ -158,6 +160,11 @@ pub struct Shared {
     pub acme: Option<Arc<acme::Challenges>>,
     /// The RADIUS client task (None: no `[radius]`).
     pub radius: Option<radius::Radius>,
+    /// Connection caps and handshake budgets; its counters are for
+    /// `ctl stats` and metrics ([`admission::Admission::snapshot`]).
+    pub admission: Arc<admission::Admission>,
+    /// Password-guess throttling (counters in `admission`).
+    pub throttle: throttle::Throttle,
 }
 
 impl Shared {
@@ -197,14 +204,20 @@ impl Shared {
         })
     }
     fn proxy_protocol(&self) -> bool {
-        matches!(
-            self.settings.tls,
-            TlsMode::PlainHttp {
-                proxy_protocol: true,
-                ..
-            }
-        )
+        proxy_protocol_on(&self.settings)
     }
+}
+
+/// Connections arrive through a load balancer that names the client in a
+/// PROXY header.
+fn proxy_protocol_on(settings: &ServerSettings) -> bool {
+    matches!(
+        settings.tls,
+        TlsMode::PlainHttp {
+            proxy_protocol: true,
+            ..
+        }
+    )
 }
 
 fn load_tls(settings: &ServerSettings) -> anyhow::Result<Option<Arc<TlsSetup>>> {
@@ -268,7 +281,7 @@ fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
 
 /// The listener, with an error that says what to do about the usual causes.
 async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+    listen_socket(listen).map_err(|e| {
         let why = match e.raw_os_error() {
             Some(libc::EADDRINUSE) => ": the address is already in use (another server running?); choose another with --listen or `listen` in the config",
             Some(libc::EACCES) => ": ports below 1024 need root or CAP_NET_BIND_SERVICE",
@@ -277,6 +290,21 @@ async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpLis
         };
         anyhow::Error::new(e).context(format!("listening on {listen}{why}"))
     })
+}
+
+/// Pending connections the kernel queues for accept (capped by
+/// `net.core.somaxconn`): a burst of new clients is not dropped at SYN.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen_socket(listen: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(listen)?;
+    sock.listen(LISTEN_BACKLOG)
 }
 
 /// Whether `a` is one of the server's own tunnel addresses (not something
@@ -436,7 +464,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         );
         radius::Radius::start(r)
     });
+    let admission =
+        admission::Admission::new(settings.limits.clone(), !proxy_protocol_on(&settings));
+    tokio::spawn(admission.clone().run_housekeeping());
     let shared = Arc::new(Shared {
+        admission,
+        throttle: throttle::Throttle::default(),
         settings,
         tls: RwLock::new(tls),
         plain_hashes,

@@ -21,11 +21,13 @@ use tracing::{info, warn, Instrument};
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
 use crate::pool::Lease;
+use crate::server::admission::Ticket;
 use crate::server::radius::auth::Authz;
 use crate::server::radius::dae::{Change, Control};
 use crate::server::registry::{Conn, EndCause, Protocol, SessionGuard};
 use crate::server::router::{self, Registration};
 use crate::server::stats::{Method, Stage};
+use crate::server::throttle::Gate;
 use crate::server::verdict::{self, Decision};
 use crate::server::Shared;
 use crate::tls::CertHashes;
@@ -132,6 +134,10 @@ struct Held {
     idle: Option<(Duration, Instant, u64)>,
     /// Where CoA-Requests reach this session (once RADIUS accepted it).
     control: Option<Arc<Control>>,
+    /// Admission's slot and the password throttle's view of the source.
+    admitted: Admitted,
+    /// The user of the login RADIUS is deciding (for the throttle).
+    asked: Option<String>,
 }
 
 impl Drop for Held {
@@ -181,7 +187,9 @@ impl Held {
         let now = Instant::now();
         match ev {
             Event::AuthRequest(req) if verdict::users_only(&self.shared) => {
-                let verdict = self.shared.users.verify(&req.username, &req.proof);
+                let verdict = self
+                    .admitted
+                    .verify(&self.shared, &req.username, &req.proof);
                 let ok = verdict.is_accept();
                 if let Some(m) = Method::of(req.method) {
                     self.shared.stats.auth(m, ok);
@@ -189,7 +197,17 @@ impl Held {
                 info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 s.auth_verdict(now, req.id, verdict);
             }
+            Event::AuthRequest(req) if self.admitted.locked_out(&self.shared, &req.username) => {
+                // Refused unchecked: RADIUS never sees a guesser's tries.
+                self.admitted.failed(&self.shared, &req.username);
+                if let Some(m) = Method::of(req.method) {
+                    self.shared.stats.auth(m, false);
+                }
+                info!(user = %req.username, method = %req.method, accepted = false, "authentication (source throttled)");
+                s.auth_verdict(now, req.id, refused());
+            }
             Event::AuthRequest(req) => {
+                self.asked = Some(req.username.clone());
                 let (shared, tx, wake) = (
                     self.shared.clone(),
                     self.decisions.0.clone(),
@@ -206,6 +224,7 @@ impl Held {
                 );
             }
             Event::Authenticated { username, method } => {
+                self.shared.throttle.succeeded(self.admitted.source);
                 info!(user = %username, method = %method, "authenticated");
                 self.reg.set_user(&username);
                 self.reg.set_auth_method(&method.to_string());
@@ -216,6 +235,7 @@ impl Held {
                 self.auth_failed = true;
             }
             Event::Connected => {
+                self.admitted.ticket.established();
                 info!(
                     user = self.user.as_deref().map(display),
                     "SSTP call connected (crypto binding verified)"
@@ -316,6 +336,9 @@ impl Held {
             let ok = d.verdict.is_accept();
             if let Some(m) = Method::of(d.method) {
                 self.shared.stats.auth(m, ok);
+            }
+            if let (false, Some(user)) = (ok, self.asked.take()) {
+                self.admitted.failed(&self.shared, &user);
             }
             if ok {
                 if let Some(a) = &d.authz {
@@ -462,6 +485,71 @@ impl Held {
     }
 }
 
+/// The answer to a login the throttle refuses unchecked.
+fn refused() -> ppp::Verdict {
+    ppp::Verdict::Reject {
+        message: "Authentication failed".into(),
+    }
+}
+
+/// What admission control knows of this connection: its slot, its source
+/// (after a PROXY header) for password throttling, and a failed login's
+/// answer held back ([`crate::server::throttle`]).
+struct Admitted {
+    ticket: Ticket,
+    source: IpAddr,
+    delay: Option<std::time::Duration>,
+}
+
+impl Admitted {
+    /// Whether the throttle refuses this login unchecked (its source, or
+    /// the user from a source that failed too, is locked out).
+    fn locked_out(&self, shared: &Shared, user: &str) -> bool {
+        let stats = shared.admission.stats();
+        matches!(
+            shared
+                .throttle
+                .gate(self.source, user, Instant::now(), stats),
+            Gate::Refuse
+        )
+    }
+
+    /// Counts a failed login; its answer is held back.
+    fn failed(&mut self, shared: &Shared, user: &str) {
+        let stats = shared.admission.stats();
+        self.delay = Some(
+            shared
+                .throttle
+                .failed(self.source, user, Instant::now(), stats),
+        );
+    }
+
+    /// Checks a login against the users file through the throttle: a
+    /// locked-out source is refused unchecked; a failure sets the delay of
+    /// its answer.
+    fn verify(&mut self, shared: &Shared, user: &str, proof: &ppp::Proof) -> ppp::Verdict {
+        let verdict = if self.locked_out(shared, user) {
+            refused()
+        } else {
+            shared.users.verify(user, proof)
+        };
+        if !verdict.is_accept() {
+            self.failed(shared, user);
+        }
+        verdict
+    }
+
+    /// Waits out a failed login's delay (or until shutdown).
+    async fn hold_back(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+        if let Some(d) = self.delay.take() {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
 /// Runs one session to its end.
 pub async fn run(
     stream: BoxStream,
@@ -470,11 +558,17 @@ pub async fn run(
     req: sstp::http::SstpRequest,
     hashes: CertHashes,
     shared: Arc<Shared>,
+    ticket: Ticket,
 ) {
     let corr = req.correlation_id.clone().unwrap_or_default();
     let reg = shared.sessions.register(Protocol::Sstp, conn);
     let span = tracing::info_span!("sstp", peer = %reg.entry.conn.peer, id = reg.id(), correlation_id = %corr);
-    run_inner(stream, leftover, hashes, shared, reg)
+    let admitted = Admitted {
+        ticket,
+        source: reg.entry.conn.peer.ip(),
+        delay: None,
+    };
+    run_inner(stream, leftover, hashes, shared, reg, admitted)
         .instrument(span)
         .await
 }
@@ -485,6 +579,7 @@ async fn run_inner(
     hashes: CertHashes,
     shared: Arc<Shared>,
     mut reg: SessionGuard,
+    admitted: Admitted,
 ) {
     let _active = ActiveGuard::new();
     let started = Instant::now();
@@ -540,6 +635,8 @@ async fn run_inner(
         ends_at: None,
         idle: None,
         control: None,
+        admitted,
+        asked: None,
     };
     if !leftover.is_empty() {
         s.handle_stream_bytes(now, &leftover);
@@ -550,6 +647,7 @@ async fn run_inner(
         while let Some(ev) = s.poll_event() {
             held.on_event(&mut s, ev);
         }
+        held.admitted.hold_back(&mut shutdown).await;
         let turn = d.turn(&mut s, &mut shutdown).await;
         held.reg.store_counters(s.counters());
         match turn {
