@@ -196,6 +196,24 @@ impl ChainHandshake {
     /// # Panics
     /// If `hops` is empty.
     pub fn new(hops: Vec<ProxyHop>, target: Authority, extra: Headers, max_head: usize) -> Self {
+        Self::with_entropy(hops, target, extra, max_head, [0; 32], 0)
+    }
+
+    /// Like [`Self::new`], with the random seed for Digest client nonces and
+    /// NTLM client challenges, and the current time in seconds since 1970
+    /// for NTLMv2 (the crate has neither a random source nor a clock;
+    /// [`Self::new`] uses zeros).
+    ///
+    /// # Panics
+    /// If `hops` is empty.
+    pub fn with_entropy(
+        hops: Vec<ProxyHop>,
+        target: Authority,
+        extra: Headers,
+        max_head: usize,
+        seed: [u8; 32],
+        unix_secs: u64,
+    ) -> Self {
         assert!(!hops.is_empty(), "a proxy chain needs at least one proxy");
         let mut hs = ChainHandshake {
             hops: hops
@@ -216,20 +234,10 @@ impl ChainHandshake {
             phase: Phase::Failed,
             pending: None,
             reconnects: 0,
-            rng: Entropy::new([0; 32], 0),
+            rng: Entropy::new(seed, unix_secs),
         };
         hs.start_hop(0, false);
         hs
-    }
-
-    /// Gives the random seed (Digest client nonces, NTLM client
-    /// challenges) and the current time in seconds since 1970 (NTLMv2
-    /// timestamps). Call before the first [`Self::poll_transmit`]; without
-    /// it both are zero.
-    pub fn with_entropy(mut self, seed: [u8; 32], unix_secs: u64) -> Self {
-        self.rng = Entropy::new(seed, unix_secs);
-        self.start_hop(0, false);
-        self
     }
 
     /// Per hop, what to pass as [`ProxyHop::memo`] to a later handshake
@@ -749,13 +757,14 @@ mod tests {
 
     #[test]
     fn ntlm_keeps_the_connection() {
-        let mut hs = ChainHandshake::new(
+        let mut hs = ChainHandshake::with_entropy(
             vec![hop("p:1", Some(("DOM\\u", "pw")), false)],
             auth("t:443"),
             Headers::new(),
             4096,
-        )
-        .with_entropy([1; 32], 1_700_000_000);
+            [1; 32],
+            1_700_000_000,
+        );
         assert_eq!(auth_header(&tx(&mut hs)), "");
         let p = hs
             .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM\r\nProxy-Authenticate: Basic realm=\"r\"\r\nContent-Length: 3\r\n\r\nabc")
@@ -797,13 +806,14 @@ mod tests {
 
     #[test]
     fn digest_on_redial_stale_and_memo() {
-        let mut hs = ChainHandshake::new(
+        let mut hs = ChainHandshake::with_entropy(
             vec![hop("p:1", Some(("u", "pw")), false)],
             auth("t:443"),
             Headers::new(),
             4096,
-        )
-        .with_entropy([2; 32], 0);
+            [2; 32],
+            0,
+        );
         hs.poll_transmit();
         let p = hs
             .handle_input(b"HTTP/1.0 407 x\r\nProxy-Authenticate: Digest realm=\"r\", nonce=\"n1\", qop=\"auth\"\r\nProxy-Authenticate: Basic realm=\"r\"\r\n\r\n")

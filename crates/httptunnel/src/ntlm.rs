@@ -100,7 +100,11 @@ fn field(b: &[u8], at: usize) -> Option<&[u8]> {
 
 impl NtlmChallenge {
     /// Parses a CHALLENGE_MESSAGE. Old servers send 32 or 40 bytes without
-    /// target info; then the NTLMv2 blob carries an empty AV list.
+    /// target info, or (squid's `ntlm_fake_auth`) a 32-byte header, 8
+    /// bytes of context and a payload, so that bytes 40..48 are not a
+    /// TargetInfoFields: target info that does not lie inside the message
+    /// is taken as absent. Without it the NTLMv2 blob carries an empty AV
+    /// list.
     pub fn parse(b: &[u8]) -> Result<Self, NtlmError> {
         if b.len() < 32 || &b[..8] != SIGNATURE || u32_at(b, 8) != Some(2) {
             return Err(NtlmError::NotChallenge);
@@ -109,7 +113,7 @@ impl NtlmChallenge {
         let server_challenge: [u8; 8] = b[24..32].try_into().map_err(|_| NtlmError::Malformed)?;
         let mut target_info = Vec::new();
         if b.len() >= 48 && flags & TARGET_INFO != 0 {
-            target_info = field(b, 40).ok_or(NtlmError::Malformed)?.to_vec();
+            target_info = field(b, 40).map(<[u8]>::to_vec).unwrap_or_default();
         }
         let timestamp = scan_av(&target_info)?;
         if target_info.is_empty() {
@@ -413,11 +417,15 @@ mod tests {
             NtlmChallenge::parse(&negotiate()),
             Err(NtlmError::NotChallenge)
         );
-        // Target info pointing past the end.
-        assert_eq!(
-            NtlmChallenge::parse(&full[..full.len() - 1]),
-            Err(NtlmError::Malformed)
-        );
+        // Target info pointing past the end: the old form without it.
+        let ch = NtlmChallenge::parse(&full[..full.len() - 1]).unwrap();
+        assert_eq!(ch.target_info, vec![0; 4]);
+        // squid's ntlm_fake_auth (squid 5.7): 32-byte header, context, then
+        // the target name "WORKGROUP" where target info fields would be.
+        let fake = unhex("4e544c4d535350000200000009000900aeaaaaaa078288a00a6ba6a74479d94f0000000000003a00574f524b47524f5550");
+        let ch = NtlmChallenge::parse(&fake).unwrap();
+        assert_eq!(ch.server_challenge.to_vec(), unhex("0a6ba6a74479d94f"));
+        assert_eq!(ch.target_info, vec![0; 4]);
         // An AV list without EOL.
         let mut b = full.clone();
         let n = b.len();
