@@ -317,12 +317,11 @@ impl HopAuth {
                     .find(|c| c.is("ntlm"))
                     .and_then(|c| c.token68.as_deref())
                     .ok_or_else(|| refused(Scheme::Ntlm))?;
-                let ch = NtlmChallenge::from_base64(token).map_err(|e| {
-                    ClientError::AuthProtocol {
+                let ch =
+                    NtlmChallenge::from_base64(token).map_err(|e| ClientError::AuthProtocol {
                         scheme: Scheme::Ntlm.name(),
                         what: e.to_string(),
-                    }
-                })?;
+                    })?;
                 let client_challenge: [u8; 8] = rng.next()[..8].try_into().unwrap_or([0; 8]);
                 let m = ntlm::authenticate(
                     &ch,
@@ -425,7 +424,10 @@ mod tests {
             (&["Basic realm=\"r\""], "Basic "),
             (&["Basic realm=\"r\"", "NTLM"], "NTLM "),
             (
-                &["Digest realm=\"r\", nonce=\"n\", qop=\"auth\"", "Basic realm=\"r\""],
+                &[
+                    "Digest realm=\"r\", nonce=\"n\", qop=\"auth\"",
+                    "Basic realm=\"r\"",
+                ],
                 "Digest ",
             ),
             (
@@ -442,7 +444,10 @@ mod tests {
             ),
             // Unsupported Digest variants fall back to what is left.
             (
-                &["Digest realm=\"r\", nonce=\"n\", algorithm=SHA-1", "Basic realm=\"x\""],
+                &[
+                    "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-1",
+                    "Basic realm=\"x\"",
+                ],
                 "Basic ",
             ),
         ];
@@ -499,17 +504,26 @@ mod tests {
     fn digest_stale_retries_and_nonce_count() {
         let mut h = hop(false);
         let mut r = rng();
-        h.on_407(&chs(&["Digest realm=\"r\", nonce=\"n1\", qop=auth"]), &mut r)
-            .unwrap();
+        h.on_407(
+            &chs(&["Digest realm=\"r\", nonce=\"n1\", qop=auth"]),
+            &mut r,
+        )
+        .unwrap();
         assert!(h.header("t:443", &mut r).unwrap().contains("nc=00000001"));
         // Reused on a later request (e.g. a redial): nc counts up.
         let v = h.header("t:443", &mut r).unwrap();
-        assert!(v.contains("nc=00000002") && v.contains("nonce=\"n1\""), "{v}");
+        assert!(
+            v.contains("nc=00000002") && v.contains("nonce=\"n1\""),
+            "{v}"
+        );
         let stale = chs(&["Digest realm=\"r\", nonce=\"n2\", qop=auth, stale=true"]);
         for _ in 0..MAX_STALE {
             assert_eq!(h.on_407(&stale, &mut r), Ok(Retry::AnyConnection));
             let v = h.header("t:443", &mut r).unwrap();
-            assert!(v.contains("nonce=\"n2\"") && v.contains("nc=00000001"), "{v}");
+            assert!(
+                v.contains("nonce=\"n2\"") && v.contains("nc=00000001"),
+                "{v}"
+            );
         }
         // Stale forever is a refusal, not a loop.
         assert!(h.on_407(&stale, &mut r).is_err());
@@ -519,15 +533,26 @@ mod tests {
     fn memo_round_trip_and_forgotten_nonce() {
         let mut h = hop(false);
         let mut r = rng();
-        h.on_407(&chs(&["Digest realm=\"r\", nonce=\"n1\", qop=auth"]), &mut r)
-            .unwrap();
+        h.on_407(
+            &chs(&["Digest realm=\"r\", nonce=\"n1\", qop=auth"]),
+            &mut r,
+        )
+        .unwrap();
         h.header("t:443", &mut r).unwrap();
         let mut memo = h.memo().unwrap();
         assert_eq!(memo.scheme(), Scheme::Digest);
         let first = memo.take_next();
         let second = memo.take_next();
-        let mut a = HopAuth::new(Some(Credentials::new("u", "p").unwrap()), false, Some(first));
-        let mut b = HopAuth::new(Some(Credentials::new("u", "p").unwrap()), false, Some(second));
+        let mut a = HopAuth::new(
+            Some(Credentials::new("u", "p").unwrap()),
+            false,
+            Some(first),
+        );
+        let mut b = HopAuth::new(
+            Some(Credentials::new("u", "p").unwrap()),
+            false,
+            Some(second),
+        );
         // Up front, with the remembered nonce and distinct counts.
         assert!(a.header("t:443", &mut r).unwrap().contains("nc=00000002"));
         assert!(b.header("t:443", &mut r).unwrap().contains("nc=00000003"));
@@ -552,12 +577,18 @@ mod tests {
     fn ntlm_exchange() {
         let mut h = hop(false);
         let mut r = rng();
-        assert_eq!(h.on_407(&chs(&["NTLM", "Basic realm=\"r\""]), &mut r), Ok(Retry::AnyConnection));
+        assert_eq!(
+            h.on_407(&chs(&["NTLM", "Basic realm=\"r\""]), &mut r),
+            Ok(Retry::AnyConnection)
+        );
         let t1 = h.header("t:443", &mut r).unwrap();
         assert_eq!(t1, ntlm_value(&ntlm::negotiate()));
         // MS-NLMP §4.2.4.3's challenge.
         let challenge = "NTLM TlRMTVNTUAACAAAADAAMADgAAAAzgoriASNFZ4mrze8AAAAAAAAAACQAJABEAAAABgBwFwAAAA9TAGUAcgB2AGUAcgACAAwARABvAG0AYQBpAG4AAQAMAFMAZQByAHYAZQByAAAAAAA=";
-        assert_eq!(h.on_407(&chs(&[challenge]), &mut r), Ok(Retry::SameConnection));
+        assert_eq!(
+            h.on_407(&chs(&[challenge]), &mut r),
+            Ok(Retry::SameConnection)
+        );
         let t3 = h.header("t:443", &mut r).unwrap();
         let raw = base64::engine::general_purpose::STANDARD
             .decode(t3.strip_prefix("NTLM ").unwrap())
@@ -587,13 +618,17 @@ mod tests {
         let mut h = HopAuth::new(None, true, None);
         let mut r = rng();
         assert_eq!(h.header("t:443", &mut r), None);
-        let e = h.on_407(&chs(&["Digest realm=\"r\", nonce=\"n\""]), &mut r).unwrap_err();
+        let e = h
+            .on_407(&chs(&["Digest realm=\"r\", nonce=\"n\""]), &mut r)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "proxy authentication required (Digest) and no credentials are configured"
         );
         let mut h = hop(false);
-        let e = h.on_407(&chs(&["Negotiate", "Bearer realm=\"x\""]), &mut r).unwrap_err();
+        let e = h
+            .on_407(&chs(&["Negotiate", "Bearer realm=\"x\""]), &mut r)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "proxy authentication required with schemes we do not support (Negotiate, Bearer)"

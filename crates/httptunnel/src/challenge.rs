@@ -239,7 +239,9 @@ mod tests {
 
     #[test]
     fn single_and_multiple() {
-        let c = p(r#"Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", opaque="FQhe""#);
+        let c = p(
+            r#"Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", opaque="FQhe""#,
+        );
         assert_eq!(c.len(), 1);
         assert!(c[0].is("digest"));
         assert_eq!(c[0].param("realm"), Some("http-auth@example.org"));
@@ -247,7 +249,8 @@ mod tests {
         assert_eq!(c[0].param("algorithm"), Some("SHA-256"));
         assert_eq!(c[0].param("opaque"), Some("FQhe"));
 
-        let c = p(r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple""#);
+        let c =
+            p(r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple""#);
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].param("title"), Some("Login to \"apps\""));
         assert_eq!(c[0].param("type"), Some("1"));

@@ -219,11 +219,7 @@ impl ChainHandshake {
             hops: hops
                 .into_iter()
                 .map(|cfg| Hop {
-                    auth: HopAuth::new(
-                        cfg.credentials.clone(),
-                        cfg.auth_upfront,
-                        cfg.memo.clone(),
-                    ),
+                    auth: HopAuth::new(cfg.credentials.clone(), cfg.auth_upfront, cfg.memo.clone()),
                     cfg,
                 })
                 .collect(),
@@ -280,9 +276,7 @@ impl ChainHandshake {
 
     fn build_request(&mut self, i: usize) -> Vec<u8> {
         let target = self.next_target(i).clone();
-        let auth = self.hops[i]
-            .auth
-            .header(&target.to_string(), &mut self.rng);
+        let auth = self.hops[i].auth.header(&target.to_string(), &mut self.rng);
         let mut headers = Headers::new();
         // The authority is validated, so this cannot fail.
         if let Ok(h) = Header::new("Host", &target.to_string()) {
@@ -368,11 +362,7 @@ impl ChainHandshake {
         }
     }
 
-    fn on_response(
-        &mut self,
-        head: ResponseHead,
-        len: usize,
-    ) -> Result<Progress, HopError> {
+    fn on_response(&mut self, head: ResponseHead, len: usize) -> Result<Progress, HopError> {
         let status = head.status();
         let reason = sanitize(head.reason(), 120);
         let progress = |event| Progress {
@@ -583,7 +573,17 @@ mod tests {
         let e = hs
             .handle_input(b"HTTP/1.1 407 Nope\r\nProxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n")
             .unwrap_err();
-        assert!(matches!(e.error, ClientError::AuthRequired { had_credentials: true, .. }), "{:?}", e.error);
+        assert!(
+            matches!(
+                e.error,
+                ClientError::AuthRequired {
+                    had_credentials: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            e.error
+        );
         assert_eq!(e.hop, 0);
         assert!(e.to_string().contains("proxy p:1 (hop 1)"), "{e}");
     }
@@ -639,7 +639,17 @@ mod tests {
         let e = hs
             .handle_input(b"HTTP/1.1 407 x\r\nContent-Length: 0\r\n\r\n")
             .unwrap_err();
-        assert!(matches!(e.error, ClientError::AuthRequired { had_credentials: true, .. }), "{:?}", e.error);
+        assert!(
+            matches!(
+                e.error,
+                ClientError::AuthRequired {
+                    had_credentials: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            e.error
+        );
     }
 
     #[test]
@@ -728,7 +738,17 @@ mod tests {
         let e = hs
             .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: Basic realm=\"r\"\r\n\r\n")
             .unwrap_err();
-        assert!(matches!(e.error, ClientError::AuthRequired { had_credentials: false, .. }), "{:?}", e.error);
+        assert!(
+            matches!(
+                e.error,
+                ClientError::AuthRequired {
+                    had_credentials: false,
+                    ..
+                }
+            ),
+            "{:?}",
+            e.error
+        );
         assert!(e.to_string().contains("no credentials"));
         let mut hs = ChainHandshake::new(
             vec![hop("p:1", Some(("u", "p")), false)],
@@ -772,12 +792,18 @@ mod tests {
         assert_eq!(p.event, None);
         hs.handle_input(b"abc").unwrap();
         let t1 = tx(&mut hs);
-        assert!(auth_header(&t1).starts_with("NTLM TlRMTVNTUAABAAAA"), "{t1}");
+        assert!(
+            auth_header(&t1).starts_with("NTLM TlRMTVNTUAABAAAA"),
+            "{t1}"
+        );
         let reply = format!("HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM {NTLM_CHALLENGE}\r\nContent-Length: 0\r\n\r\n");
         let p = hs.handle_input(reply.as_bytes()).unwrap();
         assert_eq!(p.event, None, "same connection");
         let t3 = tx(&mut hs);
-        assert!(auth_header(&t3).starts_with("NTLM TlRMTVNTUAADAAAA"), "{t3}");
+        assert!(
+            auth_header(&t3).starts_with("NTLM TlRMTVNTUAADAAAA"),
+            "{t3}"
+        );
         let p = hs.handle_input(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
         assert!(matches!(p.event, Some(Event::Established { .. })));
 
@@ -792,7 +818,9 @@ mod tests {
         // Up-front Basic, but the proxy wants NTLM and closes: redial with
         // the negotiate message up front.
         let p = hs
-            .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM\r\nConnection: close\r\n\r\n")
+            .handle_input(
+                b"HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM\r\nConnection: close\r\n\r\n",
+            )
             .unwrap();
         assert_eq!(p.event, Some(Event::Reconnect));
         assert!(auth_header(&tx(&mut hs)).starts_with("NTLM TlRMTVNTUAABAAAA"));
@@ -821,7 +849,10 @@ mod tests {
         assert_eq!(p.event, Some(Event::Reconnect));
         let r = tx(&mut hs);
         let v = auth_header(&r);
-        assert!(v.starts_with("Digest username=\"u\", realm=\"r\", nonce=\"n1\", uri=\"t:443\""), "{v}");
+        assert!(
+            v.starts_with("Digest username=\"u\", realm=\"r\", nonce=\"n1\", uri=\"t:443\""),
+            "{v}"
+        );
         assert!(v.ends_with("nc=00000001"), "{v}");
         // stale=true: answered again with the new nonce, same connection.
         let p = hs

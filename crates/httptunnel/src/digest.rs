@@ -142,7 +142,8 @@ impl DigestChallenge {
         cnonce: &str,
     ) -> String {
         let alg = self.algorithm;
-        let mut ha1 = alg.hash(format!("{}:{}:{}", creds.user(), self.realm, creds.password()).as_bytes());
+        let mut ha1 =
+            alg.hash(format!("{}:{}:{}", creds.user(), self.realm, creds.password()).as_bytes());
         if self.sess {
             ha1 = alg.hash(format!("{ha1}:{}:{cnonce}", self.nonce).as_bytes());
         }
@@ -256,25 +257,39 @@ mod tests {
         let v = c.respond(&creds, "CONNECT", "h:443", 2, "c");
         let h = |s: String| Algorithm::Md5.hash(s.as_bytes());
         let ha1 = h(format!("{}:n:c", h("Mufasa:r:Circle of Life".into())));
-        let want = h(format!("{ha1}:n:00000002:c:auth:{}", h("CONNECT:h:443".into())));
+        let want = h(format!(
+            "{ha1}:n:00000002:c:auth:{}",
+            h("CONNECT:h:443".into())
+        ));
         assert_eq!(field(&v, "response"), want);
         assert!(v.contains("algorithm=MD5-sess,"));
         // No qop: RFC 2069 response, no nc/cnonce.
         let c = ch(r#"Digest realm="r", nonce="n""#).unwrap();
         let v = c.respond(&creds, "CONNECT", "h:443", 1, "c");
-        let want = h(format!("{}:n:{}", h("Mufasa:r:Circle of Life".into()), h("CONNECT:h:443".into())));
+        let want = h(format!(
+            "{}:n:{}",
+            h("Mufasa:r:Circle of Life".into()),
+            h("CONNECT:h:443".into())
+        ));
         assert_eq!(field(&v, "response"), want);
         assert!(!v.contains("nc=") && !v.contains("cnonce"), "{v}");
         // userhash.
-        let c = ch(r#"Digest realm="r", nonce="n", qop=auth, algorithm=SHA-256, userhash=true"#).unwrap();
+        let c = ch(r#"Digest realm="r", nonce="n", qop=auth, algorithm=SHA-256, userhash=true"#)
+            .unwrap();
         let v = c.respond(&creds, "CONNECT", "h:443", 1, "c");
         let uh = Algorithm::Sha256.hash(b"Mufasa:r");
-        assert!(v.starts_with(&format!("Digest username=\"{uh}\", userhash=true,")), "{v}");
+        assert!(
+            v.starts_with(&format!("Digest username=\"{uh}\", userhash=true,")),
+            "{v}"
+        );
         // Non-ASCII user names use username*.
         let creds = Credentials::new("Jäsøn Doe", "x").unwrap();
         let c = ch(r#"Digest realm="r", nonce="n", qop=auth"#).unwrap();
         let v = c.respond(&creds, "CONNECT", "h:443", 1, "c");
-        assert!(v.starts_with("Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe,"), "{v}");
+        assert!(
+            v.starts_with("Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe,"),
+            "{v}"
+        );
     }
 
     #[test]
@@ -297,7 +312,10 @@ mod tests {
         let creds = Credentials::new("a\"b\\c", "p").unwrap();
         let c = ch(r#"Digest realm="r\"q", nonce="n""#).unwrap();
         let v = c.respond(&creds, "CONNECT", "h:1", 1, "c");
-        assert!(v.starts_with(r#"Digest username="a\"b\\c", realm="r\"q","#), "{v}");
+        assert!(
+            v.starts_with(r#"Digest username="a\"b\\c", realm="r\"q","#),
+            "{v}"
+        );
         // It parses back.
         let back = &parse(v.as_bytes())[0];
         assert_eq!(back.param("username"), Some("a\"b\\c"));

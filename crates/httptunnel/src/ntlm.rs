@@ -412,7 +412,10 @@ mod tests {
         // 32 bytes: no target info, the blob gets an empty AV list.
         let ch = NtlmChallenge::parse(&full[..32]).unwrap();
         assert_eq!(ch.target_info, vec![0; 4]);
-        assert_eq!(NtlmChallenge::parse(&full[..31]), Err(NtlmError::NotChallenge));
+        assert_eq!(
+            NtlmChallenge::parse(&full[..31]),
+            Err(NtlmError::NotChallenge)
+        );
         assert_eq!(
             NtlmChallenge::parse(&negotiate()),
             Err(NtlmError::NotChallenge)

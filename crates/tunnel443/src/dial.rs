@@ -19,9 +19,9 @@
 //! * Bytes the last proxy sent after its response head belong to the tunnel:
 //!   [`Dialed`] replays them before reading from the socket.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -29,8 +29,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use httptunnel::{
-    AuthMemo, Authority, AuthorityError, ChainHandshake, ClientError, Credentials, Event, HeadError,
-    Header, HeaderError, Headers, HopError, ProxyHop,
+    AuthMemo, Authority, AuthorityError, ChainHandshake, ClientError, Credentials, Event,
+    HeadError, Header, HeaderError, Headers, HopError, ProxyHop,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;

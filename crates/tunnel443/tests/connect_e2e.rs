@@ -542,10 +542,7 @@ fn denied_407(squid: &Squid) -> usize {
 #[test]
 fn connect_through_squid_with_digest_auth() {
     let echo = echo_server();
-    let squid = Squid::start_with(
-        Some(SquidAuth::Digest("dana", "d1gest-pw", "")),
-        None,
-    );
+    let squid = Squid::start_with(Some(SquidAuth::Digest("dana", "d1gest-pw", "")), None);
     let target = echo.to_string();
     let url = format!("http://dana:d1gest-pw@{}", squid.addr);
     let err = assert_echo_through(&["--proxy", &url, &target], &[]);
@@ -565,10 +562,7 @@ fn connect_through_squid_with_digest_auth() {
         30,
     );
     assert_eq!(st.code(), Some(7), "{err}");
-    assert!(
-        err.contains("Digest credentials refused (407)"),
-        "{err}"
-    );
+    assert!(err.contains("Digest credentials refused (407)"), "{err}");
     assert!(!err.contains("wrong"), "password in the error: {err}");
 }
 
@@ -602,10 +596,7 @@ fn forward_n(proxies: &[String], n: usize) -> Proc {
 /// right) and not on the first challenge.
 #[test]
 fn connect_digest_nonce_reuse_and_stale_nonce() {
-    let reuse = Squid::start_with(
-        Some(SquidAuth::Digest("dana", "d1gest-pw", "")),
-        None,
-    );
+    let reuse = Squid::start_with(Some(SquidAuth::Digest("dana", "d1gest-pw", "")), None);
     let _fwd = forward_n(&[format!("http://dana:d1gest-pw@{}", reuse.addr)], 3);
     wait_until(Duration::from_secs(20), || {
         reuse.access_log().matches("TCP_TUNNEL").count() >= 3
@@ -665,10 +656,7 @@ fn connect_through_squid_with_ntlm() {
 fn connect_chain_second_proxy_digest() {
     let echo = echo_server();
     let first = Squid::start(None);
-    let second = Squid::start_with(
-        Some(SquidAuth::Digest("dana", "d1gest-pw", "")),
-        None,
-    );
+    let second = Squid::start_with(Some(SquidAuth::Digest("dana", "d1gest-pw", "")), None);
     assert_echo_through(
         &[
             "--proxy",
