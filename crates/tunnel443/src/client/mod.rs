@@ -18,6 +18,7 @@ mod failure;
 mod iphttps;
 mod routes;
 mod target;
+mod userstack;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,6 +91,17 @@ pub struct ClientArgs {
     /// Name of the TUN device.
     #[arg(long, default_value = "t443c0")]
     pub tun_name: String,
+    /// Rootless mode, SSTP only: no TUN device and no privileges; a
+    /// user-space TCP/IP stack forwards local port PORT (on BIND, default
+    /// 127.0.0.1) to HOST:PORT on the server's side, like ssh -L. HOST is
+    /// an IPv4 address. Repeatable.
+    #[arg(
+        long = "forward",
+        value_name = "[BIND:]PORT:HOST:PORT",
+        value_parser = clap::value_parser!(userstack::Forward),
+        conflicts_with_all = ["routes", "default_route", "tun_name"]
+    )]
+    pub forwards: Vec<userstack::Forward>,
     /// Exit instead of reconnecting when the link drops.
     #[arg(long)]
     pub no_reconnect: bool,
@@ -111,6 +123,8 @@ pub struct Setup {
     pub default_route: bool,
     pub tun_name: String,
     pub proxy: crate::dial::ProxyOpts,
+    /// Rootless mode: the `--forward` listeners; no TUN device.
+    pub rootless: Option<std::sync::Arc<userstack::Forwarder>>,
 }
 
 fn read_password(args: &ClientArgs) -> anyhow::Result<String> {
@@ -183,8 +197,16 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     crate::tls::install_provider();
     let target: Target = args.url.parse()?;
     check_options(&args, &target)?;
-    if let Err(e) = routes::remove_stale().await {
-        warn!(error = %format!("{e:#}"), "could not look for stale routes of earlier clients");
+    if !args.forwards.is_empty() && target.scheme != "sstp" {
+        bail!(
+            "--forward (rootless mode) works with sstp:// only for now ({})",
+            args.url
+        );
+    }
+    if args.forwards.is_empty() {
+        if let Err(e) = routes::remove_stale().await {
+            warn!(error = %format!("{e:#}"), "could not look for stale routes of earlier clients");
+        }
     }
     if target.scheme == "iphttps" {
         return iphttps::run(&args, target, trust(&args)?, stop_signal()).await;
@@ -212,6 +234,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         default_route: args.default_route,
         tun_name: args.tun_name.clone(),
         proxy: args.proxy.clone(),
+        rootless: if args.forwards.is_empty() {
+            None
+        } else {
+            Some(userstack::start_forwards(&args.forwards).await?)
+        },
     };
     let stop_rx = stop_signal();
     run_sstp(&args, &setup, stop_rx).await
