@@ -17,6 +17,7 @@ mod connection;
 mod failure;
 mod iphttps;
 mod routes;
+mod socks5;
 mod target;
 mod userstack;
 
@@ -102,6 +103,15 @@ pub struct ClientArgs {
         conflicts_with_all = ["routes", "default_route", "tun_name"]
     )]
     pub forwards: Vec<userstack::Forward>,
+    /// Rootless mode, SSTP only: a SOCKS5 proxy (no authentication; CONNECT
+    /// and UDP ASSOCIATE, host names resolved through the tunnel's DNS) on
+    /// this address, e.g. 127.0.0.1:1080, over the user-space stack.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        conflicts_with_all = ["routes", "default_route", "tun_name"]
+    )]
+    pub socks5: Option<std::net::SocketAddr>,
     /// Exit instead of reconnecting when the link drops.
     #[arg(long)]
     pub no_reconnect: bool,
@@ -124,7 +134,7 @@ pub struct Setup {
     pub tun_name: String,
     pub proxy: crate::dial::ProxyOpts,
     /// Rootless mode: the `--forward` listeners; no TUN device.
-    pub rootless: Option<std::sync::Arc<userstack::Forwarder>>,
+    pub rootless: Option<std::sync::Arc<userstack::Listeners>>,
 }
 
 fn read_password(args: &ClientArgs) -> anyhow::Result<String> {
@@ -197,13 +207,14 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     crate::tls::install_provider();
     let target: Target = args.url.parse()?;
     check_options(&args, &target)?;
-    if !args.forwards.is_empty() && target.scheme != "sstp" {
+    let rootless = !args.forwards.is_empty() || args.socks5.is_some();
+    if rootless && target.scheme != "sstp" {
         bail!(
-            "--forward (rootless mode) works with sstp:// only for now ({})",
+            "--forward and --socks5 (rootless mode) work with sstp:// only for now ({})",
             args.url
         );
     }
-    if args.forwards.is_empty() {
+    if !rootless {
         if let Err(e) = routes::remove_stale().await {
             warn!(error = %format!("{e:#}"), "could not look for stale routes of earlier clients");
         }
@@ -234,10 +245,10 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         default_route: args.default_route,
         tun_name: args.tun_name.clone(),
         proxy: args.proxy.clone(),
-        rootless: if args.forwards.is_empty() {
-            None
+        rootless: if rootless {
+            Some(userstack::start_listeners(&args.forwards, args.socks5).await?)
         } else {
-            Some(userstack::start_forwards(&args.forwards).await?)
+            None
         },
     };
     let stop_rx = stop_signal();

@@ -1,11 +1,14 @@
 //! Rootless client mode: no TUN device, no privileges. A user-space TCP/IP
 //! stack (smoltcp) holds the tunnel's IPv4 address and terminates the
 //! session's packets itself; local TCP ports are forwarded through it to
-//! hosts on the server's side, like ssh `-L`.
+//! hosts on the server's side, like ssh `-L`, and a SOCKS5 proxy
+//! ([`super::socks5`]) opens TCP connections and UDP associations through
+//! it, resolving host names with the DNS server the tunnel gave (IPCP).
 //!
-//! * `--forward [BIND:]PORT:HOST:PORT` (repeatable): the listeners are bound
-//!   once at start (127.0.0.1 unless BIND is given) and outlive reconnects;
-//!   connections accepted while the tunnel is down wait for it.
+//! * `--forward [BIND:]PORT:HOST:PORT` (repeatable) and `--socks5 ADDR`:
+//!   the listeners are bound once at start (forwards on 127.0.0.1 unless
+//!   BIND is given) and outlive reconnects; connections accepted while the
+//!   tunnel is down wait for it.
 //! * The stack runs in one task per tunnel connection. The driver hands it
 //!   the session's packets on a channel and takes its packets on another
 //!   ([`crate::driver::TunSide::Stack`]); both are bounded, and packets that
@@ -15,7 +18,8 @@
 //!   through bounded channels; a full channel stops reading the smoltcp
 //!   socket, so its receive window closes instead of memory growing.
 //!
-//! Not yet: SOCKS5, host names (DNS through the tunnel), IPv6, IP-HTTPS.
+//! Not yet: IPv6 (and so IP-HTTPS), host names in `--forward` and in SOCKS
+//! UDP datagrams, SOCKS BIND.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -25,13 +29,14 @@ use std::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::socket::tcp;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use smoltcp::socket::{dns, tcp, udp};
+use smoltcp::wire::{DnsQueryType, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Mutex, Notify};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tracing::{debug, info, warn};
 
+use super::socks5::{self, Dest, Request};
 use crate::driver::TunSide;
 
 /// Packets queued between the driver and the stack, each way.
@@ -44,6 +49,8 @@ const CHUNK_QUEUE: usize = 16;
 const CHUNK: usize = 16 * 1024;
 /// Local connections waiting for a tunnel.
 const ACCEPT_QUEUE: usize = 64;
+/// Seconds a connection through the tunnel may take to open.
+const CONNECT_TIMEOUT: u64 = 30;
 
 /// One `--forward [BIND:]PORT:HOST:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,15 +91,35 @@ impl FromStr for Forward {
     }
 }
 
-/// The listeners of every `--forward`, and the connections they accepted
-/// that no tunnel has taken yet.
-pub struct Forwarder {
-    accepted: Mutex<mpsc::Receiver<(TcpStream, SocketAddrV4)>>,
+/// What the listeners hand to the stack.
+pub enum Open {
+    /// A TCP connection to `dest`; with `socks`, the client waits for a
+    /// SOCKS reply once the connection is open (or failed).
+    Tcp {
+        stream: TcpStream,
+        dest: Dest,
+        socks: bool,
+    },
+    /// A SOCKS UDP association: its control connection and relay socket
+    /// (already announced to the client).
+    Udp {
+        control: TcpStream,
+        relay: UdpSocket,
+    },
 }
 
-/// Binds every forward's listener (so a port in use fails at start) and
-/// starts accepting.
-pub async fn start_forwards(forwards: &[Forward]) -> anyhow::Result<Arc<Forwarder>> {
+/// The listeners of every `--forward` and `--socks5`, and what they
+/// accepted that no tunnel has taken yet.
+pub struct Listeners {
+    accepted: Mutex<mpsc::Receiver<Open>>,
+}
+
+/// Binds every listener (so a port in use fails at start) and starts
+/// accepting.
+pub async fn start_listeners(
+    forwards: &[Forward],
+    socks: Option<SocketAddr>,
+) -> anyhow::Result<Arc<Listeners>> {
     let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
     for f in forwards {
         let l = TcpListener::bind(f.listen)
@@ -100,34 +127,116 @@ pub async fn start_forwards(forwards: &[Forward]) -> anyhow::Result<Arc<Forwarde
             .map_err(|e| anyhow::anyhow!("--forward: cannot listen on {}: {e}", f.listen))?;
         info!(listen = %l.local_addr().unwrap_or(f.listen), target = %f.target, "forwarding");
         let (tx, target) = (tx.clone(), f.target);
-        tokio::spawn(async move {
-            loop {
-                match l.accept().await {
-                    Ok((s, peer)) => {
-                        debug!(%peer, %target, "forwarded connection accepted");
-                        if tx.send((s, target)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "accepting a forwarded connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+        tokio::spawn(accept_loop(l, move |stream| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx
+                    .send(Open::Tcp {
+                        stream,
+                        dest: Dest::V4(target),
+                        socks: false,
+                    })
+                    .await;
+            }
+        }));
+    }
+    if let Some(addr) = socks {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--socks5: cannot listen on {addr}: {e}"))?;
+        info!(listen = %l.local_addr().unwrap_or(addr), "SOCKS5 proxy");
+        let tx = tx.clone();
+        tokio::spawn(accept_loop(l, move |stream| {
+            let tx = tx.clone();
+            async move {
+                if let Some(open) = socks_request(stream).await {
+                    let _ = tx.send(open).await;
                 }
             }
-        });
+        }));
     }
-    Ok(Arc::new(Forwarder {
+    Ok(Arc::new(Listeners {
         accepted: Mutex::new(rx),
     }))
 }
 
-/// Starts a stack holding `local` for one tunnel connection; the returned
-/// side goes to the driver. The stack ends when the driver drops it.
-pub fn start(local: Ipv4Addr, mtu: u16, fwd: Arc<Forwarder>) -> TunSide {
+/// Accepts connections on `l`, each handled by `f` in its own task.
+async fn accept_loop<F, Fut>(l: TcpListener, f: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match l.accept().await {
+            Ok((s, peer)) => {
+                debug!(%peer, "local connection accepted");
+                tokio::spawn(f(s));
+            }
+            Err(e) => {
+                warn!(error = %e, "accepting a local connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The SOCKS5 handshake of one client; what the stack must open, if any.
+async fn socks_request(mut stream: TcpStream) -> Option<Open> {
+    match socks5::handshake(&mut stream).await {
+        Ok(Request::Connect(dest)) => {
+            debug!(%dest, "SOCKS CONNECT");
+            Some(Open::Tcp {
+                stream,
+                dest,
+                socks: true,
+            })
+        }
+        Ok(Request::UdpAssociate) => {
+            let ip = stream
+                .local_addr()
+                .map_or(Ipv4Addr::LOCALHOST.into(), |a| a.ip());
+            let relay = match UdpSocket::bind((ip, 0)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "SOCKS UDP ASSOCIATE: cannot bind a relay socket");
+                    let _ = stream
+                        .write_all(&socks5::reply(socks5::REP_FAILURE, socks5::unspecified()))
+                        .await;
+                    return None;
+                }
+            };
+            let bound = relay.local_addr().map(socks5::v4).ok()?;
+            stream
+                .write_all(&socks5::reply(socks5::REP_OK, bound))
+                .await
+                .ok()?;
+            debug!(relay = %bound, "SOCKS UDP ASSOCIATE");
+            Some(Open::Udp {
+                control: stream,
+                relay,
+            })
+        }
+        Err(e) => {
+            debug!(error = %e, "SOCKS request refused");
+            None
+        }
+    }
+}
+
+/// Starts a stack holding `local` for one tunnel connection, resolving
+/// names with the first of `dns`; the returned side goes to the driver.
+/// The stack ends when the driver drops it.
+pub fn start(local: Ipv4Addr, mtu: u16, dns: &[Ipv4Addr], l: Arc<Listeners>) -> TunSide {
     let (to_stack, from_session) = mpsc::channel(PACKET_QUEUE);
     let (to_session, from_stack) = mpsc::channel(PACKET_QUEUE);
-    tokio::spawn(run(local, mtu, to_session, from_session, fwd));
+    tokio::spawn(run(
+        local,
+        mtu,
+        dns.first().copied(),
+        to_session,
+        from_session,
+        l,
+    ));
     TunSide::Stack {
         tx: to_stack,
         rx: from_stack,
@@ -183,9 +292,27 @@ impl Device for Queues {
     }
 }
 
-/// One forwarded connection inside the stack.
+/// Local ports for the stack's own sockets.
+struct Ports(u16);
+
+impl Ports {
+    fn next(&mut self) -> u16 {
+        let p = self.0;
+        self.0 = if p == u16::MAX { 49152 } else { p + 1 };
+        p
+    }
+}
+
+/// One TCP connection inside the stack (a forward or a SOCKS CONNECT).
 struct Conn {
-    handle: SocketHandle,
+    dest: Dest,
+    /// The smoltcp socket, once the address is known.
+    handle: Option<SocketHandle>,
+    /// A name being resolved, with the port to connect to.
+    query: Option<(dns::QueryHandle, u16)>,
+    /// The SOCKS reply, sent once the connection is open or failed.
+    reply: Option<oneshot::Sender<(u8, SocketAddrV4)>>,
+    opened: std::time::Instant,
     /// Data for the local socket; `None` once the remote side finished.
     to_local: Option<mpsc::Sender<Vec<u8>>>,
     from_local: mpsc::Receiver<Vec<u8>>,
@@ -193,10 +320,175 @@ struct Conn {
     local_eof: bool,
 }
 
+/// What the stack shares with every connection while servicing it.
+struct Ctx<'a, 'b> {
+    iface: &'a mut Interface,
+    sockets: &'a mut SocketSet<'b>,
+    dns: Option<SocketHandle>,
+    ports: &'a mut Ports,
+    local: Ipv4Addr,
+}
+
+impl Ctx<'_, '_> {
+    fn connect(&mut self, to: SocketAddrV4) -> Result<(SocketHandle, u16), String> {
+        let mut sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+        );
+        sock.set_nagle_enabled(false);
+        sock.set_keep_alive(Some(smoltcp::time::Duration::from_secs(60)));
+        sock.set_timeout(Some(smoltcp::time::Duration::from_secs(CONNECT_TIMEOUT)));
+        let port = self.ports.next();
+        sock.connect(
+            self.iface.context(),
+            (IpAddress::Ipv4(*to.ip()), to.port()),
+            port,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((self.sockets.add(sock), port))
+    }
+}
+
 impl Conn {
-    /// Moves data both ways; false when the connection is over.
-    fn service(&mut self, sockets: &mut SocketSet<'_>) -> bool {
-        let s = sockets.get_mut::<tcp::Socket>(self.handle);
+    fn new(
+        dest: Dest,
+        socks: bool,
+        stream: TcpStream,
+        wake: &Arc<Notify>,
+        cx: &mut Ctx<'_, '_>,
+    ) -> Option<Conn> {
+        let (up_tx, up_rx) = mpsc::channel(CHUNK_QUEUE);
+        let (down_tx, down_rx) = mpsc::channel(CHUNK_QUEUE);
+        let (reply_tx, reply_rx) = if socks {
+            let (t, r) = oneshot::channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        tokio::spawn(pump(stream, up_tx, down_rx, reply_rx, wake.clone()));
+        let mut c = Conn {
+            dest: dest.clone(),
+            handle: None,
+            query: None,
+            reply: reply_tx,
+            opened: std::time::Instant::now(),
+            to_local: Some(down_tx),
+            from_local: up_rx,
+            pending: Vec::new(),
+            local_eof: false,
+        };
+        match dest {
+            Dest::V4(to) => c.connect(to, cx).then_some(c),
+            Dest::Name(name, port) => {
+                let Some(h) = cx.dns else {
+                    warn!(%name, "cannot resolve: the server gave no DNS server");
+                    c.fail(socks5::REP_HOST_UNREACHABLE);
+                    return None;
+                };
+                let d = cx.sockets.get_mut::<dns::Socket>(h);
+                match d.start_query(cx.iface.context(), &name, DnsQueryType::A) {
+                    Ok(q) => {
+                        c.query = Some((q, port));
+                        Some(c)
+                    }
+                    Err(e) => {
+                        warn!(%name, error = %e, "cannot resolve");
+                        c.fail(socks5::REP_HOST_UNREACHABLE);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, rep: u8) {
+        if let Some(r) = self.reply.take() {
+            let _ = r.send((rep, socks5::unspecified()));
+        }
+    }
+
+    fn connect(&mut self, to: SocketAddrV4, cx: &mut Ctx<'_, '_>) -> bool {
+        match cx.connect(to) {
+            Ok((h, _)) => {
+                self.handle = Some(h);
+                true
+            }
+            Err(e) => {
+                warn!(target = %to, error = %e, "cannot open a connection through the tunnel");
+                self.fail(socks5::REP_FAILURE);
+                false
+            }
+        }
+    }
+
+    /// Frees what the connection holds in the stack.
+    fn release(&mut self, cx: &mut Ctx<'_, '_>) {
+        if let Some(h) = self.handle.take() {
+            cx.sockets.remove(h);
+        }
+        if let (Some((q, _)), Some(d)) = (self.query.take(), cx.dns) {
+            cx.sockets.get_mut::<dns::Socket>(d).cancel_query(q);
+        }
+    }
+
+    /// Moves the connection along; false when it is over.
+    fn service(&mut self, cx: &mut Ctx<'_, '_>) -> bool {
+        if let (Some((q, port)), Some(d)) = (self.query, cx.dns) {
+            match cx.sockets.get_mut::<dns::Socket>(d).get_query_result(q) {
+                Err(dns::GetQueryResultError::Pending) => {
+                    // The local side may give up while we resolve.
+                    return !self.local_gone();
+                }
+                Err(dns::GetQueryResultError::Failed) => {
+                    self.query = None;
+                    info!(dest = %self.dest, "name did not resolve through the tunnel");
+                    self.fail(socks5::REP_HOST_UNREACHABLE);
+                    return false;
+                }
+                Ok(addrs) => {
+                    self.query = None;
+                    let ip = addrs.iter().find_map(|a| match a {
+                        IpAddress::Ipv4(v4) => Some(v4),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    });
+                    let Some(ip) = ip else {
+                        self.fail(socks5::REP_HOST_UNREACHABLE);
+                        return false;
+                    };
+                    debug!(dest = %self.dest, address = %ip, "resolved through the tunnel");
+                    if !self.connect(SocketAddrV4::new(*ip, port), cx) {
+                        return false;
+                    }
+                }
+            }
+        }
+        let Some(h) = self.handle else {
+            return false;
+        };
+        let local = cx.local;
+        let s = cx.sockets.get_mut::<tcp::Socket>(h);
+        if self.reply.is_some() {
+            match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => return true,
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    let rep = if self.opened.elapsed() >= Duration::from_secs(CONNECT_TIMEOUT) {
+                        socks5::REP_HOST_UNREACHABLE
+                    } else {
+                        socks5::REP_REFUSED
+                    };
+                    debug!(dest = %self.dest, "connection through the tunnel failed");
+                    self.fail(rep);
+                    return false;
+                }
+                _ => {
+                    let port = s.local_endpoint().map_or(0, |e| e.port);
+                    if let Some(r) = self.reply.take() {
+                        let _ = r.send((socks5::REP_OK, SocketAddrV4::new(local, port)));
+                    }
+                }
+            }
+        }
         // Remote to local, while the local side keeps up.
         if let Some(tx) = &self.to_local {
             while s.can_recv() {
@@ -247,15 +539,29 @@ impl Conn {
         }
         !(matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait) && self.to_local.is_none())
     }
+
+    fn local_gone(&self) -> bool {
+        self.local_eof || self.from_local.is_closed()
+    }
 }
 
-/// Copies between a local socket and its channels until both ends close.
+/// Copies between a local socket and its channels until both ends close;
+/// a SOCKS client first gets its reply.
 async fn pump(
-    stream: TcpStream,
+    mut stream: TcpStream,
     up: mpsc::Sender<Vec<u8>>,
     mut down: mpsc::Receiver<Vec<u8>>,
+    reply: Option<oneshot::Receiver<(u8, SocketAddrV4)>>,
     wake: Arc<Notify>,
 ) {
+    if let Some(r) = reply {
+        let (rep, bound) = r
+            .await
+            .unwrap_or((socks5::REP_FAILURE, socks5::unspecified()));
+        if stream.write_all(&socks5::reply(rep, bound)).await.is_err() || rep != socks5::REP_OK {
+            return;
+        }
+    }
     let (mut r, mut w) = stream.into_split();
     let w_wake = wake.clone();
     let upward = async move {
@@ -287,14 +593,134 @@ async fn pump(
     tokio::join!(upward, downward);
 }
 
+/// One SOCKS UDP association inside the stack.
+struct Assoc {
+    handle: SocketHandle,
+    to_client: mpsc::Sender<(SocketAddrV4, Vec<u8>)>,
+    from_client: mpsc::Receiver<(SocketAddrV4, Vec<u8>)>,
+}
+
+impl Assoc {
+    fn new(
+        control: TcpStream,
+        relay: UdpSocket,
+        wake: &Arc<Notify>,
+        cx: &mut Ctx<'_, '_>,
+    ) -> Option<Assoc> {
+        let mut sock = udp::Socket::new(
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 128 * 1024]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 128 * 1024]),
+        );
+        let port = cx.ports.next();
+        if let Err(e) = sock.bind((IpAddress::Ipv4(cx.local), port)) {
+            warn!(error = %e, "SOCKS UDP ASSOCIATE: cannot bind in the stack");
+            return None;
+        }
+        let (up_tx, up_rx) = mpsc::channel(CHUNK_QUEUE * 4);
+        let (down_tx, down_rx) = mpsc::channel(CHUNK_QUEUE * 4);
+        tokio::spawn(relay_udp(control, relay, up_tx, down_rx, wake.clone()));
+        Some(Assoc {
+            handle: cx.sockets.add(sock),
+            to_client: down_tx,
+            from_client: up_rx,
+        })
+    }
+
+    /// Moves datagrams both ways; false when the association is over.
+    fn service(&mut self, cx: &mut Ctx<'_, '_>) -> bool {
+        let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
+        while let Ok((data, meta)) = s.recv() {
+            // IPv4 only (the stack is built without IPv6).
+            #[allow(irrefutable_let_patterns)]
+            let IpAddress::Ipv4(ip) = meta.endpoint.addr
+            else {
+                continue;
+            };
+            // A full queue drops the datagram, as a network would.
+            let _ = self
+                .to_client
+                .try_send((SocketAddrV4::new(ip, meta.endpoint.port), data.to_vec()));
+        }
+        while s.can_send() {
+            match self.from_client.try_recv() {
+                Ok((to, data)) => {
+                    let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
+                    if let Err(e) = s.send_slice(&data, ep) {
+                        debug!(error = %e, "UDP datagram through the tunnel dropped");
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+        !self.to_client.is_closed()
+    }
+}
+
+/// The local side of a UDP association (RFC 1928 §7): datagrams from the
+/// client (only from the control connection's address) go up with their
+/// header removed, datagrams from the tunnel go back with one; the
+/// association ends with its control connection.
+async fn relay_udp(
+    mut control: TcpStream,
+    relay: UdpSocket,
+    up: mpsc::Sender<(SocketAddrV4, Vec<u8>)>,
+    mut down: mpsc::Receiver<(SocketAddrV4, Vec<u8>)>,
+    wake: Arc<Notify>,
+) {
+    let Ok(owner) = control.peer_addr() else {
+        return;
+    };
+    let mut client: Option<SocketAddr> = None;
+    let mut buf = vec![0u8; 65536];
+    let mut ctl = [0u8; 256];
+    loop {
+        tokio::select! {
+            r = control.read(&mut ctl) => {
+                if matches!(r, Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+            r = relay.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { break };
+                if from.ip() != owner.ip() {
+                    continue;
+                }
+                client = Some(from);
+                match socks5::parse_udp(&buf[..n]) {
+                    Some((Dest::V4(to), off)) => {
+                        if up.try_send((to, buf[off..n].to_vec())).is_ok() {
+                            wake.notify_one();
+                        }
+                    }
+                    Some((Dest::Name(name, _), _)) => {
+                        debug!(%name, "SOCKS UDP to a host name is not supported: dropped");
+                    }
+                    None => debug!("malformed or fragmented SOCKS UDP datagram dropped"),
+                }
+            }
+            d = down.recv() => {
+                let Some((src, data)) = d else { break };
+                if let Some(c) = client {
+                    let mut out = socks5::udp_header(src).to_vec();
+                    out.extend_from_slice(&data);
+                    let _ = relay.send_to(&out, c).await;
+                }
+            }
+        }
+    }
+    debug!("SOCKS UDP association closed");
+}
+
 async fn run(
     local: Ipv4Addr,
     mtu: u16,
+    dns_server: Option<Ipv4Addr>,
     to_session: mpsc::Sender<Vec<u8>>,
     mut from_session: mpsc::Receiver<Vec<u8>>,
-    fwd: Arc<Forwarder>,
+    listeners: Arc<Listeners>,
 ) {
-    let mut accepted = fwd.accepted.lock().await;
+    let mut accepted = listeners.accepted.lock().await;
     let mut dev = Queues {
         rx: VecDeque::new(),
         tx: VecDeque::new(),
@@ -310,21 +736,39 @@ async fn run(
     // a name (no neighbour discovery).
     let _ = iface.routes_mut().add_default_ipv4_route(local);
     let mut sockets = SocketSet::new(Vec::new());
+    let dns = dns_server.map(|d| sockets.add(dns::Socket::new(&[IpAddress::Ipv4(d)], Vec::new())));
+    let mut ports = Ports(49152);
     let mut conns: Vec<Conn> = Vec::new();
+    let mut assocs: Vec<Assoc> = Vec::new();
     let wake = Arc::new(Notify::new());
-    let mut next_port: u16 = 49152;
     let mut dropped: u64 = 0;
-    info!(address = %local, "user-space stack up");
+    info!(address = %local, dns = ?dns_server, "user-space stack up");
     loop {
         let now = smoltcp::time::Instant::now();
         iface.poll(now, &mut dev, &mut sockets);
-        conns.retain_mut(|c| {
-            let keep = c.service(&mut sockets);
-            if !keep {
-                sockets.remove(c.handle);
-            }
-            keep
-        });
+        {
+            let mut cx = Ctx {
+                iface: &mut iface,
+                sockets: &mut sockets,
+                dns,
+                ports: &mut ports,
+                local,
+            };
+            conns.retain_mut(|c| {
+                let keep = c.service(&mut cx);
+                if !keep {
+                    c.release(&mut cx);
+                }
+                keep
+            });
+            assocs.retain_mut(|a| {
+                let keep = a.service(&mut cx);
+                if !keep {
+                    cx.sockets.remove(a.handle);
+                }
+                keep
+            });
+        }
         iface.poll(now, &mut dev, &mut sockets);
         while let Some(p) = dev.tx.pop_front() {
             match to_session.try_send(p) {
@@ -358,30 +802,26 @@ async fn run(
                 }
             },
             a = accepted.recv() => {
-                let Some((stream, target)) = a else { continue };
-                let mut sock = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
-                    tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
-                );
-                sock.set_nagle_enabled(false);
-                sock.set_keep_alive(Some(smoltcp::time::Duration::from_secs(60)));
-                let port = next_port;
-                next_port = if next_port == u16::MAX { 49152 } else { next_port + 1 };
-                if let Err(e) = sock.connect(iface.context(), (IpAddress::Ipv4(*target.ip()), target.port()), port) {
-                    warn!(%target, error = %e, "cannot open a forwarded connection");
-                    continue;
+                let Some(open) = a else { continue };
+                let mut cx = Ctx {
+                    iface: &mut iface,
+                    sockets: &mut sockets,
+                    dns,
+                    ports: &mut ports,
+                    local,
+                };
+                match open {
+                    Open::Tcp { stream, dest, socks } => {
+                        if let Some(c) = Conn::new(dest, socks, stream, &wake, &mut cx) {
+                            conns.push(c);
+                        }
+                    }
+                    Open::Udp { control, relay } => {
+                        if let Some(a) = Assoc::new(control, relay, &wake, &mut cx) {
+                            assocs.push(a);
+                        }
+                    }
                 }
-                let handle = sockets.add(sock);
-                let (up_tx, up_rx) = mpsc::channel(CHUNK_QUEUE);
-                let (down_tx, down_rx) = mpsc::channel(CHUNK_QUEUE);
-                conns.push(Conn {
-                    handle,
-                    to_local: Some(down_tx),
-                    from_local: up_rx,
-                    pending: Vec::new(),
-                    local_eof: false,
-                });
-                tokio::spawn(pump(stream, up_tx, down_rx, wake.clone()));
             }
             _ = wake.notified() => {}
             _ = tokio::time::sleep(delay) => {}
