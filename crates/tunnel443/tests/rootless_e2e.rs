@@ -8,7 +8,7 @@ mod e2e;
 
 use std::process::Command;
 
-use e2e::common::{free_port, payload, set_mode};
+use e2e::common::{free_port, payload, set_mode, Squid, SquidAuth};
 use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
@@ -297,5 +297,84 @@ fn rootless_socks5_names_and_udp_as_nobody() {
         client.output()
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ping over udp");
+    drop(client);
+}
+
+/// Rootless through a Digest proxy, across a reconnect: the forward's
+/// listener stays, the second dial reuses the Digest nonce (one 407 in
+/// all), and the forward works again.
+#[test]
+fn rootless_through_digest_proxy_and_reconnect() {
+    let lab = Lab::new(1);
+    let server = lab.start_server(&[]);
+    let ns = Some(lab.clients[0].name.as_str());
+    let squid = Squid::start_with(Some(SquidAuth::Digest("dana", "d1gest-pw", "")), ns);
+
+    let www = lab.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("hello.txt"), "hello through the tunnel\n").unwrap();
+    let port = free_port();
+    let mut http = lab.server.command("/usr/bin/python3");
+    http.args(["-m", "http.server", "--bind", "0.0.0.0", &port.to_string()])
+        .current_dir(&www);
+    let _http = Proc::spawn(http, lab.dir.path().join("http.log"), "http.server");
+    wait_listening(&lab.server, port, 20, "http.server");
+
+    let bin = lab.dir.path().join("tunnel443");
+    std::fs::copy(BIN, &bin).unwrap();
+    set_mode(&bin, 0o755);
+    let pwf = lab.write_file("pw-rootless", &lab.password());
+    set_mode(&pwf, 0o644);
+    let lport = free_port();
+    let mut cmd = as_nobody(&lab, bin.to_str().unwrap());
+    cmd.env("TUNNEL443_LOG", "debug");
+    cmd.args(["client", &format!("sstp://vpn@{}", lab.server_addr(0))])
+        .arg("--password-file")
+        .arg(&pwf)
+        .args(["--pin-sha256", &lab.fingerprint()])
+        .args(["--proxy", &format!("http://dana:d1gest-pw@{}", squid.addr)])
+        .args(["--forward", &format!("{lport}:{SERVER_TUN}:{port}")]);
+    let mut client = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
+    assert!(
+        client.wait_for_output("user-space stack up", 30),
+        "no tunnel:\n{}",
+        client.output()
+    );
+    let fetch = || {
+        as_nobody(&lab, "curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("http://127.0.0.1:{lport}/hello.txt"))
+            .output()
+            .unwrap()
+    };
+    assert_eq!(fetch().stdout, b"hello through the tunnel\n");
+
+    // The server goes away and comes back: the client reconnects.
+    drop(server);
+    let _server = lab.start_server(&[]);
+    let back = wait_until(std::time::Duration::from_secs(40), || {
+        client.output().matches("user-space stack up").count() >= 2
+    });
+    assert!(back, "no reconnect:\n{}", client.output());
+    let ok = wait_until(std::time::Duration::from_secs(20), || {
+        fetch().stdout == b"hello through the tunnel\n"
+    });
+    assert!(ok, "forward after the reconnect:\n{}", client.output());
+    let log = squid.access_log();
+    assert!(log.matches("TCP_TUNNEL").count() >= 1, "{log}");
+    wait_until(std::time::Duration::from_secs(10), || {
+        squid
+            .access_log()
+            .lines()
+            .filter(|l| l.contains("/200 "))
+            .count()
+            >= 1
+    });
+    let log = squid.access_log();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("/407 ")).count(),
+        1,
+        "the reconnect reused the Digest nonce:\n{log}"
+    );
     drop(client);
 }
