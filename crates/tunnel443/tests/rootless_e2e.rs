@@ -378,3 +378,71 @@ fn rootless_through_digest_proxy_and_reconnect() {
     );
     drop(client);
 }
+
+/// iperf3 `-J` result: bits per second received.
+fn iperf_bps(out: &std::process::Output) -> f64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = "\"sum_received\"";
+    let at = text.find(key).unwrap_or_else(|| panic!("iperf3: {text}"));
+    let rest = &text[at..];
+    let b = rest.find("\"bits_per_second\":").unwrap() + 18;
+    rest[b..]
+        .trim_start()
+        .split([',', '\n', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Throughput of the rootless client (a forward to iperf3) against the
+/// TUN client in the same lab, upload and download; for BENCHMARKS.md.
+/// `cargo test -p tunnel443 --release --test rootless_e2e -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn rootless_throughput_vs_tun() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let mut srv = lab.server.command("iperf3");
+    srv.args(["-s", "-p", "5201"]);
+    let _iperf = Proc::spawn(srv, lab.dir.path().join("iperf.log"), "iperf3 -s");
+    wait_listening(&lab.server, 5201, 20, "iperf3");
+    let secs = std::env::var("T443_BENCH_SECS").unwrap_or_else(|_| "5".into());
+    let run = |target: &str, port: &str, reverse: bool| {
+        let mut c = lab.clients[0].command("iperf3");
+        c.args(["-J", "-c", target, "-p", port, "-t", &secs]);
+        if reverse {
+            c.arg("-R");
+        }
+        iperf_bps(&c.output().unwrap()) / 1e6
+    };
+    let pw = lab.password();
+    let fp = lab.fingerprint();
+    let tun = lab.start_client(0, "vpn", &pw, &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        tun.output()
+    );
+    let tun_up = run(SERVER_TUN, "5201", false);
+    let tun_down = run(SERVER_TUN, "5201", true);
+    drop(tun);
+    let lport = free_port();
+    let fwd = format!("{lport}:{SERVER_TUN}:5201");
+    let mut rl = lab.start_client(0, "vpn", &pw, &["--pin-sha256", &fp, "--forward", &fwd]);
+    assert!(
+        rl.wait_for_output("user-space stack up", 30),
+        "{}",
+        rl.output()
+    );
+    let lp = lport.to_string();
+    let rl_up = run("127.0.0.1", &lp, false);
+    let rl_down = run("127.0.0.1", &lp, true);
+    println!(
+        "TUN client: upload {tun_up:.0} Mbit/s, download {tun_down:.0} Mbit/s\n\
+         rootless (--forward): upload {rl_up:.0} Mbit/s ({:.0}%), download {rl_down:.0} Mbit/s ({:.0}%)",
+        100.0 * rl_up / tun_up,
+        100.0 * rl_down / tun_down
+    );
+}

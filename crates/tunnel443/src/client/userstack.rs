@@ -11,8 +11,10 @@
 //!   tunnel is down wait for it.
 //! * The stack runs in one task per tunnel connection. The driver hands it
 //!   the session's packets on a channel and takes its packets on another
-//!   ([`crate::driver::TunSide::Stack`]); both are bounded, and packets that
-//!   do not fit are dropped (TCP recovers), never buffered without bound.
+//!   ([`crate::driver::TunSide::Stack`]); both are bounded. Towards the
+//!   session the stack waits for room (smoltcp holds its data meanwhile);
+//!   towards the stack the driver drops what does not fit, as a full TUN
+//!   queue would.
 //! * Each forwarded connection is one smoltcp TCP socket (256 KiB buffers,
 //!   window scaling) and one task copying between it and the local socket
 //!   through bounded channels; a full channel stops reading the smoltcp
@@ -281,7 +283,10 @@ impl Device for Queues {
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
-        Some(TxTok(&mut self.tx))
+        // Back-pressure: while the session has not taken what is queued,
+        // smoltcp holds its data (its window and timers stay right) instead
+        // of our dropping packets it would have to retransmit.
+        (self.tx.len() < PACKET_QUEUE).then_some(TxTok(&mut self.tx))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -712,6 +717,25 @@ async fn relay_udp(
     debug!("SOCKS UDP association closed");
 }
 
+/// smoltcp sends one segment per socket per poll: poll egress again while
+/// a socket still has something to send now and the queue to the session
+/// has room (bounded work per turn).
+fn egress(
+    iface: &mut Interface,
+    dev: &mut Queues,
+    sockets: &mut SocketSet<'_>,
+    now: smoltcp::time::Instant,
+) {
+    for _ in 0..PACKET_QUEUE {
+        if dev.tx.len() >= PACKET_QUEUE
+            || iface.poll_delay(now, sockets) != Some(smoltcp::time::Duration::ZERO)
+        {
+            break;
+        }
+        iface.poll_egress(now, dev, sockets);
+    }
+}
+
 async fn run(
     local: Ipv4Addr,
     mtu: u16,
@@ -741,8 +765,8 @@ async fn run(
     let mut conns: Vec<Conn> = Vec::new();
     let mut assocs: Vec<Assoc> = Vec::new();
     let wake = Arc::new(Notify::new());
-    let mut dropped: u64 = 0;
     info!(address = %local, dns = ?dns_server, "user-space stack up");
+
     loop {
         let now = smoltcp::time::Instant::now();
         iface.poll(now, &mut dev, &mut sockets);
@@ -770,12 +794,13 @@ async fn run(
             });
         }
         iface.poll(now, &mut dev, &mut sockets);
-        while let Some(p) = dev.tx.pop_front() {
-            match to_session.try_send(p) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    debug!(dropped, "user-space stack stopped");
+        egress(&mut iface, &mut dev, &mut sockets, now);
+        while !dev.tx.is_empty() {
+            match to_session.try_reserve() {
+                Ok(permit) => permit.send(dev.tx.pop_front().unwrap_or_default()),
+                Err(mpsc::error::TrySendError::Full(())) => break,
+                Err(mpsc::error::TrySendError::Closed(())) => {
+                    debug!("user-space stack stopped");
                     return;
                 }
             }
@@ -797,7 +822,7 @@ async fn run(
                     }
                 }
                 None => {
-                    debug!(dropped, "user-space stack stopped");
+                    debug!("user-space stack stopped");
                     return;
                 }
             },
@@ -823,6 +848,13 @@ async fn run(
                     }
                 }
             }
+            permit = to_session.reserve(), if !dev.tx.is_empty() => match permit {
+                Ok(permit) => permit.send(dev.tx.pop_front().unwrap_or_default()),
+                Err(_) => {
+                    debug!("user-space stack stopped");
+                    return;
+                }
+            },
             _ = wake.notified() => {}
             _ = tokio::time::sleep(delay) => {}
         }
