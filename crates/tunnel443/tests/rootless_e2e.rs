@@ -218,13 +218,15 @@ fn rootless_socks5_names_and_udp_as_nobody() {
     set_mode(&pwf, 0o644);
     let socks_port = free_port();
     let socks = format!("127.0.0.1:{socks_port}");
+    let fwd_port = free_port();
     let mut cmd = as_nobody(&lab, bin.to_str().unwrap());
     cmd.env("TUNNEL443_LOG", "debug");
     cmd.args(["client", &format!("sstp://vpn@{}", lab.server_addr(0))])
         .arg("--password-file")
         .arg(&pwf)
         .args(["--pin-sha256", &lab.fingerprint()])
-        .args(["--socks5", &socks]);
+        .args(["--socks5", &socks])
+        .args(["--forward", &format!("{fwd_port}:web.vpn.test:{port}")]);
     let mut client = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
     assert!(
         client.wait_for_output("user-space stack", 30),
@@ -280,6 +282,18 @@ fn rootless_socks5_names_and_udp_as_nobody() {
     assert!(
         err.contains("refused") || err.contains("connection"),
         "{err}"
+    );
+
+    // A forward to a name, resolved through the tunnel per connection.
+    let out = as_nobody(&lab, "curl")
+        .args(["-sS", "--max-time", "30"])
+        .arg(format!("http://127.0.0.1:{fwd_port}/page.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout == body,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // UDP ASSOCIATE: a datagram to the echo server and back.

@@ -95,7 +95,8 @@ pub struct ClientArgs {
     /// Rootless mode, SSTP only: no TUN device and no privileges; a
     /// user-space TCP/IP stack forwards local port PORT (on BIND, default
     /// 127.0.0.1) to HOST:PORT on the server's side, like ssh -L. HOST is
-    /// an IPv4 address. Repeatable.
+    /// an IPv4 address or a name resolved through the tunnel's DNS.
+    /// Repeatable.
     #[arg(
         long = "forward",
         value_name = "[BIND:]PORT:HOST:PORT",

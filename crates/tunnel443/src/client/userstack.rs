@@ -20,8 +20,8 @@
 //!   through bounded channels; a full channel stops reading the smoltcp
 //!   socket, so its receive window closes instead of memory growing.
 //!
-//! Not yet: IPv6 (and so IP-HTTPS), host names in `--forward` and in SOCKS
-//! UDP datagrams, SOCKS BIND.
+//! Not yet: IPv6 (and so IP-HTTPS), host names in SOCKS UDP datagrams,
+//! SOCKS BIND.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -59,8 +59,8 @@ const CONNECT_TIMEOUT: u64 = 30;
 pub struct Forward {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// Where to connect through the tunnel.
-    pub target: SocketAddrV4,
+    /// Where to connect through the tunnel (a name is resolved there).
+    pub target: Dest,
 }
 
 impl FromStr for Forward {
@@ -83,14 +83,29 @@ impl FromStr for Forward {
         let bind: std::net::IpAddr = bind
             .parse()
             .map_err(|_| format!("--forward {s}: \"{bind}\" is not an IP address to listen on"))?;
-        let host: Ipv4Addr = host.parse().map_err(|_| {
-            format!("--forward {s}: \"{host}\" is not an IPv4 address (host names are not supported yet)")
-        })?;
+        let port = port_of(port, "port")?;
+        let target = match host.parse::<Ipv4Addr>() {
+            Ok(ip) => Dest::V4(SocketAddrV4::new(ip, port)),
+            Err(_) if is_host_name(host) => Dest::Name(host.to_ascii_lowercase(), port),
+            Err(_) => {
+                return Err(format!(
+                    "--forward {s}: \"{host}\" is neither an IPv4 address nor a host name"
+                ))
+            }
+        };
         Ok(Forward {
             listen: SocketAddr::new(bind, port_of(lport, "local port")?),
-            target: SocketAddrV4::new(host, port_of(port, "port")?),
+            target,
         })
     }
+}
+
+/// Letters, digits, `-`, `_` and dots, up to 253 characters.
+fn is_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
 }
 
 /// What the listeners hand to the stack.
@@ -128,14 +143,14 @@ pub async fn start_listeners(
             .await
             .map_err(|e| anyhow::anyhow!("--forward: cannot listen on {}: {e}", f.listen))?;
         info!(listen = %l.local_addr().unwrap_or(f.listen), target = %f.target, "forwarding");
-        let (tx, target) = (tx.clone(), f.target);
+        let (tx, target) = (tx.clone(), f.target.clone());
         tokio::spawn(accept_loop(l, move |stream| {
-            let tx = tx.clone();
+            let (tx, dest) = (tx.clone(), target.clone());
             async move {
                 let _ = tx
                     .send(Open::Tcp {
                         stream,
-                        dest: Dest::V4(target),
+                        dest,
                         socks: false,
                     })
                     .await;
@@ -869,7 +884,9 @@ mod tests {
     fn forward_syntax() {
         let f: Forward = "8080:10.44.0.1:80".parse().unwrap();
         assert_eq!(f.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(f.target, "10.44.0.1:80".parse().unwrap());
+        assert_eq!(f.target, Dest::V4("10.44.0.1:80".parse().unwrap()));
+        let f: Forward = "8080:Intranet.corp:80".parse().unwrap();
+        assert_eq!(f.target, Dest::Name("intranet.corp".into(), 80));
         let f: Forward = "0.0.0.0:2222:192.168.1.5:22".parse().unwrap();
         assert_eq!(f.listen, "0.0.0.0:2222".parse().unwrap());
         let f: Forward = "[::1]:2222:192.168.1.5:22".parse().unwrap();
@@ -878,7 +895,7 @@ mod tests {
             ("8080", "expected [BIND:]PORT:HOST:PORT"),
             ("x:10.0.0.1:80", "local port \"x\" is not a port number"),
             ("80:10.0.0.1:0", "port \"0\" is not a port number"),
-            ("80:intranet:80", "host names are not supported yet"),
+            ("80:bad name:80", "neither an IPv4 address nor a host name"),
             ("nope:80:10.0.0.1:80", "\"nope\" is not an IP address"),
         ] {
             let e = bad.parse::<Forward>().unwrap_err();
