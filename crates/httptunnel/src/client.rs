@@ -2,8 +2,8 @@
 //!
 //! * Request (Luotonen, "The CONNECT Method"; MS-SSTP §4.5):
 //!   `CONNECT host:port HTTP/1.1`, `Host: host:port`, then caller headers such
-//!   as `SSTPVERSION: 1.0`, then `Proxy-Authorization: Basic ...` when sending
-//!   credentials.
+//!   as `SSTPVERSION: 1.0`, then `Proxy-Authorization` (Basic, Digest or
+//!   NTLM) when sending credentials.
 //! * Response (Luotonen, "Proxy Response"): HTTP/1.0 or 1.1, CRLF or LF, any
 //!   reason phrase; 2xx opens the tunnel and every byte after the head belongs
 //!   to it; 1xx interim heads are skipped.
