@@ -291,7 +291,10 @@ impl ChainHandshake {
             }
         }
         let mut out = Vec::new();
-        RequestHead::connect(&target, headers).emit(&mut out);
+        // An Authority is always a valid request target.
+        RequestHead::new("CONNECT", &target.to_string(), headers)
+            .expect("an Authority is a valid request target")
+            .emit(&mut out);
         out
     }
 

@@ -6,9 +6,9 @@
 //! ("Handling HTTP Proxies"). It never touches sockets, tasks or clocks: the
 //! binary's drivers feed bytes in and write bytes out, and own all timeouts.
 //!
-//! * [`head`]: bounded HTTP/1.0 and 1.1 head parsing (CRLF or bare LF, any
-//!   reason phrase) and emission; parsers report the bytes the head used,
-//!   because what follows belongs to the tunnel.
+//! * [`head`]: HTTP/1.0 and 1.1 heads, from the shared `httphead` crate
+//!   (one set of limits for SSTP, IP-HTTPS, CONNECT and the web
+//!   passthrough), and excerpts of a refusal's body.
 //! * [`authority`]: the strict `host:port` target syntax.
 //! * [`basic`]: Basic proxy credentials and a constant-time user check.
 //! * [`challenge`]: `Proxy-Authenticate` challenge lists.
@@ -24,11 +24,17 @@
 pub mod auth;
 pub mod authority;
 pub mod basic;
+mod body;
 pub mod challenge;
 pub mod client;
 pub mod digest;
-pub mod head;
 pub mod ntlm;
+
+/// HTTP/1.x heads (the `httphead` crate) and body excerpts for messages.
+pub mod head {
+    pub use crate::body::{body_excerpt, dechunk};
+    pub use httphead::head::*;
+}
 pub mod server;
 
 pub use auth::{AuthMemo, Scheme};

@@ -17,13 +17,14 @@
 //! Windows clients use the path `/IPHTTPS`; the spec's example says
 //! `/IPTLS`. The server accepts both by default ([`ServerConfig`]).
 //!
-//! Heads are parsed with `httparse`, bounded in size; parsers return the
-//! head's length, because whatever follows it belongs to the packet stream.
+//! Heads are parsed by the shared `httphead` crate, with its limits and
+//! its Content-Length / Transfer-Encoding policy; parsers return the head's
+//! length, because whatever follows it belongs to the packet stream.
 //! The 200 response carries no Content-Length, as in §4.1: its body ends
 //! when the connection does.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The request body length the client announces: ULONGLONG_MAX.
 pub const CONTENT_LENGTH: u64 = u64::MAX;
@@ -32,14 +33,19 @@ pub const CONTENT_LENGTH: u64 = u64::MAX;
 /// Windows sends.
 pub const DEFAULT_PATHS: [&str; 2] = ["/IPTLS", "/IPHTTPS"];
 
-/// Default bound on a request or response head, in bytes.
-pub const DEFAULT_MAX_HEAD: usize = 8 * 1024;
+/// Default bound on a request or response head, in bytes (the shared one).
+pub use httphead::DEFAULT_MAX_HEAD;
 
-/// Most header fields accepted in one head.
-pub const MAX_HEADERS: usize = 32;
+/// Most header fields accepted in one head (the shared limit).
+pub use httphead::MAX_HEADERS;
 
 /// The `Server` header of the §4.1 example, sent by default.
 pub const DEFAULT_SERVER: &str = "Microsoft-HTTPAPI/2.0";
+
+/// A head that could not be parsed (the shared head errors).
+pub use httphead::HeadError;
+
+use httphead::{framing, FramingError, Headers, RequestHead, ResponseHead};
 
 /// Outcome of parsing a head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,72 +61,14 @@ pub enum Parsed<T> {
     Partial,
 }
 
-/// A head that could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HeadError {
-    /// No end of head within the limit.
-    #[error("message head exceeds {limit} bytes")]
-    TooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// More than [`MAX_HEADERS`] fields.
-    #[error("more than {limit} header fields")]
-    TooManyHeaders {
-        /// The limit.
-        limit: usize,
-    },
-    /// Not an HTTP/1.x head.
-    #[error("malformed message head: {what}")]
-    Malformed {
-        /// What the tokenizer objected to.
-        what: &'static str,
-    },
-}
-
-impl From<httparse::Error> for HeadError {
-    fn from(e: httparse::Error) -> Self {
-        let what = match e {
-            httparse::Error::TooManyHeaders => {
-                return HeadError::TooManyHeaders { limit: MAX_HEADERS }
-            }
-            httparse::Error::HeaderName => "invalid header name",
-            httparse::Error::HeaderValue => "invalid header value",
-            httparse::Error::NewLine => "invalid line ending",
-            httparse::Error::Status => "invalid status code",
-            httparse::Error::Token => "invalid token",
-            httparse::Error::Version => "invalid or unsupported HTTP version",
-        };
-        HeadError::Malformed { what }
-    }
-}
-
 /// Bytes as printable text for logs and errors: at most 64 characters,
 /// control and non-ASCII bytes replaced.
 fn sanitize(b: &[u8]) -> String {
-    let mut s: String = b
-        .iter()
-        .take(64)
-        .map(|&c| {
-            if (0x20..0x7f).contains(&c) {
-                c as char
-            } else {
-                '?'
-            }
-        })
-        .collect();
+    let mut s = httphead::sanitize(&String::from_utf8_lossy(b), 64);
     if b.len() > 64 {
         s.push('…');
     }
     s
-}
-
-fn header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
 }
 
 fn is_visible(s: &str) -> bool {
@@ -207,25 +155,20 @@ pub enum ResponseError {
 /// is [`ResponseError::Status`]. The whole head, interim responses included,
 /// must fit in `max_head` bytes.
 pub fn parse_response(buf: &[u8], max_head: usize) -> Result<Parsed<ServerReply>, ResponseError> {
-    let window = &buf[..buf.len().min(max_head)];
     let mut offset = 0;
     let mut interim = 0;
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let n = match resp.parse(&window[offset..]).map_err(HeadError::from)? {
-            httparse::Status::Complete(n) => n,
-            httparse::Status::Partial => {
-                return if buf.len() >= max_head {
-                    Err(HeadError::TooLarge { limit: max_head }.into())
-                } else {
-                    Ok(Parsed::Partial)
-                };
+        let rest = &buf[offset.min(buf.len())..];
+        let (resp, n) = match ResponseHead::parse(rest, max_head - offset) {
+            Ok(httphead::Parsed::Complete { head, len }) => (head, len),
+            Ok(httphead::Parsed::Partial) => return Ok(Parsed::Partial),
+            Err(HeadError::TooLarge { .. }) => {
+                return Err(HeadError::TooLarge { limit: max_head }.into())
             }
+            Err(e) => return Err(e.into()),
         };
-        // httparse sets every field of a complete head.
-        let status = resp.code.unwrap_or(0);
-        let reason = sanitize(resp.reason.unwrap_or("").as_bytes());
+        let status = resp.status();
+        let reason = sanitize(resp.reason().as_bytes());
         if (100..200).contains(&status) && status != 101 {
             offset += n;
             interim += 1;
@@ -234,14 +177,14 @@ pub fn parse_response(buf: &[u8], max_head: usize) -> Result<Parsed<ServerReply>
         if status != 200 {
             return Err(ResponseError::Status { status, reason });
         }
-        if let Some(te) = header(resp.headers, "transfer-encoding") {
-            return Err(ResponseError::TransferEncoding(sanitize(te)));
+        if let Some(te) = framing::transfer_encoding(resp.headers()) {
+            return Err(ResponseError::TransferEncoding(te));
         }
         return Ok(Parsed::Complete {
             value: ServerReply {
                 status,
                 reason,
-                server: header(resp.headers, "server").map(sanitize),
+                server: resp.headers().get("server").map(|h| sanitize(h.value())),
                 interim,
             },
             head_len: offset + n,
@@ -366,8 +309,7 @@ impl RequestError {
     /// The status to refuse the request with.
     pub fn status(&self) -> u16 {
         match self {
-            RequestError::Head(HeadError::TooLarge { .. })
-            | RequestError::Head(HeadError::TooManyHeaders { .. }) => 431,
+            RequestError::Head(h) if h.is_too_large() => 431,
             RequestError::Head(_) => 400,
             RequestError::Method(_) => 405,
             RequestError::Path(_) => 404,
@@ -383,64 +325,53 @@ impl RequestError {
     }
 }
 
-/// Checks a request head already tokenized (by this crate or by the
-/// listener's own dispatcher): POST, a configured path, exactly one
-/// Content-Length value equal to 18446744073709551615, no
-/// Transfer-Encoding.
-pub fn check_request<'h, I>(
+/// Checks a parsed request head: POST, a configured path, Content-Length
+/// 18446744073709551615 (several fields only if they agree: the shared
+/// framing policy), no Transfer-Encoding.
+pub fn check_request(
     config: &ServerConfig,
-    method: &str,
-    path: &str,
-    minor_version: u8,
-    headers: I,
-) -> Result<ClientRequest, RequestError>
-where
-    I: IntoIterator<Item = (&'h str, &'h [u8])>,
-{
+    head: &RequestHead,
+) -> Result<ClientRequest, RequestError> {
+    let (method, path) = (head.method(), head.target());
     if method != "POST" {
         return Err(RequestError::Method(sanitize(method.as_bytes())));
     }
     if !config.accepts_path(path) {
         return Err(RequestError::Path(sanitize(path.as_bytes())));
     }
-    let mut length: Option<u64> = None;
-    let mut host = None;
-    for (name, value) in headers {
-        if name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(value)
-                .unwrap_or("")
-                .trim_matches([' ', '\t']);
-            let v = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-                text.parse::<u64>().ok()
-            } else {
-                None
-            };
-            let Some(v) = v else {
-                return Err(RequestError::ContentLength(ContentLengthProblem::Invalid(
-                    sanitize(value),
-                )));
-            };
-            if length.is_some_and(|l| l != v) {
-                return Err(RequestError::ContentLength(
-                    ContentLengthProblem::Conflicting,
-                ));
-            }
-            length = Some(v);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(RequestError::TransferEncoding(sanitize(value)));
-        } else if name.eq_ignore_ascii_case("host") && host.is_none() {
-            host = Some(sanitize(value));
+    let headers: &Headers = head.headers();
+    if let Some(te) = framing::transfer_encoding(headers) {
+        return Err(RequestError::TransferEncoding(te));
+    }
+    let length = match framing::body(headers) {
+        Ok(framing::Body::Length(v)) => v,
+        Ok(_) => return Err(RequestError::ContentLength(ContentLengthProblem::Missing)),
+        Err(FramingError::ConflictingLength) => {
+            return Err(RequestError::ContentLength(
+                ContentLengthProblem::Conflicting,
+            ))
         }
+        Err(FramingError::InvalidLength(v)) => {
+            return Err(RequestError::ContentLength(ContentLengthProblem::Invalid(
+                v,
+            )))
+        }
+        // Transfer-Encoding was refused above.
+        Err(e) => return Err(RequestError::TransferEncoding(e.to_string())),
+    };
+    if length != CONTENT_LENGTH {
+        return Err(RequestError::ContentLength(ContentLengthProblem::NotMax(
+            length,
+        )));
     }
-    match length {
-        None => Err(RequestError::ContentLength(ContentLengthProblem::Missing)),
-        Some(CONTENT_LENGTH) => Ok(ClientRequest {
-            path: path.to_owned(),
-            host,
-            minor_version,
-        }),
-        Some(v) => Err(RequestError::ContentLength(ContentLengthProblem::NotMax(v))),
-    }
+    Ok(ClientRequest {
+        path: path.to_owned(),
+        host: headers.get("host").map(|h| sanitize(h.value())),
+        minor_version: match head.version() {
+            httphead::Version::Http10 => 0,
+            httphead::Version::Http11 => 1,
+        },
+    })
 }
 
 /// Parses and checks a request head (see [`check_request`]), bounded by the
@@ -449,30 +380,13 @@ pub fn parse_request(
     buf: &[u8],
     config: &ServerConfig,
 ) -> Result<Parsed<ClientRequest>, RequestError> {
-    let max = config.max_head;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let n = match req
-        .parse(&buf[..buf.len().min(max)])
-        .map_err(HeadError::from)?
-    {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => {
-            return if buf.len() >= max {
-                Err(HeadError::TooLarge { limit: max }.into())
-            } else {
-                Ok(Parsed::Partial)
-            };
-        }
-    };
-    let value = check_request(
-        config,
-        req.method.unwrap_or(""),
-        req.path.unwrap_or(""),
-        req.version.unwrap_or(1),
-        req.headers.iter().map(|h| (h.name, h.value)),
-    )?;
-    Ok(Parsed::Complete { value, head_len: n })
+    match RequestHead::parse(buf, config.max_head)? {
+        httphead::Parsed::Partial => Ok(Parsed::Partial),
+        httphead::Parsed::Complete { head, len } => Ok(Parsed::Complete {
+            value: check_request(config, &head)?,
+            head_len: len,
+        }),
+    }
 }
 
 /// The server's 200 response (§3.2.5.1, §4.1).
@@ -550,51 +464,13 @@ pub fn build_refusal(status: u16) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// An IMF-fixdate (RFC 9110 §5.6.7), e.g. `Sun, 10 Aug 2008 03:51:52 GMT`.
-/// Times before 1970 print as the epoch.
-pub fn http_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        WD[(days % 7) as usize],
-        d,
-        MON[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), after Howard
-/// Hinnant's `civil_from_days`, for non-negative day counts.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
+/// An IMF-fixdate (RFC 9110 §5.6.7), from the shared `httphead` crate.
+pub use httphead::date::http_date;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn complete<T: std::fmt::Debug>(p: Parsed<T>) -> (T, usize) {
         match p {
@@ -753,6 +629,13 @@ mod tests {
         let ok = build_request("gw", "/IPHTTPS").unwrap();
         let cfg = ServerConfig::default().with_max_head(ok.len() - 1);
         assert!(parse_request(&ok, &cfg).is_err());
+        // One line over the shared line limit: 431 too.
+        let long = format!(
+            "POST /IPHTTPS HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(httphead::MAX_LINE)
+        );
+        let e = parse_request(long.as_bytes(), &ServerConfig::default()).unwrap_err();
+        assert_eq!(e.status(), 431, "{e}");
         let mut many = b"POST /IPHTTPS HTTP/1.1\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
             many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
@@ -881,18 +764,6 @@ mod tests {
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         assert!(build_refusal(599).starts_with(b"HTTP/1.1 599 Error\r\n"));
-    }
-
-    #[test]
-    fn http_dates() {
-        let at = |s| http_date(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(at(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
-        assert_eq!(
-            http_date(UNIX_EPOCH - Duration::from_secs(1)),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HTTPS preamble (MS-SSTP §3.2.4.1, §4.1): the client's
 //! `SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/` request
 //! and the server's 200 response, both with the ULONGLONG_MAX
-//! Content-Length. Parsing uses httparse; parsers return the head length,
+//! Content-Length. Heads are parsed by the shared `httphead` crate (its
+//! limits and its Content-Length policy); parsers return the head length,
 //! because the bytes after the head are already the SSTP stream.
 //!
 //! sstpc 1.0.18 wants `HTTP/1.1 200`, the huge Content-Length and few
@@ -14,14 +15,15 @@ pub const SSTP_PATH: &str = "/sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/";
 pub const SSTP_METHOD: &str = "SSTP_DUPLEX_POST";
 /// ULONGLONG_MAX, the Content-Length of both directions.
 pub const CONTENT_LENGTH: u64 = u64::MAX;
-/// Most header lines we parse.
-const MAX_HEADERS: usize = 32;
+
+use httphead::{Body, Headers, Parsed, RequestHead, ResponseHead, DEFAULT_MAX_HEAD};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
-    #[error("malformed HTTP head: {0}")]
-    Malformed(String),
+    /// Not a head within the shared limits (`httphead`).
+    #[error(transparent)]
+    Head(#[from] httphead::HeadError),
     #[error("SSTP request without Content-Length 18446744073709551615")]
     ContentLength,
     #[error("HTTP version 1.{0} (SSTP needs HTTP/1.1)")]
@@ -30,9 +32,14 @@ pub enum HttpError {
     Status { code: u16, reason: String },
 }
 
-impl From<httparse::Error> for HttpError {
-    fn from(e: httparse::Error) -> Self {
-        HttpError::Malformed(e.to_string())
+impl HttpError {
+    /// Whether the head broke a size limit (431 rather than 400).
+    pub fn too_large(&self) -> bool {
+        use httphead::HeadError as H;
+        matches!(
+            self,
+            HttpError::Head(H::TooLarge { .. } | H::TooManyHeaders { .. } | H::LineTooLong { .. })
+        )
     }
 }
 
@@ -45,6 +52,9 @@ pub struct SstpRequest {
     pub tenant_id: Option<String>,
     /// The Cookie header (ServerHTTPCookie).
     pub cookie: Option<String>,
+    /// The Host header without its port (sanitized, lower case), for a
+    /// server that answers SSTP on one name only.
+    pub host: Option<String>,
 }
 
 /// A parsed request head.
@@ -53,31 +63,43 @@ pub enum RequestKind {
     /// `SSTP_DUPLEX_POST` to the SSTP path.
     Sstp(SstpRequest),
     /// A `HEAD` request (load balancer health checks).
-    Head,
+    Head {
+        /// The path, without the query (at most 128 characters).
+        path: String,
+    },
     /// Anything else (answer 404).
     Other { method: String, path: String },
 }
 
-fn header<'a>(h: &'a [httparse::Header<'a>], name: &str) -> Option<&'a str> {
-    h.iter()
-        .find(|x| x.name.eq_ignore_ascii_case(name))
-        .and_then(|x| std::str::from_utf8(x.value).ok())
-        .map(str::trim)
+fn header<'a>(h: &'a Headers, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|x| x.value_str()).map(str::trim)
 }
 
-/// Parses a request head; `Ok(None)` if incomplete.
-pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestKind, usize)>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf)? {
-        httparse::Status::Partial => return Ok(None),
-        httparse::Status::Complete(n) => n,
+/// The host part of a Host header value (`name`, `name:port`,
+/// `[v6]:port`), lower case.
+fn host_name(value: &str) -> String {
+    let v = value.trim();
+    let name = if let Some(rest) = v.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        v.rsplit_once(':').map_or(v, |(h, _)| h)
     };
-    let method = req.method.unwrap_or_default();
-    let target = req.path.unwrap_or_default();
+    httphead::sanitize(name, 255).to_ascii_lowercase()
+}
+
+/// Parses a request head (within the shared head limits); `Ok(None)` if
+/// incomplete.
+pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestKind, usize)>, HttpError> {
+    let (req, len) = match RequestHead::parse(buf, DEFAULT_MAX_HEAD)? {
+        Parsed::Partial => return Ok(None),
+        Parsed::Complete { head, len } => (head, len),
+    };
+    let method = req.method();
+    let target = req.target();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if method.eq_ignore_ascii_case("HEAD") {
-        return Ok(Some((RequestKind::Head, len)));
+        let path = path.chars().take(128).collect();
+        return Ok(Some((RequestKind::Head { path }, len)));
     }
     if method != SSTP_METHOD || !path.eq_ignore_ascii_case(SSTP_PATH) {
         return Ok(Some((
@@ -88,12 +110,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestKind, usize)>, HttpErr
             len,
         )));
     }
-    if req.version != Some(1) {
-        return Err(HttpError::Version(req.version.unwrap_or(0)));
+    if req.version() != httphead::Version::Http11 {
+        return Err(HttpError::Version(0));
     }
-    if header(req.headers, "content-length").and_then(|v| v.parse::<u64>().ok())
-        != Some(CONTENT_LENGTH)
-    {
+    if httphead::framing::body(req.headers()) != Ok(Body::Length(CONTENT_LENGTH)) {
         return Err(HttpError::ContentLength);
     }
     let tenant_id = query.split('&').find_map(|kv| {
@@ -101,10 +121,11 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestKind, usize)>, HttpErr
         k.eq_ignore_ascii_case("tenantid").then(|| v.to_string())
     });
     let r = SstpRequest {
-        correlation_id: header(req.headers, "sstpcorrelationid")
+        correlation_id: header(req.headers(), "sstpcorrelationid")
             .map(|s| s.chars().take(64).collect()),
         tenant_id,
-        cookie: header(req.headers, "cookie").map(str::to_string),
+        cookie: header(req.headers(), "cookie").map(str::to_string),
+        host: header(req.headers(), "host").map(host_name),
     };
     Ok(Some((RequestKind::Sstp(r), len)))
 }
@@ -173,19 +194,18 @@ pub struct Response {
     pub code: u16,
 }
 
-/// Parses the server's response head; non-200 answers are errors.
+/// Parses the server's response head (within the shared head limits);
+/// non-200 answers are errors.
 pub fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf)? {
-        httparse::Status::Partial => return Ok(None),
-        httparse::Status::Complete(n) => n,
+    let (resp, len) = match ResponseHead::parse(buf, DEFAULT_MAX_HEAD)? {
+        Parsed::Partial => return Ok(None),
+        Parsed::Complete { head, len } => (head, len),
     };
-    let code = resp.code.unwrap_or(0);
+    let code = resp.status();
     if code != 200 {
         return Err(HttpError::Status {
             code,
-            reason: resp.reason.unwrap_or_default().chars().take(64).collect(),
+            reason: httphead::sanitize(resp.reason(), 64),
         });
     }
     Ok(Some((Response { code }, len)))
@@ -215,8 +235,12 @@ mod tests {
                 correlation_id: Some("{1A8EE3C4-0000-4000-8000-000000000001}".into()),
                 tenant_id: Some("t1".into()),
                 cookie: Some("a=b".into()),
+                host: Some("vpn.example.com".into()),
             })
         );
+        assert_eq!(host_name("[2001:DB8::1]:443"), "2001:db8::1");
+        assert_eq!(host_name("Vpn.Example.com:8443"), "vpn.example.com");
+        assert_eq!(host_name("10.0.0.1"), "10.0.0.1");
         for cut in 0..r.len() {
             assert_eq!(parse_request(&r[..cut]), Ok(None), "cut {cut}");
         }
@@ -244,7 +268,7 @@ mod tests {
     fn other_requests() {
         assert!(matches!(
             parse_request(b"HEAD /sra_{x}/ HTTP/1.1\r\n\r\n"),
-            Ok(Some((RequestKind::Head, _)))
+            Ok(Some((RequestKind::Head { .. }, _)))
         ));
         assert!(matches!(
             parse_request(b"GET / HTTP/1.1\r\n\r\n"),
@@ -260,8 +284,17 @@ mod tests {
         );
         assert_eq!(parse_request(v10.as_bytes()), Err(HttpError::Version(0)));
         assert!(parse_request(b"\x10\x01\x00\x0e garbage\r\n\r\n").is_err());
-        let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
-        assert!(parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).is_err());
+        // The shared limit: 64 header fields.
+        let many: String = (0..=httphead::MAX_HEADERS)
+            .map(|i| format!("X-{i}: y\r\n"))
+            .collect();
+        let e = parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).unwrap_err();
+        assert!(e.too_large(), "{e}");
+        let long = vec![b'a'; DEFAULT_MAX_HEAD];
+        assert!(parse_request(&long).unwrap_err().too_large());
+        assert!(!parse_request(b"\x10\x01 x\r\n\r\n")
+            .unwrap_err()
+            .too_large());
     }
 
     #[test]

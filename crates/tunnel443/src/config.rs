@@ -42,6 +42,27 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub iphttps: IphttpsSection,
+    #[serde(default)]
+    pub web: crate::web_config::WebSection,
+    #[serde(default)]
+    pub control: ControlSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[control]`: the socket `tunnel443 ctl` talks to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// Unix socket path; default `/run/tunnel443/control.sock`; `""` turns it off.
+    pub socket: Option<PathBuf>,
+}
+
+/// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +107,24 @@ pub struct TlsSection {
     /// Expect a PROXY protocol (v1 or v2) header on every connection.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// Obtain and renew the certificate with ACME (see `server::acme`).
+    pub acme: Option<AcmeSection>,
+}
+
+/// `[tls] acme = { domains = [...], contact = "mailto:...", directory = "https://..." }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSection {
+    /// DNS names the certificate is for (no wildcards: tls-alpn-01).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Contact URI for the account (`mailto:admin@example.com`).
+    pub contact: Option<String>,
+    /// The CA's directory URL; default Let's Encrypt.
+    pub directory: Option<String>,
+    /// PEM certificate that the directory's own HTTPS certificate chains to
+    /// (a test CA such as pebble); default: the system's roots.
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +135,9 @@ pub struct SstpSection {
     /// Authentication protocols offered in order: "mschapv2", "eap-mschapv2",
     /// "chap-md5", "pap".
     pub auth: Option<Vec<String>>,
+    /// The only name (Host header and SNI) SSTP answers on; requests for
+    /// other names get the website.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +219,20 @@ pub enum TlsMode {
     },
 }
 
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// Validated ACME settings; the certificate and key live in
+/// `STATE_DIR/acme/` and `tls` points at them.
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    /// Lower case, no trailing dot.
+    pub domains: Vec<String>,
+    pub contact: Option<String>,
+    pub directory: String,
+    pub ca: Option<PathBuf>,
+}
+
 /// Validated server settings.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -186,6 +242,8 @@ pub struct ServerSettings {
     pub tls: TlsMode,
     /// True when `tls` points at the generated certificate.
     pub generated_cert: bool,
+    /// Set when ACME obtains the certificate `tls` points at.
+    pub acme: Option<AcmeSettings>,
     pub hash_offer: HashOffer,
     pub auth: Vec<AuthMethod>,
     pub pool: Ipv4Net,
@@ -198,6 +256,12 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// IP-HTTPS, when a prefix pool is configured.
     pub iphttps: Option<IphttpsSettings>,
+    /// The control socket (`None`: off).
+    pub control_socket: Option<PathBuf>,
+    /// The Prometheus endpoint (`None`: off).
+    pub metrics_listen: Option<SocketAddr>,
+    /// `[web]` and `[sstp] host`: the website sharing the listener.
+    pub web: crate::web_config::WebSettings,
 }
 
 /// Validated `[iphttps]` settings.
@@ -231,6 +295,11 @@ pub struct Overrides {
     pub iphttps_prefix: Option<String>,
     pub iphttps_client_ca: Option<PathBuf>,
     pub iphttps_server_names: Vec<String>,
+    pub control_socket: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub acme_domains: Vec<String>,
+    pub acme_directory: Option<String>,
+    pub acme_ca: Option<PathBuf>,
 }
 
 /// The configuration file to read: the one given, else
@@ -283,9 +352,14 @@ pub fn users_file(
 /// when the server will create it ([`ServerSettings::creates_users_file`]).
 pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
     let mut files: Vec<(&str, &Path)> = Vec::new();
-    if let (TlsMode::Tls { cert, key }, false) = (&s.tls, s.generated_cert) {
-        files.push(("tls.cert", cert));
-        files.push(("tls.key", key));
+    match (&s.tls, &s.acme) {
+        // ACME writes them; the directory's CA must exist.
+        (_, Some(a)) => files.extend(a.ca.as_deref().map(|ca| ("tls.acme.ca", ca))),
+        (TlsMode::Tls { cert, key }, None) if !s.generated_cert => {
+            files.push(("tls.cert", cert));
+            files.push(("tls.key", key));
+        }
+        _ => {}
     }
     if let Some(ca) = s.iphttps.as_ref().and_then(|i| i.client_ca.as_deref()) {
         files.push(("iphttps.client_ca", ca));
@@ -331,6 +405,62 @@ fn v6_prefix(field: &str, text: &str) -> anyhow::Result<ipv6nd::Ipv6Prefix> {
     })
 }
 
+/// `[tls] acme` and the `--acme-*` overrides; `None` when neither names a
+/// domain.
+fn acme_settings(f: Option<&AcmeSection>, ov: &Overrides) -> anyhow::Result<Option<AcmeSettings>> {
+    let domains: Vec<String> = if ov.acme_domains.is_empty() {
+        f.map(|a| a.domains.clone()).unwrap_or_default()
+    } else {
+        ov.acme_domains.clone()
+    };
+    if domains.is_empty() {
+        if f.is_some() {
+            bail!("tls.acme.domains: must name at least one DNS name");
+        }
+        if ov.acme_directory.is_some() || ov.acme_ca.is_some() {
+            bail!("--acme-directory/--acme-ca: need --acme-domain (or tls.acme.domains)");
+        }
+        return Ok(None);
+    }
+    let mut clean = Vec::new();
+    for d in &domains {
+        let d = d.trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if d.parse::<IpAddr>().is_ok() || d.split('.').count() < 2 || !d.split('.').all(label_ok) {
+            bail!("tls.acme.domains: \"{d}\" is not a DNS name with a dot (no addresses, no wildcards: tls-alpn-01 validates each name on this listener)");
+        }
+        if !clean.contains(&d) {
+            clean.push(d);
+        }
+    }
+    let directory = ov
+        .acme_directory
+        .clone()
+        .or_else(|| f.and_then(|a| a.directory.clone()))
+        .unwrap_or_else(|| LETS_ENCRYPT.to_string());
+    if !directory.starts_with("https://") {
+        bail!("tls.acme.directory: {directory} is not an https:// URL");
+    }
+    let contact = f.and_then(|a| a.contact.clone());
+    if let Some(c) = &contact {
+        if !c.starts_with("mailto:") {
+            bail!("tls.acme.contact: {c} is not a mailto: URI (e.g. mailto:admin@example.com)");
+        }
+    }
+    Ok(Some(AcmeSettings {
+        domains: clean,
+        contact,
+        directory,
+        ca: ov.acme_ca.clone().or_else(|| f.and_then(|a| a.ca.clone())),
+    }))
+}
+
 /// Parses the TOML text; errors carry the key and line (from `toml`).
 pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
     toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
@@ -353,7 +483,27 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         .or(f.listen)
         .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 443));
 
-    let (tls, generated_cert) = if f.tls.plain_http {
+    let acme = acme_settings(f.tls.acme.as_ref(), ov)?;
+    if acme.is_some() {
+        if f.tls.cert.is_some() || f.tls.key.is_some() {
+            bail!("tls.acme: not with tls.cert/tls.key (ACME obtains the certificate)");
+        }
+        if f.tls.plain_http {
+            bail!(
+                "tls.acme: not with tls.plain_http = true (the load balancer has the certificate)"
+            );
+        }
+    }
+    let (tls, generated_cert) = if acme.is_some() {
+        let dir = state_dir.join("acme");
+        (
+            TlsMode::Tls {
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+            },
+            false,
+        )
+    } else if f.tls.plain_http {
         if f.tls.cert.is_some() || f.tls.key.is_some() {
             bail!("tls.cert/tls.key: not used with tls.plain_http = true");
         }
@@ -400,6 +550,9 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             (None, Some(_)) => bail!("tls.cert: required when tls.key is set"),
         }
     };
+
+    let web =
+        crate::web_config::validate(f.web, f.sstp.host, matches!(tls, TlsMode::PlainHttp { .. }))?;
 
     let hash_offer = match f.sstp.hash_protocols {
         None => HashOffer {
@@ -574,12 +727,24 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         }
     };
 
+    let control_socket = match ov.control_socket.clone().or(f.control.socket) {
+        None => Some(PathBuf::from(crate::server::control::DEFAULT_SOCKET)),
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) if p.is_relative() => {
+            bail!("control.socket: {} is not an absolute path", p.display())
+        }
+        Some(p) => Some(p),
+    };
+    let metrics_listen = ov.metrics_listen.or(f.metrics.listen);
     Ok(ServerSettings {
+        control_socket,
+        metrics_listen,
         listen,
         state_dir,
         users_file,
         tls,
         generated_cert,
+        acme,
         hash_offer,
         auth,
         pool,
@@ -591,6 +756,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         max_sessions,
         handshake_timeout,
         iphttps,
+        web,
     })
 }
 
@@ -601,6 +767,23 @@ mod tests {
     fn err(text: &str) -> String {
         let f = parse(text).and_then(|f| validate(f, &Overrides::default()));
         format!("{:#}", f.unwrap_err())
+    }
+
+    #[test]
+    fn control_socket_and_metrics() {
+        let ok = |text: &str| validate(parse(text).unwrap(), &Overrides::default()).unwrap();
+        let d = ok("");
+        assert_eq!(
+            d.control_socket.as_deref(),
+            Some(Path::new("/run/tunnel443/control.sock"))
+        );
+        assert_eq!(d.metrics_listen, None, "metrics are off by default");
+        assert_eq!(ok("[control]\nsocket = \"\"").control_socket, None);
+        let m = ok("[metrics]\nlisten = \"127.0.0.1:9443\"").metrics_listen;
+        assert_eq!(m, Some("127.0.0.1:9443".parse().unwrap()));
+        assert!(err("[control]\nsocket = \"ctl.sock\"").starts_with("control.socket:"));
+        let e = err("[metrics]\nlisten = \"localhost\"");
+        assert!(e.contains("listen = \"localhost\""), "{e}");
     }
 
     #[test]
@@ -660,6 +843,43 @@ mod tests {
         assert!(e.contains("10.66.0.200/29"), "{e}");
         let s = validate(parse("[ipv4]\npool = \"10.66.0.200/29\"").unwrap(), &ov);
         assert!(s.is_err(), "the override is checked too");
+    }
+
+    #[test]
+    fn acme_settings_and_their_errors_name_the_field() {
+        let s = validate(
+            parse("state_dir = \"/srv/s\"\n[tls]\nacme = { domains = [\"VPN.Example.com.\"], contact = \"mailto:a@example.com\" }").unwrap(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let a = s.acme.expect("acme");
+        assert_eq!(a.domains, ["vpn.example.com"]);
+        assert_eq!(a.directory, LETS_ENCRYPT);
+        assert!(!s.generated_cert);
+        assert!(
+            matches!(&s.tls, TlsMode::Tls { cert, .. } if cert == Path::new("/srv/s/acme/cert.pem"))
+        );
+        for (text, want) in [
+            ("[tls]\nacme = { domains = [] }", "tls.acme.domains: must name at least one"),
+            ("[tls]\nacme = { domains = [\"10.0.0.1\"] }", "tls.acme.domains: \"10.0.0.1\" is not a DNS name"),
+            ("[tls]\nacme = { domains = [\"*.example.com\"] }", "tls.acme.domains: \"*.example.com\""),
+            ("[tls]\nacme = { domains = [\"a.example\"], directory = \"http://ca\" }", "tls.acme.directory: http://ca is not an https:// URL"),
+            ("[tls]\nacme = { domains = [\"a.example\"], contact = \"a@example.com\" }", "tls.acme.contact: a@example.com is not a mailto: URI"),
+            ("[tls]\ncert = \"/c\"\nkey = \"/k\"\nacme = { domains = [\"a.example\"] }", "tls.acme: not with tls.cert/tls.key"),
+            ("[tls]\nplain_http = true\ncert_sha256 = \"00\"\nacme = { domains = [\"a.example\"] }", "tls.acme: not with tls.plain_http"),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(want), "{text}: {e}");
+        }
+        let ov = Overrides {
+            acme_directory: Some("https://ca.test/dir".into()),
+            ..Default::default()
+        };
+        let e = format!("{:#}", validate(FileConfig::default(), &ov).unwrap_err());
+        assert!(
+            e.starts_with("--acme-directory/--acme-ca: need --acme-domain"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ use tracing::debug;
 pub const DEFAULT_PROXY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest proxy response head accepted.
-const MAX_REPLY_HEAD: usize = 16 * 1024;
+const MAX_REPLY_HEAD: usize = httphead::DEFAULT_MAX_HEAD;
 
 /// An `http://[USER:PASS@]HOST[:PORT][/]` proxy URL. `Debug` and `Display`
 /// never show the password.

@@ -7,6 +7,7 @@
 mod client;
 mod config;
 mod connect;
+mod ctl;
 mod demo;
 mod dial;
 mod driver;
@@ -15,12 +16,12 @@ mod netlink;
 mod netns;
 mod pool;
 mod proxy;
-mod proxy_protocol;
 mod server;
 mod state;
 mod tls;
 mod tun;
 mod user_cmd;
+mod web_config;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,8 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Carry stdin/stdout (or a local port) to HOST:PORT through a proxy chain.
     Connect(connect::ConnectArgs),
+    /// Ask a running server: sessions, show, kill, stats, reload.
+    Ctl(ctl::CtlArgs),
 }
 
 /// The client carries one session: one thread runs it without the
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::User(a) => user_cmd::run(a).map(|()| 0),
         Command::Demo(a) => demo::run(a).map(|()| 0),
+        Command::Ctl(a) => Ok(ctl::run(a)),
         command => runtime(&command)
             .map_err(anyhow::Error::from)
             .and_then(|rt| {
@@ -97,7 +101,9 @@ fn main() -> ExitCode {
                         Command::Client(a) => client::run(a).await,
                         Command::Proxy(a) => proxy::run(a).await.map(|()| 0),
                         Command::Connect(a) => connect::run(a).await,
-                        Command::User(_) | Command::Demo(_) => unreachable!("handled above"),
+                        Command::User(_) | Command::Demo(_) | Command::Ctl(_) => {
+                            unreachable!("handled above")
+                        }
                     }
                 })
             }),

@@ -170,7 +170,7 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
     read_head(
         &mut tls,
         &mut buf,
-        8192,
+        httphead::DEFAULT_MAX_HEAD,
         HANDSHAKE_TIMEOUT,
         sstp::http::parse_response,
     )

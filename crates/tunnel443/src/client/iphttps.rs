@@ -87,12 +87,18 @@ impl Client<'_> {
             .await
             .map_err(|e| Failure::Other(format!("sending the request: {e}")))?;
         let mut buf = Vec::new();
-        read_head(s, &mut buf, 8192, HANDSHAKE_TIMEOUT, |b| {
-            iphttps::parse_response(b, 8192).map(|p| match p {
-                iphttps::Parsed::Complete { value, head_len } => Some((value, head_len)),
-                iphttps::Parsed::Partial => None,
-            })
-        })
+        read_head(
+            s,
+            &mut buf,
+            httphead::DEFAULT_MAX_HEAD,
+            HANDSHAKE_TIMEOUT,
+            |b| {
+                iphttps::parse_response(b, httphead::DEFAULT_MAX_HEAD).map(|p| match p {
+                    iphttps::Parsed::Complete { value, head_len } => Some((value, head_len)),
+                    iphttps::Parsed::Partial => None,
+                })
+            },
+        )
         .await
         .map_err(|e| response_failure(e, &self.tls, self.has_identity))?;
         Ok(buf)

@@ -101,7 +101,7 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub refuse_sstp: bool,
     /// Largest accepted request head, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = httphead::DEFAULT_MAX_HEAD)]
     pub max_head_bytes: usize,
     /// Seconds a client has to send its whole request head.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
@@ -495,9 +495,7 @@ async fn read_request<S: AsyncRead + Unpin>(
             match RequestHead::parse(buf, max) {
                 Ok(Parsed::Complete { head, len }) => return Ok((head, len)),
                 Ok(Parsed::Partial) => {}
-                Err(HeadError::TooLarge { .. } | HeadError::TooManyHeaders { .. }) => {
-                    return Err(ReadFail::TooLarge)
-                }
+                Err(e) if e.is_too_large() => return Err(ReadFail::TooLarge),
                 Err(e) => return Err(ReadFail::Malformed(e)),
             }
         }

@@ -58,22 +58,7 @@ pub fn read_users_file(path: &Path) -> anyhow::Result<ppp::Users> {
 
 /// Writes a users file atomically (temp file + rename), mode 0600.
 pub fn write_users_file(path: &Path, users: &ppp::Users) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(users.to_file_string().as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+    crate::state::write_replace(path, users.to_file_string().as_bytes(), 0o600)
 }
 
 /// A new users file with one user stored with a plain password (the

@@ -38,7 +38,9 @@ use tracing::{info, warn};
 use crate::config::IphttpsSettings;
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
+use crate::server::registry::{Conn, EndCause, Protocol};
 use crate::server::router::SESSION_QUEUE;
+use crate::server::stats::{Method, Stage};
 use crate::server::Shared;
 
 static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -167,6 +169,18 @@ impl Allocator {
     }
 
     /// The lowest free /64, if any.
+    /// Client /64s in the pool (the server's own not counted).
+    pub fn capacity(&self) -> u64 {
+        self.pool.subnet64_count().map_or(0, |c| {
+            u64::try_from(c).unwrap_or(u64::MAX).saturating_sub(1)
+        })
+    }
+
+    /// Client /64s leased now.
+    pub fn in_use(&self) -> u64 {
+        self.used.lock().expect("pool lock").len() as u64
+    }
+
     pub fn lease(self: &Arc<Self>) -> Option<Lease> {
         let mut used = self.used.lock().expect("pool lock");
         let count = self.pool.subnet64_count()?;
@@ -192,21 +206,41 @@ impl Allocator {
     }
 }
 
+/// Who the client is: `subject` of its verified certificate (the registry's
+/// user), `client` for the log lines (`cert:<hash>` or `anonymous`).
+pub struct Client {
+    pub log: String,
+    pub subject: Option<String>,
+}
+
 /// Runs one IP-HTTPS session. `rest` holds bytes read after the head.
 pub async fn run(
     mut stream: BoxStream,
     rest: Vec<u8>,
-    peer: SocketAddr,
-    client: String,
+    conn: Conn,
+    client: Client,
     shared: Arc<Shared>,
 ) {
     let _active = ActiveGuard::new();
+    let peer: SocketAddr = conn.peer;
+    let mut reg = shared.sessions.register(Protocol::Iphttps, conn);
+    if let Some(subject) = &client.subject {
+        reg.set_user(subject);
+        reg.set_auth_method("certificate");
+        shared.stats.auth(Method::Certificate, true);
+    } else {
+        reg.set_auth_method("none");
+    }
+    let client = client.log;
+    reg.set_ending(EndCause::Error, "ended during setup");
     let Some(service) = shared.iphttps.as_ref() else {
         return;
     };
     let alloc = &service.pool;
     let Some(lease) = alloc.lease() else {
         warn!(%peer, "IP-HTTPS pool exhausted; 503");
+        reg.set_ending(EndCause::Error, "address pool exhausted");
+        shared.stats.failure(Stage::Ncp);
         let _ = stream
             .write_all(&iphttps::preamble::build_refusal(503))
             .await;
@@ -230,9 +264,19 @@ pub async fn run(
         .await
         .is_err()
     {
+        reg.set_ending(
+            EndCause::Lost,
+            "the connection closed before the HTTP response",
+        );
+        shared.stats.failure(Stage::Http);
         return;
     }
-    info!(%peer, %client, prefix = %prefix.prefix(), "IP-HTTPS session up");
+    info!(%peer, %client, id = reg.id(), prefix = %prefix.prefix(), "IP-HTTPS session up");
+    reg.set_ipv6(Some((prefix.network(), 64)));
+    if reg.mark_up() {
+        let secs = reg.entry.conn.accepted.elapsed().as_secs_f64();
+        shared.stats.setup(Protocol::Iphttps, secs);
+    }
     let started = Instant::now();
     let mut s = IphttpsServer::new(router, started);
     // Bytes read with the head go in first.
@@ -242,7 +286,7 @@ pub async fn run(
         tun: shared.tun.clone(),
     };
     let mut d = Driver::new(stream, tun);
-    let mut shutdown = shared.shutdown.clone();
+    let mut shutdown = reg.stop_signal();
     let mut ending = None;
     while ending.is_none() {
         while let Some(ev) = s.poll_event() {
@@ -254,9 +298,18 @@ pub async fn run(
                 _ => {}
             }
         }
-        match d.turn(&mut s, &mut shutdown).await {
+        let turn = d.turn(&mut s, &mut shutdown).await;
+        reg.store_counters(s.counters());
+        match turn {
             Turn::Continue => {}
-            Turn::Stop => s.close(Instant::now(), "server shutting down"),
+            // A final RA with router lifetime 0, then the close.
+            Turn::Stop => {
+                let reason = reg
+                    .kill_reason()
+                    .unwrap_or_else(|| "server shutting down".into());
+                info!(%peer, id = reg.id(), reason = %reason, "disconnecting the client");
+                s.close(Instant::now(), &reason)
+            }
             Turn::Closed | Turn::TunFailed(_) => {
                 while let Some(ev) = s.poll_event() {
                     if let Event::Closed(end) = ev {
@@ -267,6 +320,11 @@ pub async fn run(
             }
         }
     }
+    let cause = match &ending {
+        Some(Ending::PeerClosed) => EndCause::PeerClosed,
+        Some(Ending::StreamLost) | None => EndCause::Lost,
+        Some(_) => EndCause::Error,
+    };
     let reason = match ending {
         // Most clients leave without TLS close_notify: that is a close too.
         Some(Ending::PeerClosed) => "closed by the client".to_string(),
@@ -277,6 +335,7 @@ pub async fn run(
         Some(other) => other.to_string(),
         None => "closed".to_string(),
     };
+    reg.set_ending(cause, reason.clone());
     let c = s.counters();
     info!(
         %peer,

@@ -14,6 +14,12 @@
 //! and with 421 when the names are configured and this is not one of them.
 //! A refused client certificate is logged once per connection, at info,
 //! with the peer and the reason in plain words.
+//!
+//! A website can share the port ([`super::web`]): with `[web]
+//! sni_passthrough` the ClientHello's name is read first ([`httphead::sni`])
+//! and other sites' connections are spliced away before our handshake;
+//! after it, every request that is not SSTP, IP-HTTPS or the health check
+//! (and, with `[sstp] host`, SSTP for another name) goes to the web side.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,17 +31,29 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
-use crate::proxy_protocol;
-use crate::server::{iphttps, session, tls_setup, Shared};
+use crate::server::registry::{cert_subject, tls_version_name, Conn};
+use crate::server::stats::{Method, Stage};
+use crate::server::{iphttps, session, tls_setup, web, Shared};
+use httphead::proxy as proxy_protocol;
 
 /// The request head as the listener dispatches it.
 enum Dispatch {
     Sstp(session::Request),
     Iphttps(Result<(), ::iphttps::preamble::RequestError>),
+    Web(Box<httphead::RequestHead>),
 }
 
-/// Largest request head we read.
-pub const MAX_HEAD: usize = 8192;
+/// The whole head again, for the web side (the same bytes the SSTP parser
+/// has just found complete, so it is complete here too).
+fn web_head(b: &[u8], fallback: session::Request) -> Dispatch {
+    match httphead::RequestHead::parse(b, MAX_HEAD) {
+        Ok(httphead::Parsed::Complete { head, .. }) => Dispatch::Web(Box::new(head)),
+        _ => Dispatch::Sstp(fallback),
+    }
+}
+
+/// Largest request head we read (the shared HTTP head limit).
+pub const MAX_HEAD: usize = httphead::DEFAULT_MAX_HEAD;
 
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.settings.max_sessions));
@@ -50,6 +68,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             warn!(%peer, max = shared.settings.max_sessions, "too many connections; refused");
+            shared.stats.failure(Stage::Tcp);
             drop(tcp);
             continue;
         };
@@ -63,6 +82,8 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     crate::io_util::tune_tcp(&tcp);
+    let mut conn = Conn::plain(peer);
+    let mut subject: Option<String> = None;
     let timeout = shared.settings.handshake_timeout;
     let mut buf = Vec::new();
     let (tls, hashes) = shared.tls_snapshot();
@@ -71,6 +92,8 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     let mut client_cert: Option<String> = None;
     // The SNI is one of iphttps.server_names.
     let mut iphttps_name = false;
+    // The SNI, lower case ([sstp] host).
+    let mut sni_name: Option<String> = None;
     let (mut stream, mut buf): (BoxStream, Vec<u8>) = match tls {
         None => {
             let mut tcp = tcp;
@@ -87,6 +110,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     Ok(None) => {}
                     Err(e) => {
                         info!(%peer, error = %plain_error(&e), "PROXY protocol header rejected; closed");
+                        shared.stats.failure(Stage::Tls);
                         return;
                     }
                 }
@@ -94,28 +118,56 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             (Box::new(tcp), buf)
         }
         Some(setup) => {
+            let Some(tcp) = web::peek_sni(tcp, peer, &shared.settings.web, timeout).await else {
+                return;
+            };
             let handshake = async {
                 let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
                     .await
                     .map_err(|e| (e, None))?;
                 let sni = start.client_hello().server_name().map(str::to_owned);
+                if let Some(config) = shared
+                    .acme
+                    .as_ref()
+                    .and_then(|c| c.for_hello(&start.client_hello()))
+                {
+                    // The CA validating a tls-alpn-01 challenge: the
+                    // handshake is the whole answer (RFC 8737 §3).
+                    let done = start.into_stream(config).await;
+                    info!(%peer, sni = sni.as_deref().unwrap_or(""), ok = done.is_ok(), "ACME: answered a tls-alpn-01 validation");
+                    return Ok(None);
+                }
+                sni_name = sni
+                    .as_deref()
+                    .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
                 let chosen = setup.choose(sni.as_deref());
                 iphttps_name = chosen.iphttps_name;
-                start.into_stream(chosen.config).await.map_err(|e| (e, sni))
+                start
+                    .into_stream(chosen.config)
+                    .await
+                    .map(Some)
+                    .map_err(|e| (e, sni))
             };
             match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok(s)) => {
-                    client_cert = s
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| hex::encode(&crate::tls::CertHashes::of(c).sha256[..8]));
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some(s))) => {
+                    let tls = s.get_ref().1;
+                    let cert = tls.peer_certificates().and_then(|c| c.first());
+                    client_cert =
+                        cert.map(|c| hex::encode(&crate::tls::CertHashes::of(c).sha256[..8]));
+                    subject = cert.and_then(|c| cert_subject(c));
+                    conn.tls_version = tls.protocol_version().map(tls_version_name);
+                    conn.tls_suite = tls
+                        .negotiated_cipher_suite()
+                        .and_then(|c| c.suite().as_str())
+                        .map(str::to_owned);
                     (Box::new(s), buf)
                 }
                 Ok(Err((e, sni))) => {
                     let sni = sni.as_deref().map(tracing::field::display);
+                    shared.stats.failure(Stage::Tls);
                     if let Some(reason) = tls_setup::client_cert_refusal(&e) {
+                        shared.stats.auth(Method::Certificate, false);
                         // Once per connection, at info: why a client
                         // cannot connect is the first thing an admin asks.
                         info!(%peer, sni, %reason, "IP-HTTPS TLS handshake refused (client certificate)");
@@ -127,13 +179,16 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                     return;
                 }
                 Err(_) => {
+                    shared.stats.failure(Stage::Tls);
                     debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             }
         }
     };
+    conn.peer = peer;
     let ipcfg = shared.iphttps.as_ref().map(|i| &i.paths);
+    let webcfg = &shared.settings.web;
     let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, |b| {
         let r = session::parse_request(b)?;
         Ok::<_, sstp::http::HttpError>(r.map(|(req, len)| match (&req, &ipcfg) {
@@ -143,6 +198,15 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                 let checked = ::iphttps::preamble::parse_request(b, cfg).map(|_| ());
                 (Dispatch::Iphttps(checked), len)
             }
+            (session::Request::Sstp(r), _)
+                if !web::sstp_allowed(webcfg, r.host.as_deref(), sni_name.as_deref()) =>
+            {
+                (web_head(b, req), len)
+            }
+            (session::Request::Other { .. }, _) => (web_head(b, req), len),
+            (session::Request::Head { path }, _) if !web::is_health_check("HEAD", path) => {
+                (web_head(b, req), len)
+            }
             _ => (Dispatch::Sstp(req), len),
         }))
     })
@@ -150,6 +214,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
     match req {
         Ok(Dispatch::Iphttps(Err(e))) => {
             info!(%peer, error = %e, status = e.status(), "IP-HTTPS request refused");
+            shared.stats.failure(Stage::Http);
             reply(&mut stream, &e.response()).await;
         }
         Ok(Dispatch::Iphttps(Ok(()))) => {
@@ -158,6 +223,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
             };
             if service.names_only && !iphttps_name {
                 info!(%peer, "IP-HTTPS request on a name not in iphttps.server_names; 421");
+                shared.stats.failure(Stage::Http);
                 reply(&mut stream, &::iphttps::preamble::build_refusal(421)).await;
                 return;
             }
@@ -166,16 +232,25 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
                 (None, true) => "anonymous".to_string(),
                 (None, false) => {
                     warn!(%peer, "IP-HTTPS client presented no verified certificate; 403");
+                    shared.stats.failure(Stage::Http);
+                    shared.stats.auth(Method::Certificate, false);
                     reply(&mut stream, &::iphttps::preamble::build_refusal(403)).await;
                     return;
                 }
             };
-            iphttps::run(stream, buf, peer, client, shared).await;
+            let client = iphttps::Client {
+                log: client,
+                subject,
+            };
+            iphttps::run(stream, buf, conn, client, shared).await;
         }
         Ok(Dispatch::Sstp(session::Request::Sstp(req))) => {
-            session::run(stream, buf, peer, req, hashes, shared).await;
+            session::run(stream, buf, conn, req, hashes, shared).await;
         }
-        Ok(Dispatch::Sstp(session::Request::Head)) => {
+        Ok(Dispatch::Web(head)) => {
+            web::serve(stream, buf, peer, *head, &shared).await;
+        }
+        Ok(Dispatch::Sstp(session::Request::Head { .. })) => {
             reply(
                 &mut stream,
                 b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -184,17 +259,28 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>) {
         }
         Ok(Dispatch::Sstp(session::Request::Other { method, path })) => {
             info!(%peer, %method, %path, "not an SSTP request; 404");
-            reply(&mut stream, &::iphttps::preamble::build_refusal(404)).await;
+            shared.stats.failure(Stage::Http);
+            reply(&mut stream, &web::page(webcfg, 404, false)).await;
+        }
+        Err(HeadError::Parse(e)) if e.too_large() => {
+            info!(%peer, error = %e, "request head too large; 431");
+            shared.stats.failure(Stage::Http);
+            reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
         }
         Err(HeadError::Parse(e)) => {
             info!(%peer, error = %e, "malformed request head; 400");
+            shared.stats.failure(Stage::Http);
             reply(&mut stream, &::iphttps::preamble::build_refusal(400)).await;
         }
         Err(e @ HeadError::TooBig(_)) => {
             info!(%peer, error = %e, "request head too large; 431");
+            shared.stats.failure(Stage::Http);
             reply(&mut stream, &::iphttps::preamble::build_refusal(431)).await;
         }
-        Err(e) => info!(%peer, error = %plain_error(&e), "no request head; closed"),
+        Err(e) => {
+            info!(%peer, error = %plain_error(&e), "no request head; closed");
+            shared.stats.failure(Stage::Http);
+        }
     }
 }
 

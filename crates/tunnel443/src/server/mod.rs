@@ -8,20 +8,26 @@
 //! sends every client a Call Disconnect (and LCP Terminate) and waits
 //! briefly for them to finish.
 
+mod acme;
 pub mod auth;
 mod banner;
+pub mod control;
 mod iphttps;
 mod listener;
+mod metrics;
+pub mod registry;
+mod rewind;
 mod router;
 mod session;
+pub mod stats;
 mod tls_setup;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{self, Overrides, ServerSettings, TlsMode};
@@ -76,6 +82,25 @@ pub struct ServerArgs {
     /// require a client certificate (`iphttps.server_names`).
     #[arg(long = "iphttps-server-name", value_name = "NAME")]
     pub iphttps_server_names: Vec<String>,
+    /// Unix socket for `tunnel443 ctl` (`control.socket`)
+    /// [default: /run/tunnel443/control.sock]
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics
+    /// (`metrics.listen`) [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Obtain the certificate for this DNS name with ACME (repeatable;
+    /// `tls.acme.domains`)
+    #[arg(long = "acme-domain", value_name = "NAME")]
+    pub acme_domains: Vec<String>,
+    /// The ACME CA's directory URL (`tls.acme.directory`; default Let's Encrypt)
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// PEM certificate the ACME directory's HTTPS certificate chains to,
+    /// for a test CA (`tls.acme.ca`)
+    #[arg(long, value_name = "FILE")]
+    pub acme_ca: Option<PathBuf>,
 }
 
 /// What the zero-config default made or found.
@@ -121,9 +146,14 @@ pub struct Shared {
     pub pool: Pool,
     pub router: Arc<router::Router>,
     pub tun: crate::tun::Tun,
-    pub shutdown: watch::Receiver<bool>,
     /// IP-HTTPS (None: disabled).
     pub iphttps: Option<iphttps::Service>,
+    /// Every live session (`ctl`, metrics, accounting).
+    pub sessions: Arc<registry::Registry>,
+    /// Counters `ctl stats` and the metrics read.
+    pub stats: stats::Stats,
+    /// Pending tls-alpn-01 challenges (None: no ACME).
+    pub acme: Option<Arc<acme::Challenges>>,
 }
 
 impl Shared {
@@ -137,6 +167,30 @@ impl Shared {
         let g = self.tls.read().expect("tls lock");
         let t = g.as_ref().expect("TLS mode has a config");
         (Some(t.clone()), t.hashes)
+    }
+    /// The counters now, for `ctl stats` and `/metrics`.
+    pub fn stats_snapshot(&self) -> stats::Snapshot {
+        use registry::Protocol;
+        let mut pools = vec![stats::PoolUse {
+            pool: "ipv4",
+            size: self.pool.capacity() as u64,
+            used: self.pool.in_use() as u64,
+        }];
+        if let Some(i) = &self.iphttps {
+            pools.push(stats::PoolUse {
+                pool: "iphttps",
+                size: i.pool.capacity(),
+                used: i.pool.in_use(),
+            });
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.snapshot(stats::Live {
+            sessions: Protocol::ALL.map(|p| self.sessions.count(p) as u64),
+            pools,
+            traffic: self.sessions.total_traffic(),
+            queue_full: self.router.queue_full.load(Relaxed),
+            no_route: self.router.no_route.load(Relaxed),
+        })
     }
     fn proxy_protocol(&self) -> bool {
         matches!(
@@ -185,7 +239,8 @@ fn tls_fields(settings: &ServerSettings) -> &'static str {
 
 /// `--check-config`: what start would load, without binding or a TUN.
 fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
-    if !settings.generated_cert {
+    // ACME's certificate may not exist yet: the server obtains it.
+    if !settings.generated_cert && settings.acme.is_none() {
         load_tls(settings).with_context(|| tls_fields(settings))?;
     }
     if let Some(i) = &settings.iphttps {
@@ -247,6 +302,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_prefix: args.iphttps_prefix.clone(),
         iphttps_client_ca: args.iphttps_client_ca.clone(),
         iphttps_server_names: args.iphttps_server_names.clone(),
+        control_socket: args.control_socket.clone(),
+        metrics_listen: args.metrics_listen,
+        acme_domains: args.acme_domains.clone(),
+        acme_directory: args.acme_directory.clone(),
+        acme_ca: args.acme_ca.clone(),
     };
     let config_path = config::config_path(args.config.clone());
     let settings = config::load(config_path.as_deref(), &ov)?;
@@ -300,6 +360,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    if let Some(a) = &settings.acme {
+        acme::ensure_placeholder(&settings.state_dir, a)?;
+    }
     let tls = load_tls(&settings).with_context(|| tls_fields(&settings))?;
     let plain_hashes = match &settings.tls {
         TlsMode::PlainHttp {
@@ -340,7 +403,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let router = Arc::new(router::Router::default());
     tokio::spawn(router.clone().run_tun_reader(tun.clone()));
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     info!(
         listen = %settings.listen,
         tun = %settings.tun_name,
@@ -349,6 +411,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file = %settings.users_file.display(),
         "server started"
     );
+    let acme_challenges = settings
+        .acme
+        .is_some()
+        .then(Arc::<acme::Challenges>::default);
     let shared = Arc::new(Shared {
         settings,
         tls: RwLock::new(tls),
@@ -357,12 +423,23 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         pool,
         router,
         tun,
-        shutdown: stop_rx,
         iphttps,
+        sessions: registry::Registry::new(),
+        stats: stats::Stats::default(),
+        acme: acme_challenges.clone(),
     });
+    let _control = match &shared.settings.control_socket {
+        Some(path) => control::start(path, shared.clone()).await?,
+        None => None,
+    };
+    let metrics = match shared.settings.metrics_listen {
+        Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
+        None => None,
+    };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
+    let renew = acme_challenges.map(|c| tokio::spawn(acme::run(shared.clone(), c)));
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -372,7 +449,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared),
+            _ = hup.recv() => {
+                reload(&shared, "SIGHUP");
+            }
         }
     }
     info!(
@@ -381,8 +460,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     accept.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     watch_users.abort();
-    let _ = stop_tx.send(true);
+    shared
+        .sessions
+        .close_all(registry::EndCause::Shutdown, "server shutting down");
+    if let Some(r) = renew {
+        r.abort();
+    }
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     while session::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
@@ -422,18 +509,68 @@ fn log_users_reload(shared: &Shared, cause: &str, result: anyhow::Result<usize>)
     }
 }
 
-fn reload(shared: &Shared) {
+/// `1 user`, `2 users`.
+fn users(n: usize) -> String {
+    format!("{n} user{}", if n == 1 { "" } else { "s" })
+}
+
+/// SIGHUP and `ctl reload`: re-reads the users file and the certificate;
+/// returns what changed, one line each (`cause` names who asked).
+pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
+    let mut changes = Vec::new();
+    let before = shared.users.names();
     let result = shared.users.reload(&shared.settings.users_file);
-    log_users_reload(shared, "SIGHUP", result);
-    if let TlsMode::Tls { .. } = shared.settings.tls {
-        match load_tls(&shared.settings) {
-            Ok(t) => {
-                *shared.tls.write().expect("tls lock") = t;
-                info!("certificate reloaded (new sessions use it)");
-            }
-            Err(e) => {
-                warn!(error = %format!("{e:#}"), "certificate reload failed; keeping the old one")
+    changes.push(match &result {
+        Ok(_) => {
+            let after = shared.users.names();
+            let added: Vec<_> = after.iter().filter(|u| !before.contains(u)).collect();
+            let removed: Vec<_> = before.iter().filter(|u| !after.contains(u)).collect();
+            let join = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            match (added.is_empty(), removed.is_empty()) {
+                (true, true) => format!("users file: unchanged ({})", users(after.len())),
+                _ => {
+                    let mut line = format!("users file: {}", users(after.len()));
+                    if !added.is_empty() {
+                        line += &format!("; added {}", join(&added));
+                    }
+                    if !removed.is_empty() {
+                        line += &format!("; removed {}", join(&removed));
+                    }
+                    line
+                }
             }
         }
-    }
+        Err(e) => format!("users file: reload failed, keeping the old users: {e:#}"),
+    });
+    log_users_reload(shared, cause, result);
+    changes.extend(reload_tls(shared, cause));
+    changes
+}
+
+/// Loads the certificate again (SIGHUP, `ctl reload`, or ACME's new one):
+/// new sessions use it, live ones keep the hashes their handshake saw.
+/// What changed, in one line (`None` in plain-HTTP mode).
+pub(crate) fn reload_tls(shared: &Shared, cause: &str) -> Option<String> {
+    let TlsMode::Tls { .. } = shared.settings.tls else {
+        return None;
+    };
+    let old = shared.tls_snapshot().1.sha256;
+    Some(match load_tls(&shared.settings) {
+        Ok(t) => {
+            let new = t.as_ref().map(|t| t.hashes.sha256);
+            *shared.tls.write().expect("tls lock") = t;
+            info!(cause, "certificate reloaded (new sessions use it)");
+            match new {
+                Some(h) if h != old => format!(
+                    "certificate: changed, new SHA-256 {} (new sessions use it)",
+                    hex::encode(h)
+                ),
+                _ => "certificate: unchanged".to_string(),
+            }
+        }
+        Err(e) => {
+            warn!(cause, error = %format!("{e:#}"), "certificate reload failed; keeping the old one");
+            format!("certificate: reload failed, keeping the old one: {e:#}")
+        }
+    })
 }

@@ -7,7 +7,7 @@
 //! Everything the session holds (lease, routes) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +21,9 @@ use tracing::{info, warn, Instrument};
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::BoxStream;
 use crate::pool::Lease;
+use crate::server::registry::{Conn, EndCause, Protocol, SessionGuard};
 use crate::server::router::{self, Registration};
+use crate::server::stats::{Method, Stage};
 use crate::server::Shared;
 use crate::tls::CertHashes;
 
@@ -48,7 +50,7 @@ impl Drop for ActiveGuard {
 /// What the request head asked for.
 pub enum Request {
     Sstp(sstp::http::SstpRequest),
-    Head,
+    Head { path: String },
     Other { method: String, path: String },
 }
 
@@ -58,7 +60,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, sstp::http:
     Ok(sstp::http::parse_request(buf)?.map(|(kind, len)| {
         let r = match kind {
             RequestKind::Sstp(r) => Request::Sstp(r),
-            RequestKind::Head => Request::Head,
+            RequestKind::Head { path } => Request::Head { path },
             RequestKind::Other { method, path } => Request::Other { method, path },
         };
         (r, len)
@@ -106,9 +108,48 @@ struct Held {
     /// IPv6: the client's address and its route.
     ipv6: Option<(Ipv6Addr, Registration)>,
     user: Option<String>,
+    /// The session's entry in the registry (`ctl`, accounting).
+    reg: SessionGuard,
+    /// Call Connected verified / a network layer up: both make it "up".
+    connected: bool,
+    net_up: bool,
+    auth_failed: bool,
 }
 
 impl Held {
+    /// Marks the session up in the registry once it carries traffic.
+    fn maybe_up(&self) {
+        if self.connected && self.net_up && self.reg.mark_up() {
+            let secs = self.reg.entry.conn.accepted.elapsed().as_secs_f64();
+            self.shared.stats.setup(Protocol::Sstp, secs);
+        }
+    }
+
+    /// Why the session ended, for the registry and the setup-failure stats.
+    fn ended(&mut self, end: &session::sstp::Ending) {
+        use sstp::CloseReason as R;
+        let reason = match &end.peer_reason {
+            Some(r) => format!("{}: {r}", end.sstp),
+            None => end.sstp.to_string(),
+        };
+        let cause = match &end.sstp {
+            _ if self.auth_failed => EndCause::AuthFailed,
+            R::Disconnected { by_peer: true } | R::PeerAbort { .. } => EndCause::PeerClosed,
+            R::LowerLayerClosed | R::HelloTimeout | R::Timeout => EndCause::Lost,
+            _ => EndCause::Error,
+        };
+        if !self.reg.entry.is_up() && self.reg.kill_reason().is_none() {
+            let stage = match &end.sstp {
+                _ if self.auth_failed => Stage::PppAuth,
+                R::Binding(_) => Stage::Binding,
+                _ if self.user.is_some() && !self.net_up => Stage::Ncp,
+                _ => Stage::Sstp,
+            };
+            self.shared.stats.failure(stage);
+        }
+        self.reg.set_ending(cause, reason);
+    }
+
     /// Answers the session's questions and logs what happened.
     fn on_event(&mut self, s: &mut SstpSession, ev: Event) {
         let now = Instant::now();
@@ -116,20 +157,30 @@ impl Held {
             Event::AuthRequest(req) => {
                 let verdict = self.shared.users.verify(&req.username, &req.proof);
                 let ok = verdict.is_accept();
+                if let Some(m) = Method::of(req.method) {
+                    self.shared.stats.auth(m, ok);
+                }
                 info!(user = %req.username, method = %req.method, accepted = ok, "authentication");
                 s.auth_verdict(now, req.id, verdict);
             }
             Event::Authenticated { username, method } => {
                 info!(user = %username, method = %method, "authenticated");
+                self.reg.set_user(&username);
+                self.reg.set_auth_method(&method.to_string());
                 self.user = Some(username);
             }
             Event::AuthFailed { username, reason } => {
                 warn!(user = username.as_deref().map(display), reason = %reason, "authentication failed");
+                self.auth_failed = true;
             }
-            Event::Connected => info!(
-                user = self.user.as_deref().map(display),
-                "SSTP call connected (crypto binding verified)"
-            ),
+            Event::Connected => {
+                info!(
+                    user = self.user.as_deref().map(display),
+                    "SSTP call connected (crypto binding verified)"
+                );
+                self.connected = true;
+                self.maybe_up();
+            }
             Event::NeedIpv4Address { username } => match self.shared.pool.allocate() {
                 Some(lease) => {
                     let dns = &self.shared.settings.dns;
@@ -153,15 +204,24 @@ impl Held {
                     .router
                     .register(IpAddr::V4(peer), self.tx.clone());
                 info!(user = self.user.as_deref().map(display), address = %peer, "session up");
+                self.reg.set_ipv4(Some(peer));
+                self.net_up = true;
+                self.maybe_up();
             }
-            Event::Ipv4Down => self.route = None,
+            Event::Ipv4Down => {
+                self.route = None;
+                self.reg.set_ipv4(None);
+            }
             Event::Ipv6Up {
                 address, peer_iid, ..
             } => {
                 let routed = address.and_then(|a| self.route_ipv6(a, peer_iid));
                 s.confirm_ipv6(now, routed);
             }
-            Event::Ipv6Down => self.ipv6 = None,
+            Event::Ipv6Down => {
+                self.ipv6 = None;
+                self.reg.set_ipv6(None);
+            }
             Event::Spoofed { source, dropped } => {
                 let assigned = match source {
                     Some(IpAddr::V4(_)) => self.lease.as_ref().map(|l| IpAddr::V4(l.addr())),
@@ -180,6 +240,7 @@ impl Held {
                     info!(reason = %r, "PPP link down");
                 }
                 info!(reason = %end.sstp, "SSTP session closed");
+                self.ended(&end);
                 self.route = None;
                 self.ipv6 = None;
             }
@@ -204,6 +265,9 @@ impl Held {
         };
         info!(user = self.user.as_deref().map(display), address = %addr, "IPv6 up");
         self.ipv6 = Some((addr, route));
+        self.reg.set_ipv6(Some((addr, 128)));
+        self.net_up = true;
+        self.maybe_up();
         Some(addr)
     }
 }
@@ -212,14 +276,15 @@ impl Held {
 pub async fn run(
     stream: BoxStream,
     leftover: Vec<u8>,
-    peer: SocketAddr,
+    conn: Conn,
     req: sstp::http::SstpRequest,
     hashes: CertHashes,
     shared: Arc<Shared>,
 ) {
     let corr = req.correlation_id.clone().unwrap_or_default();
-    let span = tracing::info_span!("sstp", %peer, correlation_id = %corr);
-    run_inner(stream, leftover, hashes, shared)
+    let reg = shared.sessions.register(Protocol::Sstp, conn);
+    let span = tracing::info_span!("sstp", peer = %reg.entry.conn.peer, id = reg.id(), correlation_id = %corr);
+    run_inner(stream, leftover, hashes, shared, reg)
         .instrument(span)
         .await
 }
@@ -229,11 +294,17 @@ async fn run_inner(
     leftover: Vec<u8>,
     hashes: CertHashes,
     shared: Arc<Shared>,
+    mut reg: SessionGuard,
 ) {
     let _active = ActiveGuard::new();
     let started = Instant::now();
     let response = sstp::http::server_response(&httpdate());
     if stream.write_all(&response).await.is_err() {
+        reg.set_ending(
+            EndCause::Lost,
+            "the connection closed before the HTTP response",
+        );
+        shared.stats.failure(Stage::Http);
         return;
     }
     let now = Instant::now();
@@ -256,6 +327,7 @@ async fn run_inner(
         Box::new(|b: &mut [u8]| rand::fill(b)),
     );
     let (tx, rx) = mpsc::channel(router::SESSION_QUEUE);
+    let mut shutdown = reg.stop_signal();
     let mut held = Held {
         shared: shared.clone(),
         tx,
@@ -263,6 +335,10 @@ async fn run_inner(
         route: None,
         ipv6: None,
         user: None,
+        reg,
+        connected: false,
+        net_up: false,
+        auth_failed: false,
     };
     if !leftover.is_empty() {
         s.handle_stream_bytes(now, &leftover);
@@ -272,16 +348,30 @@ async fn run_inner(
         tun: shared.tun.clone(),
     };
     let mut d = Driver::new(stream, tun);
-    let mut shutdown = shared.shutdown.clone();
     loop {
         while let Some(ev) = s.poll_event() {
             held.on_event(&mut s, ev);
         }
-        match d.turn(&mut s, &mut shutdown).await {
+        let turn = d.turn(&mut s, &mut shutdown).await;
+        held.reg.store_counters(s.counters());
+        match turn {
             Turn::Continue => {}
             // LCP Terminate first, then Call Disconnect (MS-SSTP §3.3.4).
-            Turn::Stop => s.close(Instant::now(), "server shutting down"),
-            Turn::Closed | Turn::TunFailed(_) => break,
+            Turn::Stop => {
+                let reason = held
+                    .reg
+                    .kill_reason()
+                    .unwrap_or_else(|| "server shutting down".into());
+                info!(reason = %reason, "disconnecting the client");
+                s.close(Instant::now(), &reason)
+            }
+            Turn::Closed => break,
+            Turn::TunFailed(e) => {
+                warn!(error = %e, "TUN device failed; session ended");
+                held.reg
+                    .set_ending(EndCause::Error, format!("TUN device failed: {e}"));
+                break;
+            }
         }
     }
     while let Some(ev) = s.poll_event() {
@@ -305,48 +395,7 @@ async fn run_inner(
     );
 }
 
-/// The current time as an HTTP date (RFC 7231 §7.1.1.1).
+/// The current time as an HTTP date (RFC 9110 §5.6.7).
 pub fn httpdate() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    httpdate_at(secs)
-}
-
-fn httpdate_at(secs: u64) -> String {
-    let days = secs / 86400;
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(mo - 1) as usize];
-    format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn httpdate_format() {
-        assert_eq!(super::httpdate_at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            super::httpdate_at(1_700_000_000),
-            "Tue, 14 Nov 2023 22:13:20 GMT"
-        );
-        assert_eq!(
-            super::httpdate_at(951_782_400),
-            "Tue, 29 Feb 2000 00:00:00 GMT"
-        );
-        assert_eq!(super::httpdate().len(), 29);
-    }
+    httphead::date::http_date(std::time::SystemTime::now())
 }

@@ -106,21 +106,27 @@ impl Proc {
     /// Waits until the log contains `needle`; panics with the log after
     /// `secs` or if the process exits first.
     pub fn wait_log(&mut self, needle: &str, secs: u64) -> String {
+        self.wait_log_count(needle, 1, secs)
+    }
+
+    /// Waits until the log contains `needle` at least `count` times; panics
+    /// with the log after `secs` or if the process exits first.
+    pub fn wait_log_count(&mut self, needle: &str, count: usize, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let out = self.output();
-            if out.contains(needle) {
+            if out.matches(needle).count() >= count {
                 return out;
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!(
-                    "{} exited ({st}) before logging {needle:?}:\n{out}",
+                    "{} exited ({st}) before logging {needle:?} {count} times:\n{out}",
                     self.name
                 );
             }
             if Instant::now() > deadline {
                 panic!(
-                    "{} did not log {needle:?} within {secs}s:\n{out}",
+                    "{} did not log {needle:?} {count} times within {secs}s:\n{out}",
                     self.name
                 );
             }

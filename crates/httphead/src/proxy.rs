@@ -13,21 +13,27 @@ const V1_MAX: usize = 107;
 /// We accept v2 headers up to this size (TLVs included).
 const V2_MAX: usize = 536;
 
+/// Result of feeding bytes to [`parse`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// Need more bytes.
     Partial,
     /// A header of `len` bytes; `source` is `None` for LOCAL/UNKNOWN.
     Done {
+        /// Bytes the header used; what follows is the proxied stream.
         len: usize,
+        /// The client's address, as the load balancer saw it.
         source: Option<SocketAddr>,
     },
 }
 
+/// A header that is not PROXY protocol v1 or v2 (what is wrong, in words).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("bad PROXY protocol header: {0}")]
 pub struct Error(&'static str);
 
+/// Parses a PROXY header at the start of `buf` (v1 lines up to 107 bytes,
+/// v2 headers up to 536 bytes with their TLVs).
 pub fn parse(buf: &[u8]) -> Result<Parsed, Error> {
     let n = buf.len().min(V2_SIG.len());
     if buf[..n] == V2_SIG[..n] {

@@ -1,14 +1,19 @@
-//! HTTP/1.x message heads: bounded parsing with `httparse` and emission.
+//! HTTP/1.x message heads (RFC 9112 §2-§5): bounded parsing with
+//! `httparse`, and emission.
 //!
-//! Implements the framing that Luotonen's draft requires of both ends of a
-//! CONNECT handshake (`ssl-tunneling-through-proxy.txt`, "The CONNECT Method"
-//! and "Proxy Response"): a request or status line, zero or more header lines,
-//! then an empty line, where every line ends in CR LF *or a single LF*, and the
-//! version is HTTP/1.0 or HTTP/1.1. Everything after the empty line belongs to
-//! the tunnel, so the parsers report how many bytes the head used.
+//! A head is a request or status line, zero or more header lines, then an
+//! empty line, where every line ends in CR LF *or a single LF* (RFC 9112
+//! §2.2, and Luotonen's CONNECT draft), and the version is HTTP/1.0 or
+//! HTTP/1.1. Everything after the empty line belongs to the body or the
+//! tunnel, so the parsers report how many bytes the head used.
 //!
-//! A head larger than the caller's limit is an error as soon as the limit is
-//! reached, so a peer cannot make us buffer without bound.
+//! One set of limits for every user of the crate (SSTP, IP-HTTPS, CONNECT,
+//! the web passthrough): a head of at most the caller's `max` bytes
+//! ([`DEFAULT_MAX_HEAD`] unless the caller has a reason), at most
+//! [`MAX_HEADERS`] fields and lines of at most [`MAX_LINE`] bytes. A head
+//! over a limit is an error as soon as the limit is reached, so a peer
+//! cannot make us buffer without bound. What the body framing headers may
+//! say is [`crate::framing`]'s business.
 
 use std::fmt;
 
@@ -17,6 +22,10 @@ pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
 
 /// Maximum number of header fields accepted in one head.
 pub const MAX_HEADERS: usize = 64;
+
+/// Maximum length of one line of a head (request or status line, or one
+/// header field), line end included.
+pub const MAX_LINE: usize = 8 * 1024;
 
 /// HTTP version of a parsed or emitted head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,12 +70,31 @@ pub enum HeadError {
         /// The limit that was exceeded.
         limit: usize,
     },
+    /// A line longer than [`MAX_LINE`].
+    #[error("a line of the message head exceeds {limit} bytes")]
+    LineTooLong {
+        /// The limit that was exceeded.
+        limit: usize,
+    },
     /// The bytes are not an HTTP/1.0 or HTTP/1.1 head.
     #[error("malformed message head: {what}")]
     Malformed {
         /// What was wrong, as reported by the tokenizer.
         what: &'static str,
     },
+}
+
+impl HeadError {
+    /// Whether a size limit was broken (head, field count or line): HTTP
+    /// answers these with 431 rather than 400 (RFC 6585 §5).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            HeadError::TooLarge { .. }
+                | HeadError::TooManyHeaders { .. }
+                | HeadError::LineTooLong { .. }
+        )
+    }
 }
 
 impl From<httparse::Error> for HeadError {
@@ -99,6 +127,12 @@ impl From<httparse::Error> for HeadError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeaderError {
+    /// A request method that is not an RFC 9110 token.
+    #[error("invalid method \"{}\"", sanitize(.0, 64))]
+    Method(String),
+    /// A request target that is empty or not visible ASCII.
+    #[error("invalid request target \"{}\"", sanitize(.0, 64))]
+    Target(String),
     /// The name is empty or not an RFC 9110 token.
     #[error("invalid header name \"{}\"", sanitize(.0, 64))]
     Name(String),
@@ -277,24 +311,32 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    /// Builds a `CONNECT authority HTTP/1.1` request head. The authority is
-    /// already validated, so it cannot inject anything.
-    pub fn connect(authority: &crate::Authority, headers: Headers) -> Self {
-        RequestHead {
-            method: "CONNECT".to_owned(),
-            target: authority.to_string(),
+    /// Builds an `HTTP/1.1` request head. The method must be a token and
+    /// the target visible ASCII, so neither can inject anything.
+    pub fn new(method: &str, target: &str, headers: Headers) -> Result<Self, HeaderError> {
+        if method.is_empty() || !method.bytes().all(is_tchar) {
+            return Err(HeaderError::Method(method.to_owned()));
+        }
+        if target.is_empty() || !target.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return Err(HeaderError::Target(target.to_owned()));
+        }
+        Ok(RequestHead {
+            method: method.to_owned(),
+            target: target.to_owned(),
             version: Version::Http11,
             headers,
-        }
+        })
     }
 
     /// Parses a request head from the start of `buf`, refusing heads longer
-    /// than `max` bytes.
+    /// than `max` bytes (and the crate's header count and line limits).
     pub fn parse(buf: &[u8], max: usize) -> Result<Parsed<Self>, HeadError> {
         let window = &buf[..buf.len().min(max)];
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut storage);
-        match req.parse(window)? {
+        let status = req.parse(window);
+        check_lines(window, &status)?;
+        match status? {
             httparse::Status::Complete(len) => Ok(Parsed::Complete {
                 head: RequestHead {
                     method: req.method.unwrap_or_default().to_owned(),
@@ -400,8 +442,9 @@ impl ResponseHead {
             .allow_multiple_spaces_in_response_status_delimiters(true)
             .allow_obsolete_multiline_headers_in_responses(true)
             .ignore_invalid_headers_in_responses(true)
-            .parse_response(&mut resp, window)?;
-        match status {
+            .parse_response(&mut resp, window);
+        check_lines(window, &status)?;
+        match status? {
             httparse::Status::Complete(_) if resp.code.unwrap_or_default() < 100 => {
                 Err(HeadError::Malformed {
                     what: "invalid status code",
@@ -470,6 +513,22 @@ impl ResponseHead {
     }
 }
 
+/// Enforces [`MAX_LINE`] on the part of `window` the tokenizer looked at:
+/// the whole head when it is complete, else everything received.
+fn check_lines(
+    window: &[u8],
+    status: &Result<httparse::Status<usize>, httparse::Error>,
+) -> Result<(), HeadError> {
+    let seen = match status {
+        Ok(httparse::Status::Complete(n)) => &window[..*n],
+        _ => window,
+    };
+    if seen.split(|&b| b == b'\n').any(|l| l.len() >= MAX_LINE) {
+        return Err(HeadError::LineTooLong { limit: MAX_LINE });
+    }
+    Ok(())
+}
+
 /// Makes a peer-supplied string safe to show in an error message or log:
 /// printable ASCII only, at most `max` characters.
 pub fn sanitize(s: &str, max: usize) -> String {
@@ -479,153 +538,9 @@ pub fn sanitize(s: &str, max: usize) -> String {
         .collect()
 }
 
-/// A short excerpt of an error response's body for a message shown to a
-/// user (a proxy's 403 page says why): the text of an HTML page (tags,
-/// comments, scripts and styles dropped, a few entities decoded) or the
-/// first three lines of plain text, whitespace collapsed, no control
-/// characters, at most `max` characters (`...` when cut). Empty when the
-/// body has no text.
-pub fn body_excerpt(body: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim_start_matches('\u{feff}').trim();
-    let flat = if text.starts_with('<') {
-        html_text(text)
-    } else {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" / ")
-    };
-    let flat: String = flat
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let cut: String = flat.chars().take(max.saturating_sub(3)).collect();
-    format!("{}...", cut.trim_end())
-}
-
-/// The data of the complete chunks at the start of a chunked body (RFC
-/// 9112 §7.1), for [`body_excerpt`]; stops at the last chunk, a partial
-/// chunk or anything malformed.
-pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&b[..eol])
-            .ok()
-            .map(|l| l.split(';').next().unwrap_or_default().trim())
-            .and_then(|h| usize::from_str_radix(h, 16).ok());
-        let Some(size) = size.filter(|&n| n > 0) else {
-            break;
-        };
-        let data = &b[eol + 2..];
-        let take = size.min(data.len());
-        out.extend_from_slice(&data[..take]);
-        if take < size || data.len() < size + 2 {
-            break;
-        }
-        b = &data[size + 2..];
-    }
-    out
-}
-
-/// The visible text of an HTML page, roughly: good enough for an error
-/// page, not a parser.
-fn html_text(html: &str) -> String {
-    let lower = html.to_ascii_lowercase();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < html.len() {
-        let rest = &lower[i..];
-        if rest.starts_with("<!--") {
-            i += rest.find("-->").map_or(rest.len(), |e| e + 3);
-        } else if let Some(end_tag) = ["script", "style"]
-            .iter()
-            .find(|t| rest.starts_with(&format!("<{t}")))
-            .map(|t| format!("</{t}"))
-        {
-            let skip = rest.find(&end_tag).unwrap_or(rest.len());
-            i += skip;
-            let r = &lower[i..];
-            i += r.find('>').map_or(r.len(), |e| e + 1);
-        } else if rest.starts_with('<') {
-            i += rest.find('>').map_or(rest.len(), |e| e + 1);
-            out.push(' ');
-        } else {
-            let next = rest.find('<').unwrap_or(rest.len());
-            out.push_str(&html[i..i + next]);
-            i += next;
-        }
-    }
-    for (entity, c) in [
-        ("&nbsp;", " "),
-        ("&lt;", "<"),
-        ("&gt;", ">"),
-        ("&quot;", "\""),
-        ("&#39;", "'"),
-        ("&amp;", "&"),
-    ] {
-        out = out.replace(entity, c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dechunking() {
-        assert_eq!(
-            dechunk(b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n"),
-            b"Wikipedia "
-        );
-        assert_eq!(dechunk(b"4\r\nWi"), b"Wi");
-        assert_eq!(dechunk(b"zz\r\nWiki\r\n"), b"");
-        assert_eq!(dechunk(b""), b"");
-        assert_eq!(dechunk(b"ffffffffffffffffff\r\nx"), b"");
-    }
-
-    #[test]
-    fn body_excerpts() {
-        assert_eq!(
-            body_excerpt(b"Tunnels to port 22 are not allowed.\n", 200),
-            "Tunnels to port 22 are not allowed."
-        );
-        assert_eq!(
-            body_excerpt(b"one\r\n\r\n  two  \nthree\nfour\n", 200),
-            "one / two / three"
-        );
-        let squid = b"<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\">\n<html><head>\
-            <meta type=\"copyright\" content=\"Copyright (C) 1996-2023\">\
-            <title>ERROR: The requested URL could not be retrieved</title>\
-            <style type=\"text/css\"><!-- body { color: #000; } --></style>\
-            <script>var x = '<b>';</script></head><body>\
-            <p><b>Access Denied.</b></p><p>Access&nbsp;control &amp; co.</p></body></html>";
-        assert_eq!(
-            body_excerpt(squid, 200),
-            "ERROR: The requested URL could not be retrieved Access Denied. Access control & co."
-        );
-        assert_eq!(body_excerpt(b"abcdefghij", 8), "abcde...");
-        assert_eq!(
-            body_excerpt(b"bell\x07 and\x1b[31m red", 100),
-            "bell and [31m red"
-        );
-        assert_eq!(body_excerpt(b"", 100), "");
-        assert_eq!(body_excerpt(b"<html><body></body></html>", 100), "");
-        // Unterminated markup does not loop or panic.
-        assert_eq!(body_excerpt(b"<b>x<script>never closed", 100), "x");
-        assert_eq!(body_excerpt(b"<p>a<!-- open", 100), "a");
-        assert_eq!(
-            body_excerpt("<p>\u{e9}t\u{e9}</p>".as_bytes(), 100),
-            "\u{e9}t\u{e9}"
-        );
-    }
 
     fn complete<T: fmt::Debug>(p: Parsed<T>) -> (T, usize) {
         match p {
@@ -797,11 +712,14 @@ mod tests {
 
     #[test]
     fn emit_request_round_trip() {
-        let auth = crate::Authority::parse("[2001:db8::1]:443").unwrap();
+        let auth = "[2001:db8::1]:443";
         let mut hs = Headers::new();
-        hs.push(Header::new("Host", &auth.to_string()).unwrap());
+        hs.push(Header::new("Host", auth).unwrap());
         hs.push(Header::new("SSTPVERSION", "1.0").unwrap());
-        let req = RequestHead::connect(&auth, hs);
+        let req = RequestHead::new("CONNECT", auth, hs).unwrap();
+        assert!(RequestHead::new("GET / X", "/", Headers::new()).is_err());
+        assert!(RequestHead::new("GET", "/a b", Headers::new()).is_err());
+        assert!(RequestHead::new("GET", "", Headers::new()).is_err());
         let mut out = vec![0xa5; 3];
         req.emit(&mut out);
         assert_eq!(out.len(), 3 + req.buffer_len());
@@ -841,6 +759,37 @@ mod tests {
         assert_eq!(Header::new("X", "  v \t").unwrap().value(), b"v");
         let h = Header::new("Proxy-Authorization", "Basic c2VjcmV0").unwrap();
         assert!(!format!("{h:?}").contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn line_limit() {
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_LINE));
+        assert_eq!(
+            RequestHead::parse(long.as_bytes(), 1 << 20),
+            Err(HeadError::LineTooLong { limit: MAX_LINE })
+        );
+        // Refused before the line ends, too.
+        assert_eq!(
+            RequestHead::parse(&long.as_bytes()[..MAX_LINE + 20], 1 << 20),
+            Err(HeadError::LineTooLong { limit: MAX_LINE })
+        );
+        assert!(HeadError::LineTooLong { limit: MAX_LINE }.is_too_large());
+        assert!(!HeadError::Malformed { what: "x" }.is_too_large());
+        let resp = format!("HTTP/1.1 200 {}\r\n\r\n", "a".repeat(MAX_LINE));
+        assert_eq!(
+            ResponseHead::parse(resp.as_bytes(), 1 << 20),
+            Err(HeadError::LineTooLong { limit: MAX_LINE })
+        );
+        // Just under the limit is fine; what follows the head is not looked at.
+        let ok = format!(
+            "GET / HTTP/1.1\r\nX: {}\r\n\r\n{}",
+            "a".repeat(MAX_LINE - 6),
+            "b".repeat(2 * MAX_LINE)
+        );
+        assert!(matches!(
+            RequestHead::parse(ok.as_bytes(), 1 << 20),
+            Ok(Parsed::Complete { .. })
+        ));
     }
 
     #[test]
