@@ -2,15 +2,17 @@
 //!
 //! * Request (Luotonen, "The CONNECT Method"; MS-SSTP §4.5):
 //!   `CONNECT host:port HTTP/1.1`, `Host: host:port`, then caller headers such
-//!   as `SSTPVERSION: 1.0`, then `Proxy-Authorization: Basic ...` when sending
-//!   credentials.
+//!   as `SSTPVERSION: 1.0`, then `Proxy-Authorization` (Basic, Digest or
+//!   NTLM) when sending credentials.
 //! * Response (Luotonen, "Proxy Response"): HTTP/1.0 or 1.1, CRLF or LF, any
 //!   reason phrase; 2xx opens the tunnel and every byte after the head belongs
 //!   to it; 1xx interim heads are skipped.
-//! * 407 (Luotonen, "Extensibility"): retried once with Basic credentials,
-//!   on the same connection when the proxy keeps it open and the body length
-//!   is known and small, else on a new connection (the driver redials and the
-//!   credentials go up front). 403, 502/503/504 and other codes are errors.
+//! * 407 (Luotonen, "Extensibility"): answered with the strongest scheme
+//!   offered that [`crate::auth`] supports (Digest, NTLM, Basic), on the
+//!   same connection when the proxy keeps it open and the body length is
+//!   known and small, else on a new connection (the driver redials and the
+//!   credentials go up front; NTLM starts over there). 403, 502/503/504 and
+//!   other codes are errors.
 //! * Chains (Luotonen, "Multiple Proxy Servers"): hop 1 is asked to CONNECT
 //!   to hop 2, hop 2 (through that tunnel) to hop 3, ..., the last hop to the
 //!   target.
@@ -19,7 +21,9 @@
 //! returns, feeds received bytes to [`ChainHandshake::handle_input`] and drains
 //! the `consumed` bytes it reports, and owns all timeouts.
 
-use crate::basic::{offers_basic, Credentials};
+use crate::auth::{AuthMemo, Entropy, HopAuth, Retry};
+use crate::basic::Credentials;
+use crate::challenge;
 use crate::head::{sanitize, Header, Headers, Parsed, RequestHead, ResponseHead};
 use crate::{Authority, HeadError};
 
@@ -35,6 +39,9 @@ pub struct ProxyHop {
     pub credentials: Option<Credentials>,
     /// Send the credentials with the first request instead of waiting for 407.
     pub auth_upfront: bool,
+    /// What an earlier handshake learned (a Digest nonce): credentials go
+    /// up front with it.
+    pub memo: Option<AuthMemo>,
 }
 
 /// What went wrong with one proxy.
@@ -52,14 +59,25 @@ pub enum ClientError {
         /// Reason phrase (sanitized).
         reason: String,
     },
-    /// 407 after our credentials, or without credentials to send, or with a
-    /// scheme other than Basic.
-    #[error("{}", auth_message(*had_credentials, *basic_offered))]
+    /// 407 after our credentials, or without credentials to send, or with
+    /// only schemes we do not support.
+    #[error("{}", auth_message(*had_credentials, *scheme, offered))]
     AuthRequired {
         /// Credentials were sent and refused.
         had_credentials: bool,
-        /// The proxy offered the Basic scheme (or did not say).
-        basic_offered: bool,
+        /// The scheme we used or would use; `None` if no offered scheme is
+        /// supported.
+        scheme: Option<&'static str>,
+        /// The schemes the proxy offered (sanitized), for messages.
+        offered: String,
+    },
+    /// The proxy's side of a multi-step scheme (NTLM) was unusable.
+    #[error("{scheme} proxy authentication failed: {what}")]
+    AuthProtocol {
+        /// The scheme.
+        scheme: &'static str,
+        /// What was wrong.
+        what: String,
     },
     /// 502, 503 or 504: the proxy could not reach the next hop.
     #[error("proxy could not reach the next hop ({status} {reason})")]
@@ -85,11 +103,15 @@ pub enum ClientError {
     Finished,
 }
 
-fn auth_message(had: bool, basic: bool) -> &'static str {
-    match (had, basic) {
-        (_, false) => "proxy authentication required with a scheme other than Basic",
-        (true, true) => "proxy authentication failed: credentials refused (407)",
-        (false, true) => "proxy authentication required (407) and no credentials are configured",
+fn auth_message(had: bool, scheme: Option<&str>, offered: &str) -> String {
+    match (had, scheme) {
+        (_, None) => {
+            format!("proxy authentication required with schemes we do not support ({offered})")
+        }
+        (true, Some(s)) => format!("proxy authentication failed: {s} credentials refused (407)"),
+        (false, Some(s)) => {
+            format!("proxy authentication required ({s}) and no credentials are configured")
+        }
     }
 }
 
@@ -149,7 +171,7 @@ enum Phase {
 #[derive(Debug, Clone)]
 struct Hop {
     cfg: ProxyHop,
-    saw_407: bool,
+    auth: HopAuth,
 }
 
 /// The client side of a CONNECT handshake through one or more proxies.
@@ -163,6 +185,7 @@ pub struct ChainHandshake {
     phase: Phase,
     pending: Option<Vec<u8>>,
     reconnects: usize,
+    rng: Entropy,
 }
 
 impl ChainHandshake {
@@ -173,13 +196,31 @@ impl ChainHandshake {
     /// # Panics
     /// If `hops` is empty.
     pub fn new(hops: Vec<ProxyHop>, target: Authority, extra: Headers, max_head: usize) -> Self {
+        Self::with_entropy(hops, target, extra, max_head, [0; 32], 0)
+    }
+
+    /// Like [`Self::new`], with the random seed for Digest client nonces and
+    /// NTLM client challenges, and the current time in seconds since 1970
+    /// for NTLMv2 (the crate has neither a random source nor a clock;
+    /// [`Self::new`] uses zeros).
+    ///
+    /// # Panics
+    /// If `hops` is empty.
+    pub fn with_entropy(
+        hops: Vec<ProxyHop>,
+        target: Authority,
+        extra: Headers,
+        max_head: usize,
+        seed: [u8; 32],
+        unix_secs: u64,
+    ) -> Self {
         assert!(!hops.is_empty(), "a proxy chain needs at least one proxy");
         let mut hs = ChainHandshake {
             hops: hops
                 .into_iter()
                 .map(|cfg| Hop {
+                    auth: HopAuth::new(cfg.credentials.clone(), cfg.auth_upfront, cfg.memo.clone()),
                     cfg,
-                    saw_407: false,
                 })
                 .collect(),
             target,
@@ -189,9 +230,16 @@ impl ChainHandshake {
             phase: Phase::Failed,
             pending: None,
             reconnects: 0,
+            rng: Entropy::new(seed, unix_secs),
         };
         hs.start_hop(0, false);
         hs
+    }
+
+    /// Per hop, what to pass as [`ProxyHop::memo`] to a later handshake
+    /// (valid once established).
+    pub fn memos(&self) -> Vec<Option<AuthMemo>> {
+        self.hops.iter().map(|h| h.auth.memo()).collect()
     }
 
     /// The proxy the driver must dial (the nearest one).
@@ -226,8 +274,9 @@ impl ChainHandshake {
         }
     }
 
-    fn build_request(&self, i: usize, with_credentials: bool) -> Vec<u8> {
-        let target = self.next_target(i);
+    fn build_request(&mut self, i: usize) -> Vec<u8> {
+        let target = self.next_target(i).clone();
+        let auth = self.hops[i].auth.header(&target.to_string(), &mut self.rng);
         let mut headers = Headers::new();
         // The authority is validated, so this cannot fail.
         if let Ok(h) = Header::new("Host", &target.to_string()) {
@@ -236,11 +285,9 @@ impl ChainHandshake {
         for h in self.extra.iter() {
             headers.push(h.clone());
         }
-        if with_credentials {
-            if let Some(c) = &self.hops[i].cfg.credentials {
-                if let Ok(h) = Header::new("Proxy-Authorization", &c.header_value()) {
-                    headers.push(h);
-                }
+        if let Some(v) = auth {
+            if let Ok(h) = Header::new("Proxy-Authorization", &v) {
+                headers.push(h);
             }
         }
         let mut out = Vec::new();
@@ -252,12 +299,10 @@ impl ChainHandshake {
     }
 
     fn start_hop(&mut self, i: usize, reused: bool) {
-        let hop = &self.hops[i];
-        let creds = hop.cfg.credentials.is_some() && (hop.cfg.auth_upfront || hop.saw_407);
         self.index = i;
-        self.pending = Some(self.build_request(i, creds));
+        self.pending = Some(self.build_request(i));
         self.phase = Phase::Await {
-            sent_credentials: creds,
+            sent_credentials: self.hops[i].auth.sent_credentials(),
             reused,
         };
     }
@@ -278,6 +323,9 @@ impl ChainHandshake {
         self.reconnects += 1;
         if self.reconnects > self.hops.len() + 1 {
             return Err(self.fail(ClientError::Closed));
+        }
+        for h in &mut self.hops {
+            h.auth.on_new_connection();
         }
         self.start_hop(0, false);
         Ok(Event::Reconnect)
@@ -301,9 +349,7 @@ impl ChainHandshake {
                     event: None,
                 })
             }
-            Phase::Await {
-                sent_credentials, ..
-            } => {
+            Phase::Await { .. } => {
                 let (head, len) = match ResponseHead::parse(buf, self.max_head) {
                     Ok(Parsed::Partial) => {
                         return Ok(Progress {
@@ -314,17 +360,12 @@ impl ChainHandshake {
                     Ok(Parsed::Complete { head, len }) => (head, len),
                     Err(e) => return Err(self.fail(ClientError::Malformed(e))),
                 };
-                self.on_response(head, len, sent_credentials)
+                self.on_response(head, len)
             }
         }
     }
 
-    fn on_response(
-        &mut self,
-        head: ResponseHead,
-        len: usize,
-        sent_credentials: bool,
-    ) -> Result<Progress, HopError> {
+    fn on_response(&mut self, head: ResponseHead, len: usize) -> Result<Progress, HopError> {
         let status = head.status();
         let reason = sanitize(head.reason(), 120);
         let progress = |event| Progress {
@@ -345,18 +386,27 @@ impl ChainHandshake {
                 }
             }
             407 => {
-                let challenges: Vec<_> = head.headers().get_all("proxy-authenticate").collect();
-                let basic_offered =
-                    challenges.is_empty() || challenges.iter().any(|h| offers_basic(h.value()));
-                let have = self.hops[self.index].cfg.credentials.is_some();
-                if sent_credentials || !have || !basic_offered {
-                    return Err(self.fail(ClientError::AuthRequired {
-                        had_credentials: sent_credentials,
-                        basic_offered,
+                let challenges = challenge::parse_all(
+                    head.headers()
+                        .get_all("proxy-authenticate")
+                        .map(|h| h.value()),
+                );
+                let retry = match self.hops[self.index]
+                    .auth
+                    .on_407(&challenges, &mut self.rng)
+                {
+                    Ok(r) => r,
+                    Err(e) => return Err(self.fail(e)),
+                };
+                let body = reusable_body_len(&head);
+                if retry == Retry::SameConnection && body.is_none() {
+                    return Err(self.fail(ClientError::AuthProtocol {
+                        scheme: "NTLM",
+                        what: "the proxy closed the connection in the middle of the handshake"
+                            .into(),
                     }));
                 }
-                self.hops[self.index].saw_407 = true;
-                match reusable_body_len(&head) {
+                match body {
                     Some(0) => {
                         self.start_hop(self.index, true);
                         Ok(progress(None))
@@ -439,6 +489,7 @@ mod tests {
             proxy: auth(s),
             credentials: creds.map(|(u, p)| Credentials::new(u, p).unwrap()),
             auth_upfront: upfront,
+            memo: None,
         }
     }
 
@@ -525,12 +576,16 @@ mod tests {
         let e = hs
             .handle_input(b"HTTP/1.1 407 Nope\r\nProxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n")
             .unwrap_err();
-        assert_eq!(
-            e.error,
-            ClientError::AuthRequired {
-                had_credentials: true,
-                basic_offered: true
-            }
+        assert!(
+            matches!(
+                e.error,
+                ClientError::AuthRequired {
+                    had_credentials: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            e.error
         );
         assert_eq!(e.hop, 0);
         assert!(e.to_string().contains("proxy p:1 (hop 1)"), "{e}");
@@ -587,12 +642,16 @@ mod tests {
         let e = hs
             .handle_input(b"HTTP/1.1 407 x\r\nContent-Length: 0\r\n\r\n")
             .unwrap_err();
-        assert_eq!(
-            e.error,
-            ClientError::AuthRequired {
-                had_credentials: true,
-                basic_offered: true
-            }
+        assert!(
+            matches!(
+                e.error,
+                ClientError::AuthRequired {
+                    had_credentials: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            e.error
         );
     }
 
@@ -682,12 +741,16 @@ mod tests {
         let e = hs
             .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: Basic realm=\"r\"\r\n\r\n")
             .unwrap_err();
-        assert_eq!(
-            e.error,
-            ClientError::AuthRequired {
-                had_credentials: false,
-                basic_offered: true
-            }
+        assert!(
+            matches!(
+                e.error,
+                ClientError::AuthRequired {
+                    had_credentials: false,
+                    ..
+                }
+            ),
+            "{:?}",
+            e.error
         );
         assert!(e.to_string().contains("no credentials"));
         let mut hs = ChainHandshake::new(
@@ -698,14 +761,131 @@ mod tests {
         );
         hs.poll_transmit();
         let e = hs
-            .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: Negotiate\r\nProxy-Authenticate: NTLM\r\n\r\n")
+            .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: Negotiate\r\nProxy-Authenticate: Bearer realm=\"x\"\r\n\r\n")
             .unwrap_err();
         assert_eq!(
-            e.error,
-            ClientError::AuthRequired {
-                had_credentials: false,
-                basic_offered: false
-            }
+            e.to_string(),
+            "proxy p:1 (hop 1): proxy authentication required with schemes we do not support (Negotiate, Bearer)"
+        );
+    }
+
+    /// MS-NLMP §4.2.4.3's CHALLENGE_MESSAGE, base64.
+    const NTLM_CHALLENGE: &str = "TlRMTVNTUAACAAAADAAMADgAAAAzgoriASNFZ4mrze8AAAAAAAAAACQAJABEAAAABgBwFwAAAA9TAGUAcgB2AGUAcgACAAwARABvAG0AYQBpAG4AAQAMAFMAZQByAHYAZQByAAAAAAA=";
+
+    fn auth_header(req: &str) -> &str {
+        req.lines()
+            .find_map(|l| l.strip_prefix("Proxy-Authorization: "))
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn ntlm_keeps_the_connection() {
+        let mut hs = ChainHandshake::with_entropy(
+            vec![hop("p:1", Some(("DOM\\u", "pw")), false)],
+            auth("t:443"),
+            Headers::new(),
+            4096,
+            [1; 32],
+            1_700_000_000,
+        );
+        assert_eq!(auth_header(&tx(&mut hs)), "");
+        let p = hs
+            .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM\r\nProxy-Authenticate: Basic realm=\"r\"\r\nContent-Length: 3\r\n\r\nabc")
+            .unwrap();
+        assert_eq!(p.event, None);
+        hs.handle_input(b"abc").unwrap();
+        let t1 = tx(&mut hs);
+        assert!(
+            auth_header(&t1).starts_with("NTLM TlRMTVNTUAABAAAA"),
+            "{t1}"
+        );
+        let reply = format!("HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM {NTLM_CHALLENGE}\r\nContent-Length: 0\r\n\r\n");
+        let p = hs.handle_input(reply.as_bytes()).unwrap();
+        assert_eq!(p.event, None, "same connection");
+        let t3 = tx(&mut hs);
+        assert!(
+            auth_header(&t3).starts_with("NTLM TlRMTVNTUAADAAAA"),
+            "{t3}"
+        );
+        let p = hs.handle_input(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert!(matches!(p.event, Some(Event::Established { .. })));
+
+        // The challenge on a connection the proxy closes cannot be answered.
+        let mut hs = ChainHandshake::new(
+            vec![hop("p:1", Some(("u", "pw")), true)],
+            auth("t:443"),
+            Headers::new(),
+            4096,
+        );
+        assert!(auth_header(&tx(&mut hs)).starts_with("Basic "));
+        // Up-front Basic, but the proxy wants NTLM and closes: redial with
+        // the negotiate message up front.
+        let p = hs
+            .handle_input(
+                b"HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        assert_eq!(p.event, Some(Event::Reconnect));
+        assert!(auth_header(&tx(&mut hs)).starts_with("NTLM TlRMTVNTUAABAAAA"));
+        let reply = format!("HTTP/1.1 407 x\r\nProxy-Authenticate: NTLM {NTLM_CHALLENGE}\r\nConnection: close\r\n\r\n");
+        let e = hs.handle_input(reply.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy p:1 (hop 1): NTLM proxy authentication failed: the proxy closed the connection in the middle of the handshake"
+        );
+    }
+
+    #[test]
+    fn digest_on_redial_stale_and_memo() {
+        let mut hs = ChainHandshake::with_entropy(
+            vec![hop("p:1", Some(("u", "pw")), false)],
+            auth("t:443"),
+            Headers::new(),
+            4096,
+            [2; 32],
+            0,
+        );
+        hs.poll_transmit();
+        let p = hs
+            .handle_input(b"HTTP/1.0 407 x\r\nProxy-Authenticate: Digest realm=\"r\", nonce=\"n1\", qop=\"auth\"\r\nProxy-Authenticate: Basic realm=\"r\"\r\n\r\n")
+            .unwrap();
+        assert_eq!(p.event, Some(Event::Reconnect));
+        let r = tx(&mut hs);
+        let v = auth_header(&r);
+        assert!(
+            v.starts_with("Digest username=\"u\", realm=\"r\", nonce=\"n1\", uri=\"t:443\""),
+            "{v}"
+        );
+        assert!(v.ends_with("nc=00000001"), "{v}");
+        // stale=true: answered again with the new nonce, same connection.
+        let p = hs
+            .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: Digest realm=\"r\", nonce=\"n2\", qop=\"auth\", stale=true\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        assert_eq!(p.event, None);
+        let r = tx(&mut hs);
+        assert!(auth_header(&r).contains("nonce=\"n2\""), "{r}");
+        hs.handle_input(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        let memo = hs.memos().pop().unwrap().unwrap();
+        // The next handshake sends the remembered nonce up front, nc 2.
+        let mut h = hop("p:1", Some(("u", "pw")), false);
+        h.memo = Some(memo);
+        let mut hs = ChainHandshake::new(vec![h], auth("t:443"), Headers::new(), 4096);
+        let r = tx(&mut hs);
+        assert!(auth_header(&r).contains("nonce=\"n2\""), "{r}");
+        assert!(auth_header(&r).ends_with("nc=00000002"), "{r}");
+        // Wrong password: the same nonce again, not stale.
+        let e = hs
+            .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: Digest realm=\"r\", nonce=\"n3\", qop=\"auth\"\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        // (A remembered nonce gets one fresh try first.)
+        assert_eq!(e.event, None);
+        assert!(auth_header(&tx(&mut hs)).contains("nonce=\"n3\""));
+        let e = hs
+            .handle_input(b"HTTP/1.1 407 x\r\nProxy-Authenticate: Digest realm=\"r\", nonce=\"n4\", qop=\"auth\"\r\nContent-Length: 0\r\n\r\n")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy p:1 (hop 1): proxy authentication failed: Digest credentials refused (407)"
         );
     }
 

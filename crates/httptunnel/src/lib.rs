@@ -11,17 +11,24 @@
 //!   passthrough), and excerpts of a refusal's body.
 //! * [`authority`]: the strict `host:port` target syntax.
 //! * [`basic`]: Basic proxy credentials and a constant-time user check.
+//! * [`challenge`]: `Proxy-Authenticate` challenge lists.
+//! * [`digest`], [`ntlm`]: the Digest (RFC 7616) and NTLMv2 (MS-NLMP)
+//!   client computations; [`auth`] picks the scheme and runs the exchange.
 //! * [`client`]: the CONNECT client: one hop or a chain of proxies, 407
-//!   retried once with credentials.
+//!   answered with Basic, Digest or NTLM credentials.
 //! * [`server`]: the CONNECT proxy's request checks and policy decisions.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod authority;
 pub mod basic;
 mod body;
+pub mod challenge;
 pub mod client;
+pub mod digest;
+pub mod ntlm;
 
 /// HTTP/1.x heads (the `httphead` crate) and body excerpts for messages.
 pub mod head {
@@ -30,6 +37,7 @@ pub mod head {
 }
 pub mod server;
 
+pub use auth::{AuthMemo, Scheme};
 pub use authority::{Authority, AuthorityError, Host};
 pub use basic::{BasicError, BasicUsers, Credentials};
 pub use client::{ChainHandshake, ClientError, Event, HopError, Progress, ProxyHop};

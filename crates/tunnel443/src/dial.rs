@@ -10,21 +10,27 @@
 //!   `no_proxy` / `NO_PROXY`; `--no-proxy` ignores the environment.
 //! * Credentials: from the proxy URL, else `--proxy-credentials-file`
 //!   (`user:password` on the first line), else `TUNNEL443_PROXY_USER` and
-//!   `TUNNEL443_PROXY_PASSWORD`. They are sent after a 407 (once), or up
-//!   front with `--proxy-auth-upfront`, and are never logged.
+//!   `TUNNEL443_PROXY_PASSWORD`. They answer a 407 with the strongest
+//!   scheme the proxy offers (Digest, NTLM, Basic: `httptunnel::auth`), or
+//!   go up front as Basic with `--proxy-auth-upfront`, and are never
+//!   logged. What a dial learned (a Digest nonce, that Basic worked) is
+//!   kept in [`AuthMemory`] and sent up front by the next dial through the
+//!   same proxy, so reconnects save the 407 round trip.
 //! * Bytes the last proxy sent after its response head belong to the tunnel:
 //!   [`Dialed`] replays them before reading from the socket.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use httptunnel::{
-    Authority, AuthorityError, ChainHandshake, ClientError, Credentials, Event, HeadError, Header,
-    HeaderError, Headers, HopError, ProxyHop,
+    AuthMemo, Authority, AuthorityError, ChainHandshake, ClientError, Credentials, Event,
+    HeadError, Header, HeaderError, Headers, HopError, ProxyHop,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -160,6 +166,51 @@ pub struct ProxyOpts {
     /// (TCP connect plus every CONNECT exchange), default 30.
     #[arg(long, value_name = "SECS")]
     pub proxy_timeout: Option<u64>,
+    /// What earlier dials learned about proxy authentication; clones of
+    /// these options share it.
+    #[arg(skip)]
+    pub auth_memory: AuthMemory,
+}
+
+/// Proxy authentication state carried from one dial to the next, per proxy
+/// and user: a Digest nonce with its count, or that Basic worked.
+#[derive(Clone, Default)]
+pub struct AuthMemory(Arc<Mutex<HashMap<(String, String), AuthMemo>>>);
+
+impl std::fmt::Debug for AuthMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        write!(f, "AuthMemory({n} proxies)")
+    }
+}
+
+impl AuthMemory {
+    fn key(proxy: &Authority, creds: &Credentials) -> (String, String) {
+        (proxy.to_string(), creds.user().to_owned())
+    }
+
+    /// The memo for a hop, if any; the stored one moves past it.
+    fn take(&self, proxy: &Authority, creds: Option<&Credentials>) -> Option<AuthMemo> {
+        let key = Self::key(proxy, creds?);
+        let mut m = self.0.lock().ok()?;
+        m.get_mut(&key).map(AuthMemo::take_next)
+    }
+
+    /// Stores what an established handshake learned.
+    fn store(&self, hops: &[ProxyHop], memos: Vec<Option<AuthMemo>>) {
+        let Ok(mut m) = self.0.lock() else { return };
+        for (hop, memo) in hops.iter().zip(memos) {
+            let (Some(creds), Some(memo)) = (&hop.credentials, memo) else {
+                continue;
+            };
+            match m.entry(Self::key(&hop.proxy, creds)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(memo),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(memo);
+                }
+            }
+        }
+    }
 }
 
 impl ProxyOpts {
@@ -418,6 +469,11 @@ impl DialError {
                 status,
                 reason,
                 body,
+            },
+            ref err @ ClientError::AuthProtocol { .. } => DialError::ProxyAuthRequired {
+                proxy,
+                had_credentials: true,
+                detail: err.to_string(),
             },
             ClientError::Closed | ClientError::Finished => DialError::ProxyClosed { proxy },
             other => DialError::ProxyIo {
@@ -824,13 +880,27 @@ async fn dial_with_env(
     };
     let hops: Vec<ProxyHop> = proxies
         .iter()
-        .map(|p| ProxyHop {
-            proxy: p.authority.clone(),
-            credentials: p.credentials.clone().or_else(|| fallback.clone()),
-            auth_upfront: opts.proxy_auth_upfront,
+        .map(|p| {
+            let credentials = p.credentials.clone().or_else(|| fallback.clone());
+            ProxyHop {
+                proxy: p.authority.clone(),
+                memo: opts.auth_memory.take(&p.authority, credentials.as_ref()),
+                credentials,
+                auth_upfront: opts.proxy_auth_upfront,
+            }
         })
         .collect();
-    let mut hs = ChainHandshake::new(hops.clone(), target.clone(), headers, MAX_REPLY_HEAD);
+    let unix_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut hs = ChainHandshake::with_entropy(
+        hops.clone(),
+        target.clone(),
+        headers,
+        MAX_REPLY_HEAD,
+        rand::random(),
+        unix_secs,
+    );
     let first = hs.first_proxy().clone();
     let (first_host, first_name) = (first.host_for_resolver(), first.to_string());
     let connect_first = || {
@@ -925,6 +995,7 @@ async fn dial_with_env(
             }
             Some(Event::Established { .. }) => {
                 debug!(target = %target, via = %first, "tunnel established");
+                opts.auth_memory.store(&hops, hs.memos());
                 return Ok(Dialed {
                     stream,
                     pending: buf,

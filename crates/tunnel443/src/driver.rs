@@ -61,13 +61,19 @@ pub enum TunSide {
         rx: mpsc::Receiver<PacketQueue>,
         tun: Tun,
     },
+    /// A rootless client's user-space TCP/IP stack: the session's packets
+    /// go to it on `tx` (dropped when full), its own come on `rx`.
+    Stack {
+        tx: mpsc::Sender<Vec<u8>>,
+        rx: mpsc::Receiver<Vec<u8>>,
+    },
 }
 
 impl TunSide {
     /// The device packets from the peer go to.
     fn device(&self) -> Option<&Tun> {
         match self {
-            TunSide::None => None,
+            TunSide::None | TunSide::Stack { .. } => None,
             TunSide::Device(t) | TunSide::Routed { tun: t, .. } => Some(t),
         }
     }
@@ -90,6 +96,7 @@ enum Got {
     Read(std::io::Result<usize>),
     Tun(std::io::Result<Read>),
     Routed(Option<PacketQueue>),
+    Stack(Option<Vec<u8>>),
     Timer,
     Stop,
     Wake,
@@ -176,7 +183,14 @@ impl Driver {
     /// One round of IO for `s` (see the module docs).
     pub async fn turn<S: Session>(&mut self, s: &mut S, stop: &mut watch::Receiver<bool>) -> Turn {
         while let Some(p) = s.poll_tun() {
-            self.writer.push(p);
+            match &self.tun {
+                TunSide::Stack { tx, .. } => {
+                    if tx.try_send(p.to_vec()).is_err() {
+                        self.tun_drops += 1;
+                    }
+                }
+                _ => self.writer.push(p),
+            }
         }
         match self.tun.device() {
             Some(t) => self.tun_drops += self.writer.flush(t).await as u64,
@@ -243,6 +257,7 @@ impl Driver {
                         None => std::future::pending().await,
                     },
                     TunSide::Routed { rx, .. } => Got::Routed(rx.recv().await),
+                    TunSide::Stack { rx, .. } => Got::Stack(rx.recv().await),
                 }
             };
             tokio::select! {
@@ -313,6 +328,24 @@ impl Driver {
             Got::Routed(None) => {
                 self.tun = TunSide::None;
                 s.close(now, "route removed");
+            }
+            Got::Stack(Some(p)) => {
+                s.handle_tun_packet(now, &p);
+                let mut fed = 1;
+                while fed < TUN_BATCH {
+                    let TunSide::Stack { rx, .. } = &mut self.tun else {
+                        break;
+                    };
+                    match rx.try_recv() {
+                        Ok(p) => s.handle_tun_packet(now, &p),
+                        Err(_) => break,
+                    }
+                    fed += 1;
+                }
+            }
+            Got::Stack(None) => {
+                self.tun = TunSide::None;
+                s.close(now, "user-space stack stopped");
             }
             Got::Timer => s.handle_timeout(now),
             Got::Stop => {

@@ -1,12 +1,13 @@
 //! Our SSTP client through real web proxies (MS-SSTP §4.5,
-//! ssl-tunneling-through-proxy.txt): squid, tinyproxy, squid with Basic
-//! auth, and the chain tunnel443 proxy -> squid. The proxies run on
+//! ssl-tunneling-through-proxy.txt): squid, tinyproxy, squid with Basic,
+//! Digest (digest_file_auth) and NTLM (ntlm_fake_auth) auth, and the
+//! chains tunnel443 proxy -> squid and squid -> squid with Digest. The proxies run on
 //! 127.0.0.1 inside the client's network namespace; the server is in its
 //! own namespace behind veth. Each test pings through the tunnel.
 
 mod e2e;
 
-use e2e::common::{Squid, Tinyproxy};
+use e2e::common::{Squid, SquidAuth, Tinyproxy};
 use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
@@ -93,6 +94,75 @@ fn through_squid_with_basic_auth() {
     );
     assert_tunnel(&lab, &c);
     assert!(!c.output().contains("s3cret-pw"));
+}
+
+#[test]
+fn through_squid_with_digest_auth() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let ns = Some(lab.clients[0].name.as_str());
+    let squid = Squid::start_with(Some(SquidAuth::Digest("dana", "d1gest-pw", "")), ns);
+    // Wrong password: refused after one Digest answer, exit code 7.
+    let bad = format!("http://dana:wrong@{}", squid.addr);
+    let mut c = client_via(&lab, &[bad], &[]);
+    let st = c.wait_exit(30).expect("client should give up on 407");
+    assert_eq!(st.code(), Some(7), "{}", c.output());
+    assert!(
+        c.output().contains("Digest credentials refused (407)"),
+        "{}",
+        c.output()
+    );
+    let good = format!("http://dana:d1gest-pw@{}", squid.addr);
+    let c = client_via(&lab, &[good], &[]);
+    assert_tunnel(&lab, &c);
+    assert!(!c.output().contains("d1gest-pw"));
+    drop(c);
+    let line = squid.wait_access("TCP_TUNNEL", 10);
+    assert!(line.contains(" dana "), "{line}");
+}
+
+#[test]
+fn through_squid_with_ntlm() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let ns = Some(lab.clients[0].name.as_str());
+    let squid = Squid::start_with(Some(SquidAuth::NtlmFake), ns);
+    let c = client_via(
+        &lab,
+        &[squid.url()],
+        &[
+            ("TUNNEL443_PROXY_USER", "CORP\\nina"),
+            ("TUNNEL443_PROXY_PASSWORD", "ntlm-pw"),
+        ],
+    );
+    assert_tunnel(&lab, &c);
+    drop(c);
+    let line = squid.wait_access("TCP_TUNNEL", 10);
+    assert!(!line.contains(" - HIER_"), "authenticated: {line}");
+}
+
+/// A chain whose second proxy wants Digest: squid (open) -> squid
+/// (digest_file_auth).
+#[test]
+fn through_squid_chained_to_digest_squid() {
+    let lab = Lab::new(1);
+    let _server = lab.start_server(&[]);
+    let ns = Some(lab.clients[0].name.as_str());
+    let first = Squid::start_in(None, ns);
+    let second = Squid::start_with(Some(SquidAuth::Digest("dana", "d1gest-pw", "")), ns);
+    let c = client_via(
+        &lab,
+        &[
+            first.url(),
+            format!("http://dana:d1gest-pw@{}", second.addr),
+        ],
+        &[],
+    );
+    assert_tunnel(&lab, &c);
+    drop(c);
+    let line = second.wait_access("TCP_TUNNEL", 10);
+    assert!(line.contains(" dana "), "{line}");
+    first.wait_access(&format!("CONNECT {}", second.addr), 10);
 }
 
 #[test]

@@ -58,6 +58,24 @@ impl Conn<'_> {
             Event::Connected => info!("SSTP call connected"),
             Event::Ipv4Up {
                 local, peer, dns, ..
+            } if self.up.is_none() && self.setup.rootless.is_some() => {
+                if let (Some(fwd), TunSide::None) = (&self.setup.rootless, &d.tun) {
+                    d.tun =
+                        super::userstack::start(local, s.peer_mru().min(1500), &dns, fwd.clone());
+                    info!(address = %local, peer = %peer, "connected (rootless: user-space stack)");
+                    let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+                    super::say(&format!(
+                        "connected: address {local}, server {peer}, user-space stack, dns {}",
+                        if dns.is_empty() {
+                            "-".to_string()
+                        } else {
+                            dns.join(" ")
+                        }
+                    ));
+                }
+            }
+            Event::Ipv4Up {
+                local, peer, dns, ..
             } if self.up.is_none() => {
                 match bring_up(self.setup, local, peer, &dns, self.first_hop, s.peer_mru()).await {
                     Ok(u) => {

@@ -17,7 +17,9 @@ pub(crate) mod connection;
 mod failure;
 pub(crate) mod iphttps;
 mod routes;
+mod socks5;
 mod target;
+mod userstack;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,6 +92,27 @@ pub struct ClientArgs {
     /// Name of the TUN device.
     #[arg(long, default_value = "t443c0")]
     pub tun_name: String,
+    /// Rootless mode, SSTP only: no TUN device and no privileges; a
+    /// user-space TCP/IP stack forwards local port PORT (on BIND, default
+    /// 127.0.0.1) to HOST:PORT on the server's side, like ssh -L. HOST is
+    /// an IPv4 address or a name resolved through the tunnel's DNS.
+    /// Repeatable.
+    #[arg(
+        long = "forward",
+        value_name = "[BIND:]PORT:HOST:PORT",
+        value_parser = clap::value_parser!(userstack::Forward),
+        conflicts_with_all = ["routes", "default_route", "tun_name"]
+    )]
+    pub forwards: Vec<userstack::Forward>,
+    /// Rootless mode, SSTP only: a SOCKS5 proxy (no authentication; CONNECT
+    /// and UDP ASSOCIATE, host names resolved through the tunnel's DNS) on
+    /// this address, e.g. 127.0.0.1:1080, over the user-space stack.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        conflicts_with_all = ["routes", "default_route", "tun_name"]
+    )]
+    pub socks5: Option<std::net::SocketAddr>,
     /// Exit instead of reconnecting when the link drops.
     #[arg(long)]
     pub no_reconnect: bool,
@@ -111,6 +134,8 @@ pub struct Setup {
     pub default_route: bool,
     pub tun_name: String,
     pub proxy: crate::dial::ProxyOpts,
+    /// Rootless mode: the `--forward` listeners; no TUN device.
+    pub rootless: Option<std::sync::Arc<userstack::Listeners>>,
 }
 
 fn read_password(args: &ClientArgs) -> anyhow::Result<String> {
@@ -183,8 +208,17 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     crate::tls::install_provider();
     let target: Target = args.url.parse()?;
     check_options(&args, &target)?;
-    if let Err(e) = routes::remove_stale().await {
-        warn!(error = %format!("{e:#}"), "could not look for stale routes of earlier clients");
+    let rootless = !args.forwards.is_empty() || args.socks5.is_some();
+    if rootless && target.scheme != "sstp" {
+        bail!(
+            "--forward and --socks5 (rootless mode) work with sstp:// only for now ({})",
+            args.url
+        );
+    }
+    if !rootless {
+        if let Err(e) = routes::remove_stale().await {
+            warn!(error = %format!("{e:#}"), "could not look for stale routes of earlier clients");
+        }
     }
     if target.scheme == "iphttps" {
         return iphttps::run(&args, target, trust(&args)?, stop_signal()).await;
@@ -212,6 +246,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         default_route: args.default_route,
         tun_name: args.tun_name.clone(),
         proxy: args.proxy.clone(),
+        rootless: if rootless {
+            Some(userstack::start_listeners(&args.forwards, args.socks5).await?)
+        } else {
+            None
+        },
     };
     let stop_rx = stop_signal();
     run_sstp(&args, &setup, stop_rx).await

@@ -378,6 +378,20 @@ pub struct Squid {
 }
 
 pub const NCSA_AUTH: &str = "/usr/lib/squid/basic_ncsa_auth";
+pub const DIGEST_AUTH: &str = "/usr/lib/squid/digest_file_auth";
+pub const NTLM_FAKE_AUTH: &str = "/usr/lib/squid/ntlm_fake_auth";
+
+/// The authentication a test squid requires.
+#[derive(Clone, Copy)]
+pub enum SquidAuth<'a> {
+    /// `basic_ncsa_auth` with one htpasswd user.
+    Basic(&'a str, &'a str),
+    /// `digest_file_auth` with one user; `extra` is more `auth_param
+    /// digest` lines (e.g. `nonce_max_count 1`).
+    Digest(&'a str, &'a str, &'a str),
+    /// `ntlm_fake_auth`: any NTLM exchange is accepted.
+    NtlmFake,
+}
 
 /// A command that runs `program` in network namespace `netns` (or here).
 pub fn command_in(netns: Option<&str>, program: &Path) -> Command {
@@ -413,6 +427,11 @@ impl Squid {
 
     /// Squid listening on 127.0.0.1 of network namespace `netns`.
     pub fn start_in(auth: Option<(&str, &str)>, netns: Option<&str>) -> Self {
+        Self::start_with(auth.map(|(u, p)| SquidAuth::Basic(u, p)), netns)
+    }
+
+    /// Squid requiring `auth`, on 127.0.0.1 of `netns` (or here).
+    pub fn start_with(auth: Option<SquidAuth>, netns: Option<&str>) -> Self {
         let squid = require("squid");
         let dir = TempDir::new("squid");
         let port = free_port();
@@ -432,8 +451,32 @@ impl Squid {
              cache_effective_user proxy\n\
              acl t443_clients src 127.0.0.0/8\n"
         );
+        let require_auth = "acl t443_authed proxy_auth REQUIRED\n\
+                            http_access deny !t443_clients\n\
+                            http_access allow t443_authed\n\
+                            http_access deny all\n";
         match auth {
-            Some((user, pass)) => {
+            Some(SquidAuth::Digest(user, pass, extra)) => {
+                require(DIGEST_AUTH);
+                let pw = dir.file("digest-users");
+                std::fs::write(&pw, format!("{user}:{pass}\n")).unwrap();
+                set_mode(&pw, 0o644);
+                conf.push_str(&format!(
+                    "auth_param digest program {DIGEST_AUTH} {}\n\
+                     auth_param digest children 2\n\
+                     auth_param digest realm t443-digest\n\
+                     {extra}\n{require_auth}",
+                    pw.display()
+                ));
+            }
+            Some(SquidAuth::NtlmFake) => {
+                require(NTLM_FAKE_AUTH);
+                conf.push_str(&format!(
+                    "auth_param ntlm program {NTLM_FAKE_AUTH}\n\
+                     auth_param ntlm children 2\n{require_auth}"
+                ));
+            }
+            Some(SquidAuth::Basic(user, pass)) => {
                 require(NCSA_AUTH);
                 let htpasswd = require("htpasswd");
                 let pw = dir.file("htpasswd");

@@ -1,0 +1,323 @@
+//! SOCKS5 (RFC 1928) for the rootless client: the local side of `--socks5
+//! ADDR`. No authentication (method X'00', §3; the listener is meant for
+//! loopback), CONNECT and UDP ASSOCIATE (§4), IPv4 addresses and host
+//! names (§5; names are resolved through the tunnel by the user-space
+//! stack), replies as in §6, and the UDP request header of §7 (no
+//! fragmentation: fragments are dropped).
+//!
+//! What a request cannot get has a defined reply: IPv6 addresses X'08'
+//! (address type not supported), BIND and unknown commands X'07'.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Time allowed for the greeting and the request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reply codes (§6).
+pub const REP_OK: u8 = 0;
+/// General SOCKS server failure.
+pub const REP_FAILURE: u8 = 1;
+/// Host unreachable (also: a name that did not resolve).
+pub const REP_HOST_UNREACHABLE: u8 = 4;
+/// Connection refused.
+pub const REP_REFUSED: u8 = 5;
+/// Command not supported.
+pub const REP_COMMAND: u8 = 7;
+/// Address type not supported.
+pub const REP_ADDRESS_TYPE: u8 = 8;
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// An IPv4 address.
+    V4(SocketAddrV4),
+    /// A host name to resolve through the tunnel, and a port.
+    Name(String, u16),
+}
+
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::V4(a) => write!(f, "{a}"),
+            Dest::Name(n, p) => write!(f, "{n}:{p}"),
+        }
+    }
+}
+
+/// A request the stack serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// CONNECT to a destination.
+    Connect(Dest),
+    /// UDP ASSOCIATE.
+    UdpAssociate,
+}
+
+/// A reply (§6) with an IPv4 bound address.
+pub fn reply(rep: u8, bound: SocketAddrV4) -> [u8; 10] {
+    let mut r = [5, rep, 0, 1, 0, 0, 0, 0, 0, 0];
+    r[4..8].copy_from_slice(&bound.ip().octets());
+    r[8..10].copy_from_slice(&bound.port().to_be_bytes());
+    r
+}
+
+/// Why an address could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrError {
+    /// More bytes are needed.
+    Short,
+    /// A reply code to send (type not supported, bad name).
+    Reply(u8),
+}
+
+/// Reads `ATYP ADDR PORT` (§5) from `b`; the destination and the bytes used.
+pub fn parse_addr(b: &[u8]) -> Result<(Dest, usize), AddrError> {
+    let atyp = *b.first().ok_or(AddrError::Short)?;
+    let (dest_len, start) = match atyp {
+        1 => (4, 1),
+        3 => (usize::from(*b.get(1).ok_or(AddrError::Short)?), 2),
+        4 => return Err(AddrError::Reply(REP_ADDRESS_TYPE)),
+        _ => return Err(AddrError::Reply(REP_ADDRESS_TYPE)),
+    };
+    let end = start + dest_len;
+    let addr = b.get(start..end).ok_or(AddrError::Short)?;
+    let port = b.get(end..end + 2).ok_or(AddrError::Short)?;
+    let port = u16::from_be_bytes([port[0], port[1]]);
+    let dest = if atyp == 1 {
+        Dest::V4(SocketAddrV4::new(
+            Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]),
+            port,
+        ))
+    } else {
+        let name = std::str::from_utf8(addr)
+            .ok()
+            .filter(|n| {
+                !n.is_empty()
+                    && n.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
+            })
+            .ok_or(AddrError::Reply(REP_HOST_UNREACHABLE))?;
+        // A name that is an IPv4 address literal is one.
+        match name.parse::<Ipv4Addr>() {
+            Ok(ip) => Dest::V4(SocketAddrV4::new(ip, port)),
+            Err(_) => Dest::Name(name.to_ascii_lowercase(), port),
+        }
+    };
+    Ok((dest, end + 2))
+}
+
+/// Reads the UDP request header (§7): the destination and the payload's
+/// offset. Fragments (FRAG ≠ 0) and malformed headers give `None`.
+pub fn parse_udp(b: &[u8]) -> Option<(Dest, usize)> {
+    if b.len() < 4 || b[0] != 0 || b[1] != 0 || b[2] != 0 {
+        return None;
+    }
+    let (dest, n) = parse_addr(&b[3..]).ok()?;
+    Some((dest, 3 + n))
+}
+
+/// The UDP header for a datagram from `src` back to the client.
+pub fn udp_header(src: SocketAddrV4) -> [u8; 10] {
+    let mut h = reply(0, src);
+    h[0] = 0;
+    h[1] = 0;
+    h
+}
+
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut tmp = [0u8; 512];
+    let n = s.read(&mut tmp).await?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    buf.extend_from_slice(&tmp[..n]);
+    if buf.len() > 1024 {
+        return Err(io::Error::other("SOCKS request too long"));
+    }
+    Ok(())
+}
+
+/// Runs the greeting and reads the request. A request that cannot be
+/// served is answered here (the error says why); what follows a CONNECT
+/// request is left in the stream.
+pub async fn handshake(s: &mut TcpStream) -> io::Result<Request> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(s))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "SOCKS handshake timed out"))?
+}
+
+async fn handshake_inner(s: &mut TcpStream) -> io::Result<Request> {
+    let mut buf = Vec::new();
+    // Greeting: VER NMETHODS METHODS.
+    let methods = loop {
+        if buf.len() >= 2 && buf.len() >= 2 + usize::from(buf[1]) {
+            break buf[2..2 + usize::from(buf[1])].to_vec();
+        }
+        read_more(s, &mut buf).await?;
+    };
+    if buf[0] != 5 {
+        return Err(io::Error::other("not a SOCKS5 client"));
+    }
+    let used = 2 + methods.len();
+    if !methods.contains(&0) {
+        s.write_all(&[5, 0xff]).await?;
+        return Err(io::Error::other(
+            "the SOCKS client offers no method we accept (only no-authentication)",
+        ));
+    }
+    s.write_all(&[5, 0]).await?;
+    buf.drain(..used);
+    // Request: VER CMD RSV ATYP DST.ADDR DST.PORT.
+    loop {
+        if buf.len() >= 4 {
+            match parse_addr(&buf[3..]) {
+                Ok((dest, _)) => {
+                    if buf[0] != 5 {
+                        return Err(io::Error::other("bad SOCKS request version"));
+                    }
+                    return match buf[1] {
+                        1 => Ok(Request::Connect(dest)),
+                        3 => Ok(Request::UdpAssociate),
+                        c => {
+                            s.write_all(&reply(REP_COMMAND, unspecified())).await?;
+                            Err(io::Error::other(format!("SOCKS command {c} not supported")))
+                        }
+                    };
+                }
+                Err(AddrError::Reply(rep)) => {
+                    s.write_all(&reply(rep, unspecified())).await?;
+                    return Err(io::Error::other(if rep == REP_ADDRESS_TYPE {
+                        "SOCKS address type not supported (IPv6)"
+                    } else {
+                        "invalid host name in the SOCKS request"
+                    }));
+                }
+                Err(AddrError::Short) => {}
+            }
+        }
+        read_more(s, &mut buf).await?;
+    }
+}
+
+/// 0.0.0.0:0.
+pub fn unspecified() -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
+}
+
+/// The IPv4 form of a local address, for replies.
+pub fn v4(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => SocketAddrV4::new(
+            a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::LOCALHOST),
+            a.port(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_addr(&[1, 10, 44, 0, 1, 0, 80]),
+            Ok((Dest::V4("10.44.0.1:80".parse().unwrap()), 7))
+        );
+        let mut name = vec![3, 11];
+        name.extend_from_slice(b"Web.VPN.test");
+        name.truncate(13);
+        name.extend_from_slice(&[1, 187]);
+        assert_eq!(
+            parse_addr(&name),
+            Ok((Dest::Name("web.vpn.tes".into(), 443), 15))
+        );
+        let mut lit = vec![3, 8];
+        lit.extend_from_slice(b"10.0.0.1");
+        lit.extend_from_slice(&[0, 22]);
+        assert_eq!(
+            parse_addr(&lit).unwrap().0,
+            Dest::V4("10.0.0.1:22".parse().unwrap())
+        );
+        assert_eq!(parse_addr(&[1, 10, 44]), Err(AddrError::Short));
+        assert_eq!(parse_addr(&[]), Err(AddrError::Short));
+        assert_eq!(parse_addr(&[3]), Err(AddrError::Short));
+        assert_eq!(
+            parse_addr(&[4; 19]),
+            Err(AddrError::Reply(REP_ADDRESS_TYPE))
+        );
+        assert_eq!(parse_addr(&[9; 9]), Err(AddrError::Reply(REP_ADDRESS_TYPE)));
+        assert_eq!(
+            parse_addr(&[3, 2, b'a', b' ', 0, 1]),
+            Err(AddrError::Reply(REP_HOST_UNREACHABLE))
+        );
+        assert_eq!(
+            parse_addr(&[3, 0, 0, 1]),
+            Err(AddrError::Reply(REP_HOST_UNREACHABLE))
+        );
+    }
+
+    #[test]
+    fn udp_headers() {
+        let src: SocketAddrV4 = "10.44.0.1:53".parse().unwrap();
+        let h = udp_header(src);
+        assert_eq!(h, [0, 0, 0, 1, 10, 44, 0, 1, 0, 53]);
+        let mut d = h.to_vec();
+        d.extend_from_slice(b"data");
+        assert_eq!(parse_udp(&d), Some((Dest::V4(src), 10)));
+        d[2] = 1; // a fragment
+        assert_eq!(parse_udp(&d), None);
+        assert_eq!(parse_udp(&[0, 0, 0]), None);
+        assert_eq!(reply(REP_OK, src), [5, 0, 0, 1, 10, 44, 0, 1, 0, 53]);
+    }
+
+    #[tokio::test]
+    async fn handshake_over_a_socket() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            // Greeting and request in one write, as curl may do.
+            let mut req = vec![5, 2, 2, 0, 5, 1, 0, 3, 4];
+            req.extend_from_slice(b"host");
+            req.extend_from_slice(&[0, 80]);
+            c.write_all(&req).await.unwrap();
+            let mut r = [0u8; 2];
+            c.read_exact(&mut r).await.unwrap();
+            r
+        });
+        let (mut s, _) = l.accept().await.unwrap();
+        let req = handshake(&mut s).await.unwrap();
+        assert_eq!(req, Request::Connect(Dest::Name("host".into(), 80)));
+        assert_eq!(client.await.unwrap(), [5, 0]);
+
+        // No acceptable method, then BIND: defined answers.
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(&[5, 1, 2]).await.unwrap();
+            let mut r = [0u8; 2];
+            c.read_exact(&mut r).await.unwrap();
+            let mut c2 = TcpStream::connect(addr).await.unwrap();
+            c2.write_all(&[5, 1, 0, 5, 2, 0, 1, 1, 2, 3, 4, 0, 1])
+                .await
+                .unwrap();
+            let mut r2 = [0u8; 12];
+            c2.read_exact(&mut r2).await.unwrap();
+            (r, r2)
+        });
+        let (mut s, _) = l.accept().await.unwrap();
+        assert!(handshake(&mut s).await.is_err());
+        let (mut s2, _) = l.accept().await.unwrap();
+        let e = handshake(&mut s2).await.unwrap_err();
+        assert!(e.to_string().contains("command 2"), "{e}");
+        let (r, r2) = client.await.unwrap();
+        assert_eq!(r, [5, 0xff]);
+        assert_eq!(&r2[..4], &[5, 0, 5, REP_COMMAND]);
+    }
+}
