@@ -1,6 +1,7 @@
-//! Request heads as a CONNECT proxy sees them: parse must not panic, must
-//! report a length within the input and the limit, must round-trip through
-//! emit, and the server policy must decide without panicking.
+//! Request heads as a CONNECT proxy sees them: the server policy must
+//! decide without panicking, and what it accepts or answers must parse
+//! again. (Parsing itself, limits and the emit round trip are httphead's
+//! `request_head` target.)
 #![no_main]
 
 use httptunnel::{Parsed, RequestHead, ServerPolicy};
@@ -8,20 +9,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let max = 1024;
-    let Ok(Parsed::Complete { head, len }) = RequestHead::parse(data, max) else {
+    let Ok(Parsed::Complete { head, .. }) = RequestHead::parse(data, max) else {
         return;
     };
-    assert!(len <= data.len() && len <= max);
-    let mut out = Vec::new();
-    head.emit(&mut out);
-    assert_eq!(out.len(), head.buffer_len());
-    match RequestHead::parse(&out, out.len()) {
-        Ok(Parsed::Complete { head: again, len }) => {
-            assert_eq!(len, out.len());
-            assert_eq!(again, head);
-        }
-        other => panic!("emitted head does not parse back: {other:?}"),
-    }
     let mut policy = ServerPolicy::default();
     policy.refuse_sstp = data.len() % 2 == 0;
     if data.len() % 3 == 0 {
