@@ -15,6 +15,7 @@
 
 pub mod chap;
 pub mod eap;
+pub mod eap_tls;
 pub mod mschapv2;
 pub mod pap;
 
@@ -92,6 +93,8 @@ pub enum AuthMethod {
     MsChapV2,
     /// EAP-MSCHAPv2.
     EapMsChapV2,
+    /// EAP-TLS (RFC 5216, RFC 9190).
+    EapTls,
 }
 
 /// The method's usual name (`none`, `EAP-MSCHAPv2`, ...).
@@ -103,6 +106,7 @@ impl std::fmt::Display for AuthMethod {
             AuthMethod::ChapMd5 => "CHAP-MD5",
             AuthMethod::MsChapV2 => "MS-CHAPv2",
             AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
+            AuthMethod::EapTls => "EAP-TLS",
         })
     }
 }

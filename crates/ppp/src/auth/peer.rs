@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 
 use super::authenticator::AuthFailure;
 use super::eap::{self, Code, EapType, MsChapV2Msg};
+use super::eap_tls::{self, EapTlsConfig, Exchange, Step};
 use super::{
     chap, mschapv2, pap, AuthMethod, AuthProtocol, AuthSuccess, Credentials, NtHash, Secret,
 };
@@ -57,6 +58,9 @@ pub(crate) struct PeerAuth {
     /// (identifier, request fingerprint, response frame) of the last answer.
     last: Option<(u8, Vec<u8>, Vec<u8>)>,
     mschap: Option<MsChap>,
+    tls_config: Option<std::sync::Arc<dyn EapTlsConfig>>,
+    tls: Option<Exchange>,
+    max_frag: usize,
 }
 
 impl Drop for PeerAuth {
@@ -106,6 +110,9 @@ impl PeerAuth {
             deadline: now + timeout,
             last: None,
             mschap: None,
+            tls_config: None,
+            tls: None,
+            max_frag: 1000,
         };
         if p.creds.is_none() {
             p.st = St::Done;
@@ -131,6 +138,17 @@ impl PeerAuth {
             p.retransmit_at = Some(now + restart);
         }
         (p, None)
+    }
+
+    /// EAP: answer EAP-TLS (and Nak other methods with 13) using `config`,
+    /// with fragments of at most `max_frag` TLS octets.
+    pub(crate) fn with_eap_tls(
+        &mut self,
+        config: Option<std::sync::Arc<dyn EapTlsConfig>>,
+        max_frag: usize,
+    ) {
+        self.tls_config = config;
+        self.max_frag = max_frag;
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -378,18 +396,50 @@ impl PeerAuth {
                         }
                         _ => return None,
                     },
-                    // EAP-TLS, PEAP, MD5, expanded types...: legacy Nak for MSCHAPv2.
-                    _ => eap::typed_frame(
-                        Code::Response,
-                        p.id,
-                        EapType::Nak,
-                        &[u8::from(EapType::MsChapV2)],
-                    ),
+                    EapType::Tls if self.tls_config.is_some() => {
+                        match self.receive_tls(p.type_data) {
+                            Ok(td) => eap::typed_frame(Code::Response, p.id, EapType::Tls, &td),
+                            Err((reason, alert)) => {
+                                if let Some(td) = alert {
+                                    out.push(eap::typed_frame(
+                                        Code::Response,
+                                        p.id,
+                                        EapType::Tls,
+                                        &td,
+                                    ));
+                                }
+                                return self.fail(AuthFailure::Tls { reason });
+                            }
+                        }
+                    }
+                    // EAP-TLS, PEAP, MD5, expanded types...: legacy Nak for
+                    // MSCHAPv2 (or EAP-TLS when that is what we do).
+                    _ => {
+                        let want = if self.tls_config.is_some() {
+                            EapType::Tls
+                        } else {
+                            EapType::MsChapV2
+                        };
+                        eap::typed_frame(Code::Response, p.id, EapType::Nak, &[u8::from(want)])
+                    }
                 };
                 out.push(frame.clone());
                 self.last = Some((p.id, payload.to_vec(), frame));
                 None
             }
+            Code::Success if self.tls.is_some() => {
+                let t = self.tls.as_ref()?.tls();
+                match (t.is_done(), t.msk()) {
+                    (true, Some(msk)) => {
+                        self.succeed(eap_tls::hlak_from_msk(&msk), AuthMethod::EapTls)
+                    }
+                    _ => self.fail(AuthFailure::ServerNotAuthenticated),
+                }
+            }
+            Code::Failure if self.tls.is_some() => self.fail(AuthFailure::Tls {
+                reason: "the server refused the login (EAP-Failure); check our certificate"
+                    .into(),
+            }),
             Code::Success => {
                 if !matches!(self.st, St::AwaitEapSuccess) {
                     return self.fail(AuthFailure::ServerNotAuthenticated);
@@ -402,6 +452,33 @@ impl PeerAuth {
                 message: String::new(),
             }),
             _ => None,
+        }
+    }
+
+    /// One EAP-TLS Request (RFC 5216 §2.1): Start begins a TLS session,
+    /// anything else goes through the exchange. Returns the Response's
+    /// Type-Data, or why TLS failed with the alert to send.
+    #[allow(clippy::type_complexity)]
+    fn receive_tls(
+        &mut self,
+        td: &[u8],
+    ) -> Result<Vec<u8>, (String, Option<Vec<u8>>)> {
+        let start = eap_tls::parse(td).is_some_and(|f| f.flags & eap_tls::FLAG_START != 0);
+        if start {
+            let c = self.tls_config.clone().ok_or((String::new(), None))?;
+            let s = c.start().map_err(|e| (e, None))?;
+            let mut x = Exchange::new(s, self.max_frag);
+            let first = x.first_flight();
+            self.tls = Some(x);
+            return Ok(first);
+        }
+        let Some(x) = self.tls.as_mut() else {
+            return Err(("EAP-TLS data before Start".into(), None));
+        };
+        match x.receive(td) {
+            Step::Send(td) => Ok(td),
+            Step::PeerAck => Err(("unexpected EAP-TLS acknowledgement".into(), None)),
+            Step::Failed { reason, alert } => Err((reason, alert)),
         }
     }
 
