@@ -44,6 +44,31 @@ pub struct FileConfig {
     pub iphttps: IphttpsSection,
     #[serde(default)]
     pub web: crate::web_config::WebSection,
+    #[serde(default)]
+    pub eap_tls: EapTlsSection,
+}
+
+/// `[eap_tls]`: local EAP-TLS (`[sstp] auth` lists "eap-tls").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EapTlsSection {
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Where the user name comes from: "subject-cn" (default),
+    /// "san-email", "san-dns".
+    pub user_name: Option<String>,
+    /// Our EAP-TLS certificate and key; default the TLS ones.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Validated `[eap_tls]` settings.
+#[derive(Debug, Clone)]
+pub struct EapTlsSettings {
+    pub client_ca: PathBuf,
+    pub user_name: crate::eap_tls::UserNameFrom,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,6 +198,7 @@ pub enum AuthMethod {
     EapMsChapV2,
     ChapMd5,
     Pap,
+    EapTls,
 }
 
 impl AuthMethod {
@@ -182,6 +208,7 @@ impl AuthMethod {
             "eap-mschapv2" => Self::EapMsChapV2,
             "chap-md5" => Self::ChapMd5,
             "pap" => Self::Pap,
+            "eap-tls" => Self::EapTls,
             _ => return None,
         })
     }
@@ -239,6 +266,8 @@ pub struct ServerSettings {
     pub iphttps: Option<IphttpsSettings>,
     /// `[web]` and `[sstp] host`: the website sharing the listener.
     pub web: crate::web_config::WebSettings,
+    /// `[eap_tls]`, when `auth` lists EAP-TLS.
+    pub eap_tls: Option<EapTlsSettings>,
 }
 
 /// Validated `[iphttps]` settings.
@@ -565,7 +594,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             let mut out = Vec::new();
             for s in &list {
                 let m = AuthMethod::parse(s).with_context(|| {
-                    format!("sstp.auth: unknown \"{s}\" (use \"mschapv2\", \"eap-mschapv2\", \"chap-md5\", \"pap\")")
+                    format!("sstp.auth: unknown \"{s}\" (use \"mschapv2\", \"eap-mschapv2\", \"eap-tls\", \"chap-md5\", \"pap\")")
                 })?;
                 if out.contains(&m) {
                     bail!("sstp.auth: \"{s}\" listed twice");
@@ -575,9 +604,13 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             if out.is_empty() {
                 bail!("sstp.auth: must not be empty");
             }
+            if out.contains(&AuthMethod::EapTls) && out.contains(&AuthMethod::EapMsChapV2) {
+                bail!("sstp.auth: \"eap-tls\" and \"eap-mschapv2\" both run in PPP's EAP; list one of them");
+            }
             out
         }
     };
+    let eap_tls = eap_tls_settings(&f.eap_tls, auth.contains(&AuthMethod::EapTls), &tls)?;
 
     let pool_text = ov
         .pool
@@ -721,7 +754,46 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         handshake_timeout,
         iphttps,
         web,
+        eap_tls,
     })
+}
+
+fn eap_tls_settings(
+    e: &EapTlsSection,
+    enabled: bool,
+    tls: &TlsMode,
+) -> anyhow::Result<Option<EapTlsSettings>> {
+    if !enabled {
+        if e.client_ca.is_some() || e.user_name.is_some() || e.cert.is_some() || e.key.is_some() {
+            bail!("eap_tls: set, but sstp.auth does not list \"eap-tls\"");
+        }
+        return Ok(None);
+    }
+    let client_ca = e
+        .client_ca
+        .clone()
+        .context("eap_tls.client_ca: required with sstp.auth \"eap-tls\"")?;
+    let user_name = match e.user_name.as_deref() {
+        None => crate::eap_tls::UserNameFrom::SubjectCn,
+        Some(s) => crate::eap_tls::UserNameFrom::parse(s).with_context(|| {
+            format!("eap_tls.user_name: unknown \"{s}\" (use \"subject-cn\", \"san-email\", \"san-dns\")")
+        })?,
+    };
+    let (cert, key) = match (&e.cert, &e.key, tls) {
+        (Some(c), Some(k), _) => (c.clone(), k.clone()),
+        (None, None, TlsMode::Tls { cert, key }) => (cert.clone(), key.clone()),
+        (None, None, TlsMode::PlainHttp { .. }) => {
+            bail!("eap_tls.cert: required with tls.plain_http (there is no TLS certificate to use)")
+        }
+        (Some(_), None, _) => bail!("eap_tls.key: required with eap_tls.cert"),
+        (None, Some(_), _) => bail!("eap_tls.cert: required with eap_tls.key"),
+    };
+    Ok(Some(EapTlsSettings {
+        client_ca,
+        user_name,
+        cert,
+        key,
+    }))
 }
 
 #[cfg(test)]

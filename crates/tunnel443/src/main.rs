@@ -10,6 +10,7 @@ mod connect;
 mod demo;
 mod dial;
 mod driver;
+mod eap_tls;
 mod io_util;
 mod netlink;
 mod netns;

@@ -140,6 +140,8 @@ pub struct Shared {
     pub iphttps: Option<iphttps::Service>,
     /// Pending tls-alpn-01 challenges (None: no ACME).
     pub acme: Option<Arc<acme::Challenges>>,
+    /// Local EAP-TLS (`[eap_tls]`), when `[sstp] auth` lists it.
+    pub eap_tls: Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
 }
 
 impl Shared {
@@ -372,6 +374,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file = %settings.users_file.display(),
         "server started"
     );
+    let eap_tls = match &settings.eap_tls {
+        Some(e) => Some(Arc::new(crate::eap_tls::ServerEapTls::new(
+            &e.cert,
+            &e.key,
+            &e.client_ca,
+            e.user_name,
+        )?) as Arc<dyn ppp::auth::eap_tls::EapTlsConfig>),
+        None => None,
+    };
     let acme_challenges = settings
         .acme
         .is_some()
@@ -387,6 +398,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         shutdown: stop_rx,
         iphttps,
         acme: acme_challenges.clone(),
+        eap_tls,
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
