@@ -111,6 +111,7 @@ fn method_name(m: ppp::AuthMethod) -> &'static str {
         ppp::AuthMethod::ChapMd5 => "CHAP-MD5",
         ppp::AuthMethod::MsChapV2 => "MS-CHAPv2",
         ppp::AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
+        ppp::AuthMethod::EapTls => "EAP-TLS",
         _ => "another method",
     }
 }
@@ -172,9 +173,14 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         username: setup.user.clone(),
         secret: ppp::Secret::Password(ppp::Password::new(setup.password.clone())),
     };
+    let mut ppp_config = ppp::Config::client(creds);
+    if let Some(e) = &setup.eap_tls {
+        ppp_config.auth_protocols = vec![ppp::AuthProtocol::Eap];
+        ppp_config.eap_tls = Some(e.clone());
+    }
     let mut s = SstpSession::client(
         sstp::ClientConfig::new(hashes.sha1, hashes.sha256),
-        ppp::Config::client(creds),
+        ppp_config,
         now,
         Box::new(|b: &mut [u8]| rand::fill(b)),
     );
