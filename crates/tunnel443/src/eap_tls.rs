@@ -166,7 +166,13 @@ impl TlsSession for Session {
                 Err(e) => return Err(format!("reading TLS data: {e}")),
             }
             if let Err(e) = self.conn.process_new_packets() {
-                return Err(tls::describe(&e));
+                let why = tls::describe(&e);
+                // `describe` speaks of the server's certificate (the client
+                // view); the server checks the client's.
+                return Err(match self.user_name {
+                    Some(_) => why.replacen("the server's certificate", "the client certificate", 1),
+                    None => why,
+                });
             }
         }
         // Application data (the TLS 1.3 commitment message) is read and dropped.

@@ -7,7 +7,8 @@
 //!   and the tunnel only comes up because the crypto binding over the
 //!   EAP-TLS MSK (MS-SSTP §3.2.5.2.2) verifies;
 //! * a client certificate from another CA is refused with EAP-Failure, and
-//!   both ends say why.
+//!   both ends say why;
+//! * pppd 2.4.9's own EAP-TLS (sstpc in the qemu VM) logs in to our server.
 
 mod e2e;
 
@@ -123,4 +124,44 @@ fn eap_tls_refuses_a_certificate_from_another_ca() {
             .unwrap_or_default(),
         co.lines().last().unwrap_or_default()
     );
+}
+
+/// pppd 2.4.9's own EAP-TLS (OpenSSL) as the peer: sstpc + pppd in the qemu
+/// VM (`scripts/sstpc-vm.sh --files`, the CA, certificate and key copied
+/// into the guest) against our server. The tunnel carries pings only if
+/// sstpc's crypto binding, computed from pppd's EAP-TLS keys, verifies.
+#[test]
+fn sstpc_pppd_eap_tls_against_our_server() {
+    let lab = Lab::new(0);
+    let (server, pki) = eap_tls_server(&lab);
+    let files = lab.dir.path().join("vmfiles");
+    std::fs::create_dir_all(&files).unwrap();
+    let (cert, key) = &pki.good;
+    for (from, to) in [(&pki.ca, "ca.pem"), (cert, "client.pem"), (key, "client.key")] {
+        std::fs::copy(from, files.join(to)).unwrap();
+    }
+    let pppd_args = "refuse-pap refuse-chap refuse-mschap refuse-mschap-v2 noauth \
+                     nodefaultroute remotename vpn.test ca /host/files/ca.pem \
+                     cert /host/files/client.pem key /host/files/client.key";
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sstpc-vm.sh");
+    let out = lab
+        .server
+        .command(script.to_str().unwrap())
+        .args(["--port", "443", "--user", "alice", "--password", "unused"])
+        .args(["--pppd-args", pppd_args])
+        .arg("--files")
+        .arg(&files)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let verdict = text.lines().last().unwrap_or_default();
+    eprintln!("sstpc-vm (pppd EAP-TLS): {verdict}");
+    let log = server.output();
+    assert!(
+        out.status.success() && verdict.starts_with("sstpc-vm: PASS"),
+        "sstpc-vm failed:\n{text}\n{}\n--- server ---\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_auth_method(&log, "eaptls", "server");
+    assert!(log.contains("crypto binding verified"), "{log}");
 }
