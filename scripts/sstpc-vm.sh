@@ -15,7 +15,7 @@
 #
 # Usage: sstpc-vm.sh [--port P] [--user U] [--password W] [--ping ADDR]
 #                    [--sstpc-args "..."] [--pppd-args "..."] [--iperf]
-#                    [--timeout S] [--files DIR]
+#                    [--timeout S] [--files DIR] [--pty ID]
 #   --port       server port on the host's loopback            (default 443)
 #   --user/--password  PPP credentials (MS-CHAPv2 by default)  (test/test)
 #   --ping       address to ping through the tunnel         (default: peer)
@@ -26,6 +26,10 @@
 #   --timeout    seconds the guest waits for ppp0 to get an IPv4 address (30)
 #   --files      copy DIR's files into the guest as /host/files/ (e.g. the
 #                CA, certificate and key for pppd's EAP-TLS `ca`/`cert`/`key`)
+#   --pty        pppd starts `sstpc --nolaunchpppd --ipparam ID` as its pty and
+#                hands it the keys through sstp-pppd-plugin.so (what EAP-TLS
+#                needs: sstpc says "EAP TLS not supported in this mode" when
+#                it launches pppd itself)
 # PASS = ppp0 got an IPv4 address and >=1 of 3 pings via ppp0 was answered
 # (and iperf3 succeeded, with --iperf). Last output line is
 # `sstpc-vm: PASS (...)` or `sstpc-vm: FAIL (...)`; exit 0 on PASS, 1 on FAIL.
@@ -33,7 +37,7 @@
 # delay, default 20ms - see below), SSTPC_VM_BOOT_SECS (hard-timeout slack).
 set -euo pipefail
 
-PORT=443 USER_=test PASS_=test PING_ADDR='' SSTPC_ARGS='' IPERF=0 WAIT=30 FILES=''
+PORT=443 USER_=test PASS_=test PING_ADDR='' SSTPC_ARGS='' IPERF=0 WAIT=30 FILES='' PTY=''
 PPPD_ARGS="require-mschap-v2 noauth nodefaultroute"
 CACHE=${SSTPC_VM_CACHE:-/var/cache/sstpc-vm}
 SUITE=bookworm
@@ -57,7 +61,7 @@ while [ $# -gt 0 ]; do
     --sstpc-args) SSTPC_ARGS=$2; shift ;;
     --pppd-args) PPPD_ARGS=$2; shift ;;
     --iperf) IPERF=1 ;;                --timeout) WAIT=$2; shift ;;
-    --files) FILES=$2; shift ;;
+    --files) FILES=$2; shift ;;        --pty) PTY=$2; shift ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage 2 >&2 ;;
   esac
@@ -150,8 +154,8 @@ chmod 755 "$RUN/o/init"
 # Parameters for the guest test, shell-quoted (guest runs them with bash).
 echo "$MODULES" > "$RUN/o/host/modules"
 { printf 'PORT=%q USER_=%q PASS_=%q PING_ADDR=%q\n' "$PORT" "$USER_" "$PASS_" "$PING_ADDR"
-  printf 'SSTPC_ARGS=%q PPPD_ARGS=%q IPERF=%q WAIT=%q DELAY=%q\n' \
-    "$SSTPC_ARGS" "$PPPD_ARGS" "$IPERF" "$WAIT" "$DELAY"
+  printf 'SSTPC_ARGS=%q PPPD_ARGS=%q IPERF=%q WAIT=%q DELAY=%q PTY=%q\n' \
+    "$SSTPC_ARGS" "$PPPD_ARGS" "$IPERF" "$WAIT" "$DELAY" "$PTY"
   cat <<'EOF'
 # ---- runs inside the VM ----
 set -f                       # word-split the *_ARGS strings, but never glob them
@@ -178,8 +182,14 @@ tc qdisc add dev eth0 root netem delay "$DELAY" || echo "== warning: netem delay
 # failure, and only it, is retried (twice at most) before judging the server.
 for attempt in 1 2 3; do
   echo "== sstpc -> $SRV (user '$USER_'), pppd: $PPPD_ARGS (attempt $attempt)"
+  if [ -n "$PTY" ]; then
+    pppd pty "sstpc --nolaunchpppd --ipparam $PTY --log-stderr --log-level 4 --cert-warn --user $USER_ --password $PASS_ $SSTPC_ARGS $SRV" \
+         ipparam "$PTY" plugin sstp-pppd-plugin.so sstp-sock "/var/run/sstpc/sstpc-$PTY" \
+         user "$USER_" $PPPD_ARGS nodetach debug logfile $PLOG > $LOG 2>&1 &
+  else
   sstpc --log-stderr --log-level 4 --cert-warn --user "$USER_" --password "$PASS_" \
         $SSTPC_ARGS "$SRV" $PPPD_ARGS nodetach debug logfile $PLOG > $LOG 2>&1 &
+  fi
   SPID=$!
   # Wait for ppp0 to get an IPv4 address (guest clock is unreliable under TCG,
   # so this counts loop iterations; the host enforces the real deadline).

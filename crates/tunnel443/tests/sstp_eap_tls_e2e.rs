@@ -131,6 +131,7 @@ fn eap_tls_refuses_a_certificate_from_another_ca() {
 /// into the guest) against our server. The tunnel carries pings only if
 /// sstpc's crypto binding, computed from pppd's EAP-TLS keys, verifies.
 #[test]
+#[ignore = "the --pty mode of scripts/sstpc-vm.sh has not run yet; run with --ignored"]
 fn sstpc_pppd_eap_tls_against_our_server() {
     let lab = Lab::new(0);
     let (server, pki) = eap_tls_server(&lab);
@@ -140,10 +141,10 @@ fn sstpc_pppd_eap_tls_against_our_server() {
     for (from, to) in [(&pki.ca, "ca.pem"), (cert, "client.pem"), (key, "client.key")] {
         std::fs::copy(from, files.join(to)).unwrap();
     }
-    // sstpc cannot compute EAP-TLS keys itself ("EAP TLS not supported in
-    // this mode"): its pppd plugin hands it pppd's keys for the binding.
-    let pppd_args = "plugin sstp-pppd-plugin.so sstp-sock /var/run/sstpc/sstpc-eaptls \
-                     refuse-pap refuse-chap refuse-mschap refuse-mschap-v2 noauth \
+    // sstpc cannot compute EAP-TLS keys when it launches pppd ("EAP TLS not
+    // supported in this mode"): --pty makes pppd run sstpc, and sstpc's
+    // pppd plugin hands it pppd's keys for the crypto binding.
+    let pppd_args = "refuse-pap refuse-chap refuse-mschap refuse-mschap-v2 noauth \
                      nodefaultroute remotename vpn.test ca /host/files/ca.pem \
                      cert /host/files/client.pem key /host/files/client.key";
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sstpc-vm.sh");
@@ -151,7 +152,7 @@ fn sstpc_pppd_eap_tls_against_our_server() {
         .server
         .command(script.to_str().unwrap())
         .args(["--port", "443", "--user", "alice", "--password", "unused"])
-        .args(["--sstpc-args", "--ipparam eaptls"])
+        .args(["--pty", "eaptls"])
         .args(["--pppd-args", pppd_args])
         .arg("--files")
         .arg(&files)
