@@ -91,7 +91,12 @@ pub struct ServerEapTls {
 
 impl ServerEapTls {
     /// Loads the certificate, key and client CA (PEM files).
-    pub fn new(cert: &Path, key: &Path, client_ca: &Path, user_name: UserNameFrom) -> anyhow::Result<Self> {
+    pub fn new(
+        cert: &Path,
+        key: &Path,
+        client_ca: &Path,
+        user_name: UserNameFrom,
+    ) -> anyhow::Result<Self> {
         let (cfg, _) = tls::server_config(cert, key, tls::ClientCerts::Required(client_ca))
             .context("eap_tls")?;
         let mut cfg = (*cfg).clone();
@@ -106,7 +111,8 @@ impl ServerEapTls {
 
 impl EapTlsConfig for ServerEapTls {
     fn start(&self) -> Result<Box<dyn TlsSession>, String> {
-        let c = rustls::ServerConnection::new(self.config.clone()).map_err(|e| tls::describe(&e))?;
+        let c =
+            rustls::ServerConnection::new(self.config.clone()).map_err(|e| tls::describe(&e))?;
         Ok(Box::new(Session {
             conn: c.into(),
             user_name: Some(self.user_name),
@@ -170,7 +176,9 @@ impl TlsSession for Session {
                 // `describe` speaks of the server's certificate (the client
                 // view); the server checks the client's.
                 return Err(match self.user_name {
-                    Some(_) => why.replacen("the server's certificate", "the client certificate", 1),
+                    Some(_) => {
+                        why.replacen("the server's certificate", "the client certificate", 1)
+                    }
                     None => why,
                 });
             }

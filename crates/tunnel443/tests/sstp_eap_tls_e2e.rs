@@ -138,7 +138,11 @@ fn sstpc_pppd_eap_tls_against_our_server() {
     let files = lab.dir.path().join("vmfiles");
     std::fs::create_dir_all(&files).unwrap();
     let (cert, key) = &pki.good;
-    for (from, to) in [(&pki.ca, "ca.pem"), (cert, "client.pem"), (key, "client.key")] {
+    for (from, to) in [
+        (&pki.ca, "ca.pem"),
+        (cert, "client.pem"),
+        (key, "client.key"),
+    ] {
         std::fs::copy(from, files.join(to)).unwrap();
     }
     // sstpc cannot compute EAP-TLS keys when it launches pppd ("EAP TLS not

@@ -437,8 +437,7 @@ impl PeerAuth {
                 }
             }
             Code::Failure if self.tls.is_some() => self.fail(AuthFailure::Tls {
-                reason: "the server refused the login (EAP-Failure); check our certificate"
-                    .into(),
+                reason: "the server refused the login (EAP-Failure); check our certificate".into(),
             }),
             Code::Success => {
                 if !matches!(self.st, St::AwaitEapSuccess) {
@@ -459,10 +458,7 @@ impl PeerAuth {
     /// anything else goes through the exchange. Returns the Response's
     /// Type-Data, or why TLS failed with the alert to send.
     #[allow(clippy::type_complexity)]
-    fn receive_tls(
-        &mut self,
-        td: &[u8],
-    ) -> Result<Vec<u8>, (String, Option<Vec<u8>>)> {
+    fn receive_tls(&mut self, td: &[u8]) -> Result<Vec<u8>, (String, Option<Vec<u8>>)> {
         let start = eap_tls::parse(td).is_some_and(|f| f.flags & eap_tls::FLAG_START != 0);
         if start {
             let c = self.tls_config.clone().ok_or((String::new(), None))?;

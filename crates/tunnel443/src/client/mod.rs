@@ -181,7 +181,9 @@ fn check_options(args: &ClientArgs, target: &Target) -> anyhow::Result<()> {
                 bail!("--password-stdin/--password-file are for SSTP only; IP-HTTPS uses --cert/--key ({url})");
             }
             if args.eap_tls {
-                bail!("--eap-tls is for SSTP only; IP-HTTPS uses --cert/--key for mutual TLS ({url})");
+                bail!(
+                    "--eap-tls is for SSTP only; IP-HTTPS uses --cert/--key for mutual TLS ({url})"
+                );
             }
             if !args.routes.is_empty() {
                 bail!("--route is for SSTP (IPv4) only; an IP-HTTPS client takes its routes from the server's Router Advertisements ({url})");
