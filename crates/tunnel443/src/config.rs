@@ -816,6 +816,25 @@ mod tests {
     }
 
     #[test]
+    fn eap_tls_settings_and_their_errors() {
+        let ok = "[sstp]\nauth = [\"eap-tls\", \"mschapv2\"]\n[eap_tls]\nclient_ca = \"/ca.pem\"\n";
+        let s = validate(parse(ok).unwrap(), &Overrides::default()).unwrap();
+        let e = s.eap_tls.expect("eap_tls settings");
+        assert_eq!(e.client_ca, PathBuf::from("/ca.pem"));
+        assert_eq!(e.user_name, crate::eap_tls::UserNameFrom::SubjectCn);
+        // The TLS certificate is the EAP-TLS one by default.
+        let TlsMode::Tls { cert, .. } = &s.tls else {
+            panic!("TLS mode")
+        };
+        assert_eq!(&e.cert, cert);
+        assert!(err("[sstp]\nauth = [\"eap-tls\"]").contains("eap_tls.client_ca"));
+        assert!(err(&format!("{ok}user_name = \"upn\"")).contains("eap_tls.user_name"));
+        assert!(err(&format!("{ok}cert = \"/c.pem\"")).contains("eap_tls.key"));
+        assert!(err("[eap_tls]\nclient_ca = \"/ca.pem\"").contains("eap_tls"));
+        assert!(err("[sstp]\nauth = [\"eap-tls\", \"eap-mschapv2\"]").contains("sstp.auth"));
+    }
+
+    #[test]
     fn errors_name_the_field() {
         assert!(err("lisen = \"1.2.3.4:5\"").contains("lisen"));
         assert!(err("[ipv4]\npool = \"10.0.0.0/33\"").contains("ipv4.pool"));

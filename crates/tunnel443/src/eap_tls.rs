@@ -252,3 +252,231 @@ impl TlsSession for Session {
         from.extract(leaf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+    use std::sync::Mutex;
+
+    struct Files(std::path::PathBuf);
+    impl Drop for Files {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    /// A CA, a server certificate for vpn.test and a client certificate
+    /// (CN alice, SAN alice@example.com) from it, as PEM files.
+    fn pki(tag: &str) -> Files {
+        let dir = std::env::temp_dir().join(format!("t443-eaptls-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca.clone().self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf = |name: &str, p: rcgen::CertificateParams| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let c = p.signed_by(&key, &issuer).unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), c.pem()).unwrap();
+            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        };
+        leaf(
+            "server",
+            rcgen::CertificateParams::new(vec!["vpn.test".to_string()]).unwrap(),
+        );
+        let mut c = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        c.distinguished_name
+            .push(rcgen::DnType::CommonName, "alice");
+        c.subject_alt_names = vec![rcgen::SanType::Rfc822Name(
+            "alice@example.com".try_into().unwrap(),
+        )];
+        c.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        leaf("client", c);
+        Files(dir)
+    }
+
+    #[derive(Debug, Default)]
+    struct Keys(Mutex<Vec<(String, Vec<u8>, Vec<u8>)>>);
+    impl rustls::KeyLog for Keys {
+        fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((label.into(), client_random.to_vec(), secret.to_vec()));
+        }
+        fn will_log(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut k = [0u8; 64];
+        k[..key.len()].copy_from_slice(key);
+        let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+        let inner = sha2::Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(data)
+            .finalize();
+        sha2::Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize()
+            .into()
+    }
+
+    /// RFC 5246 §5 P_SHA256(secret, label || seed), `n` octets.
+    fn prf(secret: &[u8], label_seed: &[u8], n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut a = hmac_sha256(secret, label_seed).to_vec();
+        while out.len() < n {
+            let mut d = a.clone();
+            d.extend_from_slice(label_seed);
+            out.extend_from_slice(&hmac_sha256(secret, &d));
+            a = hmac_sha256(secret, &a).to_vec();
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// Runs both sessions against each other; returns the server's first
+    /// flight (its ServerHello).
+    fn handshake(c: &mut dyn TlsSession, s: &mut dyn TlsSession) -> Result<Vec<u8>, String> {
+        let mut to_server = c.take_output();
+        let mut first = None;
+        for _ in 0..10 {
+            if !to_server.is_empty() {
+                s.input(&to_server)?;
+            }
+            let to_client = s.take_output();
+            first.get_or_insert_with(|| to_client.clone());
+            if to_client.is_empty() && c.is_done() && s.is_done() {
+                return Ok(first.unwrap_or_default());
+            }
+            c.input(&to_client)?;
+            to_server = c.take_output();
+        }
+        Err("no end".into())
+    }
+
+    fn server(
+        f: &Files,
+        v: &'static rustls::SupportedProtocolVersion,
+        keys: Arc<Keys>,
+    ) -> ServerEapTls {
+        let s = ServerEapTls::new(
+            &f.0.join("server.pem"),
+            &f.0.join("server.key"),
+            &f.0.join("ca.pem"),
+            UserNameFrom::SanEmail,
+        )
+        .unwrap();
+        // The same verifier and certificate, one TLS version.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in tls::load_certs(&f.0.join("ca.pem")).unwrap() {
+            roots.add(c).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            tls::provider(),
+        )
+        .build()
+        .unwrap();
+        let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
+            .with_protocol_versions(&[v])
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                tls::load_certs(&f.0.join("server.pem")).unwrap(),
+                tls::load_key(&f.0.join("server.key")).unwrap(),
+            )
+            .unwrap();
+        cfg.send_tls13_tickets = 0;
+        cfg.key_log = keys;
+        ServerEapTls {
+            config: Arc::new(cfg),
+            user_name: s.user_name,
+        }
+    }
+
+    fn client(f: &Files, ca: &str) -> ClientEapTls {
+        ClientEapTls::new(
+            "vpn.test",
+            &tls::Trust::CaFile(f.0.join(ca)),
+            &f.0.join("client.pem"),
+            &f.0.join("client.key"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn msk_tls12_is_the_rfc5216_prf_and_both_sides_agree() {
+        let f = pki("12");
+        let keys = Arc::new(Keys::default());
+        let srv = server(&f, &rustls::version::TLS12, keys.clone());
+        let (mut c, mut s) = (client(&f, "ca.pem").start().unwrap(), srv.start().unwrap());
+        let hello = handshake(c.as_mut(), s.as_mut()).unwrap();
+        let (msk_c, msk_s) = (c.msk().unwrap(), s.msk().unwrap());
+        assert_eq!(msk_c, msk_s);
+        assert_eq!(s.peer_name().as_deref(), Some("alice@example.com"));
+        // RFC 5216 §2.3: PRF(master secret, "client EAP encryption",
+        // client.random || server.random), independently computed.
+        let log = keys.0.lock().unwrap();
+        let (_, client_random, master) = log
+            .iter()
+            .find(|(l, ..)| l == "CLIENT_RANDOM")
+            .expect("TLS 1.2 master secret");
+        // Record header (5), handshake header (4), version (2), random.
+        let server_random = &hello[11..43];
+        let mut seed = b"client EAP encryption".to_vec();
+        seed.extend_from_slice(client_random);
+        seed.extend_from_slice(server_random);
+        assert_eq!(prf(master, &seed, 64), msk_s.to_vec());
+    }
+
+    #[test]
+    fn tls13_commitment_message_and_keys() {
+        let f = pki("13");
+        let srv = server(&f, &rustls::version::TLS13, Arc::default());
+        let (mut c, mut s) = (client(&f, "ca.pem").start().unwrap(), srv.start().unwrap());
+        handshake(c.as_mut(), s.as_mut()).unwrap();
+        let msk = s.msk().unwrap();
+        assert_eq!(c.msk().unwrap(), msk);
+        assert_ne!(msk, [0; 64]);
+    }
+
+    #[test]
+    fn a_client_certificate_the_ca_did_not_issue_is_refused_in_plain_words() {
+        let f = pki("bad");
+        let other = pki("other");
+        // The client trusts the server, but its certificate is another CA's.
+        for n in ["client.pem", "client.key"] {
+            std::fs::copy(other.0.join(n), f.0.join(n)).unwrap();
+        }
+        let srv = server(&f, &rustls::version::TLS13, Arc::default());
+        let (mut c, mut s) = (client(&f, "ca.pem").start().unwrap(), srv.start().unwrap());
+        let e = handshake(c.as_mut(), s.as_mut()).unwrap_err();
+        assert!(e.starts_with("the client certificate was refused"), "{e}");
+        assert!(s.msk().is_none());
+    }
+
+    #[test]
+    fn user_names_from_the_certificate() {
+        let f = pki("names");
+        let der = tls::load_certs(&f.0.join("client.pem")).unwrap();
+        assert_eq!(
+            UserNameFrom::SubjectCn.extract(&der[0]).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            UserNameFrom::SanEmail.extract(&der[0]).as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(UserNameFrom::SanDns.extract(&der[0]), None);
+        assert_eq!(UserNameFrom::parse("san-dns"), Some(UserNameFrom::SanDns));
+        assert_eq!(UserNameFrom::parse("cn"), None);
+    }
+}
