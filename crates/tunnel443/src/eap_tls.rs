@@ -299,8 +299,11 @@ mod tests {
         Files(dir)
     }
 
+    /// (label, client random, secret) as rustls logs them.
+    type Logged = (String, Vec<u8>, Vec<u8>);
+
     #[derive(Debug, Default)]
-    struct Keys(Mutex<Vec<(String, Vec<u8>, Vec<u8>)>>);
+    struct Keys(Mutex<Vec<Logged>>);
     impl rustls::KeyLog for Keys {
         fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
             self.0
