@@ -284,10 +284,9 @@ mod tests {
             std::fs::write(dir.join(format!("{name}.pem")), c.pem()).unwrap();
             std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
         };
-        leaf(
-            "server",
-            rcgen::CertificateParams::new(vec!["vpn.test".to_string()]).unwrap(),
-        );
+        let mut sp = rcgen::CertificateParams::new(vec!["vpn.test".to_string()]).unwrap();
+        sp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        leaf("server", sp);
         let mut c = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         c.distinguished_name
             .push(rcgen::DnType::CommonName, "alice");
@@ -345,20 +344,20 @@ mod tests {
         out
     }
 
-    /// Runs both sessions against each other; returns the server's first
-    /// flight (its ServerHello).
-    fn handshake(c: &mut dyn TlsSession, s: &mut dyn TlsSession) -> Result<Vec<u8>, String> {
+    /// Runs both sessions against each other; returns the server's
+    /// non-empty flights.
+    fn handshake(c: &mut dyn TlsSession, s: &mut dyn TlsSession) -> Result<Vec<Vec<u8>>, String> {
         let mut to_server = c.take_output();
-        let mut first = None;
+        let mut flights = Vec::new();
         for _ in 0..10 {
             if !to_server.is_empty() {
                 s.input(&to_server)?;
             }
             let to_client = s.take_output();
-            first.get_or_insert_with(|| to_client.clone());
             if to_client.is_empty() && c.is_done() && s.is_done() {
-                return Ok(first.unwrap_or_default());
+                return Ok(flights);
             }
+            flights.push(to_client.clone());
             c.input(&to_client)?;
             to_server = c.take_output();
         }
@@ -388,7 +387,17 @@ mod tests {
         )
         .build()
         .unwrap();
-        let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
+        // One SHA-256 suite: the test's PRF is P_SHA256 (the exporter uses
+        // the suite's PRF hash, SHA-384 for the *_SHA384 suites).
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.cipher_suites.retain(|s| {
+            matches!(
+                s.suite(),
+                rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                    | rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+            )
+        });
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(&[v])
             .unwrap()
             .with_client_cert_verifier(verifier)
@@ -421,7 +430,8 @@ mod tests {
         let keys = Arc::new(Keys::default());
         let srv = server(&f, &rustls::version::TLS12, keys.clone());
         let (mut c, mut s) = (client(&f, "ca.pem").start().unwrap(), srv.start().unwrap());
-        let hello = handshake(c.as_mut(), s.as_mut()).unwrap();
+        let flights = handshake(c.as_mut(), s.as_mut()).unwrap();
+        let hello = &flights[0];
         let (msk_c, msk_s) = (c.msk().unwrap(), s.msk().unwrap());
         assert_eq!(msk_c, msk_s);
         assert_eq!(s.peer_name().as_deref(), Some("alice@example.com"));
@@ -445,7 +455,12 @@ mod tests {
         let f = pki("13");
         let srv = server(&f, &rustls::version::TLS13, Arc::default());
         let (mut c, mut s) = (client(&f, "ca.pem").start().unwrap(), srv.start().unwrap());
-        handshake(c.as_mut(), s.as_mut()).unwrap();
+        let flights = handshake(c.as_mut(), s.as_mut()).unwrap();
+        // RFC 9190 §2.5: after the client's Finished the server sends one
+        // more flight, the commitment message (application data, record
+        // type 23), and nothing after it.
+        assert_eq!(flights.len(), 2);
+        assert_eq!(flights[1][0], 23);
         let msk = s.msk().unwrap();
         assert_eq!(c.msk().unwrap(), msk);
         assert_ne!(msk, [0; 64]);
