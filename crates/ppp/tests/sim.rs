@@ -1495,6 +1495,24 @@ fn eap_tls_fragments_flights_and_both_sides_derive_the_hlak_from_the_msk() {
 }
 
 #[test]
+fn eap_tls_lost_success_is_inferred_from_ncp_traffic() {
+    let mut sim = eap_tls_sim(false);
+    sim.filter = Box::new(|d, f| {
+        let eap_success = d == Dir::ToClient && f[2..4] == [0xC2, 0x27] && f[4] == 3;
+        (!eap_success).then(|| f.to_vec())
+    });
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    assert!(
+        sim.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sim.elapsed()
+    );
+    let (hc, _, m) = authenticated(&sim.client_events).unwrap();
+    assert_eq!(m, AuthMethod::EapTls);
+    assert_eq!(hc, authenticated(&sim.server_events).unwrap().0);
+}
+
+#[test]
 fn eap_tls_refused_certificate_fails_both_sides_with_the_reason() {
     let mut sim = eap_tls_sim(true);
     assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));

@@ -481,6 +481,15 @@ impl PeerAuth {
     /// RFC 3748 §4.2: a lost EAP Success may be inferred from the arrival of
     /// network-layer packets once the method has completed.
     pub(crate) fn implicit_success(&mut self) -> Option<PeerOut> {
+        // EAP-TLS: our side of the handshake is complete (the server has
+        // verified us before it lets NCP traffic through).
+        if let Some(x) = &self.tls {
+            if matches!(self.st, St::Done) || !x.tls().is_done() {
+                return None;
+            }
+            let msk = x.tls().msk()?;
+            return self.succeed(eap_tls::hlak_from_msk(&msk), AuthMethod::EapTls);
+        }
         if !matches!(self.st, St::AwaitEapSuccess) {
             return None;
         }
