@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use ppp::auth::eap_tls::{EapTlsConfig, TlsSession};
 use rustls::pki_types::ServerName;
 
@@ -97,8 +97,7 @@ impl ServerEapTls {
         client_ca: &Path,
         user_name: UserNameFrom,
     ) -> anyhow::Result<Self> {
-        let (cfg, _) = tls::server_config(cert, key, tls::ClientCerts::Required(client_ca))
-            .context("eap_tls")?;
+        let (cfg, _) = tls::server_config(cert, key, tls::ClientCerts::Required(client_ca))?;
         let mut cfg = (*cfg).clone();
         cfg.send_tls13_tickets = 0;
         cfg.alpn_protocols.clear();

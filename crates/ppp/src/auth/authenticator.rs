@@ -8,6 +8,12 @@
 //! §4.3); the whole exchange, including the wait for a verdict, is bounded by
 //! the authentication timeout.
 //!
+//! EAP-TLS (when `Config::eap_tls` is set): after Identity we send Start
+//! and run the exchange of [`super::eap_tls`]; the TLS engine's verdict
+//! (client certificate verified, a user name taken from it) is final: no
+//! [`AuthOut::Request`], EAP Success once the peer acknowledged our last
+//! flight, EAP-Failure with the reason otherwise (RFC 5216 §2.1.3).
+//!
 //! Retries: after a rejected PAP request, CHAP-MD5 or MS-CHAPv2 response the
 //! peer may try again until `max_attempts` failures (PAP: the peer sends a
 //! new Authenticate-Request; CHAP-MD5: we send a new Challenge; MS-CHAPv2:

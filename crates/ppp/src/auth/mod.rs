@@ -1,5 +1,6 @@
 //! Authentication: the methods (RFC 1334 PAP, RFC 1994 CHAP-MD5, RFC 2759
-//! MS-CHAPv2, RFC 3748 EAP with draft-kamath-pppext-eap-mschapv2), the
+//! MS-CHAPv2, RFC 3748 EAP with draft-kamath-pppext-eap-mschapv2, EAP-TLS
+//! framing per RFC 5216/9190 with the TLS engine supplied by the caller), the
 //! credentials a caller checks, and the verdict it gives back.
 //!
 //! On the authenticator (server) side the engine never sees a stored secret:
@@ -39,7 +40,8 @@ pub enum AuthProtocol {
     ChapMd5,
     /// MS-CHAPv2, 0xC223 algorithm 0x81.
     MsChapV2,
-    /// EAP, 0xC227; we run Identity then EAP-MSCHAPv2 (type 26).
+    /// EAP, 0xC227; we run Identity then EAP-MSCHAPv2 (type 26), or
+    /// EAP-TLS (13) when `Config::eap_tls` is set.
     Eap,
 }
 

@@ -14,6 +14,11 @@
 //!   RRAS — is answered with a legacy Nak proposing 26 (RFC 3748 §5.3.1). A
 //!   duplicate Request gets the previous Response again (§4.1). EAP Success
 //!   is accepted only after the MS-CHAPv2 Success was verified.
+//! * EAP-TLS (when `Config::eap_tls` is set; [`super::eap_tls`]): Start
+//!   begins the TLS session, every later Request goes through its exchange,
+//!   other methods are Nak'ed with 13; EAP Success is accepted only once
+//!   the handshake is complete (the server's certificate verified), and the
+//!   HLAK is the MSK's first 32 octets.
 
 use std::time::{Duration, Instant};
 
