@@ -61,6 +61,16 @@ fn eap_tls_server(lab: &Lab) -> (Proc, Pki) {
 }
 
 fn eap_tls_client(lab: &Lab, pki: &Pki, (cert, key): &(PathBuf, PathBuf)) -> Proc {
+    eap_tls_client_trusting(lab, pki, (cert, key), &pki.ca)
+}
+
+/// The client with `--eap-ca eap_ca` (the HTTPS connection trusts `ca`).
+fn eap_tls_client_trusting(
+    lab: &Lab,
+    pki: &Pki,
+    (cert, key): (&PathBuf, &PathBuf),
+    eap_ca: &Path,
+) -> Proc {
     let ca = pki.ca.to_str().unwrap();
     let mut cmd = lab.clients[0].command(BIN);
     cmd.env("TUNNEL443_LOG", "debug");
@@ -69,7 +79,9 @@ fn eap_tls_client(lab: &Lab, pki: &Pki, (cert, key): &(PathBuf, PathBuf)) -> Pro
         .arg(cert)
         .arg("--key")
         .arg(key)
-        .args(["--eap-ca", ca, "--ca", ca, "--server-name", "vpn.test"]);
+        .arg("--eap-ca")
+        .arg(eap_ca)
+        .args(["--ca", ca, "--server-name", "vpn.test"]);
     Proc::spawn(
         cmd,
         lab.dir.path().join(format!("client-{}.log", tag())),
@@ -124,6 +136,32 @@ fn eap_tls_refuses_a_certificate_from_another_ca() {
             .unwrap_or_default(),
         co.lines().last().unwrap_or_default()
     );
+}
+
+/// `--eap-ca` naming another CA: the client refuses the server's EAP-TLS
+/// certificate (though the HTTPS connection trusted it) and says so.
+#[test]
+fn eap_tls_client_refuses_a_server_certificate_from_another_ca() {
+    let lab = Lab::new(1);
+    let (server, pki) = eap_tls_server(&lab);
+    let other = lab.dir.path().join("other.pem");
+    let mut c = eap_tls_client_trusting(&lab, &pki, (&pki.good.0, &pki.good.1), &other);
+    let st = c.wait_exit(60).expect("client did not give up");
+    let co = c.output();
+    assert_eq!(st.code(), Some(4), "{co}\n{}", server.output());
+    assert!(
+        co.contains("EAP-TLS failed: the server's certificate was refused"),
+        "{co}"
+    );
+    assert!(
+        authenticated_nowhere(&server.output()),
+        "{}",
+        server.output()
+    );
+}
+
+fn authenticated_nowhere(log: &str) -> bool {
+    !log.lines().any(|l| l.contains(" authenticated "))
 }
 
 /// pppd 2.4.9's own EAP-TLS (OpenSSL) as the peer: sstpc + pppd in the qemu
