@@ -1513,6 +1513,27 @@ fn eap_tls_lost_success_is_inferred_from_ncp_traffic() {
 }
 
 #[test]
+fn eap_tls_server_and_a_password_only_peer_end_with_method_refused() {
+    let mut s = server_cfg(&[AuthProtocol::Eap]);
+    s.eap_tls = Some(std::sync::Arc::new(ScriptConfig {
+        server: true,
+        refuse: false,
+    }));
+    let mut sim = Sim::new(s, client_cfg("alice", "s3cret pw"));
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));
+    // The peer Naks EAP-TLS (proposing MSCHAPv2); the server has only TLS.
+    assert!(sim.server_events.iter().any(|e| matches!(
+        e,
+        Event::AuthFailed {
+            reason: AuthFailure::MethodRefused,
+            ..
+        }
+    )));
+    assert!(authenticated(&sim.client_events).is_none());
+}
+
+#[test]
 fn eap_tls_refused_certificate_fails_both_sides_with_the_reason() {
     let mut sim = eap_tls_sim(true);
     assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));
