@@ -133,6 +133,9 @@ pub struct Config {
     pub requested_ipv4: Ipv4Addr,
     /// Our IPv6 interface identifier; `None` (or zero): random per session.
     pub ipv6_interface_id: Option<[u8; 8]>,
+    /// EAP-TLS ([`crate::auth::eap_tls`]): authenticator: run it after
+    /// EAP Identity instead of EAP-MSCHAPv2; peer: answer EAP-TLS with it.
+    pub eap_tls: Option<std::sync::Arc<dyn crate::auth::eap_tls::EapTlsConfig>>,
 }
 
 impl Config {
@@ -156,6 +159,7 @@ impl Config {
             request_dns: false,
             requested_ipv4: Ipv4Addr::UNSPECIFIED,
             ipv6_interface_id: None,
+            eap_tls: None,
         }
     }
 
@@ -1183,7 +1187,8 @@ impl Ppp {
                     self.next_auth_req,
                     self.rng.as_mut(),
                     &mut self.scratch,
-                );
+                )
+                .with_eap_tls(self.cfg.eap_tls.clone(), self.eap_tls_frag());
                 self.next_auth_req = a.next_request_id();
                 self.authenticator = Some(a);
                 self.flush_scratch();
@@ -1199,7 +1204,7 @@ impl Ppp {
                 }
             }
             (Role::Peer, Some(p)) => {
-                let (pa, r) = PeerAuth::start(
+                let (mut pa, r) = PeerAuth::start(
                     now,
                     p,
                     self.cfg.credentials.clone(),
@@ -1209,6 +1214,7 @@ impl Ppp {
                     self.rng.as_mut(),
                     &mut self.scratch,
                 );
+                pa.with_eap_tls(self.cfg.eap_tls.clone(), self.eap_tls_frag());
                 self.peer_auth = Some(pa);
                 self.flush_scratch();
                 if let Some(o) = r {
@@ -1225,6 +1231,11 @@ impl Ppp {
                 self.enter_network(now, AuthSuccess::new([0; 32], user, AuthMethod::None));
             }
         }
+    }
+
+    /// EAP-TLS fragment size: what fits the peer's MRU.
+    fn eap_tls_frag(&self) -> usize {
+        crate::auth::eap_tls::Exchange::max_frag_for_mru(self.lcp_neg.peer_mru)
     }
 
     fn lcp_down(&mut self, now: Instant) {

@@ -1387,6 +1387,176 @@ fn lost_eap_success_is_inferred_from_ncp_traffic() {
     assert_eq!(hc, authenticated(&sim.server_events).unwrap().0);
 }
 
+/// A scripted stand-in for a TLS engine (EAP-TLS tests): it checks every
+/// reassembled message byte for byte and answers with the next one.
+struct ScriptTls {
+    /// (expected input, output after it); the first output needs no input.
+    script: VecDeque<(Vec<u8>, Vec<u8>)>,
+    out: Vec<u8>,
+    server: bool,
+}
+
+fn msg(tag: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(7) ^ tag).collect()
+}
+
+impl ppp::auth::eap_tls::TlsSession for ScriptTls {
+    fn input(&mut self, tls: &[u8]) -> Result<(), String> {
+        match self.script.pop_front() {
+            Some((want, out)) if want == tls => {
+                self.out = out;
+                Ok(())
+            }
+            _ => Err("the certificate is from an unknown CA".into()),
+        }
+    }
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+    fn is_done(&self) -> bool {
+        self.script.is_empty()
+    }
+    fn msk(&self) -> Option<[u8; 64]> {
+        self.is_done().then_some([0x5A; 64])
+    }
+    fn peer_name(&self) -> Option<String> {
+        self.server.then(|| "alice-cert".to_string())
+    }
+}
+
+/// TLS-1.3-like flights: client 2000 octets (fragmented), server 3000
+/// (fragmented), client 500, server's one-octet commitment message.
+#[derive(Debug)]
+struct ScriptConfig {
+    server: bool,
+    /// The server refuses the client's second flight.
+    refuse: bool,
+}
+
+impl ppp::auth::eap_tls::EapTlsConfig for ScriptConfig {
+    fn start(&self) -> Result<Box<dyn ppp::auth::eap_tls::TlsSession>, String> {
+        let (a, b, c, d) = (msg(1, 2000), msg(2, 3000), msg(3, 500), vec![0]);
+        let (script, out) = if self.server {
+            let c = if self.refuse { msg(9, 500) } else { c };
+            (vec![(a, b), (c, d)], vec![])
+        } else {
+            (vec![(b, c), (d, vec![])], a)
+        };
+        Ok(Box::new(ScriptTls {
+            script: script.into(),
+            out,
+            server: self.server,
+        }))
+    }
+}
+
+fn eap_tls_sim(refuse: bool) -> Sim {
+    let mut s = server_cfg(&[AuthProtocol::Eap]);
+    s.eap_tls = Some(std::sync::Arc::new(ScriptConfig {
+        server: true,
+        refuse,
+    }));
+    let mut c = client_cfg("alice", "");
+    c.auth_protocols = vec![AuthProtocol::Eap];
+    c.eap_tls = Some(std::sync::Arc::new(ScriptConfig {
+        server: false,
+        refuse,
+    }));
+    let mut sim = Sim::new(s, c);
+    sim.open();
+    sim
+}
+
+#[test]
+fn eap_tls_fragments_flights_and_both_sides_derive_the_hlak_from_the_msk() {
+    let mut sim = eap_tls_sim(false);
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    let (hs, user, m) = authenticated(&sim.server_events).unwrap();
+    assert_eq!((user.as_str(), m), ("alice-cert", AuthMethod::EapTls));
+    let (hc, _, mc) = authenticated(&sim.client_events).unwrap();
+    assert_eq!(mc, AuthMethod::EapTls);
+    // MS-SSTP §3.2.5.2.2: the HLAK is the MSK's first 32 octets.
+    assert_eq!(hs.as_bytes(), &[0x5A; 32]);
+    assert_eq!(hs, hc);
+    // Every EAP packet fits the 1500-octet MRU; the big flights went in
+    // several fragments, L set on the first.
+    let eap_tls: Vec<_> = sim
+        .wire
+        .iter()
+        .filter(|(_, f)| f[2..4] == [0xC2, 0x27] && f.len() > 8 && f[8] == 13)
+        .collect();
+    assert!(eap_tls.iter().all(|(_, f)| f.len() - 4 <= 1500));
+    let firsts = eap_tls
+        .iter()
+        .filter(|(_, f)| f[9] & ppp::auth::eap_tls::FLAG_LENGTH != 0)
+        .count();
+    assert_eq!(firsts, 2, "the 2000- and 3000-octet flights");
+    assert!(eap_tls.len() >= 10, "{} EAP-TLS packets", eap_tls.len());
+}
+
+#[test]
+fn eap_tls_lost_success_is_inferred_from_ncp_traffic() {
+    let mut sim = eap_tls_sim(false);
+    sim.filter = Box::new(|d, f| {
+        let eap_success = d == Dir::ToClient && f[2..4] == [0xC2, 0x27] && f[4] == 3;
+        (!eap_success).then(|| f.to_vec())
+    });
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    assert!(
+        sim.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sim.elapsed()
+    );
+    let (hc, _, m) = authenticated(&sim.client_events).unwrap();
+    assert_eq!(m, AuthMethod::EapTls);
+    assert_eq!(hc, authenticated(&sim.server_events).unwrap().0);
+}
+
+#[test]
+fn eap_tls_server_and_a_password_only_peer_end_with_method_refused() {
+    let mut s = server_cfg(&[AuthProtocol::Eap]);
+    s.eap_tls = Some(std::sync::Arc::new(ScriptConfig {
+        server: true,
+        refuse: false,
+    }));
+    let mut sim = Sim::new(s, client_cfg("alice", "s3cret pw"));
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));
+    // The peer Naks EAP-TLS (proposing MSCHAPv2); the server has only TLS.
+    assert!(sim.server_events.iter().any(|e| matches!(
+        e,
+        Event::AuthFailed {
+            reason: AuthFailure::MethodRefused,
+            ..
+        }
+    )));
+    assert!(authenticated(&sim.client_events).is_none());
+}
+
+#[test]
+fn eap_tls_refused_certificate_fails_both_sides_with_the_reason() {
+    let mut sim = eap_tls_sim(true);
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));
+    let failed = |ev: &[Event]| {
+        ev.iter().find_map(|e| match e {
+            Event::AuthFailed { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        failed(&sim.server_events).as_deref(),
+        Some("EAP-TLS failed: the certificate is from an unknown CA")
+    );
+    assert!(failed(&sim.client_events).unwrap().contains("EAP-Failure"));
+    assert!(authenticated(&sim.server_events).is_none());
+    assert!(authenticated(&sim.client_events).is_none());
+    // The server answered with EAP-Failure.
+    assert!(sim
+        .wire
+        .iter()
+        .any(|(d, f)| *d == Dir::ToClient && f[2..4] == [0xC2, 0x27] && f[4] == 4));
+}
+
 #[test]
 fn endless_ncp_nak_loop_is_ended_by_the_setup_timeout() {
     let mut cfg = server_cfg(&[]);

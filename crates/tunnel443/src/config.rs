@@ -54,6 +54,8 @@ pub struct FileConfig {
     pub radius: Option<radius::RadiusSection>,
     #[serde(default)]
     pub auth: radius::AuthSection,
+    #[serde(default)]
+    pub eap_tls: EapTlsSection,
 }
 
 /// `[control]`: the socket `tunnel443 ctl` talks to.
@@ -69,6 +71,29 @@ pub struct ControlSection {
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
     pub listen: Option<SocketAddr>,
+}
+
+/// `[eap_tls]`: local EAP-TLS (`[sstp] auth` lists "eap-tls").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EapTlsSection {
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Where the user name comes from: "subject-cn" (default),
+    /// "san-email", "san-dns".
+    pub user_name: Option<String>,
+    /// Our EAP-TLS certificate and key; default the TLS ones.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Validated `[eap_tls]` settings.
+#[derive(Debug, Clone)]
+pub struct EapTlsSettings {
+    pub client_ca: PathBuf,
+    pub user_name: crate::eap_tls::UserNameFrom,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +229,7 @@ pub enum AuthMethod {
     EapMsChapV2,
     ChapMd5,
     Pap,
+    EapTls,
 }
 
 impl AuthMethod {
@@ -213,6 +239,7 @@ impl AuthMethod {
             "eap-mschapv2" => Self::EapMsChapV2,
             "chap-md5" => Self::ChapMd5,
             "pap" => Self::Pap,
+            "eap-tls" => Self::EapTls,
             _ => return None,
         })
     }
@@ -279,6 +306,8 @@ pub struct ServerSettings {
     pub radius: Option<RadiusSettings>,
     /// Who verifies credentials, in order.
     pub auth_order: Vec<AuthSource>,
+    /// `[eap_tls]`, when `auth` lists EAP-TLS.
+    pub eap_tls: Option<EapTlsSettings>,
 }
 
 /// Validated `[iphttps]` settings.
@@ -607,7 +636,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             let mut out = Vec::new();
             for s in &list {
                 let m = AuthMethod::parse(s).with_context(|| {
-                    format!("sstp.auth: unknown \"{s}\" (use \"mschapv2\", \"eap-mschapv2\", \"chap-md5\", \"pap\")")
+                    format!("sstp.auth: unknown \"{s}\" (use \"mschapv2\", \"eap-mschapv2\", \"eap-tls\", \"chap-md5\", \"pap\")")
                 })?;
                 if out.contains(&m) {
                     bail!("sstp.auth: \"{s}\" listed twice");
@@ -617,9 +646,13 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             if out.is_empty() {
                 bail!("sstp.auth: must not be empty");
             }
+            if out.contains(&AuthMethod::EapTls) && out.contains(&AuthMethod::EapMsChapV2) {
+                bail!("sstp.auth: \"eap-tls\" and \"eap-mschapv2\" both run in PPP's EAP; list one of them");
+            }
             out
         }
     };
+    let eap_tls = eap_tls_settings(&f.eap_tls, auth.contains(&AuthMethod::EapTls), &tls)?;
 
     let pool_text = ov
         .pool
@@ -774,7 +807,46 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         web,
         radius,
         auth_order,
+        eap_tls,
     })
+}
+
+fn eap_tls_settings(
+    e: &EapTlsSection,
+    enabled: bool,
+    tls: &TlsMode,
+) -> anyhow::Result<Option<EapTlsSettings>> {
+    if !enabled {
+        if e.client_ca.is_some() || e.user_name.is_some() || e.cert.is_some() || e.key.is_some() {
+            bail!("eap_tls: set, but sstp.auth does not list \"eap-tls\"");
+        }
+        return Ok(None);
+    }
+    let client_ca = e
+        .client_ca
+        .clone()
+        .context("eap_tls.client_ca: required with sstp.auth \"eap-tls\"")?;
+    let user_name = match e.user_name.as_deref() {
+        None => crate::eap_tls::UserNameFrom::SubjectCn,
+        Some(s) => crate::eap_tls::UserNameFrom::parse(s).with_context(|| {
+            format!("eap_tls.user_name: unknown \"{s}\" (use \"subject-cn\", \"san-email\", \"san-dns\")")
+        })?,
+    };
+    let (cert, key) = match (&e.cert, &e.key, tls) {
+        (Some(c), Some(k), _) => (c.clone(), k.clone()),
+        (None, None, TlsMode::Tls { cert, key }) => (cert.clone(), key.clone()),
+        (None, None, TlsMode::PlainHttp { .. }) => {
+            bail!("eap_tls.cert: required with tls.plain_http (there is no TLS certificate to use)")
+        }
+        (Some(_), None, _) => bail!("eap_tls.key: required with eap_tls.cert"),
+        (None, Some(_), _) => bail!("eap_tls.cert: required with eap_tls.key"),
+    };
+    Ok(Some(EapTlsSettings {
+        client_ca,
+        user_name,
+        cert,
+        key,
+    }))
 }
 
 #[cfg(test)]
@@ -811,6 +883,25 @@ mod tests {
         assert!(s.generated_cert);
         assert_eq!(s.pool.to_string(), "10.44.0.0/24");
         assert_eq!(s.auth[0], AuthMethod::MsChapV2);
+    }
+
+    #[test]
+    fn eap_tls_settings_and_their_errors() {
+        let ok = "[sstp]\nauth = [\"eap-tls\", \"mschapv2\"]\n[eap_tls]\nclient_ca = \"/ca.pem\"\n";
+        let s = validate(parse(ok).unwrap(), &Overrides::default()).unwrap();
+        let e = s.eap_tls.expect("eap_tls settings");
+        assert_eq!(e.client_ca, PathBuf::from("/ca.pem"));
+        assert_eq!(e.user_name, crate::eap_tls::UserNameFrom::SubjectCn);
+        // The TLS certificate is the EAP-TLS one by default.
+        let TlsMode::Tls { cert, .. } = &s.tls else {
+            panic!("TLS mode")
+        };
+        assert_eq!(&e.cert, cert);
+        assert!(err("[sstp]\nauth = [\"eap-tls\"]").contains("eap_tls.client_ca"));
+        assert!(err(&format!("{ok}user_name = \"upn\"")).contains("eap_tls.user_name"));
+        assert!(err(&format!("{ok}cert = \"/c.pem\"")).contains("eap_tls.key"));
+        assert!(err("[eap_tls]\nclient_ca = \"/ca.pem\"").contains("eap_tls"));
+        assert!(err("[sstp]\nauth = [\"eap-tls\", \"eap-mschapv2\"]").contains("sstp.auth"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod ctl;
 mod demo;
 mod dial;
 mod driver;
+mod eap_tls;
 mod io_util;
 mod loadgen;
 mod netlink;

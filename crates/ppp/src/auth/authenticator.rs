@@ -8,6 +8,12 @@
 //! §4.3); the whole exchange, including the wait for a verdict, is bounded by
 //! the authentication timeout.
 //!
+//! EAP-TLS (when `Config::eap_tls` is set): after Identity we send Start
+//! and run the exchange of [`super::eap_tls`]; the TLS engine's verdict
+//! (client certificate verified, a user name taken from it) is final: no
+//! [`AuthOut::Request`], EAP Success once the peer acknowledged our last
+//! flight, EAP-Failure with the reason otherwise (RFC 5216 §2.1.3).
+//!
 //! Retries: after a rejected PAP request, CHAP-MD5 or MS-CHAPv2 response the
 //! peer may try again until `max_attempts` failures (PAP: the peer sends a
 //! new Authenticate-Request; CHAP-MD5: we send a new Challenge; MS-CHAPv2:
@@ -19,6 +25,7 @@
 use std::time::{Duration, Instant};
 
 use super::eap::{self, Code, EapType, MsChapV2Msg};
+use super::eap_tls::{EapTlsConfig, Exchange};
 use super::{
     chap, mschapv2, pap, AuthMethod, AuthProtocol, AuthSuccess, MsChapV2Accept, Proof, Verdict,
 };
@@ -46,6 +53,12 @@ pub enum AuthFailure {
     /// Client side: our credentials do not suit the method (e.g. only an NT
     /// hash for PAP or CHAP-MD5), or there are none.
     NoCredentials,
+    /// EAP-TLS failed: the TLS handshake or its framing (plain words,
+    /// e.g. the certificate's CA is unknown).
+    Tls {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Plain words: the rejection's own text, or what went wrong.
@@ -71,6 +84,7 @@ impl std::fmt::Display for AuthFailure {
                 f.write_str("the server did not prove it knows the password")
             }
             AuthFailure::NoCredentials => f.write_str("no credentials suit the method"),
+            AuthFailure::Tls { reason } => write!(f, "EAP-TLS failed: {reason}"),
         }
     }
 }
@@ -118,6 +132,8 @@ enum St {
     EapFailureSent {
         message: String,
     },
+    /// EAP-TLS running (the exchange is in `Authenticator::tls`).
+    EapTls,
     Done,
 }
 
@@ -136,6 +152,9 @@ pub(crate) struct Authenticator {
     next_req: u64,
     username: Option<String>,
     result: Option<(u8, Vec<u8>)>,
+    tls_config: Option<std::sync::Arc<dyn EapTlsConfig>>,
+    tls: Option<Exchange>,
+    max_frag: usize,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -178,6 +197,9 @@ impl Authenticator {
             next_req: first_req,
             username: None,
             result: None,
+            tls_config: None,
+            tls: None,
+            max_frag: 1000,
         };
         match proto {
             AuthProtocol::Pap => {}
@@ -192,6 +214,18 @@ impl Authenticator {
             }
         }
         a
+    }
+
+    /// EAP: run EAP-TLS (instead of EAP-MSCHAPv2) after Identity, with
+    /// fragments of at most `max_frag` TLS octets.
+    pub(crate) fn with_eap_tls(
+        mut self,
+        config: Option<std::sync::Arc<dyn EapTlsConfig>>,
+        max_frag: usize,
+    ) -> Self {
+        self.tls_config = config;
+        self.max_frag = max_frag;
+        self
     }
 
     /// The next request id this authenticator would use (so the engine can
@@ -372,6 +406,9 @@ impl Authenticator {
                 }
                 self.username = Some(lossy(p.type_data));
                 self.id = self.id.wrapping_add(1);
+                if let Some(c) = &self.tls_config {
+                    return self.start_tls(now, c.clone(), out);
+                }
                 let body = eap::value_name(&self.challenge, &self.name);
                 let td = eap::mschapv2_data(eap::opcode::CHALLENGE, self.id, &body);
                 let f = eap::typed_frame(Code::Request, self.id, EapType::MsChapV2, &td);
@@ -421,7 +458,89 @@ impl Authenticator {
                 out.push(eap::result_frame(false, p.id));
                 self.fail(AuthFailure::Rejected { message })
             }
+            St::EapTls => self.receive_tls(now, p.id, typ, p.type_data, out),
             _ => None,
+        }
+    }
+
+    fn start_tls(
+        &mut self,
+        now: Instant,
+        c: std::sync::Arc<dyn EapTlsConfig>,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Option<AuthOut> {
+        match c.start() {
+            Ok(s) => {
+                self.tls = Some(Exchange::new(s, self.max_frag));
+                self.st = St::EapTls;
+                let f = eap::typed_frame(
+                    Code::Request,
+                    self.id,
+                    EapType::Tls,
+                    &super::eap_tls::start(),
+                );
+                self.send_request(now, f, out);
+                None
+            }
+            Err(reason) => {
+                out.push(eap::result_frame(false, self.id.wrapping_sub(1)));
+                self.fail(AuthFailure::Tls { reason })
+            }
+        }
+    }
+
+    /// RFC 5216 §2.1: answers one EAP-TLS Response; Success once the peer
+    /// acknowledged our last flight of a finished handshake (for TLS 1.3
+    /// that flight is the commitment message, RFC 9190 §2.5).
+    fn receive_tls(
+        &mut self,
+        now: Instant,
+        pkt_id: u8,
+        typ: EapType,
+        td: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> Option<AuthOut> {
+        use super::eap_tls::Step;
+        if typ == EapType::Nak {
+            out.push(eap::result_frame(false, pkt_id));
+            return self.fail(AuthFailure::MethodRefused);
+        }
+        if typ != EapType::Tls {
+            return None;
+        }
+        let step = self.tls.as_mut()?.receive(td);
+        match step {
+            Step::Send(td) => {
+                self.id = self.id.wrapping_add(1);
+                let f = eap::typed_frame(Code::Request, self.id, EapType::Tls, &td);
+                self.send_request(now, f, out);
+                None
+            }
+            Step::PeerAck => {
+                let t = self.tls.as_ref()?.tls();
+                let done = t.is_done().then(|| (t.msk(), t.peer_name()));
+                match done {
+                    Some((Some(msk), Some(user))) => {
+                        self.username = Some(user.clone());
+                        let hlak = super::eap_tls::hlak_from_msk(&msk);
+                        let s = AuthSuccess::new(hlak, user, AuthMethod::EapTls);
+                        self.succeed(pkt_id, eap::result_frame(true, pkt_id), s, out)
+                    }
+                    _ => {
+                        out.push(eap::result_frame(false, pkt_id));
+                        self.fail(AuthFailure::Tls {
+                            reason: "the peer stopped before the TLS handshake finished".into(),
+                        })
+                    }
+                }
+            }
+            Step::Failed { reason, .. } => {
+                // RFC 5216 §2.1.3 lets the server end with EAP-Failure.
+                let f = eap::result_frame(false, pkt_id);
+                out.push(f.clone());
+                self.result = Some((pkt_id, f));
+                self.fail(AuthFailure::Tls { reason })
+            }
         }
     }
 

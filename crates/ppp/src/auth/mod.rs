@@ -1,5 +1,6 @@
 //! Authentication: the methods (RFC 1334 PAP, RFC 1994 CHAP-MD5, RFC 2759
-//! MS-CHAPv2, RFC 3748 EAP with draft-kamath-pppext-eap-mschapv2), the
+//! MS-CHAPv2, RFC 3748 EAP with draft-kamath-pppext-eap-mschapv2, EAP-TLS
+//! framing per RFC 5216/9190 with the TLS engine supplied by the caller), the
 //! credentials a caller checks, and the verdict it gives back.
 //!
 //! On the authenticator (server) side the engine never sees a stored secret:
@@ -15,6 +16,7 @@
 
 pub mod chap;
 pub mod eap;
+pub mod eap_tls;
 pub mod mschapv2;
 pub mod pap;
 
@@ -38,7 +40,8 @@ pub enum AuthProtocol {
     ChapMd5,
     /// MS-CHAPv2, 0xC223 algorithm 0x81.
     MsChapV2,
-    /// EAP, 0xC227; we run Identity then EAP-MSCHAPv2 (type 26).
+    /// EAP, 0xC227; we run Identity then EAP-MSCHAPv2 (type 26), or
+    /// EAP-TLS (13) when `Config::eap_tls` is set.
     Eap,
 }
 
@@ -92,6 +95,8 @@ pub enum AuthMethod {
     MsChapV2,
     /// EAP-MSCHAPv2.
     EapMsChapV2,
+    /// EAP-TLS (RFC 5216, RFC 9190).
+    EapTls,
 }
 
 /// The method's usual name (`none`, `EAP-MSCHAPv2`, ...).
@@ -103,6 +108,7 @@ impl std::fmt::Display for AuthMethod {
             AuthMethod::ChapMd5 => "CHAP-MD5",
             AuthMethod::MsChapV2 => "MS-CHAPv2",
             AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
+            AuthMethod::EapTls => "EAP-TLS",
         })
     }
 }

@@ -14,6 +14,11 @@
 //!   RRAS — is answered with a legacy Nak proposing 26 (RFC 3748 §5.3.1). A
 //!   duplicate Request gets the previous Response again (§4.1). EAP Success
 //!   is accepted only after the MS-CHAPv2 Success was verified.
+//! * EAP-TLS (when `Config::eap_tls` is set; [`super::eap_tls`]): Start
+//!   begins the TLS session, every later Request goes through its exchange,
+//!   other methods are Nak'ed with 13; EAP Success is accepted only once
+//!   the handshake is complete (the server's certificate verified), and the
+//!   HLAK is the MSK's first 32 octets.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +26,7 @@ use subtle::ConstantTimeEq;
 
 use super::authenticator::AuthFailure;
 use super::eap::{self, Code, EapType, MsChapV2Msg};
+use super::eap_tls::{self, EapTlsConfig, Exchange, Step};
 use super::{
     chap, mschapv2, pap, AuthMethod, AuthProtocol, AuthSuccess, Credentials, NtHash, Secret,
 };
@@ -57,6 +63,9 @@ pub(crate) struct PeerAuth {
     /// (identifier, request fingerprint, response frame) of the last answer.
     last: Option<(u8, Vec<u8>, Vec<u8>)>,
     mschap: Option<MsChap>,
+    tls_config: Option<std::sync::Arc<dyn EapTlsConfig>>,
+    tls: Option<Exchange>,
+    max_frag: usize,
 }
 
 impl Drop for PeerAuth {
@@ -106,6 +115,9 @@ impl PeerAuth {
             deadline: now + timeout,
             last: None,
             mschap: None,
+            tls_config: None,
+            tls: None,
+            max_frag: 1000,
         };
         if p.creds.is_none() {
             p.st = St::Done;
@@ -131,6 +143,17 @@ impl PeerAuth {
             p.retransmit_at = Some(now + restart);
         }
         (p, None)
+    }
+
+    /// EAP: answer EAP-TLS (and Nak other methods with 13) using `config`,
+    /// with fragments of at most `max_frag` TLS octets.
+    pub(crate) fn with_eap_tls(
+        &mut self,
+        config: Option<std::sync::Arc<dyn EapTlsConfig>>,
+        max_frag: usize,
+    ) {
+        self.tls_config = config;
+        self.max_frag = max_frag;
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -378,18 +401,49 @@ impl PeerAuth {
                         }
                         _ => return None,
                     },
-                    // EAP-TLS, PEAP, MD5, expanded types...: legacy Nak for MSCHAPv2.
-                    _ => eap::typed_frame(
-                        Code::Response,
-                        p.id,
-                        EapType::Nak,
-                        &[u8::from(EapType::MsChapV2)],
-                    ),
+                    EapType::Tls if self.tls_config.is_some() => {
+                        match self.receive_tls(p.type_data) {
+                            Ok(td) => eap::typed_frame(Code::Response, p.id, EapType::Tls, &td),
+                            Err((reason, alert)) => {
+                                if let Some(td) = alert {
+                                    out.push(eap::typed_frame(
+                                        Code::Response,
+                                        p.id,
+                                        EapType::Tls,
+                                        &td,
+                                    ));
+                                }
+                                return self.fail(AuthFailure::Tls { reason });
+                            }
+                        }
+                    }
+                    // EAP-TLS, PEAP, MD5, expanded types...: legacy Nak for
+                    // MSCHAPv2 (or EAP-TLS when that is what we do).
+                    _ => {
+                        let want = if self.tls_config.is_some() {
+                            EapType::Tls
+                        } else {
+                            EapType::MsChapV2
+                        };
+                        eap::typed_frame(Code::Response, p.id, EapType::Nak, &[u8::from(want)])
+                    }
                 };
                 out.push(frame.clone());
                 self.last = Some((p.id, payload.to_vec(), frame));
                 None
             }
+            Code::Success if self.tls.is_some() => {
+                let t = self.tls.as_ref()?.tls();
+                match (t.is_done(), t.msk()) {
+                    (true, Some(msk)) => {
+                        self.succeed(eap_tls::hlak_from_msk(&msk), AuthMethod::EapTls)
+                    }
+                    _ => self.fail(AuthFailure::ServerNotAuthenticated),
+                }
+            }
+            Code::Failure if self.tls.is_some() => self.fail(AuthFailure::Tls {
+                reason: "the server refused the login (EAP-Failure); check our certificate".into(),
+            }),
             Code::Success => {
                 if !matches!(self.st, St::AwaitEapSuccess) {
                     return self.fail(AuthFailure::ServerNotAuthenticated);
@@ -405,9 +459,42 @@ impl PeerAuth {
         }
     }
 
+    /// One EAP-TLS Request (RFC 5216 §2.1): Start begins a TLS session,
+    /// anything else goes through the exchange. Returns the Response's
+    /// Type-Data, or why TLS failed with the alert to send.
+    #[allow(clippy::type_complexity)]
+    fn receive_tls(&mut self, td: &[u8]) -> Result<Vec<u8>, (String, Option<Vec<u8>>)> {
+        let start = eap_tls::parse(td).is_some_and(|f| f.flags & eap_tls::FLAG_START != 0);
+        if start {
+            let c = self.tls_config.clone().ok_or((String::new(), None))?;
+            let s = c.start().map_err(|e| (e, None))?;
+            let mut x = Exchange::new(s, self.max_frag);
+            let first = x.first_flight();
+            self.tls = Some(x);
+            return Ok(first);
+        }
+        let Some(x) = self.tls.as_mut() else {
+            return Err(("EAP-TLS data before Start".into(), None));
+        };
+        match x.receive(td) {
+            Step::Send(td) => Ok(td),
+            Step::PeerAck => Err(("unexpected EAP-TLS acknowledgement".into(), None)),
+            Step::Failed { reason, alert } => Err((reason, alert)),
+        }
+    }
+
     /// RFC 3748 §4.2: a lost EAP Success may be inferred from the arrival of
     /// network-layer packets once the method has completed.
     pub(crate) fn implicit_success(&mut self) -> Option<PeerOut> {
+        // EAP-TLS: our side of the handshake is complete (the server has
+        // verified us before it lets NCP traffic through).
+        if let Some(x) = &self.tls {
+            if matches!(self.st, St::Done) || !x.tls().is_done() {
+                return None;
+            }
+            let msk = x.tls().msk()?;
+            return self.succeed(eap_tls::hlak_from_msk(&msk), AuthMethod::EapTls);
+        }
         if !matches!(self.st, St::AwaitEapSuccess) {
             return None;
         }

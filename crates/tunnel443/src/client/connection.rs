@@ -129,6 +129,7 @@ fn method_name(m: ppp::AuthMethod) -> &'static str {
         ppp::AuthMethod::ChapMd5 => "CHAP-MD5",
         ppp::AuthMethod::MsChapV2 => "MS-CHAPv2",
         ppp::AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
+        ppp::AuthMethod::EapTls => "EAP-TLS",
         _ => "another method",
     }
 }
@@ -161,7 +162,7 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         format!("{}:{}", t.host, t.port)
     };
     let buf = sstp_preamble(&mut tls, &host).await?;
-    let mut s = new_session(hashes, &setup.user, &setup.password);
+    let mut s = new_session(hashes, &setup.user, &setup.password, setup.eap_tls.clone());
     if !buf.is_empty() {
         s.handle_stream_bytes(Instant::now(), &buf);
     }
@@ -241,14 +242,24 @@ where
 
 /// The client's sans-IO session for a server whose certificate hashes are
 /// `hashes` (the crypto binding covers them, MS-SSTP §3.2.5.2).
-pub(crate) fn new_session(hashes: CertHashes, user: &str, password: &str) -> SstpSession {
+pub(crate) fn new_session(
+    hashes: CertHashes,
+    user: &str,
+    password: &str,
+    eap_tls: Option<std::sync::Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
+) -> SstpSession {
     let creds = ppp::Credentials {
         username: user.to_owned(),
         secret: ppp::Secret::Password(ppp::Password::new(password.to_owned())),
     };
+    let mut config = ppp::Config::client(creds);
+    if let Some(e) = eap_tls {
+        config.auth_protocols = vec![ppp::AuthProtocol::Eap];
+        config.eap_tls = Some(e);
+    }
     SstpSession::client(
         sstp::ClientConfig::new(hashes.sha1, hashes.sha256),
-        ppp::Config::client(creds),
+        config,
         Instant::now(),
         Box::new(|b: &mut [u8]| rand::fill(b)),
     )

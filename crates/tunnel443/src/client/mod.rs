@@ -58,12 +58,21 @@ Exit codes:
 pub struct ClientArgs {
     /// sstp://USER@HOST[:PORT] or iphttps://HOST[:PORT]/PATH
     pub url: String,
-    /// IP-HTTPS: client certificate chain (PEM) for mutual TLS.
+    /// IP-HTTPS: client certificate chain (PEM) for mutual TLS; SSTP with
+    /// --eap-tls: the certificate for EAP-TLS.
     #[arg(long, requires = "key")]
     pub cert: Option<PathBuf>,
-    /// IP-HTTPS: private key (PEM) of --cert.
+    /// Private key (PEM) of --cert.
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+    /// SSTP: log in with EAP-TLS (RFC 5216/9190) using --cert/--key instead
+    /// of a password.
+    #[arg(long, requires = "cert", conflicts_with_all = ["password_stdin", "password_file"])]
+    pub eap_tls: bool,
+    /// SSTP with --eap-tls: the server's EAP certificate must chain to a CA
+    /// in this PEM file (default: the same trust as the TLS connection).
+    #[arg(long, requires = "eap_tls")]
+    pub eap_ca: Option<PathBuf>,
     /// SSTP: read the password from the first line of standard input.
     #[arg(long, conflicts_with = "password_file")]
     pub password_stdin: bool,
@@ -128,6 +137,8 @@ pub struct Setup {
     pub target: Target,
     pub user: String,
     pub password: String,
+    /// EAP-TLS instead of a password (`--eap-tls`).
+    pub eap_tls: Option<std::sync::Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
     pub tls: crate::tls::ClientTls,
     pub server_name: String,
     pub routes: Vec<Ipv4Net>,
@@ -180,19 +191,24 @@ fn check_options(args: &ClientArgs, target: &Target) -> anyhow::Result<()> {
     let url = &args.url;
     match target.scheme.as_str() {
         "sstp" => {
-            if target.user.is_none() {
-                bail!("{url}: the URL needs a user: sstp://USER@HOST[:PORT]");
+            if target.user.is_none() && !args.eap_tls {
+                bail!("{url}: the URL needs a user: sstp://USER@HOST[:PORT] (or log in with --eap-tls)");
             }
-            if args.cert.is_some() || args.key.is_some() {
+            if (args.cert.is_some() || args.key.is_some()) && !args.eap_tls {
                 bail!(
-                    "--cert/--key are for IP-HTTPS (iphttps://) only; an SSTP client \
-                     authenticates with its user's password ({url})"
+                    "--cert/--key are for IP-HTTPS (iphttps://), or for SSTP with --eap-tls; \
+                     otherwise an SSTP client authenticates with its user's password ({url})"
                 );
             }
         }
         "iphttps" => {
             if args.password_stdin || args.password_file.is_some() {
                 bail!("--password-stdin/--password-file are for SSTP only; IP-HTTPS uses --cert/--key ({url})");
+            }
+            if args.eap_tls {
+                bail!(
+                    "--eap-tls is for SSTP only; IP-HTTPS uses --cert/--key for mutual TLS ({url})"
+                );
             }
             if !args.routes.is_empty() {
                 bail!("--route is for SSTP (IPv4) only; an IP-HTTPS client takes its routes from the server's Router Advertisements ({url})");
@@ -223,8 +239,42 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     if target.scheme == "iphttps" {
         return iphttps::run(&args, target, trust(&args)?, stop_signal()).await;
     }
-    let user = target.user.clone().unwrap_or_default();
     let trust = trust(&args)?;
+    let server_name = args
+        .server_name
+        .clone()
+        .unwrap_or_else(|| target.host.clone());
+    let (user, password, eap_tls) = if args.eap_tls {
+        let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+            bail!("--eap-tls needs --cert and --key");
+        };
+        let eap_trust = match &args.eap_ca {
+            Some(ca) => Trust::CaFile(ca.clone()),
+            None => trust.clone(),
+        };
+        let c = crate::eap_tls::ClientEapTls::new(&server_name, &eap_trust, cert, key)?;
+        // The EAP identity: the URL's user, else the certificate's CN.
+        let user = match &target.user {
+            Some(u) => u.clone(),
+            None => crate::tls::load_certs(cert)?
+                .first()
+                .and_then(|der| crate::eap_tls::UserNameFrom::SubjectCn.extract(der))
+                .with_context(|| {
+                    format!(
+                        "{}: no subject Common Name for the EAP identity; put a user in the URL",
+                        cert.display()
+                    )
+                })?,
+        };
+        let c: std::sync::Arc<dyn ppp::auth::eap_tls::EapTlsConfig> = std::sync::Arc::new(c);
+        (user, String::new(), Some(c))
+    } else {
+        (
+            target.user.clone().unwrap_or_default(),
+            read_password(&args)?,
+            None,
+        )
+    };
     let routes = args
         .routes
         .iter()
@@ -234,13 +284,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let setup = Setup {
-        server_name: args
-            .server_name
-            .clone()
-            .unwrap_or_else(|| target.host.clone()),
+        server_name,
         target,
         user,
-        password: read_password(&args)?,
+        password,
+        eap_tls,
         tls: crate::tls::client_config(&trust)?,
         routes,
         default_route: args.default_route,

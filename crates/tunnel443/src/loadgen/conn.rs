@@ -259,7 +259,7 @@ async fn open_sstp(
             .map_err(|f| f.to_string())
     })
     .await?;
-    let mut session = crate::client::connection::new_session(leaf, &plan.user, password);
+    let mut session = crate::client::connection::new_session(leaf, &plan.user, password, None);
     if !buf.is_empty() {
         session.handle_stream_bytes(Instant::now(), &buf);
     }

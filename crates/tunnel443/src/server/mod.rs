@@ -165,6 +165,8 @@ pub struct Shared {
     pub admission: Arc<admission::Admission>,
     /// Password-guess throttling (counters in `admission`).
     pub throttle: throttle::Throttle,
+    /// Local EAP-TLS (`[eap_tls]`), when `[sstp] auth` lists it.
+    pub eap_tls: Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
 }
 
 impl Shared {
@@ -254,6 +256,18 @@ fn tls_fields(settings: &ServerSettings) -> &'static str {
     }
 }
 
+/// Local EAP-TLS (`[eap_tls]`), loaded from its files.
+fn eap_tls_config(
+    settings: &ServerSettings,
+) -> anyhow::Result<Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>> {
+    let Some(e) = &settings.eap_tls else {
+        return Ok(None);
+    };
+    let c = crate::eap_tls::ServerEapTls::new(&e.cert, &e.key, &e.client_ca, e.user_name)
+        .context("eap_tls.client_ca, eap_tls.cert, eap_tls.key (default tls.cert, tls.key)")?;
+    Ok(Some(Arc::new(c)))
+}
+
 /// `--check-config`: what start would load, without binding or a TUN.
 fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
     // ACME's certificate may not exist yet: the server obtains it.
@@ -262,6 +276,9 @@ fn check_config(settings: &ServerSettings) -> anyhow::Result<()> {
     }
     if let Some(i) = &settings.iphttps {
         iphttps::Service::new(i, &settings.ipv6_dns)?;
+    }
+    if !settings.generated_cert || settings.eap_tls.as_ref().is_some_and(|e| e.cert.exists()) {
+        eap_tls_config(settings)?;
     }
     let file = settings.users_file.display();
     if settings.users_file.exists() {
@@ -448,6 +465,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         users_file = %settings.users_file.display(),
         "server started"
     );
+    let eap_tls = eap_tls_config(&settings)?;
     let acme_challenges = settings
         .acme
         .is_some()
@@ -482,6 +500,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         stats: stats::Stats::default(),
         acme: acme_challenges.clone(),
         radius,
+        eap_tls,
     });
     let _control = match &shared.settings.control_socket {
         Some(path) => control::start(path, shared.clone()).await?,

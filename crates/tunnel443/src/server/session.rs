@@ -84,8 +84,10 @@ fn ppp_config(shared: &Shared) -> ppp::Config {
             M::EapMsChapV2 => ppp::AuthProtocol::Eap,
             M::ChapMd5 => ppp::AuthProtocol::ChapMd5,
             M::Pap => ppp::AuthProtocol::Pap,
+            M::EapTls => ppp::AuthProtocol::Eap,
         })
         .collect();
+    c.eap_tls = shared.eap_tls.clone();
     c.mru = shared.settings.mtu;
     c.ipv6 = shared.settings.ipv6_prefix.is_some();
     c
