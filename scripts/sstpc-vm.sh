@@ -183,6 +183,7 @@ tc qdisc add dev eth0 root netem delay "$DELAY" || echo "== warning: netem delay
 for attempt in 1 2 3; do
   echo "== sstpc -> $SRV (user '$USER_'), pppd: $PPPD_ARGS (attempt $attempt)"
   if [ -n "$PTY" ]; then
+    mkdir -p /var/run/sstpc  # where sstpc binds the socket pppd's plugin hands the keys to
     pppd pty "sstpc --nolaunchpppd --ipparam $PTY --log-stderr --log-level 4 --cert-warn --user $USER_ --password $PASS_ $SSTPC_ARGS $SRV" \
          ipparam "$PTY" plugin sstp-pppd-plugin.so sstp-sock "/var/run/sstpc/sstpc-$PTY" \
          user "$USER_" $PPPD_ARGS nodetach debug logfile $PLOG > $LOG 2>&1 &
