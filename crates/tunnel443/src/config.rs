@@ -153,6 +153,9 @@ pub struct Ipv4Section {
     pub pool: Option<String>,
     /// DNS servers pushed with IPCP (at most two).
     pub dns: Option<Vec<Ipv4Addr>>,
+    /// Whether clients may reach each other's tunnel addresses (IPv4 and
+    /// IPv6) through the server [default: false].
+    pub client_to_client: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,6 +263,9 @@ pub struct ServerSettings {
     pub auth: Vec<AuthMethod>,
     pub pool: Ipv4Net,
     pub dns: Vec<Ipv4Addr>,
+    /// `[ipv4] client_to_client`: packets from one client to another
+    /// client's address are forwarded (else dropped and counted).
+    pub client_to_client: bool,
     pub ipv6_prefix: Option<ipv6nd::Prefix64>,
     pub ipv6_dns: Vec<Ipv6Addr>,
     pub tun_name: String,
@@ -630,6 +636,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     if pool.prefix_len() > 30 {
         bail!("ipv4.pool: {pool} is too small: it needs at least 4 addresses (/30 or shorter)");
     }
+    let client_to_client = f.ipv4.client_to_client.unwrap_or(false);
     let dns = f.ipv4.dns.unwrap_or_default();
     if dns.len() > 2 {
         bail!("ipv4.dns: at most two servers (IPCP carries a primary and a secondary)");
@@ -764,6 +771,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         auth,
         pool,
         dns,
+        client_to_client,
         ipv6_prefix,
         ipv6_dns,
         tun_name,

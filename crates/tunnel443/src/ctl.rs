@@ -350,11 +350,31 @@ fn stats_text(s: &Value) -> String {
     }
     labeled(&mut rows, "setup_failures");
     for (k, v) in s["traffic"].as_object().into_iter().flatten() {
-        if k != "spoofed" {
+        if k != "spoofed" && k != "rate_dropped" {
             rows.push((format!("traffic.{k}"), str_of(v)));
         }
     }
     labeled(&mut rows, "drops");
+    let a = &s["admission"];
+    for l in a["refused"].as_array().into_iter().flatten() {
+        rows.push((
+            format!("admission.refused.{}", str_of(&l["name"])),
+            str_of(&l["value"]),
+        ));
+    }
+    for k in [
+        "connections",
+        "handshakes",
+        "evicted",
+        "budget_expired",
+        "logins_failed",
+        "logins_delayed",
+        "logins_refused",
+    ] {
+        if !a[k].is_null() {
+            rows.push((format!("admission.{k}"), str_of(&a[k])));
+        }
+    }
     let n = s["handshakes"].as_u64().unwrap_or(0);
     let sum = s["handshake_seconds_sum"].as_f64().unwrap_or(0.0);
     rows.push((

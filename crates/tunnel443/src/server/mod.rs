@@ -201,10 +201,22 @@ impl Shared {
             traffic: self.sessions.total_traffic(),
             queue_full: self.router.queue_full.load(Relaxed),
             no_route: self.router.no_route.load(Relaxed),
+            client_to_client: self.router.client_to_client.load(Relaxed),
+            admission: self.admission.snapshot(),
         })
     }
     fn proxy_protocol(&self) -> bool {
         proxy_protocol_on(&self.settings)
+    }
+    /// Client isolation for the session whose queue is `tx`: drops its
+    /// packets for other clients' addresses unless `[ipv4]
+    /// client_to_client` allows them.
+    pub fn isolation(&self, tx: &router::PacketTx) -> Option<crate::driver::RefuseFn> {
+        if self.settings.client_to_client {
+            return None;
+        }
+        let (router, own) = (self.router.clone(), tx.clone());
+        Some(Box::new(move |p: &[u8]| router.to_other_client(p, &own)))
     }
 }
 
