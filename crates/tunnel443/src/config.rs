@@ -399,6 +399,15 @@ pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
             )
         })?;
     }
+    // Secrets: refused when group or others may read them.
+    if let (TlsMode::Tls { key, .. }, None) = (&s.tls, &s.acme) {
+        if key.exists() {
+            crate::state::ensure_private("tls.key", key)?;
+        }
+    }
+    if s.auth_order.contains(&AuthSource::Users) && s.users_file.exists() {
+        crate::state::ensure_private("users_file", &s.users_file)?;
+    }
     Ok(())
 }
 
@@ -988,6 +997,31 @@ mod tests {
             "{e}"
         );
         std::fs::write(&users, "").unwrap();
+        // Secrets readable by others are refused with the chmod to run.
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        chmod(&key, 0o640);
+        chmod(&users, 0o604);
+        assert_eq!(
+            check().unwrap_err(),
+            format!(
+                "tls.key: {k} is accessible to group or others (mode 640); restrict it with `chmod 600 {k}`",
+                k = key.display()
+            )
+        );
+        chmod(&key, 0o600);
+        let e = check().unwrap_err();
+        assert!(
+            e.starts_with("users_file: ") && e.contains("(mode 604)"),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(&format!("`chmod 600 {}`", users.display())),
+            "{e}"
+        );
+        chmod(&users, 0o400);
         check().unwrap();
         // The zero-config default (generated certificate) creates the users file.
         let ov = Overrides {

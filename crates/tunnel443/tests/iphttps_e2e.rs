@@ -388,6 +388,11 @@ fn plain_http_behind_haproxy_with_auth_none() {
     let d = lab.dir.path();
     let (lb_pem, fp) = self_signed_server_cert(d, "lb", "lb.test");
     std::fs::write(d.join("users"), "").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(d.join("users"), mode).unwrap();
+    }
     let conf = d.join("tunnel443.toml");
     std::fs::write(
         &conf,
