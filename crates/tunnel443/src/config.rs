@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     /// Users file (see `ppp::users`); default `STATE_DIR/users`.
     pub users_file: Option<PathBuf>,
+    /// The user the server becomes after start, keeping only
+    /// CAP_NET_ADMIN (unset: it stays root).
+    pub user: Option<String>,
     #[serde(default)]
     pub tls: TlsSection,
     #[serde(default)]
@@ -252,6 +255,8 @@ pub struct AcmeSettings {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// `user`: drop to this user after start (`None`: stay root).
+    pub user: Option<String>,
     pub state_dir: PathBuf,
     pub users_file: PathBuf,
     pub tls: TlsMode,
@@ -310,6 +315,7 @@ pub struct IphttpsSettings {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub user: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub users_file: Option<PathBuf>,
     pub tun_name: Option<String>,
@@ -767,7 +773,9 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     };
     let metrics_listen = ov.metrics_listen.or(f.metrics.listen);
     let (radius, auth_order) = radius::validate(f.radius, f.auth)?;
+    let user = ov.user.clone().or(f.user).filter(|u| !u.is_empty());
     Ok(ServerSettings {
+        user,
         control_socket,
         metrics_listen,
         listen,

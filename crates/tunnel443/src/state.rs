@@ -49,6 +49,12 @@ pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> 
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     write_new(&tmp, data, mode)?;
+    // A file handed to the server's user (`user`) stays that user's.
+    if let Ok(m) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(&tmp, Some(m.uid()), Some(m.gid()))
+            .with_context(|| format!("keeping the owner of {}", path.display()))?;
+    }
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("syncing {}", tmp.display()))?;

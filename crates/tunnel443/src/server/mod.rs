@@ -16,6 +16,7 @@ pub mod control;
 mod iphttps;
 mod listener;
 mod metrics;
+mod privdrop;
 pub mod radius;
 pub mod registry;
 mod rewind;
@@ -52,6 +53,10 @@ pub struct ServerArgs {
     /// then exit.
     #[arg(long)]
     pub check_config: bool,
+    /// After start, become this user keeping only CAP_NET_ADMIN (`user`)
+    /// [default: stay root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Listen address (`listen`) [default: 0.0.0.0:443]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
@@ -348,6 +353,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_server_names: args.iphttps_server_names.clone(),
         control_socket: args.control_socket.clone(),
         metrics_listen: args.metrics_listen,
+        user: args.user.clone(),
         acme_domains: args.acme_domains.clone(),
         acme_directory: args.acme_directory.clone(),
         acme_ca: args.acme_ca.clone(),
@@ -367,6 +373,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(i) => Some(iphttps::Service::new(i, &settings.ipv6_dns)?),
         None => None,
     };
+    if let Some(u) = &settings.user {
+        privdrop::lookup(u)?;
+    }
     // The listener and the TUN device first: a server that cannot start
     // must not have created (and not shown) a user's password.
     let listener = bind(settings.listen).await?;
@@ -535,6 +544,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 shared.settings.listen,
             )
         });
+    if let Some(u) = &shared.settings.user {
+        // Everything privileged is done: :443, the TUN device and its
+        // addresses, the control socket, the state files.
+        let users = shared.settings.users_file.as_path();
+        let own: Vec<&std::path::Path> = users.exists().then_some(users).into_iter().collect();
+        privdrop::drop_to(u, &own)?;
+        info!(user = %u, "privileges dropped: running as {u} with CAP_NET_ADMIN only");
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));
