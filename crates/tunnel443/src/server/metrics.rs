@@ -2,7 +2,7 @@
 //! `GET /metrics` answers the OpenMetrics text format, encoded by
 //! `prometheus-client` from the same [`Snapshot`] `ctl stats` prints, so
 //! the two agree. Labels are low-cardinality only (protocol, method,
-//! result, stage, pool, reason, direction): never a user or an address.
+//! result, stage, pool, reason, direction, action): never a user or an address.
 //!
 //! Anything other than `GET /metrics` gets 404; a request head must fit
 //! in [`MAX_HEAD`] bytes and arrive within [`HEAD_TIMEOUT`].

@@ -375,6 +375,7 @@ mod tests {
             pools: vec![],
             traffic: TrafficSnapshot {
                 spoofed: 5,
+                rate_dropped: 3,
                 ..Default::default()
             },
             queue_full: 4,
@@ -410,6 +411,8 @@ mod tests {
         assert_eq!(snap.setups[1].name, "iphttps");
         assert_eq!(snap.setups[1].value, 1);
         assert_eq!(snap.sessions[0].value, 2);
+        assert_eq!(snap.drops[2].name, "rate_limit");
+        assert_eq!(snap.drops[2].value, 3);
         assert_eq!(snap.drops[4].name, "client_to_client");
         assert_eq!(snap.drops[4].value, 6);
         assert_eq!(snap.admission.refused[1].name, "per_source");
