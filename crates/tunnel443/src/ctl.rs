@@ -417,6 +417,35 @@ mod tests {
     }
 
     #[test]
+    fn stats_text_has_drops_and_admission_not_rate_dropped_twice() {
+        let s = json!({
+            "traffic": {"rx_bytes": 1, "spoofed": 2, "rate_dropped": 3},
+            "drops": [{"name": "rate_limit", "value": 3}, {"name": "client_to_client", "value": 4}],
+            "admission": {
+                "connections": 5, "handshakes": 1, "evicted": 6, "budget_expired": 0,
+                "logins_failed": 7, "logins_delayed": 2, "logins_refused": 1,
+                "refused": [{"name": "per_source", "value": 8}]
+            }
+        });
+        let text = stats_text(&s);
+        let row = |k: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or_else(|| panic!("no {k} in {text}"))
+                .to_string()
+        };
+        assert_eq!(row("drops.client_to_client"), "4");
+        assert_eq!(row("drops.rate_limit"), "3");
+        assert_eq!(row("admission.refused.per_source"), "8");
+        assert_eq!(row("admission.evicted"), "6");
+        assert_eq!(row("admission.logins_failed"), "7");
+        assert_eq!(row("traffic.rx_bytes"), "1");
+        assert!(!text.contains("traffic.rate_dropped"), "{text}");
+        assert!(!text.contains("traffic.spoofed"), "{text}");
+    }
+
+    #[test]
     fn columns_align() {
         let row = |id: u64, user: &str| {
             json!({"id": id, "protocol": "sstp", "state": "up", "user": user,
