@@ -42,6 +42,24 @@ fn server_runs_as_nobody_with_net_admin_only_and_still_serves() {
     // CAP_NET_ADMIN (bit 12) only, in the main thread.
     assert_eq!(status(pid, "CapEff"), "0000000000001000");
     assert_eq!(status(pid, "CapPrm"), "0000000000001000");
+    // Every thread is nobody (the runtime's workers too); none is root.
+    let tasks: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(tasks.len() > 1, "{tasks:?}");
+    for t in tasks {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/task/{t}/status")).unwrap();
+        let uid = text.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uid.split_whitespace().skip(1).collect::<Vec<_>>(),
+            ["65534"; 4],
+            "thread {t}"
+        );
+        let eff = text.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+        let eff = u64::from_str_radix(eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(eff & !(1 << 12), 0, "thread {t}: only CAP_NET_ADMIN");
+    }
 
     let pw = lab.password();
     let client = lab.start_client(0, "vpn", &pw, &["--pin-sha256", &lab.fingerprint()]);
