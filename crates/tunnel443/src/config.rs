@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     /// Users file (see `ppp::users`); default `STATE_DIR/users`.
     pub users_file: Option<PathBuf>,
+    /// The user the server becomes after start, keeping only
+    /// CAP_NET_ADMIN (unset: it stays root).
+    pub user: Option<String>,
     #[serde(default)]
     pub tls: TlsSection,
     #[serde(default)]
@@ -178,6 +181,9 @@ pub struct Ipv4Section {
     pub pool: Option<String>,
     /// DNS servers pushed with IPCP (at most two).
     pub dns: Option<Vec<Ipv4Addr>>,
+    /// Whether clients may reach each other's tunnel addresses (IPv4 and
+    /// IPv6) through the server [default: false].
+    pub client_to_client: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +282,8 @@ pub struct AcmeSettings {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// `user`: drop to this user after start (`None`: stay root).
+    pub user: Option<String>,
     pub state_dir: PathBuf,
     pub users_file: PathBuf,
     pub tls: TlsMode,
@@ -287,6 +295,9 @@ pub struct ServerSettings {
     pub auth: Vec<AuthMethod>,
     pub pool: Ipv4Net,
     pub dns: Vec<Ipv4Addr>,
+    /// `[ipv4] client_to_client`: packets from one client to another
+    /// client's address are forwarded (else dropped and counted).
+    pub client_to_client: bool,
     pub ipv6_prefix: Option<ipv6nd::Prefix64>,
     pub ipv6_dns: Vec<Ipv6Addr>,
     pub tun_name: String,
@@ -333,6 +344,7 @@ pub struct IphttpsSettings {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub user: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub users_file: Option<PathBuf>,
     pub tun_name: Option<String>,
@@ -421,6 +433,15 @@ pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
                 s.users_file.display()
             )
         })?;
+    }
+    // Secrets: refused when group or others may read them.
+    if let (TlsMode::Tls { key, .. }, None) = (&s.tls, &s.acme) {
+        if key.exists() {
+            crate::state::ensure_private("tls.key", key)?;
+        }
+    }
+    if s.auth_order.contains(&AuthSource::Users) && s.users_file.exists() {
+        crate::state::ensure_private("users_file", &s.users_file)?;
     }
     Ok(())
 }
@@ -663,6 +684,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     if pool.prefix_len() > 30 {
         bail!("ipv4.pool: {pool} is too small: it needs at least 4 addresses (/30 or shorter)");
     }
+    let client_to_client = f.ipv4.client_to_client.unwrap_or(false);
     let dns = f.ipv4.dns.unwrap_or_default();
     if dns.len() > 2 {
         bail!("ipv4.dns: at most two servers (IPCP carries a primary and a secondary)");
@@ -784,7 +806,9 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     };
     let metrics_listen = ov.metrics_listen.or(f.metrics.listen);
     let (radius, auth_order) = radius::validate(f.radius, f.auth)?;
+    let user = ov.user.clone().or(f.user).filter(|u| !u.is_empty());
     Ok(ServerSettings {
+        user,
         control_socket,
         metrics_listen,
         listen,
@@ -797,6 +821,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         auth,
         pool,
         dns,
+        client_to_client,
         ipv6_prefix,
         ipv6_dns,
         tun_name,
@@ -1071,6 +1096,31 @@ mod tests {
             "{e}"
         );
         std::fs::write(&users, "").unwrap();
+        // Secrets readable by others are refused with the chmod to run.
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        chmod(&key, 0o640);
+        chmod(&users, 0o604);
+        assert_eq!(
+            check().unwrap_err(),
+            format!(
+                "tls.key: {k} is accessible to group or others (mode 640); restrict it with `chmod 600 {k}`",
+                k = key.display()
+            )
+        );
+        chmod(&key, 0o600);
+        let e = check().unwrap_err();
+        assert!(
+            e.starts_with("users_file: ") && e.contains("(mode 604)"),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(&format!("`chmod 600 {}`", users.display())),
+            "{e}"
+        );
+        chmod(&users, 0o400);
         check().unwrap();
         // The zero-config default (generated certificate) creates the users file.
         let ov = Overrides {

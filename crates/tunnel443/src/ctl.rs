@@ -350,11 +350,31 @@ fn stats_text(s: &Value) -> String {
     }
     labeled(&mut rows, "setup_failures");
     for (k, v) in s["traffic"].as_object().into_iter().flatten() {
-        if k != "spoofed" {
+        if k != "spoofed" && k != "rate_dropped" {
             rows.push((format!("traffic.{k}"), str_of(v)));
         }
     }
     labeled(&mut rows, "drops");
+    let a = &s["admission"];
+    for l in a["refused"].as_array().into_iter().flatten() {
+        rows.push((
+            format!("admission.refused.{}", str_of(&l["name"])),
+            str_of(&l["value"]),
+        ));
+    }
+    for k in [
+        "connections",
+        "handshakes",
+        "evicted",
+        "budget_expired",
+        "logins_failed",
+        "logins_delayed",
+        "logins_refused",
+    ] {
+        if !a[k].is_null() {
+            rows.push((format!("admission.{k}"), str_of(&a[k])));
+        }
+    }
     let n = s["handshakes"].as_u64().unwrap_or(0);
     let sum = s["handshake_seconds_sum"].as_f64().unwrap_or(0.0);
     rows.push((
@@ -394,6 +414,35 @@ mod tests {
         assert!(text.contains("115.0G"), "{text}");
         assert!(text.contains("1234567890 "), "ids are never cut: {text}");
         assert!(text.contains("115d17:46:39"), "{text}");
+    }
+
+    #[test]
+    fn stats_text_has_drops_and_admission_not_rate_dropped_twice() {
+        let s = json!({
+            "traffic": {"rx_bytes": 1, "spoofed": 2, "rate_dropped": 3},
+            "drops": [{"name": "rate_limit", "value": 3}, {"name": "client_to_client", "value": 4}],
+            "admission": {
+                "connections": 5, "handshakes": 1, "evicted": 6, "budget_expired": 0,
+                "logins_failed": 7, "logins_delayed": 2, "logins_refused": 1,
+                "refused": [{"name": "per_source", "value": 8}]
+            }
+        });
+        let text = stats_text(&s);
+        let row = |k: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or_else(|| panic!("no {k} in {text}"))
+                .to_string()
+        };
+        assert_eq!(row("drops.client_to_client"), "4");
+        assert_eq!(row("drops.rate_limit"), "3");
+        assert_eq!(row("admission.refused.per_source"), "8");
+        assert_eq!(row("admission.evicted"), "6");
+        assert_eq!(row("admission.logins_failed"), "7");
+        assert_eq!(row("traffic.rx_bytes"), "1");
+        assert!(!text.contains("traffic.rate_dropped"), "{text}");
+        assert!(!text.contains("traffic.spoofed"), "{text}");
     }
 
     #[test]

@@ -48,6 +48,9 @@ fn grown_read_buf(len: usize, n: usize) -> Option<usize> {
     (n == len && len < READ_BUF).then(|| (len * 2).min(READ_BUF))
 }
 
+/// A filter on packets from the peer: true drops the packet.
+pub type RefuseFn = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
 /// Where a session's packets come from and go to.
 pub enum TunSide {
     /// No device yet (a client before its address is known): packets
@@ -60,6 +63,9 @@ pub enum TunSide {
     Routed {
         rx: mpsc::Receiver<PacketQueue>,
         tun: Tun,
+        /// Packets from the peer for which this says true are dropped
+        /// (client isolation); it counts them itself.
+        refuse: Option<RefuseFn>,
     },
     /// A rootless client's user-space TCP/IP stack: the session's packets
     /// go to it on `tx` (dropped when full), its own come on `rx`.
@@ -189,6 +195,10 @@ impl Driver {
                         self.tun_drops += 1;
                     }
                 }
+                TunSide::Routed {
+                    refuse: Some(refuse),
+                    ..
+                } if refuse(p) => {}
                 _ => self.writer.push(p),
             }
         }

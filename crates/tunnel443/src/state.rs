@@ -11,6 +11,23 @@ use anyhow::Context;
 /// The user created by the zero-config default.
 pub const DEFAULT_USER: &str = "vpn";
 
+/// Refuses a secret file (the users file, a TLS key, a RADIUS secret) that
+/// group or others may read or write: the error names `field`, the mode
+/// and the `chmod` that fixes it.
+pub fn ensure_private(field: &str, path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).with_context(|| format!("{field}: {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{field}: {} is accessible to group or others (mode {mode:o}); restrict it with `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Writes `data` to a new file with mode `mode`, failing if it exists.
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
@@ -32,6 +49,12 @@ pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> 
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     write_new(&tmp, data, mode)?;
+    // A file handed to the server's user (`user`) stays that user's.
+    if let Ok(m) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(&tmp, Some(m.uid()), Some(m.gid()))
+            .with_context(|| format!("keeping the owner of {}", path.display()))?;
+    }
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("syncing {}", tmp.display()))?;

@@ -181,6 +181,7 @@ fn empty_users_file_gives_a_hint_not_a_command() {
     let state = lab.dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("users"), "# nobody yet\n").unwrap();
+    common::set_mode(&state.join("users"), 0o600);
     let mut s = server(&lab, &["--state-dir", p(&state)]);
     let out = started(&mut s);
     assert!(!out.contains("sstp://"), "{out}");
@@ -338,6 +339,25 @@ fn check_config_names_the_field() {
         !ok && out.contains(&format!("users_file: {}", absent.display())),
         "{out}"
     );
+    // A key (or users file) that group or others may read is refused.
+    let users = dir.file("users-private");
+    std::fs::write(&users, "").unwrap();
+    common::set_mode(&users, 0o600);
+    common::set_mode(&pem, 0o644);
+    let (ok, out) = check(
+        &format!(
+            "users_file = \"{}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            users.display(),
+            pem.display(),
+            pem.display()
+        ),
+        &[],
+    );
+    let want = format!(
+        "tls.key: {p} is accessible to group or others (mode 644); restrict it with `chmod 600 {p}`",
+        p = pem.display()
+    );
+    assert!(!ok && out.contains(&want), "{out}");
     let (ok, out) = check(&state, &["--iphttps-client-ca", p(&pem)]);
     assert!(
         !ok && out.contains("iphttps.prefix (--iphttps-prefix): required"),

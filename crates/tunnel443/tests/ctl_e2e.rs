@@ -370,6 +370,7 @@ fn stats_move_on_a_failed_login_and_metrics_agree() {
     assert!(moved, "{stats:#}");
     assert_eq!(auth(&stats, "mschapv2", "failure"), 1, "{stats:#}");
     assert_eq!(auth(&stats, "mschapv2", "success"), 0, "{stats:#}");
+    assert_eq!(stats["admission"]["logins_failed"], 1, "{stats:#}");
 
     // A good login: one live SSTP session, one setup, one handshake.
     let pw = lab.password();
@@ -440,6 +441,42 @@ fn stats_move_on_a_failed_login_and_metrics_agree() {
         assert_eq!(
             metric(&m, &format!("tunnel443_pool_used{{pool={pool}}}")),
             p["used"].as_f64().unwrap()
+        );
+    }
+    let a = &stats["admission"];
+    for r in a["refused"].as_array().unwrap() {
+        let reason = r["name"].as_str().unwrap();
+        assert_eq!(
+            metric(
+                &m,
+                &format!("tunnel443_connections_refused_total{{reason={reason}}}")
+            ),
+            r["value"].as_f64().unwrap(),
+            "refused {reason}"
+        );
+    }
+    for (name, key) in [
+        ("tunnel443_connections{}", "connections"),
+        ("tunnel443_connections_evicted_total{}", "evicted"),
+        ("tunnel443_logins_failed_total{}", "logins_failed"),
+        (
+            "tunnel443_logins_throttled_total{action=delayed}",
+            "logins_delayed",
+        ),
+        (
+            "tunnel443_logins_throttled_total{action=refused}",
+            "logins_refused",
+        ),
+    ] {
+        assert_eq!(metric(&m, name), a[key].as_f64().unwrap(), "{key}");
+    }
+    assert_eq!(metric(&m, "tunnel443_logins_failed_total{}"), 1.0);
+    for d in stats["drops"].as_array().unwrap() {
+        let reason = d["name"].as_str().unwrap();
+        assert_eq!(
+            metric(&m, &format!("tunnel443_drops_total{{reason={reason}}}")),
+            d["value"].as_f64().unwrap(),
+            "drops {reason}"
         );
     }
     assert_eq!(metric(&m, "tunnel443_pool_used{pool=ipv4}"), 1.0);

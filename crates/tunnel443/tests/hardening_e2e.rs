@@ -23,7 +23,44 @@ const LIMITS: &str = "[limits]\nmax_handshakes = 400\nmax_handshakes_per_source 
 
 fn server(lab: &Lab) -> Proc {
     let conf = lab.write_file("tunnel443.toml", LIMITS);
-    lab.start_server(&["--config", conf.to_str().unwrap(), "--pool", "10.60.0.0/20"])
+    let sock = lab.dir.path().join("control.sock");
+    lab.start_server(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "--pool",
+        "10.60.0.0/20",
+        "--control-socket",
+        sock.to_str().unwrap(),
+    ])
+}
+
+/// A counter of the `admission` block of `ctl stats --json`: `evicted`,
+/// `logins_refused`, ... or `refused.REASON`.
+fn admission(lab: &Lab, key: &str) -> u64 {
+    let out = Command::new(BIN)
+        .args(["ctl", "--socket"])
+        .arg(lab.dir.path().join("control.sock"))
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &v["admission"];
+    let n = match key.strip_prefix("refused.") {
+        Some(reason) => a["refused"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["name"] == reason)
+            .map(|l| &l["value"]),
+        None => a.get(key),
+    };
+    n.and_then(|n| n.as_u64())
+        .unwrap_or_else(|| panic!("no admission.{key} in {v:#}"))
 }
 
 /// A loadgen in `ns` against `target`, run to its end; its JSON report.
@@ -104,7 +141,8 @@ fn fifty_sources() -> Vec<String> {
         .collect()
 }
 
-fn under_attack(attack_args: &[&str], expect_in_log: &str) {
+/// `counter` (see [`admission`]) must have moved in `ctl stats`.
+fn under_attack(attack_args: &[&str], expect_in_log: &str, counter: &str) {
     let lab = Lab::new(1);
     let mut s = server(&lab);
     let pw = lab.password();
@@ -115,6 +153,10 @@ fn under_attack(attack_args: &[&str], expect_in_log: &str) {
     assert!(log.contains(expect_in_log), "{log}");
     let refused_lines = log.lines().filter(|l| l.contains("admission:")).count();
     assert!(refused_lines <= 3, "refusals logged one by one:\n{log}");
+    assert!(
+        admission(&lab, counter) > 0,
+        "admission.{counter} did not move"
+    );
 }
 
 #[test]
@@ -122,6 +164,7 @@ fn idle_tcp_from_one_address() {
     under_attack(
         &["--mode", "idle-tcp", "-n", "3000", "--source", "127.2.0.1"],
         "refused at the per-source handshake cap",
+        "refused.handshakes_per_source",
     );
 }
 
@@ -130,7 +173,7 @@ fn idle_tcp_from_fifty_addresses() {
     let mut args = vec!["--mode", "idle-tcp", "-n", "3000"];
     let src = fifty_sources();
     args.extend(src.iter().map(String::as_str));
-    under_attack(&args, "unauthenticated closed to make room");
+    under_attack(&args, "unauthenticated closed to make room", "evicted");
 }
 
 #[test]
@@ -138,7 +181,7 @@ fn slowloris_tls_handshake() {
     let mut args = vec!["--mode", "slow-tls", "-n", "1500", "--trickle-ms", "500"];
     let src = fifty_sources();
     args.extend(src.iter().map(String::as_str));
-    under_attack(&args, "unauthenticated closed to make room");
+    under_attack(&args, "unauthenticated closed to make room", "evicted");
 }
 
 #[test]
@@ -155,7 +198,7 @@ fn slowloris_http_head() {
     ];
     let src = fifty_sources();
     args.extend(src.iter().map(String::as_str));
-    under_attack(&args, "unauthenticated closed to make room");
+    under_attack(&args, "unauthenticated closed to make room", "evicted");
 }
 
 #[test]
@@ -182,6 +225,8 @@ fn password_guesser_is_throttled_while_a_user_elsewhere_logs_in() {
     // The guesser gets locked out ...
     let log = s.wait_log("logins refused while throttled", 40);
     assert!(log.contains("logins refused while throttled"), "{log}");
+    assert!(admission(&lab, "logins_refused") > 0);
+    assert!(admission(&lab, "logins_delayed") > 0);
     // ... while the same user from another address logs in at once.
     legit_connects(&lab, 1, &pw, &s);
     let r = guesser.join().unwrap();

@@ -257,9 +257,11 @@ fn ping6_both_ways_iperf3_refusals_and_garbage() {
 fn two_clients_through_the_server_without_spoofing() {
     let lab = Lab::new(2);
     let (ca, ids) = pki(&lab, 2);
-    let mut server = start_server(&lab, &ca);
+    let conf = lab.write_file("tunnel443.toml", "[ipv4]\nclient_to_client = true\n");
+    let mut server = start_server_with(&lab, &ca, &["--config", conf.to_str().unwrap()]);
     // Client-to-client traffic is forwarded by the server host's kernel
-    // (TUN in, TUN out), as for SSTP: the admin enables forwarding.
+    // (TUN in, TUN out), as for SSTP: the admin enables forwarding and
+    // allows it (`[ipv4] client_to_client`).
     let st = lab
         .server
         .command("sysctl")
@@ -386,6 +388,11 @@ fn plain_http_behind_haproxy_with_auth_none() {
     let d = lab.dir.path();
     let (lb_pem, fp) = self_signed_server_cert(d, "lb", "lb.test");
     std::fs::write(d.join("users"), "").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(d.join("users"), mode).unwrap();
+    }
     let conf = d.join("tunnel443.toml");
     std::fs::write(
         &conf,

@@ -480,3 +480,69 @@ fn curl_through_our_proxy_chained_to_squid() {
     p.wait_access(&["result=ok", &format!("target=127.0.0.1:{port}")], 10);
     squid.wait_access(&format!("CONNECT 127.0.0.1:{port}"), 20);
 }
+
+/// A `tunnel443 loadgen` attacker against `proxy`; returns once every one
+/// of its connections has been tried (and holds them).
+fn proxy_attacker(proxy: SocketAddr, args: &[&str]) -> (Proc, TempDir) {
+    let dir = TempDir::new("attacker");
+    let mut cmd = Command::new(BIN);
+    cmd.env("TUNNEL443_LOG", "warn")
+        .args(["loadgen", &proxy.to_string(), "--announce", "--hold", "120"])
+        .args(args);
+    let mut p = Proc::spawn(cmd, dir.file("attacker.log"), "attacker");
+    assert!(
+        p.wait_for_output("loadgen: ready", 60),
+        "attacker did not start:\n{}",
+        p.output()
+    );
+    (p, dir)
+}
+
+/// Issue 12: the proxy under the server's admission control. Idle TCP
+/// connections that never send a head, from one address and from fifty:
+/// the per-client head cap refuses the one, the total head cap makes room
+/// by closing the oldest; a client from another address still gets its
+/// tunnel at once, and the refusals are summarised, not logged one by one.
+#[test]
+fn idle_connections_do_not_keep_a_client_out() {
+    let echo = echo_server();
+    let port = echo.port().to_string();
+    let mut p = OurProxy::start(&[
+        "--allow-net",
+        "127.0.0.0/8",
+        "--allow-port",
+        &port,
+        "--max-handshakes",
+        "100",
+        "--max-handshakes-per-client",
+        "8",
+        "--head-timeout",
+        "60",
+    ]);
+    let one = ["--mode", "idle-tcp", "-n", "300", "--source", "127.2.0.1"];
+    let (_a1, _d1) = proxy_attacker(p.addr, &one);
+    let mut many = vec!["--mode", "idle-tcp", "-n", "600"];
+    let sources: Vec<String> = (1..=50).map(|i| format!("127.2.1.{i}")).collect();
+    for s in &sources {
+        many.extend(["--source", s.as_str()]);
+    }
+    let (_a2, _d2) = proxy_attacker(p.addr, &many);
+    let started = Instant::now();
+    let mut t = open_tunnel(p.addr, echo);
+    echo_roundtrip(&mut t, b"through");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let log = p.proc.wait_log("closed to make room", 20);
+    assert!(
+        log.contains("refused at the per-source handshake cap"),
+        "{log}"
+    );
+    let summaries = log.lines().filter(|l| l.contains("admission:")).count();
+    assert!(summaries <= 3, "refusals logged one by one:\n{log}");
+    // Nor are the ~500 connections closed to make room (503 answers are,
+    // at most 64 at a time).
+    let access = log
+        .lines()
+        .filter(|l| l.contains("tunnel443::access"))
+        .count();
+    assert!(access < 300, "{access} access lines:\n{log}");
+}

@@ -11,6 +11,7 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+#[cfg(test)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,18 +102,10 @@ pub struct RadiusSettings {
     pub dae_clients: Vec<crate::server::radius::dae::DaeClient>,
 }
 
-/// Reads a secret file: it must not be readable or writable by others
-/// (mode `o-rwx`), and holds the secret on its first line.
+/// Reads a secret file: it must not be accessible to group or others
+/// ([`crate::state::ensure_private`]), and holds the secret on its first line.
 pub fn read_secret(field: &str, path: &std::path::Path) -> anyhow::Result<::radius::Secret> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{field}: {}", path.display()))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o007 != 0 {
-        bail!(
-            "{field}: {} is accessible to every user (mode {:o}); restrict it with chmod 600",
-            path.display(),
-            mode & 0o777
-        );
-    }
+    crate::state::ensure_private(field, path)?;
     let text = std::fs::read(path).with_context(|| format!("{field}: {}", path.display()))?;
     let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -4,9 +4,14 @@
 //! CONNECT, 407 + Basic, allowed ports; MS-SSTP §4.5 for refusing SSTP by its
 //! `SSTPVERSION` header). This module is the tokio driver around it:
 //!
-//! * admission: a cap on concurrent connections overall and per client
-//!   (IPv4 address or IPv6 /64); over the cap a connection gets `503` (a
-//!   bounded number of those are answered at once, the rest are closed);
+//! * admission: the server's ([`crate::server::admission`]): caps on
+//!   concurrent connections and on connections still sending their head,
+//!   overall and per client (IPv4 address or IPv6 /64); over a connection
+//!   cap a connection gets `503` (a bounded number of those are answered at
+//!   once, the rest are closed and counted); over the head cap the oldest
+//!   unfinished head is closed; the head budget shrinks from
+//!   `--head-timeout` to 2 s as heads fill the cap; refusals and
+//!   evictions are summarised in one `admission:` line per 10 s;
 //! * the request head: at most `--max-head-bytes`, within `--head-timeout`
 //!   (`431` / `408` otherwise), malformed -> `400`;
 //! * the target: every resolved address is checked against the network
@@ -20,11 +25,10 @@
 pub(crate) mod ifaddrs;
 pub mod relay;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -39,6 +43,7 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info, warn};
 
 use crate::dial::{DialError, ProxyOpts, ProxyUrl};
+use crate::server::admission::{Admission, Limits, Refusal as AdmissionRefusal, Ticket};
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s
@@ -123,6 +128,14 @@ pub struct ProxyArgs {
     /// Most concurrent connections from one client address (IPv6: one /64).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_tunnels_per_client: usize,
+    /// Most connections still sending their request head; over it the
+    /// oldest is closed to make room.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_handshakes: usize,
+    /// Most connections still sending their request head from one client
+    /// address (IPv6: one /64).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_handshakes_per_client: usize,
 }
 
 /// How many over-the-cap connections are answered with 503 at once; beyond
@@ -139,10 +152,10 @@ struct Shared {
     head_timeout: Duration,
     connect_timeout: Duration,
     limits: relay::Limits,
-    total: Arc<Semaphore>,
-    max_total: usize,
-    per_client: Mutex<HashMap<IpAddr, usize>>,
-    max_per_client: usize,
+    /// The server's admission control: connection and head-phase caps
+    /// (per client key), the head budget tightening under pressure,
+    /// refusals counted and summarised in one line per interval.
+    admission: Arc<Admission>,
     refusals: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
 }
@@ -217,8 +230,15 @@ fn build_policy(args: &ProxyArgs, listen: &[SocketAddr]) -> anyhow::Result<Serve
 
 /// Runs the proxy until SIGINT or SIGTERM.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    if args.max_tunnels == 0 || args.max_tunnels_per_client == 0 {
-        anyhow::bail!("--max-tunnels and --max-tunnels-per-client must be at least 1");
+    if [
+        args.max_tunnels,
+        args.max_tunnels_per_client,
+        args.max_handshakes,
+        args.max_handshakes_per_client,
+    ]
+    .contains(&0)
+    {
+        anyhow::bail!("--max-tunnels, --max-tunnels-per-client, --max-handshakes and --max-handshakes-per-client must be at least 1");
     }
     if args.max_head_bytes < 64 {
         anyhow::bail!("--max-head-bytes must be at least 64");
@@ -251,13 +271,21 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             idle: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
             half_close: args.half_close_timeout,
         },
-        total: Arc::new(Semaphore::new(args.max_tunnels)),
-        max_total: args.max_tunnels,
-        per_client: Mutex::new(HashMap::new()),
-        max_per_client: args.max_tunnels_per_client,
+        admission: Admission::new(
+            Limits {
+                max_connections: args.max_tunnels,
+                max_per_source: args.max_tunnels_per_client,
+                max_handshakes: args.max_handshakes,
+                max_handshakes_per_source: args.max_handshakes_per_client,
+                handshake_budget: args.head_timeout,
+                handshake_budget_min: args.head_timeout.min(Duration::from_secs(2)),
+            },
+            true,
+        ),
         refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
         stop: stop_rx,
     });
+    tokio::spawn(shared.admission.clone().run_housekeeping());
     for (l, addr) in listeners.into_iter().zip(&bound) {
         info!(
             addr = %addr,
@@ -278,7 +306,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     info!("stopping: closing tunnels");
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while shared.total.available_permits() < shared.max_total && Instant::now() < deadline {
+    while shared.admission.snapshot().connections > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
@@ -296,47 +324,12 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A connection's place under the caps; released on drop.
-struct Slot {
-    shared: Arc<Shared>,
-    key: IpAddr,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut m = self
-            .shared
-            .per_client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.key);
-            }
-        }
+/// The access-log result of a refusal.
+fn refusal_result(r: AdmissionRefusal) -> &'static str {
+    match r {
+        AdmissionRefusal::TotalCap => "busy_total",
+        AdmissionRefusal::PerSource | AdmissionRefusal::HandshakesPerSource => "busy_client",
     }
-}
-
-fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Result<Slot, &'static str> {
-    let key = client_key(ip);
-    let permit = shared
-        .total
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| "busy_total")?;
-    let mut m = shared.per_client.lock().unwrap_or_else(|p| p.into_inner());
-    let n = m.entry(key).or_insert(0);
-    if *n >= shared.max_per_client {
-        return Err("busy_client");
-    }
-    *n += 1;
-    Ok(Slot {
-        shared: shared.clone(),
-        key,
-        _permit: permit,
-    })
 }
 
 /// Resolves once the stop flag is set.
@@ -360,23 +353,21 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             _ = &mut stop => return,
         };
         let _ = sock.set_nodelay(true);
-        match admit(&shared, peer.ip()) {
-            Ok(slot) => {
-                tokio::spawn(handle(shared.clone(), sock, peer, slot));
+        let admitted = shared
+            .admission
+            .admit(client_key(peer.ip()), std::time::Instant::now());
+        match admitted {
+            Ok(ticket) => {
+                tokio::spawn(handle(shared.clone(), sock, peer, ticket));
             }
-            Err(why) => match shared.refusals.clone().try_acquire_owned() {
-                Ok(p) => {
+            // A few refusals are answered (503) and logged; beyond that
+            // they are closed and only counted (the admission summary).
+            Err(why) => {
+                if let Ok(p) = shared.refusals.clone().try_acquire_owned() {
+                    let why = refusal_result(why);
                     tokio::spawn(refuse_busy(shared.clone(), sock, peer, why, p));
                 }
-                Err(_) => {
-                    access_log(&AccessEntry {
-                        client: Some(peer),
-                        result: why,
-                        status: None,
-                        ..AccessEntry::default()
-                    });
-                }
-            },
+            }
         }
     }
 }
@@ -633,19 +624,27 @@ async fn open_target(shared: &Shared, acc: &Accepted) -> Result<Box<dyn Stream>,
     })
 }
 
-async fn handle(shared: Arc<Shared>, mut sock: TcpStream, peer: SocketAddr, slot: Slot) {
+async fn handle(shared: Arc<Shared>, mut sock: TcpStream, peer: SocketAddr, ticket: Ticket) {
     let mut log = AccessEntry {
         client: Some(peer),
         started: Some(Instant::now()),
         ..AccessEntry::default()
     };
-    serve(&shared, &mut sock, &mut log).await;
-    access_log(&log);
+    let evicted = tokio::select! {
+        _ = serve(&shared, &mut sock, &mut log, &ticket) => false,
+        _ = ticket.closed() => true,
+    };
+    // Closed by admission (made room for a newer connection, or over the
+    // head budget) before its request: counted and summarised there, not
+    // one access line each.
+    if !evicted {
+        access_log(&log);
+    }
     drop(sock);
-    drop(slot);
+    drop(ticket);
 }
 
-async fn serve(shared: &Shared, sock: &mut TcpStream, log: &mut AccessEntry) {
+async fn serve(shared: &Shared, sock: &mut TcpStream, log: &mut AccessEntry, ticket: &Ticket) {
     let mut buf = Vec::with_capacity(1024);
     let deadline = Instant::now() + shared.head_timeout;
     let (head, head_len) = match read_request(sock, &mut buf, shared.max_head, deadline).await {
@@ -705,6 +704,8 @@ async fn serve(shared: &Shared, sock: &mut TcpStream, log: &mut AccessEntry) {
         }
     };
     log.target = Some(acc.target.to_string());
+    // A complete, allowed request: out of the head-phase caps and budget.
+    ticket.established();
     let server = match open_target(shared, &acc).await {
         Ok(s) => s,
         Err(u) => {

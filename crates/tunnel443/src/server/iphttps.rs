@@ -248,6 +248,7 @@ pub async fn run(
     };
     let prefix = lease.prefix;
     let (tx, rx) = tokio::sync::mpsc::channel(SESSION_QUEUE);
+    let refuse = shared.isolation(&tx);
     let Some(_route) = shared.router.register64(prefix, tx) else {
         warn!(%peer, prefix = %prefix.prefix(), "prefix already routed; closed");
         return;
@@ -284,6 +285,7 @@ pub async fn run(
     let tun = TunSide::Routed {
         rx,
         tun: shared.tun.clone(),
+        refuse,
     };
     let mut d = Driver::new(stream, tun);
     let mut shutdown = reg.stop_signal();

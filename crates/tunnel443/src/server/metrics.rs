@@ -2,7 +2,7 @@
 //! `GET /metrics` answers the OpenMetrics text format, encoded by
 //! `prometheus-client` from the same [`Snapshot`] `ctl stats` prints, so
 //! the two agree. Labels are low-cardinality only (protocol, method,
-//! result, stage, pool, reason, direction): never a user or an address.
+//! result, stage, pool, reason, direction, action): never a user or an address.
 //!
 //! Anything other than `GET /metrics` gets 404; a request head must fit
 //! in [`MAX_HEAD`] bytes and arrive within [`HEAD_TIMEOUT`].
@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
-use super::stats::{Labeled, Snapshot};
+use super::stats::{AdmissionCounts, Labeled, Snapshot};
 use super::Shared;
 use crate::io_util::{read_head, HeadError};
 
@@ -63,6 +63,78 @@ fn labeled_gauges(
         m.encode_family(&[(label, *l)])?.encode_gauge(v)?;
     }
     Ok(())
+}
+
+/// One unlabeled counter or gauge.
+fn single(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    v: u64,
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, kind)?;
+    match kind {
+        MetricType::Gauge => m.encode_gauge(&v),
+        _ => m.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&v, None),
+    }
+}
+
+/// Admission control and password throttling.
+fn admission(e: &mut DescriptorEncoder, a: &AdmissionCounts) -> std::fmt::Result {
+    use MetricType::{Counter, Gauge};
+    single(e, "connections", "Connections open", Gauge, a.connections)?;
+    single(
+        e,
+        "handshakes_in_progress",
+        "Connections not yet authenticated",
+        Gauge,
+        a.handshakes,
+    )?;
+    labeled_counters(
+        e,
+        "connections_refused",
+        "Connections refused at accept, by cap",
+        "reason",
+        &a.refused,
+    )?;
+    single(
+        e,
+        "connections_evicted",
+        "Unauthenticated connections closed to make room",
+        Counter,
+        a.evicted,
+    )?;
+    single(
+        e,
+        "handshake_budget_expired",
+        "Unauthenticated connections closed at the handshake budget",
+        Counter,
+        a.budget_expired,
+    )?;
+    single(
+        e,
+        "logins_failed",
+        "Failed logins",
+        Counter,
+        a.logins_failed,
+    )?;
+    labeled_counters(
+        e,
+        "logins_throttled",
+        "Logins delayed or refused by password-guess throttling",
+        "action",
+        &[
+            Labeled {
+                name: "delayed",
+                value: a.logins_delayed,
+            },
+            Labeled {
+                name: "refused",
+                value: a.logins_refused,
+            },
+        ],
+    )
 }
 
 impl Collector for Families {
@@ -150,6 +222,7 @@ impl Collector for Families {
             "reason",
             &s.drops,
         )?;
+        admission(&mut e, &s.admission)?;
         let h = &s.handshake_seconds;
         e.encode_descriptor(
             "handshake_seconds",
@@ -273,6 +346,13 @@ mod tests {
             },
             queue_full: 0,
             no_route: 0,
+            client_to_client: 0,
+            admission: crate::server::admission::Snapshot {
+                connections: 3,
+                refused_total_cap: 2,
+                logins_refused: 4,
+                ..Default::default()
+            },
         });
         let text = render(snap);
         for line in [
@@ -283,6 +363,10 @@ mod tests {
             "tunnel443_bytes_total{direction=\"rx\"} 10",
             "tunnel443_pool_size{pool=\"ipv4\"} 253",
             "tunnel443_drops_total{reason=\"spoofed\"} 0",
+            "tunnel443_connections 3",
+            "tunnel443_connections_refused_total{reason=\"total_cap\"} 2",
+            "tunnel443_connections_evicted_total 0",
+            "tunnel443_logins_throttled_total{action=\"refused\"} 4",
             "tunnel443_handshake_seconds_bucket{le=\"0.04\"} 1",
             "tunnel443_handshake_seconds_count 1",
             "tunnel443_build_info{version=\"",

@@ -16,6 +16,7 @@ pub mod control;
 mod iphttps;
 mod listener;
 mod metrics;
+mod privdrop;
 pub mod radius;
 pub mod registry;
 mod rewind;
@@ -52,6 +53,10 @@ pub struct ServerArgs {
     /// then exit.
     #[arg(long)]
     pub check_config: bool,
+    /// After start, become this user keeping only CAP_NET_ADMIN (`user`)
+    /// [default: stay root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Listen address (`listen`) [default: 0.0.0.0:443]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
@@ -203,10 +208,22 @@ impl Shared {
             traffic: self.sessions.total_traffic(),
             queue_full: self.router.queue_full.load(Relaxed),
             no_route: self.router.no_route.load(Relaxed),
+            client_to_client: self.router.client_to_client.load(Relaxed),
+            admission: self.admission.snapshot(),
         })
     }
     fn proxy_protocol(&self) -> bool {
         proxy_protocol_on(&self.settings)
+    }
+    /// Client isolation for the session whose queue is `tx`: drops its
+    /// packets for other clients' addresses unless `[ipv4]
+    /// client_to_client` allows them.
+    pub fn isolation(&self, tx: &router::PacketTx) -> Option<crate::driver::RefuseFn> {
+        if self.settings.client_to_client {
+            return None;
+        }
+        let (router, own) = (self.router.clone(), tx.clone());
+        Some(Box::new(move |p: &[u8]| router.to_other_client(p, &own)))
     }
 }
 
@@ -353,6 +370,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         iphttps_server_names: args.iphttps_server_names.clone(),
         control_socket: args.control_socket.clone(),
         metrics_listen: args.metrics_listen,
+        user: args.user.clone(),
         acme_domains: args.acme_domains.clone(),
         acme_directory: args.acme_directory.clone(),
         acme_ca: args.acme_ca.clone(),
@@ -372,6 +390,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(i) => Some(iphttps::Service::new(i, &settings.ipv6_dns)?),
         None => None,
     };
+    if let Some(u) = &settings.user {
+        privdrop::lookup(u)?;
+    }
     // The listener and the TUN device first: a server that cannot start
     // must not have created (and not shown) a user's password.
     let listener = bind(settings.listen).await?;
@@ -542,6 +563,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 shared.settings.listen,
             )
         });
+    if let Some(u) = &shared.settings.user {
+        // Everything privileged is done: :443, the TUN device and its
+        // addresses, the control socket, the state files.
+        let users = shared.settings.users_file.as_path();
+        let own: Vec<&std::path::Path> = users.exists().then_some(users).into_iter().collect();
+        privdrop::drop_to(u, &own)?;
+        info!(user = %u, "privileges dropped: running as {u} with CAP_NET_ADMIN only");
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let accept = tokio::spawn(listener::run(listener, shared.clone()));
     let watch_users = tokio::spawn(watch_users_file(shared.clone()));

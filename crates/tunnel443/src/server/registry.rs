@@ -140,6 +140,7 @@ pub struct Traffic {
     tx_bytes: AtomicU64,
     tx_packets: AtomicU64,
     spoofed: AtomicU64,
+    rate_dropped: AtomicU64,
 }
 
 /// A copy of [`Traffic`].
@@ -151,6 +152,8 @@ pub struct TrafficSnapshot {
     pub tx_packets: u64,
     /// Packets from the client with a source it was not given (dropped).
     pub spoofed: u64,
+    /// Packets over the session's rate limit (dropped, both directions).
+    pub rate_dropped: u64,
 }
 
 impl Traffic {
@@ -160,6 +163,7 @@ impl Traffic {
         self.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
         self.tx_packets.store(c.tx_packets, Ordering::Relaxed);
         self.spoofed.store(c.spoofed, Ordering::Relaxed);
+        self.rate_dropped.store(c.rate_dropped, Ordering::Relaxed);
     }
     fn add(&self, t: TrafficSnapshot) {
         self.rx_bytes.fetch_add(t.rx_bytes, Ordering::Relaxed);
@@ -167,6 +171,8 @@ impl Traffic {
         self.tx_bytes.fetch_add(t.tx_bytes, Ordering::Relaxed);
         self.tx_packets.fetch_add(t.tx_packets, Ordering::Relaxed);
         self.spoofed.fetch_add(t.spoofed, Ordering::Relaxed);
+        self.rate_dropped
+            .fetch_add(t.rate_dropped, Ordering::Relaxed);
     }
     pub fn snapshot(&self) -> TrafficSnapshot {
         TrafficSnapshot {
@@ -175,6 +181,7 @@ impl Traffic {
             tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
             spoofed: self.spoofed.load(Ordering::Relaxed),
+            rate_dropped: self.rate_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -188,6 +195,7 @@ impl std::ops::Add for TrafficSnapshot {
             tx_bytes: self.tx_bytes + o.tx_bytes,
             tx_packets: self.tx_packets + o.tx_packets,
             spoofed: self.spoofed + o.spoofed,
+            rate_dropped: self.rate_dropped + o.rate_dropped,
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct Router {
     pub no_route: AtomicU64,
     /// Packets dropped because the session's queue was full.
     pub queue_full: AtomicU64,
+    /// Packets from a client to another client's address, dropped
+    /// (`[ipv4] client_to_client = false`).
+    pub client_to_client: AtomicU64,
 }
 
 /// Removes the route when dropped.
@@ -119,6 +122,21 @@ impl Router {
                 self.table64.read().expect("router lock").get(&key).cloned()
             }
             IpAddr::V4(_) => None,
+        }
+    }
+
+    /// Client isolation: true (and counted) when `pkt`, from the session
+    /// whose queue is `own`, is for another session's address. Packets for
+    /// the server's own addresses and beyond are not sessions' and pass.
+    /// Checked before the packet reaches the TUN device: no netfilter rule
+    /// needed.
+    pub fn to_other_client(&self, pkt: &[u8], own: &PacketTx) -> bool {
+        match self.lookup(pkt) {
+            Some(tx) if !tx.same_channel(own) => {
+                self.client_to_client.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -229,6 +247,30 @@ mod tests {
         drop(reg);
         r.dispatch_one(&v4([1, 1, 1, 1], [10, 0, 0, 2]));
         assert_eq!(r.no_route.load(Ordering::Relaxed), 2, "route removed");
+    }
+
+    #[test]
+    fn isolation_drops_packets_for_other_clients_only() {
+        let r = Arc::new(Router::default());
+        let (tx_a, _rx_a) = mpsc::channel(1);
+        let (tx_b, _rx_b) = mpsc::channel(1);
+        let _a = r
+            .register("10.0.0.2".parse().unwrap(), tx_a.clone())
+            .unwrap();
+        let _b = r.register("10.0.0.3".parse().unwrap(), tx_b).unwrap();
+        let p64 = ipv6nd::Prefix64::of("fd00:1:0:5::".parse().unwrap());
+        let (tx_c, _rx_c) = mpsc::channel(1);
+        let _c = r.register64(p64, tx_c).unwrap();
+        let from_a = |dst| v4([10, 0, 0, 2], dst);
+        assert!(r.to_other_client(&from_a([10, 0, 0, 3]), &tx_a), "B");
+        assert!(r.to_other_client(&v6("fd00:1:0:5::7"), &tx_a), "C's /64");
+        assert!(
+            !r.to_other_client(&from_a([10, 0, 0, 1]), &tx_a),
+            "the server"
+        );
+        assert!(!r.to_other_client(&from_a([8, 8, 8, 8]), &tx_a), "beyond");
+        assert!(!r.to_other_client(&from_a([10, 0, 0, 2]), &tx_a), "itself");
+        assert_eq!(r.client_to_client.load(Ordering::Relaxed), 2);
     }
 
     fn v6(dst: &str) -> Vec<u8> {

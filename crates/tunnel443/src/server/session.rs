@@ -618,6 +618,7 @@ async fn run_inner(
     let tun = TunSide::Routed {
         rx,
         tun: shared.tun.clone(),
+        refuse: shared.isolation(&tx),
     };
     let mut d = Driver::new(stream, tun);
     let mut held = Held {

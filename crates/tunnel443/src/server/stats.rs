@@ -100,18 +100,21 @@ pub enum Drop {
     Spoofed,
     /// For a client whose queue was full (TCP-over-TCP: drop, not buffer).
     QueueFull,
-    /// Over a rate limit (none is configured yet: always 0).
+    /// Over a session's rate limit (RADIUS-assigned).
     RateLimit,
     /// From the TUN device with no session for their destination.
     NoRoute,
+    /// From a client to another client (`[ipv4] client_to_client = false`).
+    ClientToClient,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 4] = [
+    pub const ALL: [Drop; 5] = [
         Drop::Spoofed,
         Drop::QueueFull,
         Drop::RateLimit,
         Drop::NoRoute,
+        Drop::ClientToClient,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -119,6 +122,7 @@ impl Drop {
             Drop::QueueFull => "queue_full",
             Drop::RateLimit => "rate_limit",
             Drop::NoRoute => "no_route",
+            Drop::ClientToClient => "client_to_client",
         }
     }
 }
@@ -206,6 +210,52 @@ pub struct Labeled<T> {
     pub value: T,
 }
 
+/// Admission control and password throttling (`[limits]`,
+/// [`super::admission`], [`super::throttle`]).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct AdmissionCounts {
+    /// Connections open now.
+    pub connections: u64,
+    /// Of them still in handshake (not yet authenticated).
+    pub handshakes: u64,
+    /// Connections refused at accept since start, by cap: `total_cap`,
+    /// `per_source`, `handshakes_per_source`.
+    pub refused: Vec<Labeled<u64>>,
+    /// Unauthenticated connections closed to make room (oldest first).
+    pub evicted: u64,
+    /// Unauthenticated connections closed at the handshake budget.
+    pub budget_expired: u64,
+    /// Failed logins (password checks that failed).
+    pub logins_failed: u64,
+    /// Failed logins answered late (throttled).
+    pub logins_delayed: u64,
+    /// Logins refused without a password check (locked out).
+    pub logins_refused: u64,
+}
+
+impl From<super::admission::Snapshot> for AdmissionCounts {
+    fn from(a: super::admission::Snapshot) -> Self {
+        let refused = [
+            ("total_cap", a.refused_total_cap),
+            ("per_source", a.refused_per_source),
+            ("handshakes_per_source", a.refused_handshakes_per_source),
+        ];
+        AdmissionCounts {
+            connections: a.connections as u64,
+            handshakes: a.handshakes as u64,
+            refused: refused
+                .into_iter()
+                .map(|(name, value)| Labeled { name, value })
+                .collect(),
+            evicted: a.evicted,
+            budget_expired: a.budget_expired,
+            logins_failed: a.logins_failed,
+            logins_delayed: a.logins_delayed,
+            logins_refused: a.logins_refused,
+        }
+    }
+}
+
 /// Authentication results of one method.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AuthCount {
@@ -237,6 +287,7 @@ pub struct Snapshot {
     /// Bytes and packets of every session since start (rx: from clients).
     pub traffic: TrafficSnapshot,
     pub drops: Vec<Labeled<u64>>,
+    pub admission: AdmissionCounts,
     /// Handshake latency (TCP accept to session up): how many, and their
     /// sum in seconds.
     pub handshakes: u64,
@@ -252,6 +303,8 @@ pub struct Live {
     pub traffic: TrafficSnapshot,
     pub queue_full: u64,
     pub no_route: u64,
+    pub client_to_client: u64,
+    pub admission: super::admission::Snapshot,
 }
 
 impl Stats {
@@ -271,8 +324,9 @@ impl Stats {
         let drop_value = |d: Drop| match d {
             Drop::Spoofed => live.traffic.spoofed,
             Drop::QueueFull => live.queue_full,
-            Drop::RateLimit => 0,
+            Drop::RateLimit => live.traffic.rate_dropped,
             Drop::NoRoute => live.no_route,
+            Drop::ClientToClient => live.client_to_client,
         };
         Snapshot {
             sessions: per_protocol(live.sessions),
@@ -303,6 +357,7 @@ impl Stats {
                     value: drop_value(d),
                 })
                 .collect(),
+            admission: live.admission.into(),
             handshakes: hist.count,
             handshake_seconds_sum: hist.sum,
             handshake_seconds: hist,
@@ -320,10 +375,16 @@ mod tests {
             pools: vec![],
             traffic: TrafficSnapshot {
                 spoofed: 5,
+                rate_dropped: 3,
                 ..Default::default()
             },
             queue_full: 4,
             no_route: 5,
+            client_to_client: 6,
+            admission: super::super::admission::Snapshot {
+                refused_per_source: 7,
+                ..Default::default()
+            },
         }
     }
 
@@ -350,6 +411,12 @@ mod tests {
         assert_eq!(snap.setups[1].name, "iphttps");
         assert_eq!(snap.setups[1].value, 1);
         assert_eq!(snap.sessions[0].value, 2);
+        assert_eq!(snap.drops[2].name, "rate_limit");
+        assert_eq!(snap.drops[2].value, 3);
+        assert_eq!(snap.drops[4].name, "client_to_client");
+        assert_eq!(snap.drops[4].value, 6);
+        assert_eq!(snap.admission.refused[1].name, "per_source");
+        assert_eq!(snap.admission.refused[1].value, 7);
         assert_eq!(snap.drops[0].name, "spoofed");
         assert_eq!(snap.drops[0].value, 5);
         assert_eq!(snap.handshakes, 1);
