@@ -443,6 +443,16 @@ pub fn check_files(s: &ServerSettings) -> anyhow::Result<()> {
     if s.auth_order.contains(&AuthSource::Users) && s.users_file.exists() {
         crate::state::ensure_private("users_file", &s.users_file)?;
     }
+    if let Some(e) = &s.eap_tls {
+        for (field, path) in [
+            ("eap_tls.client_ca", &e.client_ca),
+            ("eap_tls.cert", &e.cert),
+            ("eap_tls.key", &e.key),
+        ] {
+            std::fs::metadata(path).with_context(|| format!("{field}: {}", path.display()))?;
+        }
+        crate::state::ensure_private("eap_tls.key", &e.key)?;
+    }
     Ok(())
 }
 
@@ -1122,6 +1132,23 @@ mod tests {
         );
         chmod(&users, 0o400);
         check().unwrap();
+        // EAP-TLS's own key is held to the same rule.
+        let eap_key = d.join("eap.key");
+        std::fs::write(&eap_key, "x").unwrap();
+        chmod(&eap_key, 0o644);
+        let eap = format!(
+            "{text}[sstp]\nauth = [\"eap-tls\"]\n[eap_tls]\nclient_ca = \"{c}\"\ncert = \"{c}\"\nkey = \"{k}\"\n",
+            c = cert.display(),
+            k = eap_key.display()
+        );
+        let s = validate(parse(&eap).unwrap(), &Overrides::default()).unwrap();
+        let e = format!("{:#}", check_files(&s).unwrap_err());
+        assert!(
+            e.starts_with("eap_tls.key: ") && e.contains("(mode 644)"),
+            "{e}"
+        );
+        chmod(&eap_key, 0o600);
+        check_files(&s).unwrap();
         // The zero-config default (generated certificate) creates the users file.
         let ov = Overrides {
             users_file: Some(d.join("absent")),
