@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         proxy: Authority::parse(name).unwrap(),
         credentials: creds.then(|| Credentials::new("u", "p").unwrap()),
         auth_upfront: shape & 4 != 0,
+        memo: None,
     };
     let mut hops = vec![hop("p1:3128", shape & 1 != 0)];
     if shape & 2 != 0 {
