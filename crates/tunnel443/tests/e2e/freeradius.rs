@@ -83,6 +83,18 @@ fn enable_sql(raddb: &Path, db: &Path) {
             &format!("filename = \"{}\"", db.display()),
         )
     });
+    // 3.2.1's simul_verify_query selects `username = '%{SQL-Group}'`, finds
+    // no row and so lets every second login in: select by the user name.
+    rewrite(
+        &raddb.join("mods-config/sql/main/sqlite/queries.conf"),
+        |t| {
+            replace_once(
+                t,
+                "WHERE username = '%{${group_attribute}}' \\\n\tAND acctstoptime IS NULL",
+                "WHERE username = '%{SQL-User-Name}' \\\n\tAND acctstoptime IS NULL",
+            )
+        },
+    );
     std::os::unix::fs::symlink("../mods-available/sql", raddb.join("mods-enabled/sql")).unwrap();
     rewrite(&raddb.join("sites-available/default"), |t| {
         replace_once(t, "session {\n#\tradutmp", "session {\n\tsql")
