@@ -201,6 +201,7 @@ impl Shared {
             traffic: self.sessions.total_traffic(),
             queue_full: self.router.queue_full.load(Relaxed),
             no_route: self.router.no_route.load(Relaxed),
+            radius: self.radius.as_ref().map(radius::Radius::counters),
         })
     }
     fn proxy_protocol(&self) -> bool {
