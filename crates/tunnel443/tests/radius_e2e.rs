@@ -52,6 +52,16 @@ fn setup_with(method: &str, radius_keys: &str) -> (Lab, FreeRadius, Proc) {
 
 /// [`setup_with`] with an `[auth] order`.
 fn setup_order(method: &str, radius_keys: &str, order: &str) -> (Lab, FreeRadius, Proc) {
+    setup_full(method, radius_keys, order, &[])
+}
+
+/// [`setup_order`] with more server arguments.
+fn setup_full(
+    method: &str,
+    radius_keys: &str,
+    order: &str,
+    args: &[&str],
+) -> (Lab, FreeRadius, Proc) {
     let lab = Lab::new(1);
     let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
     let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
@@ -63,7 +73,9 @@ fn setup_order(method: &str, radius_keys: &str, order: &str) -> (Lab, FreeRadius
             secret.display()
         ),
     );
-    let server = lab.start_server(&["--config", conf.to_str().unwrap()]);
+    let mut all = vec!["--config", conf.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = lab.start_server(&all);
     (lab, radius, server)
 }
 
@@ -370,9 +382,64 @@ fn radius_accounting_start_interim_stop_on_off() {
     );
 }
 
+/// `ctl stats --json` through the server's control socket at `sock`.
+fn ctl_stats(sock: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(BIN)
+        .args(["ctl", "--socket"])
+        .arg(sock)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The value of sample `name` (a whole `name{labels}` as printed) in the
+/// server's `/metrics` at `addr`.
+fn scrape(lab: &Lab, addr: &str, name: &str) -> Option<f64> {
+    let out = lab
+        .server
+        .command("curl")
+        .args(["-sf", &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 #[test]
 fn radius_down_logins_fail_clearly_then_recover() {
-    let (lab, mut radius, mut server) = setup("mschapv2");
+    const METRICS: &str = "127.0.0.1:9443";
+    let dir = common::TempDir::new("radius-ctl");
+    let sock = dir.file("control.sock");
+    let (lab, mut radius, mut server) = setup_full(
+        "mschapv2",
+        "",
+        "[\"radius\"]",
+        &[
+            "--control-socket",
+            sock.to_str().unwrap(),
+            "--metrics-listen",
+            METRICS,
+        ],
+    );
+    // Accounting-On answered: a request, a reply, nothing dropped.
+    let mut stats = serde_json::Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            stats = ctl_stats(&sock);
+            stats["radius"]["replies"].as_u64() == Some(1)
+        }),
+        "{stats:#}"
+    );
+    assert_eq!(stats["radius"]["timeouts"], 0, "{stats:#}");
     radius.kill();
     let fp = lab.fingerprint();
     let started = Instant::now();
@@ -396,6 +463,26 @@ fn radius_down_logins_fail_clearly_then_recover() {
     let st = c.wait_exit(60).expect("client did not give up");
     assert_eq!(st.code(), Some(4), "{}", c.output());
     assert!(!ping_once(&lab.clients[0], SERVER_TUN));
+    // The unanswered login is a RADIUS timeout in ctl stats and /metrics.
+    let stats = ctl_stats(&sock);
+    let timeouts = stats["radius"]["timeouts"].as_u64().unwrap();
+    assert!(timeouts >= 1, "{stats:#}");
+    assert!(
+        stats["radius"]["retransmits"].as_u64().unwrap() >= 1,
+        "{stats:#}"
+    );
+    for d in stats["radius"]["dropped"].as_array().unwrap() {
+        assert_eq!(d["value"], 0, "{stats:#}");
+        let name = format!(
+            "tunnel443_radius_replies_dropped_total{{reason=\"{}\"}}",
+            d["name"].as_str().unwrap()
+        );
+        assert_eq!(scrape(&lab, METRICS, &name), Some(0.0), "{name}");
+    }
+    assert_eq!(
+        scrape(&lab, METRICS, "tunnel443_radius_timeouts_total"),
+        Some(timeouts as f64)
+    );
 
     radius.resume();
     let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
