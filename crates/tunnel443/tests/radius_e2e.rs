@@ -6,7 +6,8 @@
 //!   against the HLAK built from the MS-MPPE keys FreeRADIUS sent
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
-//! * PAP, with the address from the pool; CHAP-MD5.
+//! * PAP, with the address from the pool; CHAP-MD5; Framed-Pool naming one
+//!   of `ipv4.pools`.
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
 //! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
@@ -38,7 +39,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -142,6 +143,31 @@ fn radius_pap_address_from_pool() {
     assert!(
         client_address(&lab).contains("inet 10.44.0."),
         "{}",
+        client_address(&lab)
+    );
+}
+
+/// Framed-Pool: erin's address comes from `ipv4.pools.staff`, which the
+/// server routes into its TUN device (the ping's answer goes there).
+#[test]
+fn radius_framed_pool() {
+    let (lab, radius, server) = setup_with("pap", "[ipv4]\npools = { staff = \"10.46.0.0/24\" }");
+    let c = lab.start_client(
+        0,
+        "erin",
+        "erin-pass",
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with Framed-Pool:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    assert!(
+        client_address(&lab).contains("inet 10.46.0.2"),
+        "Framed-Pool not applied: {}",
         client_address(&lab)
     );
 }

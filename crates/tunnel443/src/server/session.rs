@@ -7,7 +7,7 @@
 //! Everything the session holds (lease, routes) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -259,7 +259,6 @@ impl Held {
                     s.assign_ipv4(now, a);
                 }
                 None => {
-                    warn!(user = %username, pool = %self.shared.settings.pool, "address pool exhausted; IPv4 refused");
                     s.deny_ipv4(now);
                 }
             },
@@ -314,19 +313,18 @@ impl Held {
     }
 
     /// The address for the session: the one RADIUS chose (it must be a
-    /// free address of the pool), else one from the pool.
+    /// free address of a pool), else one from the pool RADIUS named, else
+    /// one from the pool.
     fn lease_for(&self, username: &str) -> Option<Lease> {
-        let want: Option<Ipv4Addr> = self.authz.as_ref().and_then(|a| a.framed_ip);
-        match want {
-            Some(a) => {
-                let lease = self.shared.pool.allocate_addr(a);
-                if lease.is_none() {
-                    warn!(user = %username, address = %a, pool = %self.shared.settings.pool, "Framed-IP-Address from RADIUS is outside the pool or in use; IPv4 refused");
-                }
-                lease
-            }
-            None => self.shared.pool.allocate(),
-        }
+        let a = self.authz.as_ref();
+        crate::pool::lease_for(
+            &self.shared.pool,
+            &self.shared.named_pools,
+            a.and_then(|a| a.framed_ip),
+            a.and_then(|a| a.framed_pool.as_deref()),
+        )
+        .inspect_err(|why| warn!(user = %username, reason = %why, "no IPv4 address; IPv4 refused"))
+        .ok()
     }
 
     /// Applies the verdicts that are ready.

@@ -20,6 +20,8 @@ pub struct Authz {
     /// Framed-IP-Address, unless it asks for the pool (255.255.255.254) or
     /// the client's choice (255.255.255.255, which we do not offer).
     pub framed_ip: Option<Ipv4Addr>,
+    /// Framed-Pool: the name of one of `ipv4.pools`.
+    pub framed_pool: Option<String>,
     pub session_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     /// MS-Primary/Secondary-DNS-Server.
@@ -138,8 +140,13 @@ pub fn authz(p: &Packet) -> Authz {
             Some(Ipv4Addr::from(b))
         })
         .collect();
+    let framed_pool = p
+        .text(attr::FRAMED_POOL)
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
     Authz {
         framed_ip,
+        framed_pool,
         session_timeout: secs(attr::SESSION_TIMEOUT),
         idle_timeout: secs(attr::IDLE_TIMEOUT),
         dns,
@@ -161,9 +168,11 @@ mod tests {
             .push_u32(attr::IDLE_TIMEOUT, 0)
             .push(attr::CLASS, "c1")
             .push(attr::FILTER_ID, "1000/500")
+            .push(attr::FRAMED_POOL, "staff")
             .push_vendor(ms::VENDOR, ms::PRIMARY_DNS_SERVER, &[8, 8, 8, 8]);
         let a = authz(&p);
         assert_eq!(a.framed_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(a.framed_pool.as_deref(), Some("staff"));
         assert_eq!(a.session_timeout, Some(Duration::from_secs(60)));
         assert_eq!(a.idle_timeout, None);
         assert_eq!(a.dns, [Ipv4Addr::new(8, 8, 8, 8)]);
