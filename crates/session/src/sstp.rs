@@ -158,6 +158,24 @@ struct Link {
     peer_v6: Option<Ipv6Addr>,
     /// Our link-local address (IPv6CP up).
     local_ll: Option<Ipv6Addr>,
+    /// Server: IPv4 networks behind the client (RADIUS Framed-Route, RFC
+    /// 2865 §5.22) as (network, mask): also sources it may use while it
+    /// has its IPv4 address.
+    routed_v4: Vec<(u32, u32)>,
+}
+
+impl Link {
+    /// Whether `pkt`'s source is in one of the networks routed to the
+    /// client (only while IPv4 is up).
+    fn routed_source(&self, pkt: &[u8]) -> bool {
+        match (self.peer_v4, ip::source(pkt)) {
+            (Some(_), Some(IpAddr::V4(s))) => self
+                .routed_v4
+                .iter()
+                .any(|&(net, mask)| u32::from(s) & mask == net),
+            _ => false,
+        }
+    }
 }
 
 /// Where a packet from the client goes (anti-spoofing, DESIGN "Data plane").
@@ -250,7 +268,11 @@ impl Net {
     }
 
     fn packet_from_client(&mut self, now: Instant, pkt: &[u8]) {
-        match classify(pkt, self.link.peer_v4, self.link.peer_v6) {
+        let verdict = match classify(pkt, self.link.peer_v4, self.link.peer_v6) {
+            FromClient::Spoofed if self.link.routed_source(pkt) => FromClient::Forward,
+            v => v,
+        };
+        match verdict {
             FromClient::Forward if self.up.as_mut().is_some_and(|b| !b.allow(now, pkt.len())) => {
                 self.counters.rate_dropped += 1;
             }
@@ -381,6 +403,22 @@ impl SstpSession {
         self.net.link.peer_v4 = Some(a.peer);
         let _ = self.ppp.set_ipv4(now, a);
         self.pump(now);
+    }
+
+    /// Server: IPv4 networks routed to the client (Framed-Route), whose
+    /// addresses it may use as sources while its IPv4 is up.
+    pub fn set_routed_v4(&mut self, nets: &[(Ipv4Addr, u8)]) {
+        self.net.link.routed_v4 = nets
+            .iter()
+            .map(|&(a, len)| {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - len.min(32))
+                };
+                (u32::from(a) & mask, mask)
+            })
+            .collect();
     }
 
     /// Server: no IPv4 for this client (pool exhausted).
@@ -698,6 +736,20 @@ mod tests {
             FromClient::Link
         );
         assert_eq!(classify(&[0x45, 0], v4, v6), FromClient::Spoofed);
+    }
+
+    #[test]
+    fn framed_route_networks_are_allowed_sources_while_ipv4_is_up() {
+        let mut link = Link {
+            routed_v4: vec![(u32::from(Ipv4Addr::new(10, 50, 0, 0)), u32::MAX << 8)],
+            ..Default::default()
+        };
+        let from = |src: &str| packet(src, "10.44.0.1");
+        assert!(!link.routed_source(&from("10.50.0.9")), "IPv4 not up yet");
+        link.peer_v4 = Some(Ipv4Addr::new(10, 44, 0, 2));
+        assert!(link.routed_source(&from("10.50.0.9")));
+        assert!(!link.routed_source(&from("10.50.1.9")));
+        assert!(!link.routed_source(&packet("fd44:443::2", "fd44:443::1")));
     }
 
     fn lcp(code: u8, data: &[u8]) -> Vec<u8> {
