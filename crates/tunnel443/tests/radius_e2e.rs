@@ -7,7 +7,7 @@
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
 //! * PAP, with the address from the pool; CHAP-MD5; Framed-Pool naming one
-//!   of `ipv4.pools`.
+//!   of `ipv4.pools`; Framed-Route (routed to the session, removed after).
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
 //! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
@@ -39,7 +39,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\"";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -169,6 +169,61 @@ fn radius_framed_pool() {
         client_address(&lab).contains("inet 10.46.0.2"),
         "Framed-Pool not applied: {}",
         client_address(&lab)
+    );
+}
+
+/// Framed-Route: the server routes 10.50.0.0/24 to frank's session (a
+/// kernel route into the TUN device and the session's own table) and lets
+/// the client answer from it; the route goes when the session ends.
+#[test]
+fn radius_framed_route() {
+    let (lab, radius, server) = setup("pap");
+    let mut c = lab.start_client(
+        0,
+        "frank",
+        "frank-pass",
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with Framed-Route:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    // A network behind the client: an address on its loopback.
+    let st = lab.clients[0]
+        .command("ip")
+        .args(["addr", "add", "10.50.0.1/32", "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let route = || {
+        let out = lab
+            .server
+            .command("ip")
+            .args(["-4", "route", "show", "10.50.0.0/24"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || !route().is_empty()),
+        "no kernel route:\n{}",
+        server.output()
+    );
+    assert!(
+        wait_ping(&lab.server, "10.50.0.1", 10),
+        "no ping through the Framed-Route:\n{}\n{}",
+        route(),
+        server.output()
+    );
+    assert!(server.output().contains("Framed-Route installed"));
+    c.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || route().is_empty()),
+        "the route outlived the session: {}",
+        route()
     );
 }
 

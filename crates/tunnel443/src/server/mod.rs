@@ -13,6 +13,7 @@ pub mod admission;
 pub mod auth;
 mod banner;
 pub mod control;
+mod framed_route;
 mod iphttps;
 mod listener;
 mod metrics;

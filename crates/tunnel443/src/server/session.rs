@@ -110,6 +110,8 @@ struct Held {
     tx: router::PacketTx,
     lease: Option<Lease>,
     route: Option<Registration>,
+    /// RADIUS Framed-Route networks routed to the session.
+    framed: Option<super::framed_route::Installed>,
     /// IPv6: the client's address and its route.
     ipv6: Option<(Ipv6Addr, Registration)>,
     user: Option<String>,
@@ -267,6 +269,17 @@ impl Held {
                     .shared
                     .router
                     .register(IpAddr::V4(peer), self.tx.clone());
+                if let Some(a) = self.authz.as_ref().filter(|a| !a.framed_routes.is_empty()) {
+                    s.set_routed_v4(&a.framed_routes);
+                    let user = self.user.as_deref().unwrap_or_default();
+                    let f = super::framed_route::install(
+                        &self.shared,
+                        &a.framed_routes,
+                        &self.tx,
+                        user,
+                    );
+                    self.framed = Some(f);
+                }
                 info!(user = self.user.as_deref().map(display), address = %peer, "session up");
                 self.reg.set_ipv4(Some(peer));
                 self.net_up = true;
@@ -274,6 +287,7 @@ impl Held {
             }
             Event::Ipv4Down => {
                 self.route = None;
+                self.framed = None;
                 self.reg.set_ipv4(None);
             }
             Event::Ipv6Up {
@@ -306,6 +320,7 @@ impl Held {
                 info!(reason = %end.sstp, "SSTP session closed");
                 self.ended(&end);
                 self.route = None;
+                self.framed = None;
                 self.ipv6 = None;
             }
             _ => {}
@@ -621,6 +636,7 @@ async fn run_inner(
         tx,
         lease: None,
         route: None,
+        framed: None,
         ipv6: None,
         user: None,
         reg,
