@@ -114,7 +114,7 @@ impl Router {
         }
         t.push((net, tx));
         // Longest prefix first: the first match is the best.
-        t.sort_by(|a, b| b.0 .1.cmp(&a.0 .1));
+        t.sort_by_key(|((_, len), _)| std::cmp::Reverse(*len));
         Some(RouteRegistration {
             router: self.clone(),
             net,
