@@ -232,6 +232,10 @@ struct Net {
     /// Rate limits (server): from the client, and towards it.
     up: Option<crate::rate::TokenBucket>,
     down: Option<crate::rate::TokenBucket>,
+    /// Server: the largest packet sent to the client (RADIUS Framed-MTU,
+    /// below the peer's MRU); larger IPv4 packets with DF are answered
+    /// with ICMP Fragmentation Needed, any larger packet is dropped.
+    mtu_cap: Option<u16>,
 }
 
 impl Net {
@@ -356,6 +360,7 @@ impl SstpSession {
                 peer_reason: None,
                 up: None,
                 down: None,
+                mtu_cap: None,
             },
             tx: Vec::with_capacity(16 * 1024),
             closed: false,
@@ -403,6 +408,12 @@ impl SstpSession {
         self.net.link.peer_v4 = Some(a.peer);
         let _ = self.ppp.set_ipv4(now, a);
         self.pump(now);
+    }
+
+    /// Server: the largest packet to send the client (RADIUS Framed-MTU;
+    /// None: the peer's MRU). Also the MTU its Router Advertisements name.
+    pub fn set_mtu_cap(&mut self, mtu: Option<u16>) {
+        self.net.mtu_cap = mtu;
     }
 
     /// Server: IPv4 networks routed to the client (Framed-Route), whose
@@ -479,7 +490,7 @@ impl SstpSession {
             return;
         }
         let mut ra = ipv6nd::RouterAdvert::for_client(p.prefix, &p.dns);
-        ra.mtu = Some(u32::from(p.mtu));
+        ra.mtu = Some(u32::from(self.net.mtu_cap.map_or(p.mtu, |c| c.min(p.mtu))));
         if let Ok(pkt) = ra.to_packet(src, to) {
             self.send_ip(&pkt);
         }
@@ -605,6 +616,13 @@ impl Session for SstpSession {
     }
 
     fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
+        if let Some(cap) = self.net.mtu_cap.filter(|c| packet.len() > usize::from(*c)) {
+            if let Some(icmp) = ip::frag_needed(packet, cap) {
+                self.net.tun.push(&icmp);
+            }
+            self.net.counters.tx_dropped += 1;
+            return;
+        }
         if let Some(b) = self.net.down.as_mut() {
             if !b.allow(now, packet.len()) {
                 self.net.counters.rate_dropped += 1;

@@ -7,7 +7,8 @@
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
 //! * PAP, with the address from the pool; CHAP-MD5; Framed-Pool naming one
-//!   of `ipv4.pools`; Framed-Route (routed to the session, removed after).
+//!   of `ipv4.pools`; Framed-Route (routed to the session, removed after)
+//!   with Framed-MTU (ICMP Fragmentation Needed above it).
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
 //! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
@@ -39,7 +40,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\"";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -219,6 +220,35 @@ fn radius_framed_route() {
         server.output()
     );
     assert!(server.output().contains("Framed-Route installed"));
+    // Framed-MTU = 1200: a larger packet with DF gets Fragmentation Needed
+    // naming 1200; one that fits goes through.
+    let ping = |size: &str| {
+        let out = lab
+            .server
+            .command("ping")
+            .args([
+                "-n",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                "-M",
+                "do",
+                "-s",
+                size,
+                "10.50.0.1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let big = ping("1300");
+    assert!(
+        big.contains("mtu = 1200") || big.contains("mtu=1200"),
+        "{big}"
+    );
+    let fits = ping("1100");
+    assert!(fits.contains("1 received"), "{fits}");
     c.stop();
     assert!(
         wait_until(Duration::from_secs(10), || route().is_empty()),

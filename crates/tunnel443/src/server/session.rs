@@ -357,6 +357,7 @@ impl Held {
                 if let Some(a) = &d.authz {
                     self.arm(a, now);
                     self.set_rate(s, a.rate, now);
+                    s.set_mtu_cap(a.framed_mtu);
                     if let Some(r) = &self.shared.radius {
                         let c = Arc::new(Control {
                             wake: self.wake.clone(),

@@ -22,6 +22,8 @@ pub struct Authz {
     pub framed_ip: Option<Ipv4Addr>,
     /// Framed-Pool: the name of one of `ipv4.pools`.
     pub framed_pool: Option<String>,
+    /// Framed-MTU (64 to 65535): the largest packet sent to the client.
+    pub framed_mtu: Option<u16>,
     /// Framed-Route: IPv4 networks behind the client.
     pub framed_routes: Vec<(Ipv4Addr, u8)>,
     pub session_timeout: Option<Duration>,
@@ -157,8 +159,13 @@ pub fn authz(p: &Packet) -> Authz {
             r
         })
         .collect();
+    let framed_mtu = p
+        .u32(attr::FRAMED_MTU)
+        .and_then(|m| u16::try_from(m).ok())
+        .filter(|m| *m >= 64);
     Authz {
         framed_ip,
+        framed_mtu,
         framed_pool,
         framed_routes,
         session_timeout: secs(attr::SESSION_TIMEOUT),
@@ -183,12 +190,14 @@ mod tests {
             .push(attr::CLASS, "c1")
             .push(attr::FILTER_ID, "1000/500")
             .push(attr::FRAMED_POOL, "staff")
+            .push_u32(attr::FRAMED_MTU, 1200)
             .push(attr::FRAMED_ROUTE, "10.50.0.0/24 0.0.0.0 1")
             .push(attr::FRAMED_ROUTE, "bogus")
             .push_vendor(ms::VENDOR, ms::PRIMARY_DNS_SERVER, &[8, 8, 8, 8]);
         let a = authz(&p);
         assert_eq!(a.framed_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
         assert_eq!(a.framed_pool.as_deref(), Some("staff"));
+        assert_eq!(a.framed_mtu, Some(1200));
         assert_eq!(a.framed_routes, [(Ipv4Addr::new(10, 50, 0, 0), 24)]);
         assert_eq!(a.session_timeout, Some(Duration::from_secs(60)));
         assert_eq!(a.idle_timeout, None);
