@@ -77,11 +77,13 @@ fn enable_sql(raddb: &Path, db: &Path) {
             "driver = \"rlm_sql_null\"",
             "driver = \"rlm_sql_sqlite\"",
         );
-        replace_once(
+        let t = replace_once(
             t,
             "filename = \"/tmp/freeradius.db\"",
             &format!("filename = \"{}\"", db.display()),
-        )
+        );
+        // The test's reads must not make an accounting write fail.
+        replace_once(t, "busy_timeout = 200", "busy_timeout = 5000")
     });
     // 3.2.1's simul_verify_query selects `username = '%{SQL-Group}'`, finds
     // no row and so lets every second login in: select by the user name.
@@ -245,7 +247,8 @@ impl FreeRadius {
     /// line per row.
     pub fn sql(&self, query: &str) -> String {
         let out = Command::new("sqlite3")
-            .args(["-separator", "|"])
+            // Wait for FreeRADIUS's writes rather than fail on its lock.
+            .args(["-readonly", "-cmd", ".timeout 5000", "-separator", "|"])
             .arg(self.dir.join("radius.db"))
             .arg(query)
             .output()
