@@ -31,6 +31,52 @@ pub fn source(pkt: &[u8]) -> Option<IpAddr> {
     }
 }
 
+/// The Internet checksum (RFC 1071) of `data`.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An ICMP Destination Unreachable, Fragmentation Needed (RFC 792, RFC
+/// 1191 §4: the next-hop `mtu`) for an IPv4 packet with Don't Fragment
+/// set that is larger than `mtu`; `None` for any other packet (no DF,
+/// not IPv4, an ICMP error itself). It comes from the packet's
+/// destination (the tunnel's far end), so the host that sent it does not
+/// see its own address as the source.
+pub fn frag_needed(pkt: &[u8], mtu: u16) -> Option<Vec<u8>> {
+    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt.len() <= usize::from(mtu) {
+        return None;
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let df = pkt[6] & 0x40 != 0;
+    let icmp_error = pkt[9] == 1 && matches!(pkt.get(ihl), Some(3 | 4 | 5 | 11 | 12));
+    if !df || icmp_error || ihl < 20 || pkt.len() < ihl {
+        return None;
+    }
+    let quoted = &pkt[..pkt.len().min(ihl + 8)];
+    let mut icmp = vec![3, 4, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(quoted);
+    let c = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = (20 + icmp.len()) as u16;
+    let mut out = vec![0x45, 0];
+    out.extend_from_slice(&total.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0]);
+    out.extend_from_slice(&pkt[16..20]);
+    out.extend_from_slice(&pkt[12..16]);
+    let c = checksum(&out);
+    out[10..12].copy_from_slice(&c.to_be_bytes());
+    out.extend_from_slice(&icmp);
+    Some(out)
+}
+
 /// The link-local address `fe80::<iid>` of an IPv6CP interface identifier
 /// (RFC 5072 §5).
 pub fn link_local(iid: [u8; 8]) -> Ipv6Addr {
@@ -50,6 +96,26 @@ pub fn link_scope(a: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frag_needed_for_big_df_packets_only() {
+        let mut p = vec![0u8; 1300];
+        p[..20].copy_from_slice(&[
+            0x45, 0, 0x05, 0x14, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 251, 0, 1, 10, 44, 0, 2,
+        ]);
+        let icmp = frag_needed(&p, 1200).unwrap();
+        assert_eq!(icmp.len(), 20 + 8 + 28);
+        assert_eq!(checksum(&icmp[..20]), 0, "IPv4 header checksum");
+        assert_eq!(checksum(&icmp[20..]), 0, "ICMP checksum");
+        assert_eq!(&icmp[12..16], &[10, 44, 0, 2], "from the tunnel's far end");
+        assert_eq!(&icmp[16..20], &[10, 251, 0, 1], "to the sender");
+        assert_eq!(&icmp[20..22], &[3, 4]);
+        assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), 1200);
+        assert_eq!(&icmp[28..48], &p[..20], "the quoted header");
+        assert!(frag_needed(&p[..1200], 1200).is_none(), "fits");
+        p[6] = 0;
+        assert!(frag_needed(&p, 1200).is_none(), "no DF: not ours to answer");
+    }
 
     #[test]
     fn addresses() {

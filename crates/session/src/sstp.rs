@@ -158,6 +158,24 @@ struct Link {
     peer_v6: Option<Ipv6Addr>,
     /// Our link-local address (IPv6CP up).
     local_ll: Option<Ipv6Addr>,
+    /// Server: IPv4 networks behind the client (RADIUS Framed-Route, RFC
+    /// 2865 §5.22) as (network, mask): also sources it may use while it
+    /// has its IPv4 address.
+    routed_v4: Vec<(u32, u32)>,
+}
+
+impl Link {
+    /// Whether `pkt`'s source is in one of the networks routed to the
+    /// client (only while IPv4 is up).
+    fn routed_source(&self, pkt: &[u8]) -> bool {
+        match (self.peer_v4, ip::source(pkt)) {
+            (Some(_), Some(IpAddr::V4(s))) => self
+                .routed_v4
+                .iter()
+                .any(|&(net, mask)| u32::from(s) & mask == net),
+            _ => false,
+        }
+    }
 }
 
 /// Where a packet from the client goes (anti-spoofing, DESIGN "Data plane").
@@ -214,6 +232,10 @@ struct Net {
     /// Rate limits (server): from the client, and towards it.
     up: Option<crate::rate::TokenBucket>,
     down: Option<crate::rate::TokenBucket>,
+    /// Server: the largest packet sent to the client (RADIUS Framed-MTU,
+    /// below the peer's MRU); larger IPv4 packets with DF are answered
+    /// with ICMP Fragmentation Needed, any larger packet is dropped.
+    mtu_cap: Option<u16>,
 }
 
 impl Net {
@@ -250,7 +272,11 @@ impl Net {
     }
 
     fn packet_from_client(&mut self, now: Instant, pkt: &[u8]) {
-        match classify(pkt, self.link.peer_v4, self.link.peer_v6) {
+        let verdict = match classify(pkt, self.link.peer_v4, self.link.peer_v6) {
+            FromClient::Spoofed if self.link.routed_source(pkt) => FromClient::Forward,
+            v => v,
+        };
+        match verdict {
             FromClient::Forward if self.up.as_mut().is_some_and(|b| !b.allow(now, pkt.len())) => {
                 self.counters.rate_dropped += 1;
             }
@@ -334,6 +360,7 @@ impl SstpSession {
                 peer_reason: None,
                 up: None,
                 down: None,
+                mtu_cap: None,
             },
             tx: Vec::with_capacity(16 * 1024),
             closed: false,
@@ -381,6 +408,28 @@ impl SstpSession {
         self.net.link.peer_v4 = Some(a.peer);
         let _ = self.ppp.set_ipv4(now, a);
         self.pump(now);
+    }
+
+    /// Server: the largest packet to send the client (RADIUS Framed-MTU;
+    /// None: the peer's MRU). Also the MTU its Router Advertisements name.
+    pub fn set_mtu_cap(&mut self, mtu: Option<u16>) {
+        self.net.mtu_cap = mtu;
+    }
+
+    /// Server: IPv4 networks routed to the client (Framed-Route), whose
+    /// addresses it may use as sources while its IPv4 is up.
+    pub fn set_routed_v4(&mut self, nets: &[(Ipv4Addr, u8)]) {
+        self.net.link.routed_v4 = nets
+            .iter()
+            .map(|&(a, len)| {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - len.min(32))
+                };
+                (u32::from(a) & mask, mask)
+            })
+            .collect();
     }
 
     /// Server: no IPv4 for this client (pool exhausted).
@@ -441,7 +490,7 @@ impl SstpSession {
             return;
         }
         let mut ra = ipv6nd::RouterAdvert::for_client(p.prefix, &p.dns);
-        ra.mtu = Some(u32::from(p.mtu));
+        ra.mtu = Some(u32::from(self.net.mtu_cap.map_or(p.mtu, |c| c.min(p.mtu))));
         if let Ok(pkt) = ra.to_packet(src, to) {
             self.send_ip(&pkt);
         }
@@ -567,6 +616,13 @@ impl Session for SstpSession {
     }
 
     fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
+        if let Some(cap) = self.net.mtu_cap.filter(|c| packet.len() > usize::from(*c)) {
+            if let Some(icmp) = ip::frag_needed(packet, cap) {
+                self.net.tun.push(&icmp);
+            }
+            self.net.counters.tx_dropped += 1;
+            return;
+        }
         if let Some(b) = self.net.down.as_mut() {
             if !b.allow(now, packet.len()) {
                 self.net.counters.rate_dropped += 1;
@@ -698,6 +754,20 @@ mod tests {
             FromClient::Link
         );
         assert_eq!(classify(&[0x45, 0], v4, v6), FromClient::Spoofed);
+    }
+
+    #[test]
+    fn framed_route_networks_are_allowed_sources_while_ipv4_is_up() {
+        let mut link = Link {
+            routed_v4: vec![(u32::from(Ipv4Addr::new(10, 50, 0, 0)), u32::MAX << 8)],
+            ..Default::default()
+        };
+        let from = |src: &str| packet(src, "10.44.0.1");
+        assert!(!link.routed_source(&from("10.50.0.9")), "IPv4 not up yet");
+        link.peer_v4 = Some(Ipv4Addr::new(10, 44, 0, 2));
+        assert!(link.routed_source(&from("10.50.0.9")));
+        assert!(!link.routed_source(&from("10.50.1.9")));
+        assert!(!link.routed_source(&packet("fd44:443::2", "fd44:443::1")));
     }
 
     fn lcp(code: u8, data: &[u8]) -> Vec<u8> {

@@ -179,6 +179,8 @@ pub struct SstpSection {
 pub struct Ipv4Section {
     /// Client address pool as a CIDR; the server uses its first host address.
     pub pool: Option<String>,
+    /// Named pools RADIUS can choose with Framed-Pool: name = CIDR.
+    pub pools: Option<std::collections::BTreeMap<String, String>>,
     /// DNS servers pushed with IPCP (at most two).
     pub dns: Option<Vec<Ipv4Addr>>,
     /// Whether clients may reach each other's tunnel addresses (IPv4 and
@@ -294,6 +296,8 @@ pub struct ServerSettings {
     pub hash_offer: HashOffer,
     pub auth: Vec<AuthMethod>,
     pub pool: Ipv4Net,
+    /// `ipv4.pools`: named pools for RADIUS's Framed-Pool, in name order.
+    pub pools: Vec<(String, Ipv4Net)>,
     pub dns: Vec<Ipv4Addr>,
     /// `[ipv4] client_to_client`: packets from one client to another
     /// client's address are forwarded (else dropped and counted).
@@ -550,6 +554,34 @@ fn hex_array<const N: usize>(field: &str, s: &str) -> anyhow::Result<[u8; N]> {
         .map_err(|v: Vec<u8>| anyhow::anyhow!("{field}: {} bytes, want {N}", v.len()))
 }
 
+/// `ipv4.pools`: each a network of at least 4 addresses, overlapping
+/// neither `ipv4.pool` nor another named pool.
+fn named_pools(
+    main: Ipv4Net,
+    pools: std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<Vec<(String, Ipv4Net)>> {
+    let mut out: Vec<(String, Ipv4Net)> = Vec::new();
+    let overlap = |a: Ipv4Net, b: Ipv4Net| a.contains(b.network()) || b.contains(a.network());
+    for (name, text) in pools {
+        let field = format!("ipv4.pools.{name}");
+        if name.trim().is_empty() {
+            bail!("ipv4.pools: a pool name must not be empty");
+        }
+        let net = Ipv4Net::parse_network(&text).map_err(|e| anyhow::anyhow!("{field}: {e}"))?;
+        if net.prefix_len() > 30 {
+            bail!("{field}: {net} is too small: it needs at least 4 addresses (/30 or shorter)");
+        }
+        if overlap(net, main) {
+            bail!("{field}: {net} overlaps ipv4.pool {main}");
+        }
+        if let Some((other, o)) = out.iter().find(|(_, o)| overlap(net, *o)) {
+            bail!("{field}: {net} overlaps ipv4.pools.{other} {o}");
+        }
+        out.push((name, net));
+    }
+    Ok(out)
+}
+
 pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings> {
     let (state_dir, users_file) = state_paths(
         ov.state_dir.clone().or(f.state_dir),
@@ -695,6 +727,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         bail!("ipv4.pool: {pool} is too small: it needs at least 4 addresses (/30 or shorter)");
     }
     let client_to_client = f.ipv4.client_to_client.unwrap_or(false);
+    let pools = named_pools(pool, f.ipv4.pools.unwrap_or_default())?;
     let dns = f.ipv4.dns.unwrap_or_default();
     if dns.len() > 2 {
         bail!("ipv4.dns: at most two servers (IPCP carries a primary and a secondary)");
@@ -830,6 +863,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         hash_offer,
         auth,
         pool,
+        pools,
         dns,
         client_to_client,
         ipv6_prefix,
@@ -937,6 +971,31 @@ mod tests {
         assert!(err(&format!("{ok}cert = \"/c.pem\"")).contains("eap_tls.key"));
         assert!(err("[eap_tls]\nclient_ca = \"/ca.pem\"").contains("eap_tls"));
         assert!(err("[sstp]\nauth = [\"eap-tls\", \"eap-mschapv2\"]").contains("sstp.auth"));
+    }
+
+    #[test]
+    fn named_pools_for_framed_pool() {
+        let s = validate(
+            parse("[ipv4]\npools = { staff = \"10.46.0.0/24\", guests = \"10.47.0.0/25\" }")
+                .unwrap(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let names: Vec<_> = s.pools.iter().map(|(n, p)| format!("{n}={p}")).collect();
+        assert_eq!(names, ["guests=10.47.0.0/25", "staff=10.46.0.0/24"]);
+        assert_eq!(
+            err("[ipv4]\npools = { staff = \"10.46.0.9/24\" }"),
+            "ipv4.pools.staff: 10.46.0.9/24 has host bits set: the network address is 10.46.0.0/24"
+        );
+        assert_eq!(
+            err("[ipv4]\npools = { staff = \"10.44.0.128/25\" }"),
+            "ipv4.pools.staff: 10.44.0.128/25 overlaps ipv4.pool 10.44.0.0/24"
+        );
+        assert_eq!(
+            err("[ipv4]\npools = { a = \"10.46.0.0/16\", b = \"10.46.3.0/24\" }"),
+            "ipv4.pools.b: 10.46.3.0/24 overlaps ipv4.pools.a 10.46.0.0/16"
+        );
+        assert!(err("[ipv4]\npools = { tiny = \"10.46.0.0/31\" }").contains("ipv4.pools.tiny"));
     }
 
     #[test]

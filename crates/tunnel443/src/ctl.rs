@@ -375,6 +375,18 @@ fn stats_text(s: &Value) -> String {
             rows.push((format!("admission.{k}"), str_of(&a[k])));
         }
     }
+    let r = &s["radius"];
+    for k in ["requests", "retransmits", "replies", "timeouts"] {
+        if let Some(v) = r.get(k) {
+            rows.push((format!("radius.{k}"), str_of(v)));
+        }
+    }
+    for l in r["dropped"].as_array().into_iter().flatten() {
+        rows.push((
+            format!("radius.dropped.{}", str_of(&l["name"])),
+            str_of(&l["value"]),
+        ));
+    }
     let n = s["handshakes"].as_u64().unwrap_or(0);
     let sum = s["handshake_seconds_sum"].as_f64().unwrap_or(0.0);
     rows.push((
@@ -394,6 +406,28 @@ fn stats_text(s: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_text_shows_radius_counters_only_with_radius() {
+        let plain = stats_text(&json!({"handshakes": 0}));
+        assert!(!plain.contains("radius"), "{plain}");
+        let text = stats_text(&json!({
+            "radius": {"requests": 4, "retransmits": 1, "replies": 2, "timeouts": 1,
+                       "dropped": [{"name": "bad_authenticator", "value": 3}]}
+        }));
+        let row = |k: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_string)
+        };
+        assert_eq!(row("radius.timeouts").as_deref(), Some("1"), "{text}");
+        assert_eq!(
+            row("radius.dropped.bad_authenticator").as_deref(),
+            Some("3"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn sessions_fit_100_columns_even_with_long_values() {

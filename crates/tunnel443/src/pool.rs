@@ -134,6 +134,11 @@ impl Pool {
         })))
     }
 
+    /// The network it hands addresses of.
+    pub fn net(&self) -> Ipv4Net {
+        self.0.lock().expect("pool lock").net
+    }
+
     /// Addresses handed out now.
     pub fn in_use(&self) -> usize {
         self.0.lock().expect("pool lock").in_use
@@ -190,10 +195,88 @@ impl Pool {
     }
 }
 
+/// The address for a session (RADIUS's reply attributes, RFC 2865 §5.8,
+/// RFC 2869 §5.18): `framed_ip` itself from whichever pool holds it, else
+/// one from the pool named `framed_pool` (`ipv4.pools`), else one from
+/// `main`. The error says why in plain words, for the log.
+pub fn lease_for(
+    main: &Pool,
+    named: &[(String, Pool)],
+    framed_ip: Option<Ipv4Addr>,
+    framed_pool: Option<&str>,
+) -> Result<Lease, String> {
+    if let Some(a) = framed_ip {
+        let pool = std::iter::once(main)
+            .chain(named.iter().map(|(_, p)| p))
+            .find(|p| p.net().contains(a));
+        return pool
+            .and_then(|p| p.allocate_addr(a))
+            .ok_or_else(|| format!("Framed-IP-Address {a} is outside the pools or in use"));
+    }
+    match framed_pool {
+        Some(name) => {
+            let (_, pool) = named
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| format!("Framed-Pool {name} is not one of ipv4.pools"))?;
+            pool.allocate()
+                .ok_or_else(|| format!("pool {name} has no free address"))
+        }
+        None => main
+            .allocate()
+            .ok_or_else(|| "ipv4.pool has no free address".to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn lease_for_framed_pool_and_framed_ip() {
+        let main = Pool::new("10.44.0.0/24".parse().unwrap());
+        let named = vec![(
+            "staff".to_string(),
+            Pool::new("10.46.0.0/30".parse().unwrap()),
+        )];
+        let l = lease_for(&main, &named, None, Some("staff")).unwrap();
+        assert_eq!(l.addr(), Ipv4Addr::new(10, 46, 0, 2));
+        assert_eq!(
+            lease_for(&main, &named, None, Some("staff")).unwrap_err(),
+            "pool staff has no free address"
+        );
+        assert_eq!(
+            lease_for(&main, &named, None, Some("guests")).unwrap_err(),
+            "Framed-Pool guests is not one of ipv4.pools"
+        );
+        drop(l);
+        // Framed-IP-Address wins over Framed-Pool, from the pool holding it.
+        let l = lease_for(
+            &main,
+            &named,
+            Some(Ipv4Addr::new(10, 44, 0, 9)),
+            Some("staff"),
+        )
+        .unwrap();
+        assert_eq!(l.addr(), Ipv4Addr::new(10, 44, 0, 9));
+        assert_eq!(main.in_use(), 1);
+        let l2 = lease_for(&main, &named, Some(Ipv4Addr::new(10, 46, 0, 2)), None).unwrap();
+        assert_eq!(named[0].1.in_use(), 1);
+        assert!(
+            lease_for(&main, &named, Some(Ipv4Addr::new(10, 9, 0, 2)), None)
+                .unwrap_err()
+                .contains("outside the pools")
+        );
+        assert_eq!(
+            lease_for(&main, &named, None, None)
+                .unwrap()
+                .addr()
+                .octets()[..3],
+            [10, 44, 0]
+        );
+        drop((l, l2));
+    }
 
     #[test]
     fn allocate_a_given_address() {

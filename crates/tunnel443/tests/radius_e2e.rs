@@ -6,7 +6,9 @@
 //!   against the HLAK built from the MS-MPPE keys FreeRADIUS sent
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
-//! * PAP, with the address from the pool; CHAP-MD5.
+//! * PAP, with the address from the pool; CHAP-MD5; Framed-Pool naming one
+//!   of `ipv4.pools`; Framed-Route (routed to the session, removed after)
+//!   with Framed-MTU (ICMP Fragmentation Needed above it).
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
 //! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
@@ -38,7 +40,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -52,6 +54,16 @@ fn setup_with(method: &str, radius_keys: &str) -> (Lab, FreeRadius, Proc) {
 
 /// [`setup_with`] with an `[auth] order`.
 fn setup_order(method: &str, radius_keys: &str, order: &str) -> (Lab, FreeRadius, Proc) {
+    setup_full(method, radius_keys, order, &[])
+}
+
+/// [`setup_order`] with more server arguments.
+fn setup_full(
+    method: &str,
+    radius_keys: &str,
+    order: &str,
+    args: &[&str],
+) -> (Lab, FreeRadius, Proc) {
     let lab = Lab::new(1);
     let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
     let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
@@ -63,7 +75,9 @@ fn setup_order(method: &str, radius_keys: &str, order: &str) -> (Lab, FreeRadius
             secret.display()
         ),
     );
-    let server = lab.start_server(&["--config", conf.to_str().unwrap()]);
+    let mut all = vec!["--config", conf.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = lab.start_server(&all);
     (lab, radius, server)
 }
 
@@ -131,6 +145,115 @@ fn radius_pap_address_from_pool() {
         client_address(&lab).contains("inet 10.44.0."),
         "{}",
         client_address(&lab)
+    );
+}
+
+/// Framed-Pool: erin's address comes from `ipv4.pools.staff`, which the
+/// server routes into its TUN device (the ping's answer goes there).
+#[test]
+fn radius_framed_pool() {
+    let (lab, radius, server) = setup_with("pap", "[ipv4]\npools = { staff = \"10.46.0.0/24\" }");
+    let c = lab.start_client(
+        0,
+        "erin",
+        "erin-pass",
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with Framed-Pool:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    assert!(
+        client_address(&lab).contains("inet 10.46.0.2"),
+        "Framed-Pool not applied: {}",
+        client_address(&lab)
+    );
+}
+
+/// Framed-Route: the server routes 10.50.0.0/24 to frank's session (a
+/// kernel route into the TUN device and the session's own table) and lets
+/// the client answer from it; the route goes when the session ends.
+#[test]
+fn radius_framed_route() {
+    let (lab, radius, server) = setup("pap");
+    let mut c = lab.start_client(
+        0,
+        "frank",
+        "frank-pass",
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with Framed-Route:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    // A network behind the client: an address on its loopback.
+    let st = lab.clients[0]
+        .command("ip")
+        .args(["addr", "add", "10.50.0.1/32", "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let route = || {
+        let out = lab
+            .server
+            .command("ip")
+            .args(["-4", "route", "show", "10.50.0.0/24"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || !route().is_empty()),
+        "no kernel route:\n{}",
+        server.output()
+    );
+    assert!(
+        wait_ping(&lab.server, "10.50.0.1", 10),
+        "no ping through the Framed-Route:\n{}\n{}",
+        route(),
+        server.output()
+    );
+    assert!(server.output().contains("Framed-Route installed"));
+    // Framed-MTU = 1200: a larger packet with DF gets Fragmentation Needed
+    // naming 1200; one that fits goes through.
+    let ping = |size: &str| {
+        let out = lab
+            .server
+            .command("ping")
+            .args([
+                "-n",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                "-M",
+                "do",
+                "-s",
+                size,
+                "10.50.0.1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let big = ping("1300");
+    assert!(
+        big.contains("mtu = 1200") || big.contains("mtu=1200"),
+        "{big}"
+    );
+    let fits = ping("1100");
+    assert!(fits.contains("1 received"), "{fits}");
+    c.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || route().is_empty()),
+        "the route outlived the session: {}",
+        route()
     );
 }
 
@@ -370,9 +493,64 @@ fn radius_accounting_start_interim_stop_on_off() {
     );
 }
 
+/// `ctl stats --json` through the server's control socket at `sock`.
+fn ctl_stats(sock: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(BIN)
+        .args(["ctl", "--socket"])
+        .arg(sock)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The value of sample `name` (a whole `name{labels}` as printed) in the
+/// server's `/metrics` at `addr`.
+fn scrape(lab: &Lab, addr: &str, name: &str) -> Option<f64> {
+    let out = lab
+        .server
+        .command("curl")
+        .args(["-sf", &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 #[test]
 fn radius_down_logins_fail_clearly_then_recover() {
-    let (lab, mut radius, mut server) = setup("mschapv2");
+    const METRICS: &str = "127.0.0.1:9443";
+    let dir = common::TempDir::new("radius-ctl");
+    let sock = dir.file("control.sock");
+    let (lab, mut radius, mut server) = setup_full(
+        "mschapv2",
+        "",
+        "[\"radius\"]",
+        &[
+            "--control-socket",
+            sock.to_str().unwrap(),
+            "--metrics-listen",
+            METRICS,
+        ],
+    );
+    // Accounting-On answered: a request, a reply, nothing dropped.
+    let mut stats = serde_json::Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            stats = ctl_stats(&sock);
+            stats["radius"]["replies"].as_u64() == Some(1)
+        }),
+        "{stats:#}"
+    );
+    assert_eq!(stats["radius"]["timeouts"], 0, "{stats:#}");
     radius.kill();
     let fp = lab.fingerprint();
     let started = Instant::now();
@@ -396,6 +574,26 @@ fn radius_down_logins_fail_clearly_then_recover() {
     let st = c.wait_exit(60).expect("client did not give up");
     assert_eq!(st.code(), Some(4), "{}", c.output());
     assert!(!ping_once(&lab.clients[0], SERVER_TUN));
+    // The unanswered login is a RADIUS timeout in ctl stats and /metrics.
+    let stats = ctl_stats(&sock);
+    let timeouts = stats["radius"]["timeouts"].as_u64().unwrap();
+    assert!(timeouts >= 1, "{stats:#}");
+    assert!(
+        stats["radius"]["retransmits"].as_u64().unwrap() >= 1,
+        "{stats:#}"
+    );
+    for d in stats["radius"]["dropped"].as_array().unwrap() {
+        assert_eq!(d["value"], 0, "{stats:#}");
+        let name = format!(
+            "tunnel443_radius_replies_dropped_total{{reason=\"{}\"}}",
+            d["name"].as_str().unwrap()
+        );
+        assert_eq!(scrape(&lab, METRICS, &name), Some(0.0), "{name}");
+    }
+    assert_eq!(
+        scrape(&lab, METRICS, "tunnel443_radius_timeouts_total"),
+        Some(timeouts as f64)
+    );
 
     radius.resume();
     let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);

@@ -3,6 +3,7 @@
 //! `prometheus-client` from the same [`Snapshot`] `ctl stats` prints, so
 //! the two agree. Labels are low-cardinality only (protocol, method,
 //! result, stage, pool, reason, direction, action): never a user or an address.
+//! The `radius_*` families are there only with `[radius]`.
 //!
 //! Anything other than `GET /metrics` gets 404; a request head must fit
 //! in [`MAX_HEAD`] bytes and arrive within [`HEAD_TIMEOUT`].
@@ -223,6 +224,36 @@ impl Collector for Families {
             &s.drops,
         )?;
         admission(&mut e, &s.admission)?;
+        if let Some(r) = &s.radius {
+            for (name, help, v) in [
+                (
+                    "radius_requests",
+                    "RADIUS requests sent (not counting retransmissions)",
+                    r.requests,
+                ),
+                (
+                    "radius_retransmits",
+                    "RADIUS requests sent again",
+                    r.retransmits,
+                ),
+                ("radius_replies", "Verified RADIUS replies", r.replies),
+                (
+                    "radius_timeouts",
+                    "RADIUS requests no server answered in time",
+                    r.timeouts,
+                ),
+            ] {
+                e.encode_descriptor(name, help, None, MetricType::Counter)?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&v, None)?;
+            }
+            labeled_counters(
+                &mut e,
+                "radius_replies_dropped",
+                "RADIUS replies dropped, by reason",
+                "reason",
+                &r.dropped,
+            )?;
+        }
         let h = &s.handshake_seconds;
         e.encode_descriptor(
             "handshake_seconds",
@@ -353,6 +384,12 @@ mod tests {
                 logins_refused: 4,
                 ..Default::default()
             },
+            radius: Some(radius::Counters {
+                requests: 3,
+                no_response: 1,
+                bad_authenticator: 2,
+                ..Default::default()
+            }),
         });
         let text = render(snap);
         for line in [
@@ -370,6 +407,10 @@ mod tests {
             "tunnel443_handshake_seconds_bucket{le=\"0.04\"} 1",
             "tunnel443_handshake_seconds_count 1",
             "tunnel443_build_info{version=\"",
+            "tunnel443_radius_requests_total 3",
+            "tunnel443_radius_timeouts_total 1",
+            "tunnel443_radius_replies_dropped_total{reason=\"bad_authenticator\"} 2",
+            "tunnel443_radius_replies_dropped_total{reason=\"unknown_id\"} 0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

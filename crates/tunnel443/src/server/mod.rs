@@ -13,6 +13,7 @@ pub mod admission;
 pub mod auth;
 mod banner;
 pub mod control;
+mod framed_route;
 mod iphttps;
 mod listener;
 mod metrics;
@@ -153,6 +154,8 @@ pub struct Shared {
     plain_hashes: Option<CertHashes>,
     pub users: auth::Users,
     pub pool: Pool,
+    /// `ipv4.pools`, for RADIUS's Framed-Pool.
+    pub named_pools: Vec<(String, Pool)>,
     pub router: Arc<router::Router>,
     pub tun: crate::tun::Tun,
     /// IP-HTTPS (None: disabled).
@@ -210,6 +213,7 @@ impl Shared {
             no_route: self.router.no_route.load(Relaxed),
             client_to_client: self.router.client_to_client.load(Relaxed),
             admission: self.admission.snapshot(),
+            radius: self.radius.as_ref().map(radius::Radius::counters),
         })
     }
     fn proxy_protocol(&self) -> bool {
@@ -356,6 +360,30 @@ fn own_tunnel_address(settings: &ServerSettings, a: std::net::IpAddr) -> bool {
     }
 }
 
+/// Routes each of `ipv4.pools` into the TUN device (the main pool is its
+/// address's network); the routes go with the device.
+async fn route_named_pools(settings: &ServerSettings, tun: &crate::tun::Tun) -> anyhow::Result<()> {
+    if settings.pools.is_empty() {
+        return Ok(());
+    }
+    let nl = crate::netlink::Netlink::new()?;
+    let oif = crate::tun::if_index(tun)?;
+    for (name, net) in &settings.pools {
+        let r = crate::netlink::Route {
+            dst: std::net::IpAddr::V4(net.network()),
+            prefix_len: net.prefix_len(),
+            oif: Some(oif),
+            gateway: None,
+            owner: None,
+        };
+        nl.add(&r)
+            .await
+            .with_context(|| format!("ipv4.pools.{name}: routing {net} into the TUN device"))?;
+        info!(pool = %name, network = %net, "named pool routed into the TUN device");
+    }
+    Ok(())
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     crate::tls::install_provider();
     let ov = Overrides {
@@ -423,6 +451,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             "IP-HTTPS enabled"
         );
     }
+    route_named_pools(&settings, &tun).await?;
     let zero = match hosts {
         Some(hosts) => Some((
             ensure_zero_config(&settings.state_dir, &settings.users_file, &hosts)?,
@@ -452,6 +481,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         auth::Users::empty()
     };
     let pool = Pool::new(settings.pool);
+    let named_pools = settings
+        .pools
+        .iter()
+        .map(|(n, net)| (n.clone(), Pool::new(*net)))
+        .collect();
     check_forwarding(&settings);
     let names = users.names();
     if names.is_empty() && uses_users {
@@ -514,6 +548,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         plain_hashes,
         users,
         pool,
+        named_pools,
         router,
         tun,
         iphttps,

@@ -34,6 +34,8 @@ pub struct Router {
     table: RwLock<HashMap<IpAddr, PacketTx>>,
     /// /64 (upper 64 bits) -> IP-HTTPS session.
     table64: RwLock<HashMap<u64, PacketTx>>,
+    /// Framed-Route networks: (network, prefix length) -> session.
+    routes_v4: RwLock<Vec<((u32, u8), PacketTx)>>,
     /// Packets from the TUN with no session for their destination.
     pub no_route: AtomicU64,
     /// Packets dropped because the session's queue was full.
@@ -75,7 +77,53 @@ impl Drop for Registration64 {
     }
 }
 
+/// Removes a Framed-Route network when dropped.
+pub struct RouteRegistration {
+    router: Arc<Router>,
+    net: (u32, u8),
+}
+
+impl Drop for RouteRegistration {
+    fn drop(&mut self) {
+        self.router
+            .routes_v4
+            .write()
+            .expect("router lock")
+            .retain(|(n, _)| *n != self.net);
+    }
+}
+
+fn v4_mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32))
+    }
+}
+
 impl Router {
+    /// Routes packets for the IPv4 network `addr/len` to `tx` until the
+    /// returned value is dropped; `None` if another session has it.
+    pub fn register_v4_net(
+        self: &Arc<Self>,
+        addr: std::net::Ipv4Addr,
+        len: u8,
+        tx: PacketTx,
+    ) -> Option<RouteRegistration> {
+        let net = (u32::from(addr) & v4_mask(len), len);
+        let mut t = self.routes_v4.write().expect("router lock");
+        if t.iter().any(|(n, _)| *n == net) {
+            return None;
+        }
+        t.push((net, tx));
+        // Longest prefix first: the first match is the best.
+        t.sort_by_key(|((_, len), _)| std::cmp::Reverse(*len));
+        Some(RouteRegistration {
+            router: self.clone(),
+            net,
+        })
+    }
+
     /// Routes packets for `addr` to `tx` until the returned value is
     /// dropped; `None` if another session has the address.
     pub fn register(self: &Arc<Self>, addr: IpAddr, tx: PacketTx) -> Option<Registration> {
@@ -121,7 +169,12 @@ impl Router {
                 let key = ipv6nd::Prefix64::of(a).bits();
                 self.table64.read().expect("router lock").get(&key).cloned()
             }
-            IpAddr::V4(_) => None,
+            IpAddr::V4(a) => {
+                let t = self.routes_v4.read().expect("router lock");
+                t.iter()
+                    .find(|((net, len), _)| u32::from(a) & v4_mask(*len) == *net)
+                    .map(|(_, tx)| tx.clone())
+            }
         }
     }
 
@@ -220,6 +273,33 @@ mod tests {
         assert_eq!(rx_a.try_recv().unwrap().len(), 1);
         assert!(rx_a.try_recv().is_err());
         assert_eq!(r.no_route.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn framed_routes_longest_prefix_after_exact_addresses() {
+        let r = Arc::new(Router::default());
+        let (tx_a, mut rx_a) = mpsc::channel(8);
+        let (tx_b, mut rx_b) = mpsc::channel(8);
+        let wide = r
+            .register_v4_net("10.50.0.0".parse().unwrap(), 16, tx_a.clone())
+            .unwrap();
+        let narrow = r
+            .register_v4_net("10.50.7.0".parse().unwrap(), 24, tx_b.clone())
+            .unwrap();
+        assert!(r
+            .register_v4_net("10.50.7.9".parse().unwrap(), 24, tx_a.clone())
+            .is_none());
+        let _exact = r.register("10.50.7.5".parse().unwrap(), tx_a).unwrap();
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 50, 7, 9]));
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 50, 9, 9]));
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 50, 7, 5]));
+        assert_eq!(rx_b.try_recv().unwrap().len(), 1, "the /24 wins");
+        assert_eq!(rx_a.try_recv().unwrap().len(), 1, "the /16");
+        assert_eq!(rx_a.try_recv().unwrap().len(), 1, "the exact address");
+        drop((wide, narrow));
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 50, 7, 9]));
+        assert_eq!(r.no_route.load(Ordering::Relaxed), 1, "routes gone");
+        assert!(rx_b.try_recv().is_err());
     }
 
     fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {

@@ -7,7 +7,7 @@
 //! Everything the session holds (lease, routes) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +112,8 @@ struct Held {
     tx: router::PacketTx,
     lease: Option<Lease>,
     route: Option<Registration>,
+    /// RADIUS Framed-Route networks routed to the session.
+    framed: Option<super::framed_route::Installed>,
     /// IPv6: the client's address and its route.
     ipv6: Option<(Ipv6Addr, Registration)>,
     user: Option<String>,
@@ -261,7 +263,6 @@ impl Held {
                     s.assign_ipv4(now, a);
                 }
                 None => {
-                    warn!(user = %username, pool = %self.shared.settings.pool, "address pool exhausted; IPv4 refused");
                     s.deny_ipv4(now);
                 }
             },
@@ -270,6 +271,17 @@ impl Held {
                     .shared
                     .router
                     .register(IpAddr::V4(peer), self.tx.clone());
+                if let Some(a) = self.authz.as_ref().filter(|a| !a.framed_routes.is_empty()) {
+                    s.set_routed_v4(&a.framed_routes);
+                    let user = self.user.as_deref().unwrap_or_default();
+                    let f = super::framed_route::install(
+                        &self.shared,
+                        &a.framed_routes,
+                        &self.tx,
+                        user,
+                    );
+                    self.framed = Some(f);
+                }
                 info!(user = self.user.as_deref().map(display), address = %peer, "session up");
                 self.reg.set_ipv4(Some(peer));
                 self.net_up = true;
@@ -277,6 +289,7 @@ impl Held {
             }
             Event::Ipv4Down => {
                 self.route = None;
+                self.framed = None;
                 self.reg.set_ipv4(None);
             }
             Event::Ipv6Up {
@@ -309,6 +322,7 @@ impl Held {
                 info!(reason = %end.sstp, "SSTP session closed");
                 self.ended(&end);
                 self.route = None;
+                self.framed = None;
                 self.ipv6 = None;
             }
             _ => {}
@@ -316,19 +330,18 @@ impl Held {
     }
 
     /// The address for the session: the one RADIUS chose (it must be a
-    /// free address of the pool), else one from the pool.
+    /// free address of a pool), else one from the pool RADIUS named, else
+    /// one from the pool.
     fn lease_for(&self, username: &str) -> Option<Lease> {
-        let want: Option<Ipv4Addr> = self.authz.as_ref().and_then(|a| a.framed_ip);
-        match want {
-            Some(a) => {
-                let lease = self.shared.pool.allocate_addr(a);
-                if lease.is_none() {
-                    warn!(user = %username, address = %a, pool = %self.shared.settings.pool, "Framed-IP-Address from RADIUS is outside the pool or in use; IPv4 refused");
-                }
-                lease
-            }
-            None => self.shared.pool.allocate(),
-        }
+        let a = self.authz.as_ref();
+        crate::pool::lease_for(
+            &self.shared.pool,
+            &self.shared.named_pools,
+            a.and_then(|a| a.framed_ip),
+            a.and_then(|a| a.framed_pool.as_deref()),
+        )
+        .inspect_err(|why| warn!(user = %username, reason = %why, "no IPv4 address; IPv4 refused"))
+        .ok()
     }
 
     /// Applies the verdicts that are ready.
@@ -346,6 +359,7 @@ impl Held {
                 if let Some(a) = &d.authz {
                     self.arm(a, now);
                     self.set_rate(s, a.rate, now);
+                    s.set_mtu_cap(a.framed_mtu);
                     if let Some(r) = &self.shared.radius {
                         let c = Arc::new(Control {
                             wake: self.wake.clone(),
@@ -626,6 +640,7 @@ async fn run_inner(
         tx,
         lease: None,
         route: None,
+        framed: None,
         ipv6: None,
         user: None,
         reg,

@@ -273,6 +273,39 @@ pub struct PoolUse {
     pub used: u64,
 }
 
+/// The RADIUS client's requests and replies (present with `[radius]`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RadiusCounts {
+    pub requests: u64,
+    pub retransmits: u64,
+    /// Verified replies.
+    pub replies: u64,
+    /// Requests no server answered in time.
+    pub timeouts: u64,
+    /// Replies dropped, by reason: `malformed`, `unknown_id` (no request in
+    /// flight), `bad_authenticator`, `bad_message_authenticator` (wrong or
+    /// missing).
+    pub dropped: Vec<Labeled<u64>>,
+}
+
+impl From<radius::Counters> for RadiusCounts {
+    fn from(c: radius::Counters) -> Self {
+        let l = |name, value| Labeled { name, value };
+        RadiusCounts {
+            requests: c.requests,
+            retransmits: c.retransmits,
+            replies: c.replies,
+            timeouts: c.no_response,
+            dropped: vec![
+                l("malformed", c.malformed),
+                l("unknown_id", c.unknown_identifier),
+                l("bad_authenticator", c.bad_authenticator),
+                l("bad_message_authenticator", c.bad_message_authenticator),
+            ],
+        }
+    }
+}
+
 /// Everything `ctl stats --json` prints and `/metrics` exports.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Snapshot {
@@ -294,6 +327,8 @@ pub struct Snapshot {
     pub handshake_seconds_sum: f64,
     #[serde(skip)]
     pub handshake_seconds: Histogram,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radius: Option<RadiusCounts>,
 }
 
 /// What the snapshot needs from outside this module.
@@ -305,6 +340,7 @@ pub struct Live {
     pub no_route: u64,
     pub client_to_client: u64,
     pub admission: super::admission::Snapshot,
+    pub radius: Option<radius::Counters>,
 }
 
 impl Stats {
@@ -361,6 +397,7 @@ impl Stats {
             handshakes: hist.count,
             handshake_seconds_sum: hist.sum,
             handshake_seconds: hist,
+            radius: live.radius.map(RadiusCounts::from),
         }
     }
 }
@@ -385,7 +422,32 @@ mod tests {
                 refused_per_source: 7,
                 ..Default::default()
             },
+            radius: None,
         }
+    }
+
+    #[test]
+    fn radius_counters_only_with_radius() {
+        let s = Stats::default();
+        let json = serde_json::to_value(s.snapshot(live())).unwrap();
+        assert!(json.get("radius").is_none(), "{json}");
+        let c = radius::Counters {
+            requests: 7,
+            no_response: 2,
+            unknown_identifier: 3,
+            bad_message_authenticator: 1,
+            ..Default::default()
+        };
+        let snap = s.snapshot(Live {
+            radius: Some(c),
+            ..live()
+        });
+        let r = snap.radius.unwrap();
+        assert_eq!((r.requests, r.timeouts), (7, 2));
+        let drop = |n| r.dropped.iter().find(|l| l.name == n).unwrap().value;
+        assert_eq!(drop("unknown_id"), 3);
+        assert_eq!(drop("bad_message_authenticator"), 1);
+        assert_eq!(drop("bad_authenticator"), 0);
     }
 
     #[test]

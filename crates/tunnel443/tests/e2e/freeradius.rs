@@ -8,6 +8,12 @@
 //! does not sign Access replies on its own — a Message-Authenticator added
 //! to every Access-Accept and Access-Reject (the BlastRADIUS mitigation
 //! tunnel443 requires).
+//!
+//! [`Options`] adds more RADIUS clients (the servers of a fleet in other
+//! namespaces) and SQL accounting in sqlite (`rlm_sql_sqlite`, the schema
+//! from `mods-config/sql/main/sqlite/schema.sql` bootstrapped on start) with
+//! `sql` in the `session` section, so that `Simultaneous-Use` is checked
+//! against the open rows of `radacct` (docs/fleet.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,9 +22,19 @@ use super::{Netns, Proc};
 
 pub const CONF: &str = "/etc/freeradius/3.0";
 
+/// What [`FreeRadius::start_with`] adds to the default configuration.
+#[derive(Default)]
+pub struct Options {
+    /// More clients (addresses or networks such as `10.252.0.0/16`), with the same secret.
+    pub clients: Vec<String>,
+    /// SQL accounting and session checks in sqlite (`FreeRadius::sql`).
+    pub sql: bool,
+}
+
 pub struct FreeRadius {
     pub raddb: PathBuf,
     dir: PathBuf,
+    clients: Vec<String>,
     ns: String,
     proc: Option<Proc>,
     runs: u32,
@@ -29,27 +45,80 @@ fn rewrite(path: &Path, f: impl FnOnce(String) -> String) {
     std::fs::write(path, f(text)).unwrap();
 }
 
-fn write_clients(raddb: &Path, secret: &str) {
-    std::fs::write(
-        raddb.join("clients.conf"),
-        format!(
-            "client local {{\n\tipaddr = 127.0.0.1\n\tsecret = {secret}\n\trequire_message_authenticator = yes\n}}\n"
-        ),
-    )
-    .unwrap();
+/// `text` with the first `from` replaced by `to`; `from` must be there.
+fn replace_once(text: String, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "{from:?} not in the FreeRADIUS configuration"
+    );
+    text.replacen(from, to, 1)
+}
+
+fn write_clients(raddb: &Path, secret: &str, more: &[String]) {
+    let mut text = String::new();
+    for (i, addr) in std::iter::once("127.0.0.1")
+        .chain(more.iter().map(String::as_str))
+        .enumerate()
+    {
+        text.push_str(&format!(
+            "client c{i} {{\n\tipaddr = {addr}\n\tsecret = {secret}\n\trequire_message_authenticator = yes\n}}\n"
+        ));
+    }
+    std::fs::write(raddb.join("clients.conf"), text).unwrap();
+}
+
+/// SQL accounting in sqlite at `db`: the `sql` module with the sqlite
+/// driver, and `sql` in the `session` section (it is already in
+/// `accounting`, `authorize` and `post-auth` as `-sql`, used once enabled).
+fn enable_sql(raddb: &Path, db: &Path) {
+    rewrite(&raddb.join("mods-available/sql"), |t| {
+        let t = replace_once(
+            t,
+            "driver = \"rlm_sql_null\"",
+            "driver = \"rlm_sql_sqlite\"",
+        );
+        let t = replace_once(
+            t,
+            "filename = \"/tmp/freeradius.db\"",
+            &format!("filename = \"{}\"", db.display()),
+        );
+        // The test's reads must not make an accounting write fail.
+        replace_once(t, "busy_timeout = 200", "busy_timeout = 5000")
+    });
+    // 3.2.1's simul_verify_query selects `username = '%{SQL-Group}'`, finds
+    // no row and so lets every second login in: select by the user name.
+    rewrite(
+        &raddb.join("mods-config/sql/main/sqlite/queries.conf"),
+        |t| {
+            replace_once(
+                t,
+                "WHERE username = '%{${group_attribute}}' \\\n\tAND acctstoptime IS NULL",
+                "WHERE username = '%{SQL-User-Name}' \\\n\tAND acctstoptime IS NULL",
+            )
+        },
+    );
+    std::os::unix::fs::symlink("../mods-available/sql", raddb.join("mods-enabled/sql")).unwrap();
+    rewrite(&raddb.join("sites-available/default"), |t| {
+        replace_once(t, "session {\n#\tradutmp", "session {\n\tsql")
+    });
 }
 
 impl FreeRadius {
     /// Restarts it with another shared secret.
     pub fn change_secret(&mut self, secret: &str) {
         self.kill();
-        write_clients(&self.raddb, secret);
+        write_clients(&self.raddb, secret, &self.clients);
         self.resume();
     }
 
     /// Configures FreeRADIUS in `dir/freeradius` with `users` (lines in
     /// FreeRADIUS's users-file syntax) and starts it in `ns`.
     pub fn start(dir: &Path, ns: &Netns, secret: &str, users: &str) -> Self {
+        Self::start_with(dir, ns, secret, users, Options::default())
+    }
+
+    /// [`FreeRadius::start`] with more clients and/or SQL accounting.
+    pub fn start_with(dir: &Path, ns: &Netns, secret: &str, users: &str, opts: Options) -> Self {
         super::common::require("freeradius");
         let dir = dir.join("freeradius");
         let raddb = dir.join("raddb");
@@ -76,6 +145,9 @@ impl FreeRadius {
                         "\tuser = root".into()
                     } else if k == "group = freerad" {
                         "\tgroup = root".into()
+                    } else if k == "auth = no" {
+                        // "Login OK" / "Login incorrect (reason)" in the log.
+                        "\tauth = yes".into()
                     } else {
                         l.to_string()
                     }
@@ -83,7 +155,11 @@ impl FreeRadius {
                 .collect::<Vec<_>>()
                 .join("\n")
         });
-        write_clients(&raddb, secret);
+        write_clients(&raddb, secret, &opts.clients);
+        if opts.sql {
+            super::common::require("sqlite3");
+            enable_sql(&raddb, &dir.join("radius.db"));
+        }
         rewrite(&raddb.join("sites-available/default"), |t| {
             let sign = "update reply {\n\t\t&Message-Authenticator := 0x00\n\t}";
             t.replacen("\npost-auth {", &format!("\npost-auth {{\n\t{sign}"), 1)
@@ -99,6 +175,7 @@ impl FreeRadius {
         let mut f = FreeRadius {
             raddb,
             dir,
+            clients: opts.clients,
             ns: ns.name.clone(),
             proc: None,
             runs: 0,
@@ -164,6 +241,24 @@ impl FreeRadius {
             .filter(|r| r.contains(needle))
             .map(str::to_string)
             .collect()
+    }
+
+    /// `query` on the SQL accounting database (`sqlite3 -separator |`): one
+    /// line per row.
+    pub fn sql(&self, query: &str) -> String {
+        let out = Command::new("sqlite3")
+            // Wait for FreeRADIUS's writes rather than fail on its lock.
+            .args(["-readonly", "-cmd", ".timeout 5000", "-separator", "|"])
+            .arg(self.dir.join("radius.db"))
+            .arg(query)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sqlite3 {query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The log of the current (or last) run.

@@ -20,6 +20,12 @@ pub struct Authz {
     /// Framed-IP-Address, unless it asks for the pool (255.255.255.254) or
     /// the client's choice (255.255.255.255, which we do not offer).
     pub framed_ip: Option<Ipv4Addr>,
+    /// Framed-Pool: the name of one of `ipv4.pools`.
+    pub framed_pool: Option<String>,
+    /// Framed-MTU (64 to 65535): the largest packet sent to the client.
+    pub framed_mtu: Option<u16>,
+    /// Framed-Route: IPv4 networks behind the client.
+    pub framed_routes: Vec<(Ipv4Addr, u8)>,
     pub session_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     /// MS-Primary/Secondary-DNS-Server.
@@ -138,8 +144,30 @@ pub fn authz(p: &Packet) -> Authz {
             Some(Ipv4Addr::from(b))
         })
         .collect();
+    let framed_pool = p
+        .text(attr::FRAMED_POOL)
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let framed_routes = p
+        .all(attr::FRAMED_ROUTE)
+        .filter_map(|v| {
+            let text = String::from_utf8_lossy(v);
+            let r = crate::server::framed_route::parse(&text);
+            if r.is_none() {
+                tracing::warn!(value = %text.trim(), "Framed-Route not understood; ignored");
+            }
+            r
+        })
+        .collect();
+    let framed_mtu = p
+        .u32(attr::FRAMED_MTU)
+        .and_then(|m| u16::try_from(m).ok())
+        .filter(|m| *m >= 64);
     Authz {
         framed_ip,
+        framed_mtu,
+        framed_pool,
+        framed_routes,
         session_timeout: secs(attr::SESSION_TIMEOUT),
         idle_timeout: secs(attr::IDLE_TIMEOUT),
         dns,
@@ -161,9 +189,16 @@ mod tests {
             .push_u32(attr::IDLE_TIMEOUT, 0)
             .push(attr::CLASS, "c1")
             .push(attr::FILTER_ID, "1000/500")
+            .push(attr::FRAMED_POOL, "staff")
+            .push_u32(attr::FRAMED_MTU, 1200)
+            .push(attr::FRAMED_ROUTE, "10.50.0.0/24 0.0.0.0 1")
+            .push(attr::FRAMED_ROUTE, "bogus")
             .push_vendor(ms::VENDOR, ms::PRIMARY_DNS_SERVER, &[8, 8, 8, 8]);
         let a = authz(&p);
         assert_eq!(a.framed_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(a.framed_pool.as_deref(), Some("staff"));
+        assert_eq!(a.framed_mtu, Some(1200));
+        assert_eq!(a.framed_routes, [(Ipv4Addr::new(10, 50, 0, 0), 24)]);
         assert_eq!(a.session_timeout, Some(Duration::from_secs(60)));
         assert_eq!(a.idle_timeout, None);
         assert_eq!(a.dns, [Ipv4Addr::new(8, 8, 8, 8)]);

@@ -48,6 +48,9 @@ pub struct Radius {
     pub extras: Arc<acct::ExtrasTable>,
     /// Sessions a CoA-Request can change.
     pub controls: Arc<dae::Controls>,
+    /// The client's counters after the task's last step (`ctl stats`,
+    /// `/metrics`).
+    counters: Arc<std::sync::Mutex<Counters>>,
 }
 
 impl Radius {
@@ -55,13 +58,20 @@ impl Radius {
     pub fn start(settings: RadiusSettings) -> Self {
         let settings = Arc::new(settings);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(settings.clone(), rx));
+        let counters = Arc::<std::sync::Mutex<Counters>>::default();
+        tokio::spawn(run(settings.clone(), rx, counters.clone()));
         Radius {
             tx,
             settings,
             extras: Arc::default(),
             controls: Arc::default(),
+            counters,
         }
+    }
+
+    /// Requests, replies, timeouts and dropped replies so far.
+    pub fn counters(&self) -> Counters {
+        *self.counters.lock().expect("RADIUS counters lock")
     }
 
     /// Re-reads every server's secret file (SIGHUP); on any error nothing
@@ -162,7 +172,11 @@ fn log_drop(before: Counters, after: Counters, from: SocketAddr) {
     warn!(from = %from, reason = %reason, dropped = after.dropped(), "RADIUS reply dropped");
 }
 
-async fn run(settings: Arc<RadiusSettings>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+async fn run(
+    settings: Arc<RadiusSettings>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    counters: Arc<std::sync::Mutex<Counters>>,
+) {
     let mut client = Client::new(
         ClientConfig {
             secrets: settings.servers.iter().map(|s| s.secret.clone()).collect(),
@@ -180,6 +194,7 @@ async fn run(settings: Arc<RadiusSettings>, mut rx: mpsc::UnboundedReceiver<Cmd>
     };
     let mut waiting: HashMap<Handle, oneshot::Sender<Outcome>> = HashMap::new();
     loop {
+        *counters.lock().expect("RADIUS counters lock") = client.counters();
         while let Some(t) = client.poll_transmit() {
             let srv = &settings.servers[t.server];
             let dest = io.target(match t.port {
