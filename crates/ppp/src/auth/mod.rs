@@ -333,6 +333,11 @@ impl Verdict {
             message: message.into(),
         }
     }
+    /// EAP pass-through: a Request for the peer; the exchange goes on, this
+    /// is no result yet.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Verdict::Eap { packet, .. } if packet.first() == Some(&1))
+    }
     /// True for an accept (for EAP pass-through: an EAP Success).
     pub fn is_accept(&self) -> bool {
         match self {
