@@ -6,6 +6,11 @@
 //!   against the HLAK built from the MS-MPPE keys FreeRADIUS sent
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
+//! * EAP pass-through (`[radius] eap = "pass-through"`, RFC 3579):
+//!   FreeRADIUS's `eap` module runs EAP-MSCHAPv2 with our client (after
+//!   a Nak of its default EAP-MD5); the crypto binding verifies with the
+//!   HLAK from the MSK (MS-MPPE-Recv-Key | Send-Key); a wrong password is
+//!   refused.
 //! * PAP, with the address from the pool; CHAP-MD5.
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
@@ -108,6 +113,47 @@ fn radius_mschapv2_binding_framed_ip_and_wrong_password() {
     assert!(log.contains("source=radius accepted=true"), "{log}");
     assert!(log.contains("crypto binding verified"), "{log}");
     assert_auth_method(&log, "mschapv2", "server");
+    assert!(
+        client_address(&lab).contains("inet 10.44.0.77 "),
+        "Framed-IP-Address not applied: {}",
+        client_address(&lab)
+    );
+}
+
+#[test]
+fn radius_eap_pass_through_mschapv2_binding_and_wrong_password() {
+    let (lab, radius, server) = setup_with("eap-mschapv2", "eap = \"pass-through\"");
+    let fp = lab.fingerprint();
+    let mut bad = lab.start_client(
+        0,
+        "alice",
+        "wrong-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = bad
+        .wait_exit(60)
+        .expect("client with a wrong password did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), server.output());
+    assert!(
+        server.output().contains("source=radius accepted=false"),
+        "{}\n{}",
+        server.output(),
+        radius.output()
+    );
+
+    let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with EAP pass-through:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    let log = server.output();
+    assert!(log.contains("source=radius accepted=true"), "{log}");
+    assert!(log.contains("crypto binding verified"), "{log}");
+    assert_auth_method(&log, "eappassthrough", "server");
+    assert_auth_method(&c.output(), "eapmschapv2", "client");
     assert!(
         client_address(&lab).contains("inet 10.44.0.77 "),
         "Framed-IP-Address not applied: {}",

@@ -113,7 +113,7 @@ impl std::fmt::Display for AuthMethod {
             AuthMethod::MsChapV2 => "MS-CHAPv2",
             AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
             AuthMethod::EapTls => "EAP-TLS",
-            AuthMethod::EapPassThrough => "EAP pass-through",
+            AuthMethod::EapPassThrough => "EAP-pass-through",
         })
     }
 }
