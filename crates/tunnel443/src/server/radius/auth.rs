@@ -4,7 +4,8 @@
 //! MS-CHAP-Challenge and MS-CHAP2-Response, RFC 2548 §2.3.2) and the reply
 //! as a [`ppp::Verdict`] (MS-CHAP2-Success and MS-MPPE-Send/Recv-Key give
 //! the MS-CHAPv2 accept, hence the SSTP HLAK) plus the [`Authz`] the
-//! session applies.
+//! session applies. EAP pass-through (EAP-Message, State) is in
+//! [`super::eap`].
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
