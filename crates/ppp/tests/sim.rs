@@ -1673,9 +1673,12 @@ fn engine_is_send_for_tokio_tasks() {
     assert_send::<Users>();
 }
 
+/// What the backend saw: (EAP Identifier, State) per request.
+type Seen = std::rc::Rc<std::cell::RefCell<Vec<(u8, Vec<u8>)>>>;
+
 /// A RADIUS-like EAP backend running EAP-MSCHAPv2 with the users file,
 /// with State checks; records every request it saw.
-fn eap_backend(seen: std::rc::Rc<std::cell::RefCell<Vec<(u8, Vec<u8>)>>>) -> Backend {
+fn eap_backend(seen: Seen) -> Backend {
     let users = users();
     let challenge = [0x42u8; 16];
     let mut accept: Option<ppp::MsChapV2Accept> = None;
@@ -1760,7 +1763,7 @@ fn eap_backend(seen: std::rc::Rc<std::cell::RefCell<Vec<(u8, Vec<u8>)>>>) -> Bac
     })
 }
 
-fn eap_pass_through_sim(pw: &str) -> (Sim, std::rc::Rc<std::cell::RefCell<Vec<(u8, Vec<u8>)>>>) {
+fn eap_pass_through_sim(pw: &str) -> (Sim, Seen) {
     let mut s = server_cfg(&[AuthProtocol::Eap]);
     s.eap_pass_through = true;
     let mut c = client_cfg("alice", pw);
