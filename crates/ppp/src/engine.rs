@@ -136,6 +136,9 @@ pub struct Config {
     /// EAP-TLS ([`crate::auth::eap_tls`]): authenticator: run it after
     /// EAP Identity instead of EAP-MSCHAPv2; peer: answer EAP-TLS with it.
     pub eap_tls: Option<std::sync::Arc<dyn crate::auth::eap_tls::EapTlsConfig>>,
+    /// Authenticator: EAP pass-through ([`crate::auth::eap_relay`]): after
+    /// Identity, relay the method to the caller instead of running it.
+    pub eap_pass_through: bool,
 }
 
 impl Config {
@@ -160,6 +163,7 @@ impl Config {
             requested_ipv4: Ipv4Addr::UNSPECIFIED,
             ipv6_interface_id: None,
             eap_tls: None,
+            eap_pass_through: false,
         }
     }
 
@@ -1188,7 +1192,8 @@ impl Ppp {
                     self.rng.as_mut(),
                     &mut self.scratch,
                 )
-                .with_eap_tls(self.cfg.eap_tls.clone(), self.eap_tls_frag());
+                .with_eap_tls(self.cfg.eap_tls.clone(), self.eap_tls_frag())
+                .with_eap_pass_through(self.cfg.eap_pass_through);
                 self.next_auth_req = a.next_request_id();
                 self.authenticator = Some(a);
                 self.flush_scratch();

@@ -38,6 +38,8 @@ enum Dir {
 }
 
 type Filter = Box<dyn FnMut(Dir, &[u8]) -> Option<Vec<u8>>>;
+/// Answers AuthRequests instead of the users file (e.g. an EAP backend).
+type Backend = Box<dyn FnMut(&ppp::AuthRequest) -> ppp::Verdict>;
 
 struct Sim {
     t0: Instant,
@@ -50,6 +52,7 @@ struct Sim {
     client_events: Vec<Event>,
     users: Users,
     auto_verdict: bool,
+    backend: Option<Backend>,
     auto_ipv4: bool,
     /// Transforms or drops (None) each frame on the wire.
     filter: Filter,
@@ -89,6 +92,7 @@ impl Sim {
             client_events: Vec::new(),
             users: users(),
             auto_verdict: true,
+            backend: None,
             auto_ipv4: true,
             filter: Box::new(|_, f| Some(f.to_vec())),
             wire: Vec::new(),
@@ -166,7 +170,10 @@ impl Sim {
                 moved = true;
                 match &e {
                     Event::AuthRequest(r) if self.auto_verdict => {
-                        let v = self.users.verify(&r.username, &r.proof);
+                        let v = match &mut self.backend {
+                            Some(b) => b(r),
+                            None => self.users.verify(&r.username, &r.proof),
+                        };
                         self.server.auth_verdict(self.now, r.id, v).unwrap();
                     }
                     Event::NeedIpv4Address { .. } if self.auto_ipv4 => {
@@ -1664,4 +1671,187 @@ fn engine_is_send_for_tokio_tasks() {
     assert_send::<Ppp>();
     assert_send::<Event>();
     assert_send::<Users>();
+}
+
+/// What the backend saw: (EAP Identifier, State) per request.
+type Seen = std::rc::Rc<std::cell::RefCell<Vec<(u8, Vec<u8>)>>>;
+
+/// A RADIUS-like EAP backend running EAP-MSCHAPv2 with the users file,
+/// with State checks; records every request it saw.
+fn eap_backend(seen: Seen) -> Backend {
+    let users = users();
+    let challenge = [0x42u8; 16];
+    let mut accept: Option<ppp::MsChapV2Accept> = None;
+    let frame = |f: Vec<u8>| f[4..].to_vec();
+    Box::new(move |r: &ppp::AuthRequest| {
+        assert_eq!(r.method, AuthMethod::EapPassThrough);
+        let ppp::Proof::Eap { packet, state } = &r.proof else {
+            panic!("not an EAP proof")
+        };
+        let p = eap::parse(packet).unwrap();
+        seen.borrow_mut().push((p.id, state.clone()));
+        let id = p.id.wrapping_add(1);
+        let failure = || ppp::Verdict::Eap {
+            packet: vec![4, p.id, 0, 4],
+            msk: None,
+            state: vec![],
+        };
+        match (p.typ, state.as_slice()) {
+            (Some(eap::EapType::Identity), b"") => {
+                assert_eq!(p.type_data, r.username.as_bytes());
+                let td = eap::mschapv2_data(
+                    eap::opcode::CHALLENGE,
+                    id,
+                    &eap::value_name(&challenge, b"backend"),
+                );
+                ppp::Verdict::Eap {
+                    packet: frame(eap::typed_frame(
+                        eap::Code::Request,
+                        id,
+                        eap::EapType::MsChapV2,
+                        &td,
+                    )),
+                    msk: None,
+                    state: b"s1".to_vec(),
+                }
+            }
+            (Some(eap::EapType::MsChapV2), b"s1") => {
+                let Some(eap::MsChapV2Msg::Response { value, name, .. }) =
+                    eap::parse_mschapv2(p.type_data, false)
+                else {
+                    return failure();
+                };
+                let rv = mschapv2::parse_response_value(value).unwrap();
+                let proof = ppp::Proof::MsChapV2 {
+                    authenticator_challenge: challenge,
+                    peer_challenge: rv.peer_challenge,
+                    nt_response: rv.nt_response,
+                    name: name.to_vec(),
+                };
+                let ppp::Verdict::Accept { mschapv2: Some(a) } =
+                    users.verify(&String::from_utf8_lossy(name), &proof)
+                else {
+                    return failure();
+                };
+                let msg = mschapv2::success_message(&a.authenticator_response, "ok");
+                let td = eap::mschapv2_data(eap::opcode::SUCCESS, p.id, &msg);
+                accept = Some(a);
+                ppp::Verdict::Eap {
+                    packet: frame(eap::typed_frame(
+                        eap::Code::Request,
+                        id,
+                        eap::EapType::MsChapV2,
+                        &td,
+                    )),
+                    msk: None,
+                    state: b"s2".to_vec(),
+                }
+            }
+            (Some(eap::EapType::MsChapV2), b"s2") => {
+                let keys = accept.as_ref().unwrap().keys.clone();
+                // RFC 3579 §2.6.5: MSK = MS-MPPE-Recv-Key | MS-MPPE-Send-Key.
+                let mut msk = keys.recv.to_vec();
+                msk.extend_from_slice(&keys.send);
+                ppp::Verdict::Eap {
+                    packet: vec![3, p.id, 0, 4],
+                    msk: Some(msk),
+                    state: vec![],
+                }
+            }
+            _ => failure(),
+        }
+    })
+}
+
+fn eap_pass_through_sim(pw: &str) -> (Sim, Seen) {
+    let mut s = server_cfg(&[AuthProtocol::Eap]);
+    s.eap_pass_through = true;
+    let mut c = client_cfg("alice", pw);
+    c.auth_protocols = vec![AuthProtocol::Eap];
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let mut sim = Sim::new(s, c);
+    sim.backend = Some(eap_backend(seen.clone()));
+    sim.open();
+    (sim, seen)
+}
+
+#[test]
+fn eap_pass_through_relays_the_method_and_takes_the_hlak_from_the_msk() {
+    let (mut sim, seen) = eap_pass_through_sim("s3cret pw");
+    // The backend's Requests are lost once each: our retransmission
+    // repeats them without asking the backend again.
+    let mut dropped = std::collections::HashSet::new();
+    sim.filter = Box::new(move |d, f| {
+        let backend_req = d == Dir::ToClient && f[2..4] == [0xC2, 0x27] && f[4] == 1 && f[8] == 26;
+        if backend_req && dropped.insert(f[5]) {
+            return None;
+        }
+        Some(f.to_vec())
+    });
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    let (hs, user, m) = authenticated(&sim.server_events).unwrap();
+    assert_eq!((user.as_str(), m), ("alice", AuthMethod::EapPassThrough));
+    let (hc, _, mc) = authenticated(&sim.client_events).unwrap();
+    assert_eq!(mc, AuthMethod::EapMsChapV2);
+    assert_eq!(hs, hc, "the HLAK from the backend's MSK matches the peer's");
+    assert_ne!(hs.as_bytes(), &[0; 32]);
+    // Identity, Response, Success-Response: each once, State echoed.
+    let seen = seen.borrow();
+    let states: Vec<&[u8]> = seen.iter().map(|(_, s)| s.as_slice()).collect();
+    assert_eq!(states, [&b""[..], b"s1", b"s2"]);
+}
+
+#[test]
+fn eap_pass_through_wrong_password_ends_with_eap_failure() {
+    let (mut sim, _) = eap_pass_through_sim("wrong");
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));
+    let failed = sim.server_events.iter().any(|e| {
+        matches!(
+            e,
+            Event::AuthFailed {
+                reason: AuthFailure::Rejected { .. },
+                ..
+            }
+        )
+    });
+    assert!(failed, "{:?}", sim.server_events);
+    assert!(authenticated(&sim.server_events).is_none());
+    assert!(authenticated(&sim.client_events).is_none());
+    let eap_failure = sim
+        .wire
+        .iter()
+        .any(|(d, f)| *d == Dir::ToClient && f[2..4] == [0xC2, 0x27] && f[4] == 4);
+    assert!(eap_failure);
+}
+
+#[test]
+fn eap_pass_through_bad_backend_packet_is_refused() {
+    let mut s = server_cfg(&[AuthProtocol::Eap]);
+    s.eap_pass_through = true;
+    let mut c = client_cfg("alice", "s3cret pw");
+    c.auth_protocols = vec![AuthProtocol::Eap];
+    let mut sim = Sim::new(s, c);
+    sim.auto_verdict = false;
+    sim.open();
+    assert!(sim.run_until(Duration::from_secs(5), |s| s
+        .server_events
+        .iter()
+        .any(|e| matches!(e, Event::AuthRequest(_)))));
+    let Some(Event::AuthRequest(r)) = sim.server_events.pop() else {
+        panic!("no AuthRequest")
+    };
+    // A Response is not for the peer; an accept without EAP is no answer.
+    for v in [
+        ppp::Verdict::Eap {
+            packet: vec![2, 1, 0, 5, 1],
+            msk: None,
+            state: vec![],
+        },
+        ppp::Verdict::accept(),
+    ] {
+        assert_eq!(
+            sim.server.auth_verdict(sim.now, r.id, v),
+            Err(ppp::ApiError::BadVerdict)
+        );
+    }
 }

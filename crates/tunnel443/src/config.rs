@@ -850,6 +850,14 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     let metrics_listen = ov.metrics_listen.or(f.metrics.listen);
     let (radius, auth_order) = radius::validate(f.radius, f.auth)?;
     let user = ov.user.clone().or(f.user).filter(|u| !u.is_empty());
+    if radius.as_ref().is_some_and(|r| r.eap_pass_through) {
+        if auth.contains(&AuthMethod::EapTls) {
+            bail!("radius.eap: with \"pass-through\" the RADIUS server runs EAP-TLS; remove \"eap-tls\" from sstp.auth");
+        }
+        if !auth.contains(&AuthMethod::EapMsChapV2) {
+            bail!("radius.eap: \"pass-through\" needs \"eap-mschapv2\" in sstp.auth (it offers EAP to the client)");
+        }
+    }
     Ok(ServerSettings {
         user,
         control_socket,
@@ -996,6 +1004,33 @@ mod tests {
             "ipv4.pools.b: 10.46.3.0/24 overlaps ipv4.pools.a 10.46.0.0/16"
         );
         assert!(err("[ipv4]\npools = { tiny = \"10.46.0.0/31\" }").contains("ipv4.pools.tiny"));
+    }
+
+    #[test]
+    fn eap_pass_through_needs_eap_offered() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("t443-eapcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("secret");
+        std::fs::write(&f, "s\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let cfg = |auth: &str| {
+            format!(
+                "[sstp]\nauth = [{auth}]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\neap = \"pass-through\"\n",
+                f.display()
+            )
+        };
+        let s = validate(
+            parse(&cfg("\"eap-mschapv2\"")).unwrap(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(s.radius.unwrap().eap_pass_through);
+        assert!(err(&cfg("\"mschapv2\""))
+            .contains("radius.eap: \"pass-through\" needs \"eap-mschapv2\""));
+        let tls = format!("{}[eap_tls]\nclient_ca = \"/ca.pem\"\n", cfg("\"eap-tls\""));
+        assert!(err(&tls).contains("remove \"eap-tls\" from sstp.auth"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -6,6 +6,15 @@
 //!   against the HLAK built from the MS-MPPE keys FreeRADIUS sent
 //!   (MS-SSTP §3.2.5.2, RFC 2548 §2.4.2-3); Framed-IP-Address is the
 //!   client's address; a wrong password is refused (exit 4).
+//! * EAP pass-through (`[radius] eap = "pass-through"`, RFC 3579):
+//!   FreeRADIUS's `eap` module runs EAP-MSCHAPv2 with our client (after
+//!   a Nak of its default EAP-MD5); the crypto binding verifies with the
+//!   HLAK from the MSK (MS-MPPE-Recv-Key | Send-Key); a wrong password is
+//!   refused.
+//! * EAP-TLS by pass-through: our client's certificate (test CA) is
+//!   checked by FreeRADIUS, our client checks FreeRADIUS's certificate
+//!   (`--eap-ca`), and the binding verifies with the MSK FreeRADIUS
+//!   exports; a certificate from another CA is refused.
 //! * PAP, with the address from the pool; CHAP-MD5; Framed-Pool naming one
 //!   of `ipv4.pools`; Framed-Route (routed to the session, removed after)
 //!   with Framed-MTU (ICMP Fragmentation Needed above it).
@@ -127,6 +136,110 @@ fn radius_mschapv2_binding_framed_ip_and_wrong_password() {
         "Framed-IP-Address not applied: {}",
         client_address(&lab)
     );
+}
+
+#[test]
+fn radius_eap_pass_through_mschapv2_binding_and_wrong_password() {
+    let (lab, radius, server) = setup_with("eap-mschapv2", "eap = \"pass-through\"");
+    let fp = lab.fingerprint();
+    let mut bad = lab.start_client(
+        0,
+        "alice",
+        "wrong-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = bad
+        .wait_exit(60)
+        .expect("client with a wrong password did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), server.output());
+    assert!(
+        server.output().contains("source=radius accepted=false"),
+        "{}\n{}",
+        server.output(),
+        radius.output()
+    );
+
+    let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with EAP pass-through:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    let log = server.output();
+    assert!(log.contains("source=radius accepted=true"), "{log}");
+    assert!(log.contains("crypto binding verified"), "{log}");
+    assert_auth_method(&log, "eappassthrough", "server");
+    assert_auth_method(&c.output(), "eapmschapv2", "client");
+    assert!(
+        client_address(&lab).contains("inet 10.44.0.77 "),
+        "Framed-IP-Address not applied: {}",
+        client_address(&lab)
+    );
+}
+
+/// Our client with `--eap-tls` and the certificate `name` of `dir`.
+fn eap_tls_client(lab: &Lab, dir: &std::path::Path, name: &str) -> Proc {
+    let fp = lab.fingerprint();
+    let mut cmd = lab.clients[0].command(BIN);
+    cmd.env("TUNNEL443_LOG", "debug");
+    cmd.args(["client", &format!("sstp://{}", lab.server_addr(0))])
+        .args(["--pin-sha256", &fp, "--no-reconnect", "--eap-tls", "--cert"])
+        .arg(dir.join(format!("{name}.pem")))
+        .arg("--key")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("--eap-ca")
+        .arg(dir.join("ca.pem"));
+    Proc::spawn(
+        cmd,
+        lab.dir.path().join(format!("client-{name}-{}.log", tag())),
+        "client",
+    )
+}
+
+#[test]
+fn radius_eap_pass_through_eap_tls_with_freeradius_certificates() {
+    let (lab, mut radius, server) = setup_with("eap-mschapv2", "eap = \"pass-through\"");
+    let d = lab.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    let ca = test_ca(&d, "ca");
+    test_ca(&d, "other");
+    // Our client checks the EAP certificate against the server's name
+    // in its URL (here an address).
+    let host = lab.server_addr(0);
+    let (cert, key) = issue_cert(
+        &d,
+        "ca",
+        "radius",
+        "radius.test",
+        &format!(
+            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:{host}\nbasicConstraints=CA:FALSE\n"
+        ),
+    );
+    let client_ext = "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n";
+    issue_cert(&d, "ca", "alice", "alice", client_ext);
+    issue_cert(&d, "other", "mallory", "mallory", client_ext);
+    radius.eap_tls(&cert, &key, &ca);
+
+    let mut bad = eap_tls_client(&lab, &d, "mallory");
+    let st = bad
+        .wait_exit(60)
+        .expect("client from another CA did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), server.output());
+
+    let c = eap_tls_client(&lab, &d, "alice");
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with EAP-TLS through FreeRADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    let log = server.output();
+    assert!(log.contains("crypto binding verified"), "{log}");
+    assert_auth_method(&log, "eappassthrough", "server");
+    assert_auth_method(&c.output(), "eaptls", "client");
 }
 
 #[test]

@@ -14,6 +14,12 @@
 //! [`AuthOut::Request`], EAP Success once the peer acknowledged our last
 //! flight, EAP-Failure with the reason otherwise (RFC 5216 §2.1.3).
 //!
+//! EAP pass-through (when `Config::eap_pass_through` is set,
+//! [`super::eap_relay`]): after Identity every EAP-Response of the peer
+//! becomes an [`AuthOut::Request`] with [`Proof::Eap`] and the caller's
+//! [`Verdict::Eap`] is relayed (Request: wait for the next Response;
+//! Success/Failure: the end).
+//!
 //! Retries: after a rejected PAP request, CHAP-MD5 or MS-CHAPv2 response the
 //! peer may try again until `max_attempts` failures (PAP: the peer sends a
 //! new Authenticate-Request; CHAP-MD5: we send a new Challenge; MS-CHAPv2:
@@ -134,6 +140,10 @@ enum St {
     },
     /// EAP-TLS running (the exchange is in `Authenticator::tls`).
     EapTls,
+    /// EAP pass-through: a backend Request relayed, waiting for the Response.
+    EapRelay {
+        state: Vec<u8>,
+    },
     Done,
 }
 
@@ -155,6 +165,7 @@ pub(crate) struct Authenticator {
     tls_config: Option<std::sync::Arc<dyn EapTlsConfig>>,
     tls: Option<Exchange>,
     max_frag: usize,
+    pass_through: bool,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -200,6 +211,7 @@ impl Authenticator {
             tls_config: None,
             tls: None,
             max_frag: 1000,
+            pass_through: false,
         };
         match proto {
             AuthProtocol::Pap => {}
@@ -225,6 +237,12 @@ impl Authenticator {
     ) -> Self {
         self.tls_config = config;
         self.max_frag = max_frag;
+        self
+    }
+
+    /// EAP: relay the method to the caller (EAP pass-through).
+    pub(crate) fn with_eap_pass_through(mut self, on: bool) -> Self {
+        self.pass_through = on;
         self
     }
 
@@ -298,6 +316,7 @@ impl Authenticator {
         self.stop_retransmit();
         self.username = Some(username.clone());
         let method = match (self.proto, &proof) {
+            (_, Proof::Eap { .. }) => AuthMethod::EapPassThrough,
             (AuthProtocol::Eap, _) => AuthMethod::EapMsChapV2,
             (_, Proof::Pap { .. }) => AuthMethod::Pap,
             (_, Proof::ChapMd5 { .. }) => AuthMethod::ChapMd5,
@@ -405,6 +424,9 @@ impl Authenticator {
                     return None;
                 }
                 self.username = Some(lossy(p.type_data));
+                if self.pass_through {
+                    return self.relay_response(payload, p.id, Vec::new());
+                }
                 self.id = self.id.wrapping_add(1);
                 if let Some(c) = &self.tls_config {
                     return self.start_tls(now, c.clone(), out);
@@ -459,7 +481,62 @@ impl Authenticator {
                 self.fail(AuthFailure::Rejected { message })
             }
             St::EapTls => self.receive_tls(now, p.id, typ, p.type_data, out),
+            St::EapRelay { state } => {
+                let state = state.clone();
+                self.relay_response(payload, p.id, state)
+            }
             _ => None,
+        }
+    }
+
+    /// Pass-through: the peer's Response (up to its Length) as a request.
+    fn relay_response(&mut self, payload: &[u8], pkt_id: u8, state: Vec<u8>) -> Option<AuthOut> {
+        let len = usize::from(u16::from_be_bytes([*payload.get(2)?, *payload.get(3)?]));
+        let packet = payload.get(..len)?.to_vec();
+        let user = self.username.clone().unwrap_or_default();
+        self.request(user, Proof::Eap { packet, state }, pkt_id)
+    }
+
+    /// Pass-through: relays the caller's EAP packet (see the module docs).
+    fn relay_verdict(
+        &mut self,
+        now: Instant,
+        pkt_id: u8,
+        v: Verdict,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<Option<AuthOut>, ApiError> {
+        let username = self.username.clone().unwrap_or_default();
+        let (packet, msk, state) = match v {
+            Verdict::Eap { packet, msk, state } => (packet, msk, state),
+            Verdict::Reject { message } => {
+                let f = eap::result_frame(false, pkt_id);
+                out.push(f.clone());
+                self.result = Some((pkt_id, f));
+                return Ok(self.fail(AuthFailure::Rejected { message }));
+            }
+            Verdict::Accept { .. } => return Err(ApiError::BadVerdict),
+        };
+        let r = super::eap_relay::relay(&packet).ok_or(ApiError::BadVerdict)?;
+        match r.code {
+            Code::Request => {
+                self.id = r.id;
+                self.st = St::EapRelay { state };
+                self.send_request(now, r.frame, out);
+                Ok(None)
+            }
+            Code::Success => {
+                let hlak = super::eap_relay::hlak_from_keys(msk.as_deref().unwrap_or_default());
+                let s = AuthSuccess::new(hlak, username, AuthMethod::EapPassThrough);
+                Ok(self.succeed(pkt_id, eap::result_frame(true, pkt_id), s, out))
+            }
+            _ => {
+                let f = eap::result_frame(false, pkt_id);
+                out.push(f.clone());
+                self.result = Some((pkt_id, f));
+                Ok(self.fail(AuthFailure::Rejected {
+                    message: "EAP Failure from the authentication server".into(),
+                }))
+            }
         }
     }
 
@@ -557,15 +634,20 @@ impl Authenticator {
             St::WaitVerdict { req: r, pkt_id, .. } if *r == req => *pkt_id,
             _ => return Err(ApiError::UnknownRequest),
         };
+        if self.pass_through && self.proto == AuthProtocol::Eap {
+            return self.relay_verdict(now, pkt_id, v, out);
+        }
         let username = self.username.clone().unwrap_or_default();
         let mschap = |v: &Verdict| -> Result<Option<MsChapV2Accept>, ApiError> {
             match v {
                 Verdict::Accept { mschapv2: Some(a) } => Ok(Some(a.clone())),
                 Verdict::Accept { mschapv2: None } => Err(ApiError::BadVerdict),
                 Verdict::Reject { .. } => Ok(None),
+                Verdict::Eap { .. } => Err(ApiError::BadVerdict),
             }
         };
         match (self.proto, v) {
+            (_, Verdict::Eap { .. }) => Err(ApiError::BadVerdict),
             (AuthProtocol::Pap, Verdict::Accept { .. }) => {
                 let f = pap::reply_frame(pap::AUTH_ACK, pkt_id, b"Login OK");
                 Ok(self.succeed(

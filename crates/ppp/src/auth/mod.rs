@@ -16,6 +16,7 @@
 
 pub mod chap;
 pub mod eap;
+pub mod eap_relay;
 pub mod eap_tls;
 pub mod mschapv2;
 pub mod pap;
@@ -97,6 +98,9 @@ pub enum AuthMethod {
     EapMsChapV2,
     /// EAP-TLS (RFC 5216, RFC 9190).
     EapTls,
+    /// EAP relayed to a backend that runs the method (RFC 3579
+    /// pass-through; [`eap_relay`]).
+    EapPassThrough,
 }
 
 /// The method's usual name (`none`, `EAP-MSCHAPv2`, ...).
@@ -109,6 +113,7 @@ impl std::fmt::Display for AuthMethod {
             AuthMethod::MsChapV2 => "MS-CHAPv2",
             AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
             AuthMethod::EapTls => "EAP-TLS",
+            AuthMethod::EapPassThrough => "EAP-pass-through",
         })
     }
 }
@@ -211,6 +216,16 @@ pub enum Proof {
         /// without the domain).
         name: Vec<u8>,
     },
+    /// EAP pass-through ([`eap_relay`]): the peer's EAP-Response as
+    /// received (without the PPP header), for a backend that runs the method.
+    Eap {
+        /// The EAP packet.
+        packet: Vec<u8>,
+        /// Opaque to the engine: the `state` of the previous
+        /// [`Verdict::Eap`] of this exchange (e.g. RADIUS State, RFC 2865
+        /// §5.24), empty on the first request.
+        state: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for Proof {
@@ -219,6 +234,7 @@ impl std::fmt::Debug for Proof {
             Proof::Pap { .. } => "Proof::Pap(..)",
             Proof::ChapMd5 { .. } => "Proof::ChapMd5(..)",
             Proof::MsChapV2 { .. } => "Proof::MsChapV2(..)",
+            Proof::Eap { .. } => "Proof::Eap(..)",
         })
     }
 }
@@ -288,6 +304,18 @@ pub enum Verdict {
         /// Text for the peer (PAP/CHAP message, MS-CHAPv2 `M=`); no secrets.
         message: String,
     },
+    /// EAP pass-through: the backend's EAP packet for the peer. A Request
+    /// is relayed and its Response comes back as a new request; Success
+    /// ends with the HLAK from `msk`; Failure ends the login.
+    Eap {
+        /// The EAP packet (without the PPP header).
+        packet: Vec<u8>,
+        /// The MSK (RFC 3579 §2.6.5: MS-MPPE-Recv-Key | MS-MPPE-Send-Key),
+        /// with Success; none gives a zero HLAK.
+        msk: Option<Vec<u8>>,
+        /// Echoed in the next [`Proof::Eap`] of this exchange.
+        state: Vec<u8>,
+    },
 }
 
 impl Verdict {
@@ -305,9 +333,18 @@ impl Verdict {
             message: message.into(),
         }
     }
-    /// True for an accept.
+    /// EAP pass-through: a Request for the peer; the exchange goes on, this
+    /// is no result yet.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Verdict::Eap { packet, .. } if packet.first() == Some(&1))
+    }
+    /// True for an accept (for EAP pass-through: an EAP Success).
     pub fn is_accept(&self) -> bool {
-        matches!(self, Verdict::Accept { .. })
+        match self {
+            Verdict::Accept { .. } => true,
+            Verdict::Eap { packet, .. } => packet.first() == Some(&3),
+            Verdict::Reject { .. } => false,
+        }
     }
 }
 
@@ -385,6 +422,8 @@ pub fn verify(proof: &Proof, secret: &Secret) -> Verdict {
                 None => Verdict::reject(BAD),
             }
         }
+        // Pass-through needs a backend that runs the EAP method.
+        Proof::Eap { .. } => Verdict::reject(BAD),
     }
 }
 

@@ -45,6 +45,9 @@ pub struct RadiusSection {
     /// Who may send Disconnect/CoA requests (default: the servers, with
     /// their secrets).
     pub dae_clients: Option<Vec<DaeClientEntry>>,
+    /// "local" (default: we run EAP-MSCHAPv2 and send MS-CHAPv2 attributes)
+    /// or "pass-through" (RFC 3579: the RADIUS server runs the EAP method).
+    pub eap: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +103,8 @@ pub struct RadiusSettings {
     pub acct_interim_interval: Option<Duration>,
     pub dae_listen: Option<SocketAddr>,
     pub dae_clients: Vec<crate::server::radius::dae::DaeClient>,
+    /// `eap = "pass-through"`.
+    pub eap_pass_through: bool,
 }
 
 /// Reads a secret file: it must not be accessible to group or others
@@ -202,7 +207,15 @@ pub fn validate(
                     out
                 }
             };
+            let eap_pass_through = match r.eap.as_deref() {
+                None | Some("local") => false,
+                Some("pass-through") => true,
+                Some(other) => {
+                    bail!("radius.eap: \"{other}\" is not \"local\" or \"pass-through\"")
+                }
+            };
             Some(RadiusSettings {
+                eap_pass_through,
                 dae_listen: r.dae_listen,
                 dae_clients,
                 servers,
@@ -247,6 +260,9 @@ pub fn validate(
             out
         }
     };
+    if settings.as_ref().is_some_and(|s| s.eap_pass_through) && order != [AuthSource::Radius] {
+        bail!("radius.eap: \"pass-through\" needs auth.order = [\"radius\"] (the users file cannot run the EAP method the RADIUS server chooses)");
+    }
     Ok((settings, order))
 }
 
@@ -323,5 +339,30 @@ mod tests {
         assert!(e("[radius]\ntimeout = 0\nservers=[]", "").contains("radius."));
         std::fs::remove_dir_all(dir).unwrap();
         std::fs::remove_dir_all(dir2).unwrap();
+    }
+
+    #[test]
+    fn eap_pass_through_option() {
+        let (dir, f) = secret_file(0o600, "s3cret\n");
+        let cfg = |eap: &str| {
+            format!(
+                "[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\n{eap}",
+                f.display()
+            )
+        };
+        let on = |eap: &str, order: &str| {
+            run(&cfg(eap), order).map(|(s, _)| s.unwrap().eap_pass_through)
+        };
+        assert!(!on("", "").unwrap());
+        assert!(!on("eap = \"local\"", "").unwrap());
+        assert!(on("eap = \"pass-through\"", "").unwrap());
+        let e = |eap: &str, order: &str| format!("{:#}", run(&cfg(eap), order).unwrap_err());
+        assert!(e("eap = \"relay\"", "").contains("radius.eap: \"relay\" is not"));
+        assert!(e(
+            "eap = \"pass-through\"",
+            "[auth]\norder = [\"radius\", \"users\"]"
+        )
+        .contains("radius.eap: \"pass-through\" needs auth.order"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

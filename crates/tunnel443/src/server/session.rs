@@ -88,6 +88,11 @@ fn ppp_config(shared: &Shared) -> ppp::Config {
         })
         .collect();
     c.eap_tls = shared.eap_tls.clone();
+    c.eap_pass_through = shared
+        .settings
+        .radius
+        .as_ref()
+        .is_some_and(|r| r.eap_pass_through);
     c.mru = shared.settings.mtu;
     c.ipv6 = shared.settings.ipv6_prefix.is_some();
     c
@@ -348,6 +353,11 @@ impl Held {
     fn take_decisions(&mut self, s: &mut SstpSession) {
         while let Ok(d) = self.decisions.1.try_recv() {
             let now = Instant::now();
+            if d.verdict.is_pending() {
+                // EAP pass-through: the RADIUS server's next Request.
+                s.auth_verdict(now, d.id, d.verdict);
+                continue;
+            }
             let ok = d.verdict.is_accept();
             if let Some(m) = Method::of(d.method) {
                 self.shared.stats.auth(m, ok);

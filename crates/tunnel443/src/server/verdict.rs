@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::AuthSource;
 use crate::server::radius::auth::{self as rauth, Authz};
@@ -53,7 +53,11 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                 match r.ask(request).await {
                     Outcome::Reply(reply) => {
                         let (verdict, authz) = rauth::verdict(&reply, &req.proof);
-                        info!(user = %req.username, method = %req.method, source = %"radius", accepted = verdict.is_accept(), "authentication");
+                        if verdict.is_pending() {
+                            debug!(user = %req.username, "RADIUS Access-Challenge relayed (EAP pass-through)");
+                        } else {
+                            info!(user = %req.username, method = %req.method, source = %"radius", accepted = verdict.is_accept(), "authentication");
+                        }
                         return Decision {
                             id: req.id,
                             method: req.method,

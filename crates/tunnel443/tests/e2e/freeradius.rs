@@ -184,6 +184,33 @@ impl FreeRadius {
         f
     }
 
+    /// Gives the `eap` module's TLS (EAP-TLS, PEAP) the certificate `cert`
+    /// and key `key`, trusts client certificates issued by `ca`, and
+    /// restarts it.
+    pub fn eap_tls(&mut self, cert: &Path, key: &Path, ca: &Path) {
+        self.kill();
+        rewrite(&self.raddb.join("mods-available/eap"), |t| {
+            t.lines()
+                .map(|l| {
+                    let k = l.trim_start();
+                    if k.starts_with("private_key_password =") {
+                        "#".into()
+                    } else if k.starts_with("private_key_file =") {
+                        format!("\t\tprivate_key_file = {}", key.display())
+                    } else if k.starts_with("certificate_file =") {
+                        format!("\t\tcertificate_file = {}", cert.display())
+                    } else if k.starts_with("ca_file =") {
+                        format!("\t\tca_file = {}", ca.display())
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        self.resume();
+    }
+
     /// Starts it (again) and waits until it is ready.
     pub fn resume(&mut self) {
         let mut cmd = Command::new("ip");

@@ -4,7 +4,8 @@
 //! MS-CHAP-Challenge and MS-CHAP2-Response, RFC 2548 §2.3.2) and the reply
 //! as a [`ppp::Verdict`] (MS-CHAP2-Success and MS-MPPE-Send/Recv-Key give
 //! the MS-CHAPv2 accept, hence the SSTP HLAK) plus the [`Authz`] the
-//! session applies.
+//! session applies. EAP pass-through (EAP-Message, State) is in
+//! [`super::eap`].
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -66,6 +67,7 @@ pub fn access_request(s: &RadiusSettings, req: &ppp::AuthRequest, peer: IpAddr) 
                 &ms::chap2_response(0, peer_challenge, nt_response),
             );
         }
+        ppp::Proof::Eap { packet, state } => super::eap::push_request(p, packet, state),
         _ => {}
     }
     let p = &mut r.packet;
@@ -92,11 +94,20 @@ fn reject(why: &str) -> ppp::Verdict {
 /// The verdict and authorization in a verified reply.
 pub fn verdict(reply: &radius::Reply, proof: &ppp::Proof) -> (ppp::Verdict, Option<Authz>) {
     let p = &reply.packet;
+    if let (ppp::Proof::Eap { packet, .. }, Code::AccessAccept | Code::AccessChallenge) =
+        (proof, p.code)
+    {
+        return match super::eap::verdict(reply, packet) {
+            Ok(v) if p.code == Code::AccessAccept => (v, Some(authz(p))),
+            Ok(v) => (v, None),
+            Err(why) => (reject(why), None),
+        };
+    }
     match p.code {
         Code::AccessAccept => {}
         Code::AccessChallenge => {
             return (
-                reject("Access-Challenge (EAP pass-through is not supported)"),
+                reject("Access-Challenge (only with radius.eap = \"pass-through\")"),
                 None,
             )
         }

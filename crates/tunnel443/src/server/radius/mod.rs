@@ -8,6 +8,7 @@
 pub mod acct;
 pub mod auth;
 pub mod dae;
+pub mod eap;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
