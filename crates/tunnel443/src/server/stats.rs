@@ -60,16 +60,20 @@ pub enum Method {
     ChapMd5,
     MsChapV2,
     EapMsChapV2,
+    /// EAP relayed to RADIUS (`[radius] eap = "pass-through"`): RADIUS
+    /// runs the method.
+    EapPassThrough,
     /// IP-HTTPS client certificate.
     Certificate,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Pap,
         Method::ChapMd5,
         Method::MsChapV2,
         Method::EapMsChapV2,
+        Method::EapPassThrough,
         Method::Certificate,
     ];
     pub fn as_str(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Method {
             Method::ChapMd5 => "chap-md5",
             Method::MsChapV2 => "mschapv2",
             Method::EapMsChapV2 => "eap-mschapv2",
+            Method::EapPassThrough => "eap-pass-through",
             Method::Certificate => "certificate",
         }
     }
@@ -88,6 +93,7 @@ impl Method {
             ppp::AuthMethod::ChapMd5 => Method::ChapMd5,
             ppp::AuthMethod::MsChapV2 => Method::MsChapV2,
             ppp::AuthMethod::EapMsChapV2 => Method::EapMsChapV2,
+            ppp::AuthMethod::EapPassThrough => Method::EapPassThrough,
             _ => return None,
         })
     }
