@@ -46,6 +46,7 @@ fn eap_tls_server(lab: &Lab) -> (Proc, Pki) {
     let (pki, cert, key) = pki(d);
     // Nobody has a password: EAP-TLS needs no users.
     let users = lab.write_file("users", "");
+    common::set_mode(&users, 0o600); // the server refuses a users file others can read
     let conf = lab.write_file(
         "tunnel443.toml",
         &format!(
