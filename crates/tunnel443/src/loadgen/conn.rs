@@ -84,10 +84,7 @@ async fn connect_tls(
     plan: &Plan,
     source: Option<IpAddr>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Fail> {
-    let tcp = within(plan, Stage::Tcp, async {
-        tcp(source, plan.target).await.map_err(|e| e.to_string())
-    })
-    .await?;
+    let tcp = connect(plan, source).await?;
     let connector = tokio_rustls::TlsConnector::from(plan.tls.clone());
     within(plan, Stage::Tls, async {
         connector
@@ -148,16 +145,21 @@ async fn hold_reading<S: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// The TCP connection of one session, within the stage's deadline.
+async fn connect(plan: &Plan, source: Option<IpAddr>) -> Result<TcpStream, Fail> {
+    within(plan, Stage::Tcp, async {
+        tcp(source, plan.target).await.map_err(|e| e.to_string())
+    })
+    .await
+}
+
 async fn idle_tcp(
     plan: &Plan,
     source: Option<IpAddr>,
     started: Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Fail> {
-    let mut s = within(plan, Stage::Tcp, async {
-        tcp(source, plan.target).await.map_err(|e| e.to_string())
-    })
-    .await?;
+    let mut s = connect(plan, source).await?;
     plan.stats.setup(started.elapsed());
     hold_reading(plan, &mut s, stop).await
 }
@@ -196,10 +198,7 @@ async fn slow_tls(
     started: Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Fail> {
-    let mut s = within(plan, Stage::Tcp, async {
-        tcp(source, plan.target).await.map_err(|e| e.to_string())
-    })
-    .await?;
+    let mut s = connect(plan, source).await?;
     plan.stats.setup(started.elapsed());
     // A handshake record header announcing 512 bytes that come one by one.
     trickle(plan, &mut s, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], stop).await
