@@ -385,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn challenge_answers_only_acme_alpn_for_pending_names() {
+    fn challenge_config_builds_despite_the_critical_extension_and_is_removed() {
         let c = Challenges::default();
         c.insert(
             "vpn.example.com",
