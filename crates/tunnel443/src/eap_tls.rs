@@ -534,6 +534,82 @@ mod tests {
         assert!(s.msk().is_none());
     }
 
+    /// Runs `c` against a rustls server without client authentication
+    /// (PEAP's outer TLS, TLS 1.3) until both are done or one fails.
+    fn peap_handshake(
+        f: &Files,
+        name: &str,
+    ) -> (Box<dyn TlsSession>, rustls::ServerConnection, Result<(), String>) {
+        let cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                tls::load_certs(&f.0.join("server.pem")).unwrap(),
+                tls::load_key(&f.0.join("server.key")).unwrap(),
+            )
+            .unwrap();
+        let mut srv = rustls::ServerConnection::new(Arc::new(cfg)).unwrap();
+        let peap = ClientEapTls::peap(name, &tls::Trust::CaFile(f.0.join("ca.pem"))).unwrap();
+        assert_eq!(peap.method(), ppp::auth::eap::EapType::Peap);
+        let mut c = peap.start().unwrap();
+        for _ in 0..10 {
+            let out = c.take_output();
+            if !out.is_empty() {
+                srv.read_tls(&mut &out[..]).unwrap();
+                srv.process_new_packets().unwrap();
+            }
+            let mut back = Vec::new();
+            while srv.wants_write() {
+                srv.write_tls(&mut back).unwrap();
+            }
+            if back.is_empty() && c.is_done() && !srv.is_handshaking() {
+                return (c, srv, Ok(()));
+            }
+            if let Err(e) = c.input(&back) {
+                return (c, srv, Err(e));
+            }
+        }
+        (c, srv, Err("no end".into()))
+    }
+
+    #[test]
+    fn peap_carries_the_tunneled_eap_and_keys_with_type_code_25() {
+        let f = pki("peap");
+        let (mut c, mut srv, r) = peap_handshake(&f, "vpn.test");
+        r.unwrap();
+        // A header-less Identity request in, the answer out.
+        srv.writer().write_all(&[1]).unwrap();
+        let mut back = Vec::new();
+        while srv.wants_write() {
+            srv.write_tls(&mut back).unwrap();
+        }
+        c.input(&back).unwrap();
+        assert_eq!(c.take_app(), [1]);
+        assert!(c.take_app().is_empty());
+        c.write_app(b"\x01alice").unwrap();
+        let out = c.take_output();
+        srv.read_tls(&mut &out[..]).unwrap();
+        srv.process_new_packets().unwrap();
+        let mut got = [0u8; 16];
+        let n = srv.reader().read(&mut got).unwrap();
+        assert_eq!(&got[..n], b"\x01alice");
+        // RFC 9427 §2.1: the exporter with PEAP's Type-Code.
+        let km = srv
+            .export_keying_material([0u8; 128], b"EXPORTER_EAP_TLS_Key_Material", Some(&[25]))
+            .unwrap();
+        assert_eq!(c.msk().unwrap()[..], km[..64]);
+    }
+
+    #[test]
+    fn peap_checks_the_server_name() {
+        let f = pki("peapname");
+        let (c, _, r) = peap_handshake(&f, "other.test");
+        let e = r.unwrap_err();
+        assert!(e.contains("certificate"), "{e}");
+        assert!(c.msk().is_none());
+    }
+
     #[test]
     fn user_names_from_the_certificate() {
         let f = pki("names");
