@@ -539,7 +539,11 @@ mod tests {
     fn peap_handshake(
         f: &Files,
         name: &str,
-    ) -> (Box<dyn TlsSession>, rustls::ServerConnection, Result<(), String>) {
+    ) -> (
+        Box<dyn TlsSession>,
+        rustls::ServerConnection,
+        Result<(), String>,
+    ) {
         let cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()

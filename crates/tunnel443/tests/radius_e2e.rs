@@ -251,7 +251,14 @@ fn radius_eap_pass_through_eap_tls_with_freeradius_certificates() {
 fn peap_client(lab: &Lab, password: &str, ca: &std::path::Path, name: &str) -> Proc {
     let fp = lab.fingerprint();
     let ca = ca.to_str().unwrap();
-    let args = ["--pin-sha256", &fp, "--no-reconnect", "--peap", "--eap-ca", ca];
+    let args = [
+        "--pin-sha256",
+        &fp,
+        "--no-reconnect",
+        "--peap",
+        "--eap-ca",
+        ca,
+    ];
     let mut all = args.to_vec();
     all.extend_from_slice(&["--eap-server-name", name]);
     lab.start_client(0, "alice", password, &all)
@@ -278,12 +285,20 @@ fn radius_eap_pass_through_peap_with_freeradius() {
 
     // The EAP server's certificate from a CA we do not trust, or not for
     // the name we expect: refused before the password is used.
-    for (ca, name) in [(&other, "radius.test"), (&ca, "other.test")] {
+    let untrusted = "refused: it is not issued by a CA we trust";
+    let misnamed = "refused: it is valid for radius.test, not for other.test";
+    for (ca, name, why) in [
+        (&other, "radius.test", untrusted),
+        (&ca, "other.test", misnamed),
+    ] {
         let mut bad = peap_client(&lab, "s3cret-pass", ca, name);
-        let st = bad.wait_exit(60).expect("client did not refuse the EAP server");
+        let st = bad
+            .wait_exit(60)
+            .expect("client did not refuse the EAP server");
         assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), server.output());
         assert!(
-            bad.output().contains("certificate"),
+            bad.output()
+                .contains(&format!("PEAP failed: the server's certificate was {why}")),
             "no word on the certificate: {}",
             bad.output()
         );
@@ -291,8 +306,16 @@ fn radius_eap_pass_through_peap_with_freeradius() {
     }
 
     let mut bad = peap_client(&lab, "wrong-pass", &ca, "radius.test");
-    let st = bad.wait_exit(60).expect("client with a wrong password did not give up");
+    let st = bad
+        .wait_exit(60)
+        .expect("client with a wrong password did not give up");
     assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), radius.output());
+    assert!(
+        bad.output()
+            .contains("the server rejected the user name or password"),
+        "{}",
+        bad.output()
+    );
 
     let c = peap_client(&lab, "s3cret-pass", &ca, "radius.test");
     assert!(

@@ -331,11 +331,7 @@ impl Exchange {
             },
             Ok(Reassembled::NeedMore) => Step::Send(ack()),
             Ok(Reassembled::Complete(msg)) => {
-                if let Err(reason) = self
-                    .tls
-                    .input(&msg)
-                    .and_then(|()| inner(self.tls.as_mut()))
-                {
+                if let Err(reason) = self.tls.input(&msg).and_then(|()| inner(self.tls.as_mut())) {
                     let out = self.tls.take_output();
                     return Step::Failed {
                         reason,

@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn header_less_requests_and_extensions() {
-        assert_eq!(parse_inner(&[1]), Some(Inner::Method(EapType::Identity, &[])));
+        assert_eq!(
+            parse_inner(&[1]),
+            Some(Inner::Method(EapType::Identity, &[]))
+        );
         assert_eq!(
             parse_inner(&[26, 1, 7, 0, 4]),
             Some(Inner::Method(EapType::MsChapV2, &[1, 7, 0, 4]))

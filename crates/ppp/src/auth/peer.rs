@@ -421,7 +421,11 @@ impl PeerAuth {
                             if let Some(td) = alert {
                                 out.push(eap::typed_frame(Code::Response, p.id, t, &td));
                             }
-                            return self.fail(AuthFailure::Tls { reason });
+                            return self.fail(if t == EapType::Peap {
+                                AuthFailure::Peap { reason }
+                            } else {
+                                AuthFailure::Tls { reason }
+                            });
                         }
                     },
                     // EAP-TLS, PEAP, MD5, expanded types...: legacy Nak for
@@ -442,11 +446,10 @@ impl PeerAuth {
                 let r = self.tls_success();
                 r.or_else(|| self.fail(AuthFailure::ServerNotAuthenticated))
             }
-            Code::Failure if self.tls.is_some() && self.tls_method() == Some(EapType::Peap) => {
-                self.fail(AuthFailure::Rejected {
-                    message: "the server refused the PEAP login (EAP-Failure)".into(),
-                })
-            }
+            Code::Failure if self.tls.is_some() && self.tls_method() == Some(EapType::Peap) => self
+                .fail(AuthFailure::Rejected {
+                    message: String::new(),
+                }),
             Code::Failure if self.tls.is_some() => self.fail(AuthFailure::Tls {
                 reason: "the server refused the login (EAP-Failure); check our certificate".into(),
             }),
@@ -560,8 +563,9 @@ impl PeerAuth {
                 if ok {
                     self.peap.result_ok = true;
                 } else if self.peap.failed.is_none() {
+                    // FreeRADIUS refuses a wrong password with this alone.
                     self.peap.failed = Some(AuthFailure::Rejected {
-                        message: "the server reported a failure inside PEAP".into(),
+                        message: String::new(),
                     });
                 }
                 let status = if ok {
@@ -793,7 +797,11 @@ mod tests {
             peap::result_response(7, peap::RESULT_SUCCESS)
         );
         let mut out = Vec::new();
-        match p.receive(&eap::result_frame(true, 8)[crate::frame::HEADER_LEN..], &mut rng(), &mut out) {
+        match p.receive(
+            &eap::result_frame(true, 8)[crate::frame::HEADER_LEN..],
+            &mut rng(),
+            &mut out,
+        ) {
             Some(PeerOut::Success(s)) => {
                 assert_eq!(s.method, AuthMethod::Peap);
                 assert_eq!(s.hlak, [7; 32], "HLAK = MSK[0..32]");
@@ -809,7 +817,11 @@ mod tests {
         through_mschapv2(&mut p, true).unwrap();
         let mut out = Vec::new();
         assert!(matches!(
-            p.receive(&eap::result_frame(true, 8)[crate::frame::HEADER_LEN..], &mut rng(), &mut out),
+            p.receive(
+                &eap::result_frame(true, 8)[crate::frame::HEADER_LEN..],
+                &mut rng(),
+                &mut out
+            ),
             Some(PeerOut::Failure(AuthFailure::ServerNotAuthenticated))
         ));
         assert!(p.implicit_success().is_none());
@@ -823,6 +835,21 @@ mod tests {
         tunneled(&mut p, 3, b"DONE").unwrap();
         let ext = [1, 7, 0, 11, 33, 0x80, 3, 0, 2, 0, 1];
         assert_eq!(tunneled(&mut p, 7, &ext), Err(false));
+    }
+
+    #[test]
+    fn peap_tls_failure_is_a_peap_failure() {
+        let mut p = peer();
+        req(&mut p, 2, EapType::Peap, &[eap_tls::FLAG_START]).unwrap();
+        let f = eap::typed_frame(Code::Request, 3, EapType::Peap, b"\0FORGED");
+        let mut out = Vec::new();
+        match p.receive(&f[crate::frame::HEADER_LEN..], &mut rng(), &mut out) {
+            Some(PeerOut::Failure(e @ AuthFailure::Peap { .. })) => assert_eq!(
+                e.to_string(),
+                "PEAP failed: the server's certificate is not trusted"
+            ),
+            _ => panic!("not a PEAP failure"),
+        }
     }
 
     #[test]

@@ -695,7 +695,11 @@ impl Assoc {
         let mut i = 0;
         while i < self.resolving.len() {
             let r = &self.resolving[i];
-            let ip = match cx.sockets.get_mut::<dns::Socket>(d).get_query_result(r.query) {
+            let ip = match cx
+                .sockets
+                .get_mut::<dns::Socket>(d)
+                .get_query_result(r.query)
+            {
                 Err(dns::GetQueryResultError::Pending) => {
                     i += 1;
                     continue;
