@@ -727,7 +727,7 @@ impl Assoc {
 
     /// A datagram to a host name: sent if the name is known, else held
     /// while it resolves.
-    fn to_name(&mut self, name: String, port: u16, data: Vec<u8>, cx: &mut Ctx<'_, '_>) {
+    fn send_to_name(&mut self, name: String, port: u16, data: Vec<u8>, cx: &mut Ctx<'_, '_>) {
         if let Some(ip) = self.names.get(&name) {
             let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
             Self::send(s, SocketAddrV4::new(*ip, port), &data);
@@ -779,7 +779,7 @@ impl Assoc {
                 Ok((Dest::V4(to), data)) => {
                     Self::send(cx.sockets.get_mut::<udp::Socket>(self.handle), to, &data);
                 }
-                Ok((Dest::Name(name, port), data)) => self.to_name(name, port, data, cx),
+                Ok((Dest::Name(name, port), data)) => self.send_to_name(name, port, data, cx),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }
