@@ -11,12 +11,16 @@
 //!   which is a whole EAP packet.
 //! * Result TLV (§2.2.8.1.2): M bit set, TLV type 3, Length 2, status 1
 //!   (success) or 2 (failure). The peer echoes the server's status (a
-//!   success only when its own inner method succeeded, §3.2.5.4.7).
+//!   success only when its own inner method succeeded, §3.2.5.4.7); an
+//!   Extensions request without a Result TLV gets an empty answer.
 //! * Keys: PEAPv0 without cryptobinding uses the EAP-TLS MSK (TLS 1.2:
-//!   PRF(master secret, "client EAP encryption", randoms)); for TLS 1.3
-//!   RFC 9427 §2.1 gives TLS-Exporter("EXPORTER_EAP_TLS_Key_Material",
-//!   Type-Code 25, 128), which is what FreeRADIUS 3.2 exports for PEAP
-//!   (its default `tls_max_version` is 1.2).
+//!   PRF(master secret, "client EAP encryption", randoms)). FreeRADIUS 3.2
+//!   runs PEAP over TLS 1.2 only (its `eap` module: TLS 1.3 is for EAP-TLS
+//!   alone), so with it the MSK is always that one; should a server
+//!   negotiate TLS 1.3 we follow RFC 9427 §2.1:
+//!   TLS-Exporter("EXPORTER_EAP_TLS_Key_Material", Type-Code 25, 128).
+//! * Not implemented: the Cryptobinding TLV and SoH (Windows NPS can
+//!   require cryptobinding), fast reconnect.
 
 use super::eap::{Code, EapType};
 
@@ -82,13 +86,22 @@ pub fn method_response(typ: EapType, type_data: &[u8]) -> Vec<u8> {
     v
 }
 
-/// An EAP TLV Extensions Response with one Result TLV (a whole EAP packet).
-pub fn result_response(id: u8, status: u16) -> Vec<u8> {
-    let mut v = vec![u8::from(Code::Response), id, 0, 11, TYPE_EXTENSIONS];
-    v.extend_from_slice(&(TLV_MANDATORY | TLV_RESULT).to_be_bytes());
-    v.extend_from_slice(&2u16.to_be_bytes());
-    v.extend_from_slice(&status.to_be_bytes());
+/// An EAP TLV Extensions Response (a whole EAP packet) carrying `tlvs`.
+pub fn extensions_response(id: u8, tlvs: &[u8]) -> Vec<u8> {
+    let len = (5 + tlvs.len()) as u16;
+    let mut v = vec![u8::from(Code::Response), id];
+    v.extend_from_slice(&len.to_be_bytes());
+    v.push(TYPE_EXTENSIONS);
+    v.extend_from_slice(tlvs);
     v
+}
+
+/// An EAP TLV Extensions Response with one Result TLV.
+pub fn result_response(id: u8, status: u16) -> Vec<u8> {
+    let mut tlv = (TLV_MANDATORY | TLV_RESULT).to_be_bytes().to_vec();
+    tlv.extend_from_slice(&2u16.to_be_bytes());
+    tlv.extend_from_slice(&status.to_be_bytes());
+    extensions_response(id, &tlv)
 }
 
 #[cfg(test)]

@@ -558,6 +558,11 @@ impl PeerAuth {
             Some(Inner::Method(_, _)) => {
                 peap::method_response(EapType::Nak, &[u8::from(EapType::MsChapV2)])
             }
+            Some(Inner::Extensions { id, result: None }) => {
+                // No Result TLV (an SoH request, MS-PEAP §2.2.8.2): none of
+                // ours to give; the server decides.
+                peap::extensions_response(id, &[])
+            }
             Some(Inner::Extensions { id, result }) => {
                 let ok = result == Some(peap::RESULT_SUCCESS) && self.peap.inner_ok;
                 if ok {
@@ -791,6 +796,9 @@ mod tests {
     fn peap_phase2_result_tlv_then_success_with_the_msk() {
         let mut p = peer();
         through_mschapv2(&mut p, true).unwrap();
+        // Extensions without a Result TLV (SoH-like): an empty answer.
+        let soh = [1, 6, 0, 11, 33, 0x00, 7, 0, 2, 0, 0];
+        assert_eq!(tunneled(&mut p, 6, &soh).unwrap(), [2, 6, 0, 5, 33]);
         let ext = [1, 7, 0, 11, 33, 0x80, 3, 0, 2, 0, 1];
         assert_eq!(
             tunneled(&mut p, 7, &ext).unwrap(),
