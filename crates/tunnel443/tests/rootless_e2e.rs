@@ -1,8 +1,9 @@
 //! Rootless client mode: `tunnel443 client sstp://… --forward/--socks5`
 //! run as `nobody` (setpriv, no capabilities, no TUN device): a local port
 //! forwarded, and SOCKS5 CONNECT (by address and by a name resolved through
-//! the tunnel's DNS) and UDP ASSOCIATE (to an address and to a name), through a user-space TCP/IP stack
-//! to servers that only the VPN server's side can reach.
+//! the tunnel's DNS) and UDP ASSOCIATE (to an address and to a name),
+//! through a user-space TCP/IP stack to servers that only the VPN server's
+//! side can reach.
 
 mod e2e;
 
