@@ -12,6 +12,9 @@
 //!   tickets (resumption is not offered).
 //! * Server: the client certificate must chain to `[eap_tls] client_ca`;
 //!   the user name is its subject CN or a SAN, as configured.
+//! * PEAP client (`ppp::auth::peap`): the same TLS session without a client
+//!   certificate, keeping the application data (the tunneled EAP); keys as
+//!   above with Type-Code 25 for TLS 1.3 (RFC 9427 §2.1).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -116,28 +119,48 @@ impl EapTlsConfig for ServerEapTls {
             conn: c.into(),
             user_name: Some(self.user_name),
             committed: false,
+            method: 13,
+            app: None,
         }))
     }
 }
 
 /// Client side: the server's name (its EAP certificate is checked against
-/// it), our certificate, and the trust for the server's.
+/// it), our certificate (EAP-TLS) or none (PEAP), and the trust for the
+/// server's.
 #[derive(Debug)]
 pub struct ClientEapTls {
     config: Arc<rustls::ClientConfig>,
     server_name: ServerName<'static>,
+    method: ppp::auth::eap::EapType,
 }
 
 impl ClientEapTls {
     /// `trust` checks the server's EAP certificate (`--eap-ca`, else the
     /// TLS trust); `cert`/`key` are ours (PEM files).
     pub fn new(host: &str, trust: &tls::Trust, cert: &Path, key: &Path) -> anyhow::Result<Self> {
-        let c = tls::client_config_with_cert(trust, Some((cert, key)))?;
+        Self::build(host, trust, Some((cert, key)), ppp::auth::eap::EapType::Tls)
+    }
+
+    /// PEAP (version 0): the server's certificate is checked with `trust`
+    /// against `host`; no client certificate.
+    pub fn peap(host: &str, trust: &tls::Trust) -> anyhow::Result<Self> {
+        Self::build(host, trust, None, ppp::auth::eap::EapType::Peap)
+    }
+
+    fn build(
+        host: &str,
+        trust: &tls::Trust,
+        cert: Option<(&Path, &Path)>,
+        method: ppp::auth::eap::EapType,
+    ) -> anyhow::Result<Self> {
+        let c = tls::client_config_with_cert(trust, cert)?;
         let server_name = ServerName::try_from(host.to_string())
             .with_context(|| format!("{host}: not a valid server name"))?;
         Ok(ClientEapTls {
             config: c.config,
             server_name,
+            method,
         })
     }
 }
@@ -150,7 +173,13 @@ impl EapTlsConfig for ClientEapTls {
             conn: c.into(),
             user_name: None,
             committed: false,
+            method: u8::from(self.method),
+            app: (self.method == ppp::auth::eap::EapType::Peap).then(Vec::new),
         }))
+    }
+
+    fn method(&self) -> ppp::auth::eap::EapType {
+        self.method
     }
 }
 
@@ -160,6 +189,10 @@ struct Session {
     user_name: Option<UserNameFrom>,
     /// Server, TLS 1.3: the commitment message was queued.
     committed: bool,
+    /// The EAP Type-Code (13 EAP-TLS, 25 PEAP): the TLS 1.3 key context.
+    method: u8,
+    /// PEAP: application data received and not yet taken.
+    app: Option<Vec<u8>>,
 }
 
 impl TlsSession for Session {
@@ -182,11 +215,18 @@ impl TlsSession for Session {
                 });
             }
         }
-        // Application data (the TLS 1.3 commitment message) is read and dropped.
-        let mut sink = [0u8; 256];
+        // Application data: PEAP's tunneled EAP is kept; for EAP-TLS (the
+        // TLS 1.3 commitment message) it is read and dropped.
+        let mut sink = [0u8; 2048];
         while let Ok(n) = self.conn.reader().read(&mut sink) {
             if n == 0 {
                 break;
+            }
+            if let Some(app) = &mut self.app {
+                if app.len() + n > ppp::auth::eap_tls::MAX_MESSAGE {
+                    return Err("too much data inside the PEAP tunnel".into());
+                }
+                app.extend_from_slice(&sink[..n]);
             }
         }
         if let Some(from) = self.user_name {
@@ -233,7 +273,7 @@ impl TlsSession for Session {
             rustls::ProtocolVersion::TLSv1_3 => self.conn.export_keying_material(
                 [0u8; 128],
                 b"EXPORTER_EAP_TLS_Key_Material",
-                Some(&[13]),
+                Some(&[self.method]),
             ),
             _ => self
                 .conn
@@ -249,6 +289,20 @@ impl TlsSession for Session {
         let from = self.user_name?;
         let leaf = self.conn.peer_certificates()?.first()?;
         from.extract(leaf)
+    }
+
+    fn take_app(&mut self) -> Vec<u8> {
+        self.app.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn write_app(&mut self, data: &[u8]) -> Result<(), String> {
+        if self.app.is_none() {
+            return Err("this TLS session carries no application data".into());
+        }
+        self.conn
+            .writer()
+            .write_all(data)
+            .map_err(|e| format!("writing inside the PEAP tunnel: {e}"))
     }
 }
 
@@ -478,6 +532,86 @@ mod tests {
         let e = handshake(c.as_mut(), s.as_mut()).unwrap_err();
         assert!(e.starts_with("the client certificate was refused"), "{e}");
         assert!(s.msk().is_none());
+    }
+
+    /// Runs `c` against a rustls server without client authentication
+    /// (PEAP's outer TLS, TLS 1.3) until both are done or one fails.
+    fn peap_handshake(
+        f: &Files,
+        name: &str,
+    ) -> (
+        Box<dyn TlsSession>,
+        rustls::ServerConnection,
+        Result<(), String>,
+    ) {
+        let cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                tls::load_certs(&f.0.join("server.pem")).unwrap(),
+                tls::load_key(&f.0.join("server.key")).unwrap(),
+            )
+            .unwrap();
+        let mut srv = rustls::ServerConnection::new(Arc::new(cfg)).unwrap();
+        let peap = ClientEapTls::peap(name, &tls::Trust::CaFile(f.0.join("ca.pem"))).unwrap();
+        assert_eq!(peap.method(), ppp::auth::eap::EapType::Peap);
+        let mut c = peap.start().unwrap();
+        for _ in 0..10 {
+            let out = c.take_output();
+            if !out.is_empty() {
+                srv.read_tls(&mut &out[..]).unwrap();
+                srv.process_new_packets().unwrap();
+            }
+            let mut back = Vec::new();
+            while srv.wants_write() {
+                srv.write_tls(&mut back).unwrap();
+            }
+            if back.is_empty() && c.is_done() && !srv.is_handshaking() {
+                return (c, srv, Ok(()));
+            }
+            if let Err(e) = c.input(&back) {
+                return (c, srv, Err(e));
+            }
+        }
+        (c, srv, Err("no end".into()))
+    }
+
+    #[test]
+    fn peap_carries_the_tunneled_eap_and_keys_with_type_code_25() {
+        let f = pki("peap");
+        let (mut c, mut srv, r) = peap_handshake(&f, "vpn.test");
+        r.unwrap();
+        // A header-less Identity request in, the answer out.
+        srv.writer().write_all(&[1]).unwrap();
+        let mut back = Vec::new();
+        while srv.wants_write() {
+            srv.write_tls(&mut back).unwrap();
+        }
+        c.input(&back).unwrap();
+        assert_eq!(c.take_app(), [1]);
+        assert!(c.take_app().is_empty());
+        c.write_app(b"\x01alice").unwrap();
+        let out = c.take_output();
+        srv.read_tls(&mut &out[..]).unwrap();
+        srv.process_new_packets().unwrap();
+        let mut got = [0u8; 16];
+        let n = srv.reader().read(&mut got).unwrap();
+        assert_eq!(&got[..n], b"\x01alice");
+        // RFC 9427 §2.1: the exporter with PEAP's Type-Code.
+        let km = srv
+            .export_keying_material([0u8; 128], b"EXPORTER_EAP_TLS_Key_Material", Some(&[25]))
+            .unwrap();
+        assert_eq!(c.msk().unwrap()[..], km[..64]);
+    }
+
+    #[test]
+    fn peap_checks_the_server_name() {
+        let f = pki("peapname");
+        let (c, _, r) = peap_handshake(&f, "other.test");
+        let e = r.unwrap_err();
+        assert!(e.contains("certificate"), "{e}");
+        assert!(c.msk().is_none());
     }
 
     #[test]

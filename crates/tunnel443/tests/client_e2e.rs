@@ -484,6 +484,14 @@ fn client_help_and_options_that_do_not_apply() {
             vec!["iphttps://127.0.0.1/IPHTTPS", "--password-stdin"],
             "are for SSTP only",
         ),
+        (
+            vec!["iphttps://127.0.0.1/IPHTTPS", "--peap"],
+            "--eap-tls and --peap are for SSTP only",
+        ),
+        (
+            vec!["sstp://vpn@127.0.0.1", "--eap-ca", "ca.pem"],
+            "--eap-ca and --eap-server-name are for SSTP with --eap-tls or --peap",
+        ),
     ] {
         let out = Command::new(BIN)
             .arg("client")

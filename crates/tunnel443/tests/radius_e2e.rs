@@ -15,6 +15,10 @@
 //!   checked by FreeRADIUS, our client checks FreeRADIUS's certificate
 //!   (`--eap-ca`), and the binding verifies with the MSK FreeRADIUS
 //!   exports; a certificate from another CA is refused.
+//! * PEAP by pass-through: FreeRADIUS's `peap` with MS-CHAPv2 inside; the
+//!   binding verifies with the MSK of the outer TLS; an EAP certificate
+//!   from an untrusted CA or for another name, and a wrong password, are
+//!   refused.
 //! * PAP, with the address from the pool; CHAP-MD5; Framed-Pool naming one
 //!   of `ipv4.pools`; Framed-Route (routed to the session, removed after)
 //!   with Framed-MTU (ICMP Fragmentation Needed above it).
@@ -240,6 +244,96 @@ fn radius_eap_pass_through_eap_tls_with_freeradius_certificates() {
     assert!(log.contains("crypto binding verified"), "{log}");
     assert_auth_method(&log, "eappassthrough", "server");
     assert_auth_method(&c.output(), "eaptls", "client");
+}
+
+/// Our client with `--peap` as alice with `password`, checking the EAP
+/// server's certificate with the CA file `ca` and the name `name`.
+fn peap_client(lab: &Lab, password: &str, ca: &std::path::Path, name: &str) -> Proc {
+    let fp = lab.fingerprint();
+    let ca = ca.to_str().unwrap();
+    let args = [
+        "--pin-sha256",
+        &fp,
+        "--no-reconnect",
+        "--peap",
+        "--eap-ca",
+        ca,
+    ];
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--eap-server-name", name]);
+    lab.start_client(0, "alice", password, &all)
+}
+
+#[test]
+fn radius_eap_pass_through_peap_with_freeradius() {
+    let (lab, mut radius, server) = setup_with("eap-mschapv2", "eap = \"pass-through\"");
+    let d = lab.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    let ca = test_ca(&d, "ca");
+    let other = test_ca(&d, "other");
+    let (cert, key) = issue_cert(
+        &d,
+        "ca",
+        "radius",
+        "radius.test",
+        "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:radius.test\nbasicConstraints=CA:FALSE\n",
+    );
+    // FreeRADIUS's `eap` module: its default EAP-MD5 is Nak'ed by our
+    // client, which asks for PEAP (its `peap` section, MS-CHAPv2 inside
+    // through the `inner-tunnel` site and the users file).
+    radius.eap_tls(&cert, &key, &ca);
+
+    // The EAP server's certificate from a CA we do not trust, or not for
+    // the name we expect: refused before the password is used.
+    let untrusted = "refused: it is not issued by a CA we trust";
+    let misnamed = "refused: it is valid for radius.test, not for other.test";
+    for (ca, name, why) in [
+        (&other, "radius.test", untrusted),
+        (&ca, "other.test", misnamed),
+    ] {
+        let mut bad = peap_client(&lab, "s3cret-pass", ca, name);
+        let st = bad
+            .wait_exit(60)
+            .expect("client did not refuse the EAP server");
+        assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), server.output());
+        assert!(
+            bad.output()
+                .contains(&format!("PEAP failed: the server's certificate was {why}")),
+            "no word on the certificate: {}",
+            bad.output()
+        );
+        assert!(!radius.output().contains("Login OK"), "{}", radius.output());
+    }
+
+    let mut bad = peap_client(&lab, "wrong-pass", &ca, "radius.test");
+    let st = bad
+        .wait_exit(60)
+        .expect("client with a wrong password did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", bad.output(), radius.output());
+    assert!(
+        bad.output()
+            .contains("the server rejected the user name or password"),
+        "{}",
+        bad.output()
+    );
+
+    let c = peap_client(&lab, "s3cret-pass", &ca, "radius.test");
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel with PEAP through FreeRADIUS:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    let log = server.output();
+    assert!(log.contains("crypto binding verified"), "{log}");
+    assert_auth_method(&log, "eappassthrough", "server");
+    assert_auth_method(&c.output(), "peap", "client");
+    assert!(
+        radius.output().contains("eap_peap"),
+        "FreeRADIUS did not run PEAP:\n{}",
+        radius.output()
+    );
 }
 
 #[test]

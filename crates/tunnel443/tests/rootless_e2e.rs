@@ -1,8 +1,9 @@
 //! Rootless client mode: `tunnel443 client sstp://… --forward/--socks5`
 //! run as `nobody` (setpriv, no capabilities, no TUN device): a local port
 //! forwarded, and SOCKS5 CONNECT (by address and by a name resolved through
-//! the tunnel's DNS) and UDP ASSOCIATE, through a user-space TCP/IP stack
-//! to servers that only the VPN server's side can reach.
+//! the tunnel's DNS) and UDP ASSOCIATE (to an address and to a name),
+//! through a user-space TCP/IP stack to servers that only the VPN server's
+//! side can reach.
 
 mod e2e;
 
@@ -155,7 +156,9 @@ while True:
 "#;
 
 /// A SOCKS5 UDP ASSOCIATE client (python): sends one datagram to
-/// 10.44.0.1:PORT through the SOCKS server and prints the reply's payload.
+/// 10.44.0.1:PORT (or NAME:PORT, ATYP 3, with a third argument) through
+/// the SOCKS server and prints the reply's payload; the reply comes from
+/// 10.44.0.1:PORT.
 const SOCKS_UDP_PY: &str = r#"
 import socket, struct, sys
 sp, up = int(sys.argv[1]), int(sys.argv[2])
@@ -171,8 +174,12 @@ relay = (socket.inet_ntoa(r[4:8]), struct.unpack(">H", r[8:10])[0])
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(3)
 hdr = b"\x00\x00\x00\x01" + socket.inet_aton("10.44.0.1") + struct.pack(">H", up)
+out = hdr
+if len(sys.argv) > 3:
+    name = sys.argv[3].encode()
+    out = b"\x00\x00\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", up)
 for _ in range(5):
-    u.sendto(hdr + b"ping over udp", relay)
+    u.sendto(out + b"ping over udp", relay)
     try:
         d, _ = u.recvfrom(65535)
         break
@@ -296,21 +303,25 @@ fn rootless_socks5_names_and_udp_as_nobody() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // UDP ASSOCIATE: a datagram to the echo server and back.
+    // UDP ASSOCIATE: a datagram to the echo server and back, by address
+    // and by a name (ATYP 3) resolved through the tunnel's DNS.
     let udp_py = lab.write_file("socksudp.py", SOCKS_UDP_PY);
     set_mode(&udp_py, 0o644);
-    let out = as_nobody(&lab, "/usr/bin/python3")
-        .arg(&udp_py)
-        .args([socks_port.to_string(), udp_port.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\nclient:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        client.output()
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ping over udp");
+    for name in [None, Some("web.vpn.test")] {
+        let out = as_nobody(&lab, "/usr/bin/python3")
+            .arg(&udp_py)
+            .args([socks_port.to_string(), udp_port.to_string()])
+            .args(name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name:?}: {}\nclient:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            client.output()
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ping over udp");
+    }
     drop(client);
 }
 

@@ -65,6 +65,13 @@ pub enum AuthFailure {
         /// What went wrong.
         reason: String,
     },
+    /// PEAP failed outside the inner method: the TLS handshake (e.g. the
+    /// server's certificate is not trusted), its framing, or the tunneled
+    /// conversation (plain words).
+    Peap {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Plain words: the rejection's own text, or what went wrong.
@@ -91,6 +98,7 @@ impl std::fmt::Display for AuthFailure {
             }
             AuthFailure::NoCredentials => f.write_str("no credentials suit the method"),
             AuthFailure::Tls { reason } => write!(f, "EAP-TLS failed: {reason}"),
+            AuthFailure::Peap { reason } => write!(f, "PEAP failed: {reason}"),
         }
     }
 }

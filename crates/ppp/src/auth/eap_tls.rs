@@ -40,12 +40,27 @@ pub trait TlsSession: Send {
     fn msk(&self) -> Option<[u8; 64]>;
     /// Server: the user name taken from the client certificate.
     fn peer_name(&self) -> Option<String>;
+    /// Decrypted application data received so far (PEAP's tunneled EAP);
+    /// EAP-TLS sessions drop it and return nothing.
+    fn take_app(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Queues application data to send (PEAP's tunneled EAP); its records
+    /// come out of [`TlsSession::take_output`].
+    fn write_app(&mut self, _data: &[u8]) -> Result<(), String> {
+        Err("this TLS session carries no application data".into())
+    }
 }
 
 /// Starts a [`TlsSession`] per authentication (server or client side).
 pub trait EapTlsConfig: Send + Sync + std::fmt::Debug {
     /// A new session; the error is plain words.
     fn start(&self) -> Result<Box<dyn TlsSession>, String>;
+    /// The EAP method the sessions are for: EAP-TLS (13), or PEAP (25,
+    /// [`super::peap`]) on the peer.
+    fn method(&self) -> super::eap::EapType {
+        super::eap::EapType::Tls
+    }
 }
 
 /// The SSTP HLAK from an EAP MSK (MS-SSTP §3.2.5.2.2: its first 32 octets).
@@ -275,6 +290,18 @@ impl Exchange {
 
     /// Handles the Type-Data of an EAP-TLS message from the other side.
     pub(crate) fn receive(&mut self, td: &[u8]) -> Step {
+        self.receive_with(td, |_| Ok(()))
+    }
+
+    /// [`Exchange::receive`], with `inner` run on the TLS session after each
+    /// complete message was fed to it and before its answer is taken (PEAP
+    /// reads the tunneled request there and writes the response). An error
+    /// from `inner` fails the exchange.
+    pub(crate) fn receive_with(
+        &mut self,
+        td: &[u8],
+        mut inner: impl FnMut(&mut dyn TlsSession) -> Result<(), String>,
+    ) -> Step {
         let Some(f) = parse(td) else {
             return Step::Failed {
                 reason: "malformed EAP-TLS message".into(),
@@ -304,7 +331,7 @@ impl Exchange {
             },
             Ok(Reassembled::NeedMore) => Step::Send(ack()),
             Ok(Reassembled::Complete(msg)) => {
-                if let Err(reason) = self.tls.input(&msg) {
+                if let Err(reason) = self.tls.input(&msg).and_then(|()| inner(self.tls.as_mut())) {
                     let out = self.tls.take_output();
                     return Step::Failed {
                         reason,

@@ -20,6 +20,7 @@ pub mod eap_relay;
 pub mod eap_tls;
 pub mod mschapv2;
 pub mod pap;
+pub mod peap;
 
 pub(crate) mod authenticator;
 pub use authenticator::AuthFailure;
@@ -98,6 +99,8 @@ pub enum AuthMethod {
     EapMsChapV2,
     /// EAP-TLS (RFC 5216, RFC 9190).
     EapTls,
+    /// PEAP version 0 with EAP-MSCHAPv2 inside ([`peap`]).
+    Peap,
     /// EAP relayed to a backend that runs the method (RFC 3579
     /// pass-through; [`eap_relay`]).
     EapPassThrough,
@@ -113,6 +116,7 @@ impl std::fmt::Display for AuthMethod {
             AuthMethod::MsChapV2 => "MS-CHAPv2",
             AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
             AuthMethod::EapTls => "EAP-TLS",
+            AuthMethod::Peap => "PEAP",
             AuthMethod::EapPassThrough => "EAP-pass-through",
         })
     }

@@ -19,6 +19,13 @@
 //!   other methods are Nak'ed with 13; EAP Success is accepted only once
 //!   the handshake is complete (the server's certificate verified), and the
 //!   HLAK is the MSK's first 32 octets.
+//! * PEAPv0 (when `Config::eap_tls` is a PEAP configuration; [`super::peap`]):
+//!   the outer TLS runs like EAP-TLS; inside, Identity and EAP-MSCHAPv2 are
+//!   answered with the code of the outer EAP-MSCHAPv2, and the Result TLV
+//!   is echoed (success only once the server proved it knows the
+//!   password). A plain EAP-MSCHAPv2 request outside the tunnel is Nak'ed
+//!   (no downgrade). EAP Success is accepted only after the Result TLV
+//!   success; the HLAK is the MSK's first 32 octets.
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +33,8 @@ use subtle::ConstantTimeEq;
 
 use super::authenticator::AuthFailure;
 use super::eap::{self, Code, EapType, MsChapV2Msg};
-use super::eap_tls::{self, EapTlsConfig, Exchange, Step};
+use super::eap_tls::{self, EapTlsConfig, Exchange, Step, TlsSession};
+use super::peap::{self, Inner};
 use super::{
     chap, mschapv2, pap, AuthMethod, AuthProtocol, AuthSuccess, Credentials, NtHash, Secret,
 };
@@ -37,6 +45,27 @@ use crate::wire::Packet;
 pub(crate) enum PeerOut {
     Success(AuthSuccess),
     Failure(AuthFailure),
+}
+
+/// What an EAP-MSCHAPv2 request asks of us (outside or inside PEAP).
+enum MsAnswer {
+    /// Answer with this Type-Data.
+    Reply(Vec<u8>),
+    /// The server proved it knows the password; answer with this.
+    Verified(Vec<u8>),
+    /// Answer with this (if any), then fail.
+    Fail(Option<Vec<u8>>, AuthFailure),
+}
+
+/// PEAP phase 2 progress.
+#[derive(Default)]
+struct PeapState {
+    /// The inner MS-CHAPv2 Success was verified.
+    inner_ok: bool,
+    /// We answered the server's Result TLV success.
+    result_ok: bool,
+    /// Inner authentication failed: fail once the answer is sent.
+    failed: Option<AuthFailure>,
 }
 
 struct MsChap {
@@ -66,6 +95,7 @@ pub(crate) struct PeerAuth {
     tls_config: Option<std::sync::Arc<dyn EapTlsConfig>>,
     tls: Option<Exchange>,
     max_frag: usize,
+    peap: PeapState,
 }
 
 impl Drop for PeerAuth {
@@ -118,6 +148,7 @@ impl PeerAuth {
             tls_config: None,
             tls: None,
             max_frag: 1000,
+            peap: PeapState::default(),
         };
         if p.creds.is_none() {
             p.st = St::Done;
@@ -362,85 +393,63 @@ impl PeerAuth {
                     EapType::Notification => {
                         eap::typed_frame(Code::Response, p.id, EapType::Notification, &[])
                     }
-                    EapType::MsChapV2 => match eap::parse_mschapv2(p.type_data, true)? {
-                        MsChapV2Msg::Challenge {
-                            ms_id, challenge, ..
-                        } => match self.mschap_response(challenge, rng) {
-                            Ok((v, name)) => {
-                                let td = eap::mschapv2_data(
-                                    eap::opcode::RESPONSE,
-                                    ms_id,
-                                    &eap::value_name(&v, &name),
-                                );
+                    EapType::MsChapV2 if self.tls_config.is_none() => {
+                        match self.eap_mschapv2(p.type_data, rng)? {
+                            MsAnswer::Reply(td) => {
                                 eap::typed_frame(Code::Response, p.id, EapType::MsChapV2, &td)
                             }
-                            Err(e) => return self.fail(e),
-                        },
-                        MsChapV2Msg::SuccessRequest { message, .. } => {
-                            if self.verify_success(message).is_none() {
-                                return self.fail(AuthFailure::ServerNotAuthenticated);
+                            MsAnswer::Verified(td) => {
+                                self.st = St::AwaitEapSuccess;
+                                eap::typed_frame(Code::Response, p.id, EapType::MsChapV2, &td)
                             }
-                            self.st = St::AwaitEapSuccess;
-                            eap::typed_frame(
-                                Code::Response,
-                                p.id,
-                                EapType::MsChapV2,
-                                &[eap::opcode::SUCCESS],
-                            )
-                        }
-                        MsChapV2Msg::FailureRequest { message, .. } => {
-                            let f = eap::typed_frame(
-                                Code::Response,
-                                p.id,
-                                EapType::MsChapV2,
-                                &[eap::opcode::FAILURE],
-                            );
-                            out.push(f);
-                            let message = mschapv2::parse_failure(message).message;
-                            return self.fail(AuthFailure::Rejected { message });
-                        }
-                        _ => return None,
-                    },
-                    EapType::Tls if self.tls_config.is_some() => {
-                        match self.receive_tls(p.type_data) {
-                            Ok(td) => eap::typed_frame(Code::Response, p.id, EapType::Tls, &td),
-                            Err((reason, alert)) => {
-                                if let Some(td) = alert {
+                            MsAnswer::Fail(td, e) => {
+                                if let Some(td) = td {
                                     out.push(eap::typed_frame(
                                         Code::Response,
                                         p.id,
-                                        EapType::Tls,
+                                        EapType::MsChapV2,
                                         &td,
                                     ));
                                 }
-                                return self.fail(AuthFailure::Tls { reason });
+                                return self.fail(e);
                             }
                         }
                     }
+                    t if Some(t) == self.tls_method() => match self.receive_tls(p.type_data, rng) {
+                        Ok(td) => eap::typed_frame(Code::Response, p.id, t, &td),
+                        Err((reason, alert)) => {
+                            if let Some(td) = alert {
+                                out.push(eap::typed_frame(Code::Response, p.id, t, &td));
+                            }
+                            return self.fail(if t == EapType::Peap {
+                                AuthFailure::Peap { reason }
+                            } else {
+                                AuthFailure::Tls { reason }
+                            });
+                        }
+                    },
                     // EAP-TLS, PEAP, MD5, expanded types...: legacy Nak for
-                    // MSCHAPv2 (or EAP-TLS when that is what we do).
+                    // MSCHAPv2 (or EAP-TLS/PEAP when that is what we do).
                     _ => {
-                        let want = if self.tls_config.is_some() {
-                            EapType::Tls
-                        } else {
-                            EapType::MsChapV2
-                        };
+                        let want = self.tls_method().unwrap_or(EapType::MsChapV2);
                         eap::typed_frame(Code::Response, p.id, EapType::Nak, &[u8::from(want)])
                     }
                 };
                 out.push(frame.clone());
                 self.last = Some((p.id, payload.to_vec(), frame));
+                if let Some(e) = self.peap.failed.take() {
+                    return self.fail(e);
+                }
                 None
             }
             Code::Success if self.tls.is_some() => {
-                let t = self.tls.as_ref()?.tls();
-                match (t.is_done(), t.msk()) {
-                    (true, Some(msk)) => {
-                        self.succeed(eap_tls::hlak_from_msk(&msk), AuthMethod::EapTls)
-                    }
-                    _ => self.fail(AuthFailure::ServerNotAuthenticated),
-                }
+                let r = self.tls_success();
+                r.or_else(|| self.fail(AuthFailure::ServerNotAuthenticated))
             }
+            Code::Failure if self.tls.is_some() && self.tls_method() == Some(EapType::Peap) => self
+                .fail(AuthFailure::Rejected {
+                    message: String::new(),
+                }),
             Code::Failure if self.tls.is_some() => self.fail(AuthFailure::Tls {
                 reason: "the server refused the login (EAP-Failure); check our certificate".into(),
             }),
@@ -459,11 +468,131 @@ impl PeerAuth {
         }
     }
 
+    /// The TLS-based method we run (EAP-TLS or PEAP), if any.
+    fn tls_method(&self) -> Option<EapType> {
+        self.tls_config.as_ref().map(|c| c.method())
+    }
+
+    /// Success of the TLS-based method, if it is complete: the handshake
+    /// (the server's certificate verified), and for PEAP the inner method
+    /// and the Result TLV.
+    fn tls_success(&mut self) -> Option<PeerOut> {
+        let t = self.tls.as_ref()?.tls();
+        if !t.is_done() {
+            return None;
+        }
+        let msk = t.msk()?;
+        let method = match self.tls_method()? {
+            EapType::Peap if !self.peap.result_ok => return None,
+            EapType::Peap => AuthMethod::Peap,
+            _ => AuthMethod::EapTls,
+        };
+        self.succeed(eap_tls::hlak_from_msk(&msk), method)
+    }
+
+    /// An EAP-MSCHAPv2 request's Type-Data; `None` for a malformed or
+    /// unexpected one.
+    fn eap_mschapv2(&mut self, td: &[u8], rng: &mut dyn Rng) -> Option<MsAnswer> {
+        Some(match eap::parse_mschapv2(td, true)? {
+            MsChapV2Msg::Challenge {
+                ms_id, challenge, ..
+            } => match self.mschap_response(challenge, rng) {
+                Ok((v, name)) => MsAnswer::Reply(eap::mschapv2_data(
+                    eap::opcode::RESPONSE,
+                    ms_id,
+                    &eap::value_name(&v, &name),
+                )),
+                Err(e) => MsAnswer::Fail(None, e),
+            },
+            MsChapV2Msg::SuccessRequest { message, .. } => {
+                if self.verify_success(message).is_none() {
+                    return Some(MsAnswer::Fail(None, AuthFailure::ServerNotAuthenticated));
+                }
+                MsAnswer::Verified(vec![eap::opcode::SUCCESS])
+            }
+            MsChapV2Msg::FailureRequest { message, .. } => {
+                let message = mschapv2::parse_failure(message).message;
+                MsAnswer::Fail(
+                    Some(vec![eap::opcode::FAILURE]),
+                    AuthFailure::Rejected { message },
+                )
+            }
+            _ => return None,
+        })
+    }
+
+    /// PEAP phase 2: answers the tunneled request the TLS session received
+    /// (if any) through the tunnel (MS-PEAP §3.1.5.6, §2.2.8.1.2).
+    fn peap_inner(&mut self, t: &mut dyn TlsSession, rng: &mut dyn Rng) -> Result<(), String> {
+        let data = t.take_app();
+        if data.is_empty() {
+            return Ok(());
+        }
+        let reply = match peap::parse_inner(&data) {
+            None => return Err("malformed data inside the PEAP tunnel".into()),
+            Some(Inner::Method(EapType::Identity, _)) => {
+                let user = self.creds.as_ref().map(|c| c.username.clone());
+                peap::method_response(EapType::Identity, user.unwrap_or_default().as_bytes())
+            }
+            Some(Inner::Method(EapType::Notification, _)) => {
+                peap::method_response(EapType::Notification, &[])
+            }
+            Some(Inner::Method(EapType::MsChapV2, td)) => {
+                let td = match self.eap_mschapv2(td, rng) {
+                    None => return Err("malformed EAP-MSCHAPv2 inside the PEAP tunnel".into()),
+                    Some(MsAnswer::Reply(td)) => td,
+                    Some(MsAnswer::Verified(td)) => {
+                        self.peap.inner_ok = true;
+                        td
+                    }
+                    Some(MsAnswer::Fail(td, e)) => {
+                        self.peap.failed = Some(e);
+                        match td {
+                            Some(td) => td,
+                            None => return Ok(()),
+                        }
+                    }
+                };
+                peap::method_response(EapType::MsChapV2, &td)
+            }
+            Some(Inner::Method(_, _)) => {
+                peap::method_response(EapType::Nak, &[u8::from(EapType::MsChapV2)])
+            }
+            Some(Inner::Extensions { id, result: None }) => {
+                // No Result TLV (an SoH request, MS-PEAP §2.2.8.2): none of
+                // ours to give; the server decides.
+                peap::extensions_response(id, &[])
+            }
+            Some(Inner::Extensions { id, result }) => {
+                let ok = result == Some(peap::RESULT_SUCCESS) && self.peap.inner_ok;
+                if ok {
+                    self.peap.result_ok = true;
+                } else if self.peap.failed.is_none() {
+                    // FreeRADIUS refuses a wrong password with this alone.
+                    self.peap.failed = Some(AuthFailure::Rejected {
+                        message: String::new(),
+                    });
+                }
+                let status = if ok {
+                    peap::RESULT_SUCCESS
+                } else {
+                    peap::RESULT_FAILURE
+                };
+                peap::result_response(id, status)
+            }
+        };
+        t.write_app(&reply)
+    }
+
     /// One EAP-TLS Request (RFC 5216 §2.1): Start begins a TLS session,
     /// anything else goes through the exchange. Returns the Response's
     /// Type-Data, or why TLS failed with the alert to send.
     #[allow(clippy::type_complexity)]
-    fn receive_tls(&mut self, td: &[u8]) -> Result<Vec<u8>, (String, Option<Vec<u8>>)> {
+    fn receive_tls(
+        &mut self,
+        td: &[u8],
+        rng: &mut dyn Rng,
+    ) -> Result<Vec<u8>, (String, Option<Vec<u8>>)> {
         let start = eap_tls::parse(td).is_some_and(|f| f.flags & eap_tls::FLAG_START != 0);
         if start {
             let c = self.tls_config.clone().ok_or((String::new(), None))?;
@@ -473,10 +602,16 @@ impl PeerAuth {
             self.tls = Some(x);
             return Ok(first);
         }
-        let Some(x) = self.tls.as_mut() else {
+        let Some(mut x) = self.tls.take() else {
             return Err(("EAP-TLS data before Start".into(), None));
         };
-        match x.receive(td) {
+        let step = if self.tls_method() == Some(EapType::Peap) {
+            x.receive_with(td, |t| self.peap_inner(t, rng))
+        } else {
+            x.receive(td)
+        };
+        self.tls = Some(x);
+        match step {
             Step::Send(td) => Ok(td),
             Step::PeerAck => Err(("unexpected EAP-TLS acknowledgement".into(), None)),
             Step::Failed { reason, alert } => Err((reason, alert)),
@@ -487,13 +622,13 @@ impl PeerAuth {
     /// network-layer packets once the method has completed.
     pub(crate) fn implicit_success(&mut self) -> Option<PeerOut> {
         // EAP-TLS: our side of the handshake is complete (the server has
-        // verified us before it lets NCP traffic through).
-        if let Some(x) = &self.tls {
-            if matches!(self.st, St::Done) || !x.tls().is_done() {
+        // verified us before it lets NCP traffic through); PEAP: the
+        // Result TLV success was answered.
+        if self.tls.is_some() {
+            if matches!(self.st, St::Done) {
                 return None;
             }
-            let msk = x.tls().msk()?;
-            return self.succeed(eap_tls::hlak_from_msk(&msk), AuthMethod::EapTls);
+            return self.tls_success();
         }
         if !matches!(self.st, St::AwaitEapSuccess) {
             return None;
@@ -501,5 +636,251 @@ impl PeerAuth {
         let m = self.mschap.as_ref()?;
         let h = keys::hlak_client(&MppeKeys::derive(&m.hash, &m.nt_response, false));
         self.succeed(h, AuthMethod::EapMsChapV2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Password, Secret};
+    use std::sync::Arc;
+
+    /// A stand-in for TLS: one round of handshake ("HELLO" out, "DONE"
+    /// in), then every input is application data and application data
+    /// written comes out as is.
+    struct Clear {
+        out: Vec<u8>,
+        app: Vec<u8>,
+        done: bool,
+    }
+
+    impl TlsSession for Clear {
+        fn input(&mut self, tls: &[u8]) -> Result<(), String> {
+            if self.done {
+                self.app.extend_from_slice(tls);
+            } else if tls == b"DONE" {
+                self.done = true;
+            } else {
+                return Err("the server's certificate is not trusted".into());
+            }
+            Ok(())
+        }
+        fn take_output(&mut self) -> Vec<u8> {
+            std::mem::take(&mut self.out)
+        }
+        fn is_done(&self) -> bool {
+            self.done
+        }
+        fn msk(&self) -> Option<[u8; 64]> {
+            self.done.then_some([7; 64])
+        }
+        fn peer_name(&self) -> Option<String> {
+            None
+        }
+        fn take_app(&mut self) -> Vec<u8> {
+            std::mem::take(&mut self.app)
+        }
+        fn write_app(&mut self, data: &[u8]) -> Result<(), String> {
+            self.out.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct PeapCfg;
+    impl EapTlsConfig for PeapCfg {
+        fn start(&self) -> Result<Box<dyn TlsSession>, String> {
+            Ok(Box::new(Clear {
+                out: b"HELLO".to_vec(),
+                app: Vec::new(),
+                done: false,
+            }))
+        }
+        fn method(&self) -> EapType {
+            EapType::Peap
+        }
+    }
+
+    fn rng() -> impl Rng {
+        |b: &mut [u8]| b.fill(0x5a)
+    }
+
+    fn peer() -> PeerAuth {
+        let creds = Credentials {
+            username: "alice".into(),
+            secret: Secret::Password(Password::new("pw")),
+        };
+        let now = Instant::now();
+        let d = Duration::from_secs(3);
+        let (mut p, r) = PeerAuth::start(
+            now,
+            AuthProtocol::Eap,
+            Some(creds),
+            d,
+            3,
+            d * 10,
+            &mut rng(),
+            &mut Vec::new(),
+        );
+        assert!(r.is_none());
+        p.with_eap_tls(Some(Arc::new(PeapCfg)), 1000);
+        p
+    }
+
+    /// Sends an EAP Request; returns the Response's (Type, Type-Data), or
+    /// the outcome.
+    fn req(p: &mut PeerAuth, id: u8, typ: EapType, td: &[u8]) -> Result<(u8, Vec<u8>), bool> {
+        let f = eap::typed_frame(Code::Request, id, typ, td);
+        let mut out = Vec::new();
+        match p.receive(&f[crate::frame::HEADER_LEN..], &mut rng(), &mut out) {
+            Some(PeerOut::Success(_)) => return Err(true),
+            Some(PeerOut::Failure(_)) => return Err(false),
+            None => {}
+        }
+        let e = eap::parse(&out.last().expect("a response")[crate::frame::HEADER_LEN..]).unwrap();
+        Ok((u8::from(e.typ.unwrap()), e.type_data.to_vec()))
+    }
+
+    /// Tunneled data in a PEAP Request (version 0, no fragmentation).
+    fn tunneled(p: &mut PeerAuth, id: u8, inner: &[u8]) -> Result<Vec<u8>, bool> {
+        let mut td = vec![0];
+        td.extend_from_slice(inner);
+        let (t, r) = req(p, id, EapType::Peap, &td)?;
+        assert_eq!(t, 25);
+        assert_eq!(r[0], 0, "PEAP version 0, no flags");
+        Ok(r[1..].to_vec())
+    }
+
+    /// Runs phase 1, the inner identity and MS-CHAPv2 up to its Success;
+    /// `good_proof`: whether the server's S= is right.
+    fn through_mschapv2(p: &mut PeerAuth, good_proof: bool) -> Result<(), bool> {
+        // Outer EAP-MSCHAPv2 is refused: PEAP is asked for instead.
+        let (t, nak) = req(p, 1, EapType::MsChapV2, &[1, 1, 0, 5, 0]).unwrap();
+        assert_eq!((t, nak), (3, vec![25]));
+        let (t, hello) = req(p, 2, EapType::Peap, &[eap_tls::FLAG_START]).unwrap();
+        assert_eq!((t, hello), (25, b"\0HELLO".to_vec()));
+        assert_eq!(tunneled(p, 3, b"DONE").unwrap(), b"", "an acknowledgement");
+        assert_eq!(tunneled(p, 4, &[1]).unwrap(), b"\x01alice");
+        let ch = [9u8; 16];
+        let mut chal = vec![26];
+        chal.extend(eap::mschapv2_data(
+            eap::opcode::CHALLENGE,
+            5,
+            &eap::value_name(&ch, b"srv"),
+        ));
+        let resp = tunneled(p, 5, &chal).unwrap();
+        let Some(MsChapV2Msg::Response { value, name, .. }) =
+            eap::parse_mschapv2(&resp[1..], false)
+        else {
+            panic!("{resp:?}")
+        };
+        assert_eq!((resp[0], name), (26, &b"alice"[..]));
+        let v = mschapv2::parse_response_value(value).unwrap();
+        let hash = crate::keys::nt_password_hash("pw");
+        let mut ar =
+            keys::authenticator_response(&hash, &v.nt_response, &v.peer_challenge, &ch, b"alice");
+        if !good_proof {
+            ar[0] ^= 1;
+        }
+        let mut ok = vec![26];
+        ok.extend(eap::mschapv2_data(
+            eap::opcode::SUCCESS,
+            5,
+            &mschapv2::success_message(&ar, "hi"),
+        ));
+        assert_eq!(tunneled(p, 6, &ok)?, [26, eap::opcode::SUCCESS]);
+        Ok(())
+    }
+
+    #[test]
+    fn peap_phase2_result_tlv_then_success_with_the_msk() {
+        let mut p = peer();
+        through_mschapv2(&mut p, true).unwrap();
+        // Extensions without a Result TLV (SoH-like): an empty answer.
+        let soh = [1, 6, 0, 11, 33, 0x00, 7, 0, 2, 0, 0];
+        assert_eq!(tunneled(&mut p, 6, &soh).unwrap(), [2, 6, 0, 5, 33]);
+        let ext = [1, 7, 0, 11, 33, 0x80, 3, 0, 2, 0, 1];
+        assert_eq!(
+            tunneled(&mut p, 7, &ext).unwrap(),
+            peap::result_response(7, peap::RESULT_SUCCESS)
+        );
+        let mut out = Vec::new();
+        match p.receive(
+            &eap::result_frame(true, 8)[crate::frame::HEADER_LEN..],
+            &mut rng(),
+            &mut out,
+        ) {
+            Some(PeerOut::Success(s)) => {
+                assert_eq!(s.method, AuthMethod::Peap);
+                assert_eq!(s.hlak, [7; 32], "HLAK = MSK[0..32]");
+            }
+            _ => panic!("no success"),
+        }
+    }
+
+    #[test]
+    fn peap_success_needs_the_inner_method_and_the_result_tlv() {
+        // EAP Success before the Result TLV.
+        let mut p = peer();
+        through_mschapv2(&mut p, true).unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(
+            p.receive(
+                &eap::result_frame(true, 8)[crate::frame::HEADER_LEN..],
+                &mut rng(),
+                &mut out
+            ),
+            Some(PeerOut::Failure(AuthFailure::ServerNotAuthenticated))
+        ));
+        assert!(p.implicit_success().is_none());
+        // A wrong authenticator response fails at once.
+        let mut p = peer();
+        assert_eq!(through_mschapv2(&mut p, false), Err(false));
+        // A Result TLV success without the inner success is answered with
+        // failure, and the login fails.
+        let mut p = peer();
+        req(&mut p, 2, EapType::Peap, &[eap_tls::FLAG_START]).unwrap();
+        tunneled(&mut p, 3, b"DONE").unwrap();
+        let ext = [1, 7, 0, 11, 33, 0x80, 3, 0, 2, 0, 1];
+        assert_eq!(tunneled(&mut p, 7, &ext), Err(false));
+    }
+
+    #[test]
+    fn peap_tls_failure_is_a_peap_failure() {
+        let mut p = peer();
+        req(&mut p, 2, EapType::Peap, &[eap_tls::FLAG_START]).unwrap();
+        let f = eap::typed_frame(Code::Request, 3, EapType::Peap, b"\0FORGED");
+        let mut out = Vec::new();
+        match p.receive(&f[crate::frame::HEADER_LEN..], &mut rng(), &mut out) {
+            Some(PeerOut::Failure(e @ AuthFailure::Peap { .. })) => assert_eq!(
+                e.to_string(),
+                "PEAP failed: the server's certificate is not trusted"
+            ),
+            _ => panic!("not a PEAP failure"),
+        }
+    }
+
+    #[test]
+    fn peap_inner_failure_is_answered_then_rejected() {
+        let mut p = peer();
+        req(&mut p, 2, EapType::Peap, &[eap_tls::FLAG_START]).unwrap();
+        tunneled(&mut p, 3, b"DONE").unwrap();
+        let mut fail = vec![26];
+        fail.extend(eap::mschapv2_data(
+            eap::opcode::FAILURE,
+            5,
+            b"E=691 R=0 C=00000000000000000000000000000000 V=3 M=bad password",
+        ));
+        let f = eap::typed_frame(Code::Request, 4, EapType::Peap, &[&[0][..], &fail].concat());
+        let mut out = Vec::new();
+        match p.receive(&f[crate::frame::HEADER_LEN..], &mut rng(), &mut out) {
+            Some(PeerOut::Failure(AuthFailure::Rejected { message })) => {
+                assert_eq!(message, "bad password")
+            }
+            _ => panic!("not rejected"),
+        }
+        // The inner Failure Response went out first.
+        let e = eap::parse(&out[0][crate::frame::HEADER_LEN..]).unwrap();
+        assert_eq!(e.type_data, [0, 26, eap::opcode::FAILURE]);
     }
 }

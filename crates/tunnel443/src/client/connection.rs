@@ -130,6 +130,7 @@ fn method_name(m: ppp::AuthMethod) -> &'static str {
         ppp::AuthMethod::MsChapV2 => "MS-CHAPv2",
         ppp::AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
         ppp::AuthMethod::EapTls => "EAP-TLS",
+        ppp::AuthMethod::Peap => "PEAP",
         _ => "another method",
     }
 }

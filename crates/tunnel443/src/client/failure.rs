@@ -116,7 +116,7 @@ impl Failure {
                 "the server could not prove that it knows the password".into()
             }
             A::NoCredentials => "our credentials do not suit the server's method".into(),
-            A::Tls { .. } => reason.to_string(),
+            A::Tls { .. } | A::Peap { .. } => reason.to_string(),
             other => crate::tls::words(&format!("{other:?}")),
         })
     }

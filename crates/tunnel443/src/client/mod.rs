@@ -69,10 +69,21 @@ pub struct ClientArgs {
     /// of a password.
     #[arg(long, requires = "cert", conflicts_with_all = ["password_stdin", "password_file"])]
     pub eap_tls: bool,
-    /// SSTP with --eap-tls: the server's EAP certificate must chain to a CA
-    /// in this PEM file (default: the same trust as the TLS connection).
-    #[arg(long, requires = "eap_tls")]
+    /// SSTP: log in with PEAP (version 0, EAP-MSCHAPv2 inside the TLS
+    /// tunnel) with the URL's user and the password; the EAP server's
+    /// certificate is checked with --eap-ca (default: the system's CAs) and
+    /// --eap-server-name.
+    #[arg(long, conflicts_with = "eap_tls")]
+    pub peap: bool,
+    /// SSTP with --eap-tls or --peap: the EAP server's certificate must
+    /// chain to a CA in this PEM file (default: for --eap-tls the same trust
+    /// as the TLS connection, for --peap the system's CAs).
+    #[arg(long)]
     pub eap_ca: Option<PathBuf>,
+    /// SSTP with --eap-tls or --peap: the name the EAP server's certificate
+    /// must carry (default: --server-name, else the URL's host).
+    #[arg(long, value_name = "NAME")]
+    pub eap_server_name: Option<String>,
     /// SSTP: read the password from the first line of standard input.
     #[arg(long, conflicts_with = "password_file")]
     pub password_stdin: bool,
@@ -189,6 +200,9 @@ pub(crate) fn report(failure: &Failure) -> i32 {
 /// Refuses options that the URL's protocol would silently ignore.
 fn check_options(args: &ClientArgs, target: &Target) -> anyhow::Result<()> {
     let url = &args.url;
+    if (args.eap_ca.is_some() || args.eap_server_name.is_some()) && !args.eap_tls && !args.peap {
+        bail!("--eap-ca and --eap-server-name are for SSTP with --eap-tls or --peap");
+    }
     match target.scheme.as_str() {
         "sstp" => {
             if target.user.is_none() && !args.eap_tls {
@@ -205,9 +219,9 @@ fn check_options(args: &ClientArgs, target: &Target) -> anyhow::Result<()> {
             if args.password_stdin || args.password_file.is_some() {
                 bail!("--password-stdin/--password-file are for SSTP only; IP-HTTPS uses --cert/--key ({url})");
             }
-            if args.eap_tls {
+            if args.eap_tls || args.peap {
                 bail!(
-                    "--eap-tls is for SSTP only; IP-HTTPS uses --cert/--key for mutual TLS ({url})"
+                    "--eap-tls and --peap are for SSTP only; IP-HTTPS uses --cert/--key for mutual TLS ({url})"
                 );
             }
             if !args.routes.is_empty() {
@@ -244,6 +258,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         .server_name
         .clone()
         .unwrap_or_else(|| target.host.clone());
+    let eap_name = args.eap_server_name.as_deref().unwrap_or(&server_name);
     let (user, password, eap_tls) = if args.eap_tls {
         let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
             bail!("--eap-tls needs --cert and --key");
@@ -252,7 +267,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
             Some(ca) => Trust::CaFile(ca.clone()),
             None => trust.clone(),
         };
-        let c = crate::eap_tls::ClientEapTls::new(&server_name, &eap_trust, cert, key)?;
+        let c = crate::eap_tls::ClientEapTls::new(eap_name, &eap_trust, cert, key)?;
         // The EAP identity: the URL's user, else the certificate's CN.
         let user = match &target.user {
             Some(u) => u.clone(),
@@ -268,6 +283,18 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         };
         let c: std::sync::Arc<dyn ppp::auth::eap_tls::EapTlsConfig> = std::sync::Arc::new(c);
         (user, String::new(), Some(c))
+    } else if args.peap {
+        let eap_trust = match &args.eap_ca {
+            Some(ca) => Trust::CaFile(ca.clone()),
+            None => Trust::System,
+        };
+        let c = crate::eap_tls::ClientEapTls::peap(eap_name, &eap_trust)?;
+        let c: std::sync::Arc<dyn ppp::auth::eap_tls::EapTlsConfig> = std::sync::Arc::new(c);
+        (
+            target.user.clone().unwrap_or_default(),
+            read_password(&args)?,
+            Some(c),
+        )
     } else {
         (
             target.user.clone().unwrap_or_default(),

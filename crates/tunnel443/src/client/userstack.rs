@@ -20,8 +20,12 @@
 //!   through bounded channels; a full channel stops reading the smoltcp
 //!   socket, so its receive window closes instead of memory growing.
 //!
-//! Not yet: IPv6 (and so IP-HTTPS), host names in SOCKS UDP datagrams,
-//! SOCKS BIND.
+//! * SOCKS UDP datagrams to a host name (RFC 1928 §7, ATYP 3) are resolved
+//!   through the tunnel's DNS once per name and association; datagrams to
+//!   a name being resolved wait (a few), and a name that does not resolve
+//!   drops them.
+//!
+//! Not yet: IPv6 (and so IP-HTTPS), SOCKS BIND.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -613,11 +617,27 @@ async fn pump(
     tokio::join!(upward, downward);
 }
 
+/// Names a UDP association resolves at once.
+const UDP_QUERIES: usize = 8;
+/// Datagrams held per name while it resolves.
+const UDP_HELD: usize = 16;
+
+/// A name a UDP association is resolving, with the datagrams (port,
+/// payload) waiting for it.
+struct Resolving {
+    query: dns::QueryHandle,
+    name: String,
+    held: Vec<(u16, Vec<u8>)>,
+}
+
 /// One SOCKS UDP association inside the stack.
 struct Assoc {
     handle: SocketHandle,
     to_client: mpsc::Sender<(SocketAddrV4, Vec<u8>)>,
-    from_client: mpsc::Receiver<(SocketAddrV4, Vec<u8>)>,
+    from_client: mpsc::Receiver<(Dest, Vec<u8>)>,
+    /// Names resolved through the tunnel for this association.
+    names: std::collections::HashMap<String, Ipv4Addr>,
+    resolving: Vec<Resolving>,
 }
 
 impl Assoc {
@@ -643,11 +663,104 @@ impl Assoc {
             handle: cx.sockets.add(sock),
             to_client: down_tx,
             from_client: up_rx,
+            names: Default::default(),
+            resolving: Vec::new(),
         })
+    }
+
+    /// Frees what the association holds in the stack.
+    fn release(&mut self, cx: &mut Ctx<'_, '_>) {
+        cx.sockets.remove(self.handle);
+        if let Some(d) = cx.dns {
+            for r in self.resolving.drain(..) {
+                cx.sockets.get_mut::<dns::Socket>(d).cancel_query(r.query);
+            }
+        }
+    }
+
+    /// Sends one datagram through the tunnel.
+    fn send(s: &mut udp::Socket<'_>, to: SocketAddrV4, data: &[u8]) {
+        let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
+        if let Err(e) = s.send_slice(data, ep) {
+            debug!(error = %e, "UDP datagram through the tunnel dropped");
+        }
+    }
+
+    /// Answers of the names being resolved: their held datagrams go out
+    /// (or are dropped when the name does not resolve).
+    fn resolved(&mut self, cx: &mut Ctx<'_, '_>) {
+        let Some(d) = cx.dns else {
+            return;
+        };
+        let mut i = 0;
+        while i < self.resolving.len() {
+            let r = &self.resolving[i];
+            let ip = match cx
+                .sockets
+                .get_mut::<dns::Socket>(d)
+                .get_query_result(r.query)
+            {
+                Err(dns::GetQueryResultError::Pending) => {
+                    i += 1;
+                    continue;
+                }
+                Err(dns::GetQueryResultError::Failed) => None,
+                Ok(addrs) => addrs.iter().find_map(|a| match a {
+                    IpAddress::Ipv4(v4) => Some(*v4),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }),
+            };
+            let r = self.resolving.swap_remove(i);
+            let Some(ip) = ip else {
+                info!(name = %r.name, "name did not resolve through the tunnel: its UDP datagrams are dropped");
+                continue;
+            };
+            debug!(name = %r.name, address = %ip, "resolved through the tunnel");
+            self.names.insert(r.name, ip);
+            let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
+            for (port, data) in r.held {
+                Self::send(s, SocketAddrV4::new(ip, port), &data);
+            }
+        }
+    }
+
+    /// A datagram to a host name: sent if the name is known, else held
+    /// while it resolves.
+    fn send_to_name(&mut self, name: String, port: u16, data: Vec<u8>, cx: &mut Ctx<'_, '_>) {
+        if let Some(ip) = self.names.get(&name) {
+            let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
+            Self::send(s, SocketAddrV4::new(*ip, port), &data);
+            return;
+        }
+        if let Some(r) = self.resolving.iter_mut().find(|r| r.name == name) {
+            if r.held.len() < UDP_HELD {
+                r.held.push((port, data));
+            }
+            return;
+        }
+        let Some(d) = cx.dns else {
+            warn!(%name, "cannot resolve: the server gave no DNS server; UDP datagram dropped");
+            return;
+        };
+        if self.resolving.len() >= UDP_QUERIES {
+            debug!(%name, "too many names resolving: UDP datagram dropped");
+            return;
+        }
+        let sock = cx.sockets.get_mut::<dns::Socket>(d);
+        match sock.start_query(cx.iface.context(), &name, DnsQueryType::A) {
+            Ok(query) => self.resolving.push(Resolving {
+                query,
+                name,
+                held: vec![(port, data)],
+            }),
+            Err(e) => warn!(%name, error = %e, "cannot resolve: UDP datagram dropped"),
+        }
     }
 
     /// Moves datagrams both ways; false when the association is over.
     fn service(&mut self, cx: &mut Ctx<'_, '_>) -> bool {
+        self.resolved(cx);
         let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
         while let Ok((data, meta)) = s.recv() {
             // IPv4 only (the stack is built without IPv6).
@@ -661,14 +774,12 @@ impl Assoc {
                 .to_client
                 .try_send((SocketAddrV4::new(ip, meta.endpoint.port), data.to_vec()));
         }
-        while s.can_send() {
+        while cx.sockets.get_mut::<udp::Socket>(self.handle).can_send() {
             match self.from_client.try_recv() {
-                Ok((to, data)) => {
-                    let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
-                    if let Err(e) = s.send_slice(&data, ep) {
-                        debug!(error = %e, "UDP datagram through the tunnel dropped");
-                    }
+                Ok((Dest::V4(to), data)) => {
+                    Self::send(cx.sockets.get_mut::<udp::Socket>(self.handle), to, &data);
                 }
+                Ok((Dest::Name(name, port), data)) => self.send_to_name(name, port, data, cx),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }
@@ -684,7 +795,7 @@ impl Assoc {
 async fn relay_udp(
     mut control: TcpStream,
     relay: UdpSocket,
-    up: mpsc::Sender<(SocketAddrV4, Vec<u8>)>,
+    up: mpsc::Sender<(Dest, Vec<u8>)>,
     mut down: mpsc::Receiver<(SocketAddrV4, Vec<u8>)>,
     wake: Arc<Notify>,
 ) {
@@ -708,13 +819,10 @@ async fn relay_udp(
                 }
                 client = Some(from);
                 match socks5::parse_udp(&buf[..n]) {
-                    Some((Dest::V4(to), off)) => {
+                    Some((to, off)) => {
                         if up.try_send((to, buf[off..n].to_vec())).is_ok() {
                             wake.notify_one();
                         }
-                    }
-                    Some((Dest::Name(name, _), _)) => {
-                        debug!(%name, "SOCKS UDP to a host name is not supported: dropped");
                     }
                     None => debug!("malformed or fragmented SOCKS UDP datagram dropped"),
                 }
@@ -803,7 +911,7 @@ async fn run(
             assocs.retain_mut(|a| {
                 let keep = a.service(&mut cx);
                 if !keep {
-                    cx.sockets.remove(a.handle);
+                    a.release(&mut cx);
                 }
                 keep
             });

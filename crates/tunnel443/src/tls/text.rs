@@ -77,6 +77,15 @@ fn webpki_words(name: &str) -> String {
     }
 }
 
+/// A certificate's name as webpki shows it (`DnsName("vpn.example")`,
+/// `IpAddress(10.0.0.1)`): the value alone.
+fn san_value(p: &str) -> &str {
+    match p.split_once('(') {
+        Some((_, v)) => v.strip_suffix(')').unwrap_or(v).trim_matches('"'),
+        None => p,
+    }
+}
+
 /// A rustls error in plain words (never Rust debug forms).
 pub fn describe(e: &rustls::Error) -> String {
     use rustls::AlertDescription as A;
@@ -94,7 +103,21 @@ pub fn describe(e: &rustls::Error) -> String {
                 C::Revoked => "it has been revoked".into(),
                 C::BadSignature => "its signature does not verify".into(),
                 C::NotValidForName => "it is not valid for this server name".into(),
-                C::NotValidForNameContext { .. } => c.to_string(),
+                C::NotValidForNameContext {
+                    expected,
+                    presented,
+                } => {
+                    let names: Vec<&str> = presented.iter().map(|p| san_value(p)).collect();
+                    if names.is_empty() {
+                        format!("it names no server, so not {}", expected.to_str())
+                    } else {
+                        format!(
+                            "it is valid for {}, not for {}",
+                            names.join(", "),
+                            expected.to_str()
+                        )
+                    }
+                }
                 C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
                     "its extended key usage does not allow this use".into()
                 }
@@ -170,12 +193,26 @@ mod tests {
                 E::AlertReceived(A::UnknownPSKIdentity),
                 "TLS alert: unknown PSK identity",
             ),
+            (
+                C::NotValidForNameContext {
+                    expected: rustls::pki_types::ServerName::try_from("other.test").unwrap(),
+                    presented: vec![
+                        "DnsName(\"radius.test\")".into(),
+                        "IpAddress(10.0.0.1)".into(),
+                    ],
+                }
+                .into(),
+                "refused: it is valid for radius.test, 10.0.0.1, not for other.test",
+            ),
         ];
         for (e, want) in cases {
             let got = describe(&e);
             assert!(got.contains(want), "{e:?}: {got}");
             assert!(
-                !got.contains("Other(") && !got.contains("Alert") && !got.contains("Error"),
+                !got.contains("Other(")
+                    && !got.contains("Alert")
+                    && !got.contains("Error")
+                    && !got.contains("Name("),
                 "{got}"
             );
         }
