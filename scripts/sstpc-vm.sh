@@ -221,9 +221,12 @@ if [ -n "$SSTPD" ]; then     # serve: sstp-server with pppd as the authenticator
   printf '"%s" * "%s" *\n' "$USER_" "$PASS_" > /etc/ppp/chap-secrets
   chmod 600 /etc/ppp/chap-secrets; touch $PLOG
   tail -F -n +1 $PLOG 2>/dev/null | sed -u 's/^/pppd: /' &
-  python3 -m sstpd -p 443 -c /host/files/server.pem -k /host/files/server.key \
-    --local 192.168.20.1 --remote 192.168.20.0/24 -v 10 2>&1 | sed -u 's/^/sstpd: /' &
-  for i in $(seq 120); do ss -Hltn 'sport = :443' | grep -q . && break; sleep 1; done
+  python3 -m sstpd -l 0.0.0.0 -p 443 -c /host/files/server.pem -k /host/files/server.key \
+    --local 192.168.20.1 --remote 192.168.20.0/24 -v 10 > >(sed -u 's/^/sstpd: /') 2>&1 &
+  SPID=$!
+  for i in $(seq 120); do
+    ss -Hltn 'sport = :443' | grep -q . || ! kill -0 $SPID 2>/dev/null && break; sleep 1
+  done
   ss -Hltn 'sport = :443' | grep -q . || { echo "SSTPC_VM_RESULT FAIL (sstpd did not listen)"; exit 0; }
   echo "SSTPD_VM_READY (pppd: $PPPD_ARGS)"
   for i in $(seq "$WAIT"); do sleep 1; done

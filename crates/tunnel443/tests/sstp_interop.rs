@@ -316,7 +316,13 @@ fn our_client_against_sstpd(pppd_args: &str, method: &str) {
         .args(["--pin-sha256", &fingerprint, "--password-file"])
         .arg(&pwf);
     let client = Proc::spawn(cmd, lab.dir.path().join("client.log"), "client");
-    let report = |what: &str| format!("{what}\n--- client ---\n{}\n--- VM ---\n{}", client.output(), vm.output());
+    let report = |what: &str| {
+        format!(
+            "{what}\n--- client ---\n{}\n--- VM ---\n{}",
+            client.output(),
+            vm.output()
+        )
+    };
     assert!(
         wait_ping(&lab.server, "192.168.20.1", 120),
         "{}",
@@ -328,7 +334,9 @@ fn our_client_against_sstpd(pppd_args: &str, method: &str) {
         report("pings lost")
     );
     assert!(
-        vm.wait_for_output("Crypto Binding is valid.", 30),
+        wait_until(std::time::Duration::from_secs(30), || vm
+            .output()
+            .contains("Crypto Binding is valid.")),
         "{}",
         report("sstp-server did not find our Crypto Binding valid")
     );
