@@ -136,21 +136,6 @@ build_image() {
   cp "$R/tmp/kernel/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$R/lib/modules/$kver/"
   rm -rf "$R/tmp/kernel"; chroot "$R" depmod "$kver"
 
-  if [ -n "$SSTPD" ]; then
-    # sstp-server has a C extension and the guest has no compiler: build its
-    # wheel with the host's python3 (same minor version as bookworm's, 3.11)
-    # and unpack it where the guest's python3 looks.
-    local py whl
-    py=$(chroot "$R" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    echo "== sstp-server $SSTPD_VERSION wheel for python $py"
-    python3 -m pip wheel -q --no-deps --no-binary sstp-server "sstp-server==$SSTPD_VERSION" \
-      -w "$B/wheel" > "$B/pip.log" 2>&1 || { tail -20 "$B/pip.log"; die "pip wheel sstp-server failed"; }
-    whl=$(ls "$B"/wheel/sstp_server-"$SSTPD_VERSION"-cp"${py/./}"-*.whl 2>/dev/null) ||
-      die "no sstp-server wheel for python $py (host python3 is $(python3 --version 2>&1))"
-    mkdir -p "$R/usr/local/lib/python$py/dist-packages"
-    python3 -m zipfile -e "$whl" "$R/usr/local/lib/python$py/dist-packages/"
-  fi
-
   # Trim what a throw-away VM does not need: smaller initrd = faster TCG boot.
   rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/var/lib/apt/lists/* \
          "$R"/usr/share/{doc,man,info,locale}
@@ -167,9 +152,31 @@ if [ ! -s "$CACHE/base.cpio.gz" ] || [ "$(cat "$CACHE/stamp" 2>/dev/null)" != "$
   t0=$SECONDS; build_image; echo "== image built in $((SECONDS - t0))s, cached in $CACHE"
 fi
 
+# sstp-server has a C extension and the guest has no compiler: its wheel is
+# built once with the host's python3 (bookworm's minor version, 3.11) and
+# unpacked into each run's overlay. Built with PY_SSIZE_T_CLEAN, the fix
+# upstream made after 0.6.0 (sorz/sstp-server#46): without it 0.6.0's codec
+# crashes on Python >= 3.10 at the first PPP frame.
+sstpd_wheel() {
+  local W="$CACHE/sstpd-wheel" py=3.11 stamp="sstp-server $SSTPD_VERSION PY_SSIZE_T_CLEAN"
+  [ "$(cat "$W/stamp" 2>/dev/null)" = "$stamp" ] && return
+  echo "== sstp-server $SSTPD_VERSION wheel for python $py"
+  rm -rf "$W"; mkdir -p "$W"
+  CFLAGS=-DPY_SSIZE_T_CLEAN python3 -m pip wheel -q --no-cache-dir --no-deps --no-binary sstp-server \
+    "sstp-server==$SSTPD_VERSION" -w "$W" > "$W/pip.log" 2>&1 ||
+    { tail -20 "$W/pip.log"; die "pip wheel sstp-server failed"; }
+  ls "$W"/sstp_server-"$SSTPD_VERSION"-cp"${py/./}"-*.whl > /dev/null 2>&1 ||
+    die "no sstp-server wheel for python $py (host python3 is $(python3 --version 2>&1))"
+  mkdir -p "$W/tree/usr/local/lib/python$py/dist-packages"
+  python3 -m zipfile -e "$W"/sstp_server-*.whl "$W/tree/usr/local/lib/python$py/dist-packages/"
+  echo "$stamp" > "$W/stamp"
+}
+[ -z "$SSTPD" ] || sstpd_wheel
+
 # ------------------------------------------------------ per-run overlay initrd
 RUN=$(mktemp -d); trap 'rm -rf "$RUN"' EXIT
 mkdir -p "$RUN/o/host"
+[ -z "$SSTPD" ] || cp -a "$CACHE/sstpd-wheel/tree/." "$RUN/o/"
 if [ -n "$FILES" ]; then
   [ -d "$FILES" ] || die "--files $FILES: not a directory"
   mkdir -p "$RUN/o/host/files"; cp -- "$FILES"/* "$RUN/o/host/files/"
@@ -180,6 +187,7 @@ cat > "$RUN/o/init" <<'EOF'
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts; mount -t devpts devpts /dev/pts; mount -t tmpfs tmp /tmp
+ln -sfn /proc/self/fd /dev/fd   # bash's >(...) needs it; devtmpfs lacks it
 mount -t tmpfs run /run; mkdir -p /run/sstpc
 for m in $(cat /host/modules); do modprobe $m || echo "sstpc-vm: modprobe $m failed"; done
 ip link set lo up; ip link set eth0 up
@@ -311,7 +319,7 @@ t0=$SECONDS
 # that is done with the --sstpd VM) stops it at once instead of leaving it
 # to the hard timeout.
 mkfifo "$RUN/console"
-tr -d '\r' < "$RUN/console" | tee "$RUN/console.log" | grep -av --line-buffered '^SSTPC_VM_RESULT ' &
+sed -u 's/\r//g' < "$RUN/console" | tee "$RUN/console.log" | grep -av --line-buffered '^SSTPC_VM_RESULT ' &
 OUT=$!
 timeout -k 5 "$HARD" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 \
   -display none -monitor none -serial stdio -no-reboot \

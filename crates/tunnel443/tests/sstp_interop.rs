@@ -308,7 +308,7 @@ fn our_client_against_sstpd(pppd_args: &str, method: &str) {
         .arg("--files")
         .arg(&files);
     let mut vm = Proc::spawn(cmd, lab.dir.path().join("sstpd-vm.log"), "sstpd VM");
-    vm.wait_log("SSTPD_VM_READY", 400);
+    vm.wait_log("SSTPD_VM_READY", 300);
     let pwf = lab.write_file("pw", password);
     let mut cmd = lab.server.command(BIN);
     cmd.env("TUNNEL443_LOG", "debug")
