@@ -73,16 +73,16 @@ struct VmRun {
 /// `tunnel443 user add --plain`, or with `radius` from a FreeRADIUS in the
 /// server's namespace (`[auth] order = ["radius"]`).
 fn run_sstpc_vm(pppd_method: &str, server_auth: Option<&[&str]>, radius: bool) -> VmRun {
-    run_sstpc_vm_radius(pppd_method, server_auth, radius.then_some(("", "")))
+    run_sstpc_vm_radius(pppd_method, server_auth, radius.then_some(("", None)))
 }
 
 /// [`run_sstpc_vm`] with FreeRADIUS when `radius` is given: the extra
-/// `[radius]` config lines and the extra check items of the user in
-/// FreeRADIUS's users file (each may be empty).
+/// `[radius]` config lines (may be empty) and the EAP method FreeRADIUS
+/// starts with (when not its default, EAP-MD5).
 fn run_sstpc_vm_radius(
     pppd_method: &str,
     server_auth: Option<&[&str]>,
-    radius: Option<(&str, &str)>,
+    radius: Option<(&str, Option<&str>)>,
 ) -> VmRun {
     let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::new(0);
@@ -103,14 +103,18 @@ fn run_sstpc_vm_radius(
                 users.display(),
                 list.join(", ")
             );
-            if let Some((radius_conf, check_items)) = radius {
+            if let Some((radius_conf, eap_type)) = radius {
                 let secret = "interop-radius-secret";
-                _freeradius = Some(e2e::freeradius::FreeRadius::start(
+                let mut f = e2e::freeradius::FreeRadius::start(
                     lab.dir.path(),
                     &lab.server,
                     secret,
-                    &format!("alice Cleartext-Password := \"{password}\"{check_items}"),
-                ));
+                    &format!("alice Cleartext-Password := \"{password}\""),
+                );
+                if let Some(t) = eap_type {
+                    f.default_eap_type(t);
+                }
+                _freeradius = Some(f);
                 let f = lab.write_file("radius.secret", secret);
                 common::set_mode(&f, 0o600);
                 text.push_str(&format!(
@@ -183,8 +187,8 @@ fn sstpc_pppd_mschapv2_through_radius() {
 
 /// pppd limited to EAP against our server with `[radius] eap =
 /// "pass-through"` (RFC 3579): FreeRADIUS's `eap` module runs EAP-MSCHAPv2
-/// with pppd (its users file sets `EAP-Type := MSCHAPv2`: its default,
-/// EAP-MD5, pppd would answer and EAP-MD5 has no keys), our server only
+/// with pppd (`default_eap_type = mschapv2`: with Debian's default,
+/// EAP-MD5, pppd answers MD5, which has no keys), our server only
 /// relays EAP-Message/State. sstpc's Compound MAC, from pppd's
 /// EAP-MSCHAPv2 keys, verifies against the HLAK our server builds from the
 /// MSK FreeRADIUS sends (MS-MPPE-Recv-Key | MS-MPPE-Send-Key).
@@ -193,7 +197,7 @@ fn sstpc_pppd_eap_mschapv2_through_radius_eap_pass_through() {
     let run = run_sstpc_vm_radius(
         "eap",
         Some(&["eap-mschapv2"]),
-        Some(("eap = \"pass-through\"\n", ", EAP-Type := MSCHAPv2")),
+        Some(("eap = \"pass-through\"\n", Some("mschapv2"))),
     );
     assert_vm_pass_with_binding(&run, "eappassthrough");
 }
@@ -347,4 +351,15 @@ fn our_client_against_sstpd(pppd_args: &str, method: &str) {
 #[test]
 fn our_client_against_sstp_server_with_pppd_mschapv2() {
     our_client_against_sstpd("require-mschap-v2", "mschapv2");
+}
+
+/// pppd 2.4.9 `require-eap` as the authenticator (it has EAP-MSCHAPv2 as
+/// a server method): our client would have to Ack EAP in LCP. It Naks the
+/// first offer with MS-CHAPv2 (the ppp crate's LCP policy, for SoftEther),
+/// and pppd, allowed nothing else, then stops asking for authentication
+/// and ends the link: "peer refused to authenticate".
+#[test]
+#[ignore = "our client Naks pppd's only offer, EAP, in LCP (it would Ack only a second offer); pppd then ends the link"]
+fn our_client_against_sstp_server_with_pppd_eap_mschapv2() {
+    our_client_against_sstpd("require-eap", "eapmschapv2");
 }
