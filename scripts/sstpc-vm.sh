@@ -1,7 +1,9 @@
 #!/bin/bash
 # sstpc-vm.sh - (the repository's copy of ../shared/interop/sstpc-vm.sh, plus
-# --files for certificate logins) test an SSTP server with a real third-party client (Debian's
-# sstp-client `sstpc` + `pppd`) even when the host kernel has no PPP support.
+# --files for certificate logins, --pty and --sstpd) test an SSTP server with a real
+# third-party client (Debian's sstp-client `sstpc` + `pppd`) even when the host kernel
+# has no PPP support; with --sstpd, test an SSTP client against a real third-party
+# server whose PPP side is pppd (sorz's sstp-server).
 #
 # How: boot a tiny Debian bookworm VM under qemu (software emulation, TCG -
 # no KVM needed) whose stock Debian kernel has ppp_generic/ppp_async, and run
@@ -15,7 +17,7 @@
 #
 # Usage: sstpc-vm.sh [--port P] [--user U] [--password W] [--ping ADDR]
 #                    [--sstpc-args "..."] [--pppd-args "..."] [--iperf]
-#                    [--timeout S] [--files DIR] [--pty ID]
+#                    [--timeout S] [--files DIR] [--pty ID] [--sstpd HOSTPORT]
 #   --port       server port on the host's loopback            (default 443)
 #   --user/--password  PPP credentials (MS-CHAPv2 by default)  (test/test)
 #   --ping       address to ping through the tunnel         (default: peer)
@@ -30,6 +32,17 @@
 #                hands it the keys through sstp-pppd-plugin.so (what EAP-TLS
 #                needs: sstpc says "EAP TLS not supported in this mode" when
 #                it launches pppd itself)
+#   --sstpd      serve instead: sorz's sstp-server (PyPI sstp-server $SSTPD_VERSION,
+#                wheel built on the host at image build) listens on the guest's
+#                443, forwarded from the host's 127.0.0.1:HOSTPORT; pppd is the
+#                authenticator with --pppd-args (default "require-mschap-v2"),
+#                /etc/ppp/chap-secrets holds --user/--password, the TLS
+#                certificate and key are --files' server.pem and server.key,
+#                sstp-pppd-plugin.so gives sstpd the keys for crypto binding.
+#                Prints `SSTPD_VM_READY` once sstpd listens, sstpd's and
+#                pppd's logs live (prefixed `sstpd: `/`pppd: `), and serves for
+#                --timeout seconds (or until this script gets SIGTERM). The
+#                image (python3 added) is cached in $CACHE-sstpd.
 # PASS = ppp0 got an IPv4 address and >=1 of 3 pings via ppp0 was answered
 # (and iperf3 succeeded, with --iperf). Last output line is
 # `sstpc-vm: PASS (...)` or `sstpc-vm: FAIL (...)`; exit 0 on PASS, 1 on FAIL.
@@ -38,7 +51,8 @@
 set -euo pipefail
 
 PORT=443 USER_=test PASS_=test PING_ADDR='' SSTPC_ARGS='' IPERF=0 WAIT=30 FILES='' PTY=''
-PPPD_ARGS="require-mschap-v2 noauth nodefaultroute"
+SSTPD='' PPPD_ARGS=''
+SSTPD_VERSION=0.6.0   # the newest on PyPI for Python 3.11 (bookworm's); pure Python + a C codec
 CACHE=${SSTPC_VM_CACHE:-/var/cache/sstpc-vm}
 SUITE=bookworm
 BOOT_ALLOWANCE=${SSTPC_VM_BOOT_SECS:-180}   # host-side slack for boot + teardown
@@ -62,6 +76,7 @@ while [ $# -gt 0 ]; do
     --pppd-args) PPPD_ARGS=$2; shift ;;
     --iperf) IPERF=1 ;;                --timeout) WAIT=$2; shift ;;
     --files) FILES=$2; shift ;;        --pty) PTY=$2; shift ;;
+    --sstpd) SSTPD=$2; shift ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage 2 >&2 ;;
   esac
@@ -69,6 +84,14 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap/chroot)"
 [[ "$PORT" =~ ^[0-9]+$ && "$WAIT" =~ ^[0-9]+$ ]] || die "--port/--timeout must be numbers"
+if [ -n "$SSTPD" ]; then
+  [[ "$SSTPD" =~ ^[0-9]+$ ]] || die "--sstpd must be a port number"
+  [ -n "$FILES" ] && [ -s "$FILES/server.pem" ] && [ -s "$FILES/server.key" ] ||
+    die "--sstpd needs --files DIR with server.pem and server.key"
+  PPPD_ARGS=${PPPD_ARGS:-require-mschap-v2}
+  PKGS="$PKGS,python3"; CACHE=${SSTPC_VM_CACHE:-/var/cache/sstpc-vm}-sstpd
+fi
+PPPD_ARGS=${PPPD_ARGS:-require-mschap-v2 noauth nodefaultroute}
 
 # ---------------------------------------------------------------- host tools
 need=0
@@ -124,14 +147,36 @@ build_image() {
 }
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"; flock 9          # serialise builds/runs sharing a cache
-STAMP="v1 $SUITE $PKGS $MODULES"         # rebuild when the image recipe changes
+STAMP="v1 $SUITE $PKGS $MODULES${SSTPD:+ sstp-server $SSTPD_VERSION}"  # rebuild when the recipe changes
 if [ ! -s "$CACHE/base.cpio.gz" ] || [ "$(cat "$CACHE/stamp" 2>/dev/null)" != "$STAMP" ]; then
   t0=$SECONDS; build_image; echo "== image built in $((SECONDS - t0))s, cached in $CACHE"
 fi
 
+# sstp-server has a C extension and the guest has no compiler: its wheel is
+# built once with the host's python3 (bookworm's minor version, 3.11) and
+# unpacked into each run's overlay. Built with PY_SSIZE_T_CLEAN, the fix
+# upstream made after 0.6.0 (sorz/sstp-server#46): without it 0.6.0's codec
+# crashes on Python >= 3.10 at the first PPP frame.
+sstpd_wheel() {
+  local W="$CACHE/sstpd-wheel" py=3.11 stamp="sstp-server $SSTPD_VERSION PY_SSIZE_T_CLEAN"
+  [ "$(cat "$W/stamp" 2>/dev/null)" = "$stamp" ] && return
+  echo "== sstp-server $SSTPD_VERSION wheel for python $py"
+  rm -rf "$W"; mkdir -p "$W"
+  CFLAGS=-DPY_SSIZE_T_CLEAN python3 -m pip wheel -q --no-cache-dir --no-deps --no-binary sstp-server \
+    "sstp-server==$SSTPD_VERSION" -w "$W" > "$W/pip.log" 2>&1 ||
+    { tail -20 "$W/pip.log"; die "pip wheel sstp-server failed"; }
+  ls "$W"/sstp_server-"$SSTPD_VERSION"-cp"${py/./}"-*.whl > /dev/null 2>&1 ||
+    die "no sstp-server wheel for python $py (host python3 is $(python3 --version 2>&1))"
+  mkdir -p "$W/tree/usr/local/lib/python$py/dist-packages"
+  python3 -m zipfile -e "$W"/sstp_server-*.whl "$W/tree/usr/local/lib/python$py/dist-packages/"
+  echo "$stamp" > "$W/stamp"
+}
+[ -z "$SSTPD" ] || sstpd_wheel
+
 # ------------------------------------------------------ per-run overlay initrd
 RUN=$(mktemp -d); trap 'rm -rf "$RUN"' EXIT
 mkdir -p "$RUN/o/host"
+[ -z "$SSTPD" ] || cp -a "$CACHE/sstpd-wheel/tree/." "$RUN/o/"
 if [ -n "$FILES" ]; then
   [ -d "$FILES" ] || die "--files $FILES: not a directory"
   mkdir -p "$RUN/o/host/files"; cp -- "$FILES"/* "$RUN/o/host/files/"
@@ -142,6 +187,7 @@ cat > "$RUN/o/init" <<'EOF'
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts; mount -t devpts devpts /dev/pts; mount -t tmpfs tmp /tmp
+ln -sfn /proc/self/fd /dev/fd   # bash's >(...) needs it; devtmpfs lacks it
 mount -t tmpfs run /run; mkdir -p /run/sstpc
 for m in $(cat /host/modules); do modprobe $m || echo "sstpc-vm: modprobe $m failed"; done
 ip link set lo up; ip link set eth0 up
@@ -154,8 +200,8 @@ chmod 755 "$RUN/o/init"
 # Parameters for the guest test, shell-quoted (guest runs them with bash).
 echo "$MODULES" > "$RUN/o/host/modules"
 { printf 'PORT=%q USER_=%q PASS_=%q PING_ADDR=%q\n' "$PORT" "$USER_" "$PASS_" "$PING_ADDR"
-  printf 'SSTPC_ARGS=%q PPPD_ARGS=%q IPERF=%q WAIT=%q DELAY=%q PTY=%q\n' \
-    "$SSTPC_ARGS" "$PPPD_ARGS" "$IPERF" "$WAIT" "$DELAY" "$PTY"
+  printf 'SSTPC_ARGS=%q PPPD_ARGS=%q IPERF=%q WAIT=%q DELAY=%q PTY=%q SSTPD=%q\n' \
+    "$SSTPC_ARGS" "$PPPD_ARGS" "$IPERF" "$WAIT" "$DELAY" "$PTY" "$SSTPD"
   cat <<'EOF'
 # ---- runs inside the VM ----
 set -f                       # word-split the *_ARGS strings, but never glob them
@@ -176,6 +222,24 @@ verdict() {                  # verdict "PASS|FAIL (...)": disconnect, dump logs,
   echo "SSTPC_VM_RESULT $*"; exit 0
 }
 [ -c /dev/ppp ] || verdict "FAIL (guest has no /dev/ppp - ppp_generic did not load)"
+if [ -n "$SSTPD" ]; then     # serve: sstp-server with pppd as the authenticator
+  echo "== guest: $(python3 --version), sstp-server $(python3 -c 'import sstpd; print(sstpd.__version__)')"
+  # nologfd: pppd's stdout is the PPP link (sstpd runs it with notty).
+  echo "name sstpd $PPPD_ARGS nodefaultroute nologfd debug logfile $PLOG" > /etc/ppp/options.sstpd
+  printf '"%s" * "%s" *\n' "$USER_" "$PASS_" > /etc/ppp/chap-secrets
+  chmod 600 /etc/ppp/chap-secrets; touch $PLOG
+  tail -F -n +1 $PLOG 2>/dev/null | sed -u 's/^/pppd: /' &
+  python3 -m sstpd -l 0.0.0.0 -p 443 -c /host/files/server.pem -k /host/files/server.key \
+    --local 192.168.20.1 --remote 192.168.20.0/24 -v 10 > >(sed -u 's/^/sstpd: /') 2>&1 &
+  SPID=$!
+  for i in $(seq 120); do
+    ss -Hltn 'sport = :443' | grep -q . || ! kill -0 $SPID 2>/dev/null && break; sleep 1
+  done
+  ss -Hltn 'sport = :443' | grep -q . || { echo "SSTPC_VM_RESULT FAIL (sstpd did not listen)"; exit 0; }
+  echo "SSTPD_VM_READY (pppd: $PPPD_ARGS)"
+  for i in $(seq "$WAIT"); do sleep 1; done
+  echo "SSTPC_VM_RESULT PASS (served ${WAIT}s)"; exit 0
+fi
 tc qdisc add dev eth0 root netem delay "$DELAY" || echo "== warning: netem delay not set"
 # sstpc 1.0.18 has a race that slow emulation can still hit despite the delay above
 # ("The event loop terminated unsuccessfully" right after connecting): that one
@@ -184,9 +248,11 @@ for attempt in 1 2 3; do
   echo "== sstpc -> $SRV (user '$USER_'), pppd: $PPPD_ARGS (attempt $attempt)"
   if [ -n "$PTY" ]; then
     mkdir -p /var/run/sstpc  # where sstpc binds the socket pppd's plugin hands the keys to
-    pppd pty "sstpc --nolaunchpppd --ipparam $PTY --log-stderr --log-level 4 --cert-warn --user $USER_ --password $PASS_ $SSTPC_ARGS $SRV" \
+    # No --user/--password for sstpc here: given both, sstpc 1.0.18 turns its
+    # plugin socket off (SSTP_OPT_NOPLUGIN) and the keys have nowhere to go.
+    pppd pty "sstpc --nolaunchpppd --ipparam $PTY --log-stderr --log-level 4 --cert-warn $SSTPC_ARGS $SRV" \
          ipparam "$PTY" plugin sstp-pppd-plugin.so sstp-sock "/var/run/sstpc/sstpc-$PTY" \
-         user "$USER_" $PPPD_ARGS nodetach debug logfile $PLOG > $LOG 2>&1 &
+         user "$USER_" password "$PASS_" $PPPD_ARGS nodetach debug logfile $PLOG > $LOG 2>&1 &
   else
   sstpc --log-stderr --log-level 4 --cert-warn --user "$USER_" --password "$PASS_" \
         $SSTPC_ARGS "$SRV" $PPPD_ARGS nodetach debug logfile $PLOG > $LOG 2>&1 &
@@ -238,20 +304,33 @@ cat "$CACHE/base.cpio.gz" "$RUN/overlay.cpio.gz" > "$RUN/initrd.gz"
 
 # ---------------------------------------------------------------- boot the VM
 HARD=$((BOOT_ALLOWANCE + WAIT + 30 + IPERF * 30))
-if command -v ss >/dev/null && ! ss -ltn | grep -qE "[:.]$PORT\s"; then
-  echo "== warning: nothing seems to listen on host TCP port $PORT"
+NETDEV=user,id=n0
+if [ -n "$SSTPD" ]; then
+  NETDEV="$NETDEV,hostfwd=tcp:127.0.0.1:$SSTPD-:443"
+  echo "== booting VM (TCG; serving ${WAIT}s, hard timeout ${HARD}s), host 127.0.0.1:$SSTPD = guest sstpd :443"
+else
+  if command -v ss >/dev/null && ! ss -ltn | grep -qE "[:.]$PORT\s"; then
+    echo "== warning: nothing seems to listen on host TCP port $PORT"
+  fi
+  echo "== booting VM (TCG; hard timeout ${HARD}s), target 10.0.2.2:$PORT = host loopback:$PORT"
 fi
-echo "== booting VM (TCG; hard timeout ${HARD}s), target 10.0.2.2:$PORT = host loopback:$PORT"
 t0=$SECONDS
-set +e
+# qemu runs in the background so that SIGTERM/SIGINT to this script (a test
+# that is done with the --sstpd VM) stops it at once instead of leaving it
+# to the hard timeout.
+mkfifo "$RUN/console"
+sed -u 's/\r//g' < "$RUN/console" | tee "$RUN/console.log" | grep -av --line-buffered '^SSTPC_VM_RESULT ' &
+OUT=$!
 timeout -k 5 "$HARD" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 \
   -display none -monitor none -serial stdio -no-reboot \
   -kernel "$CACHE/vmlinuz" -initrd "$RUN/initrd.gz" \
   -append "console=ttyS0 rdinit=/init quiet panic=1" \
-  -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
-  < /dev/null 2>&1 | tr -d '\r' | tee "$RUN/console.log" | grep -av --line-buffered '^SSTPC_VM_RESULT '
-qrc=${PIPESTATUS[0]}
-set -e
+  -netdev "$NETDEV" -device virtio-net-pci,netdev=n0,romfile= \
+  < /dev/null > "$RUN/console" 2>&1 &
+QPID=$!
+trap 'kill $QPID 2>/dev/null; wait $OUT; echo "sstpc-vm: FAIL (stopped by a signal)"; exit 1' TERM INT
+qrc=0; wait $QPID || qrc=$?
+wait $OUT || true
 echo "== VM ran $((SECONDS - t0))s"
 res=$(sed -n 's/^SSTPC_VM_RESULT //p' "$RUN/console.log" | tail -1)
 if [ -z "$res" ]; then

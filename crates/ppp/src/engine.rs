@@ -328,6 +328,10 @@ pub enum Event {
     Authenticated {
         /// Server HLAK (authenticator) or client HLAK (peer); zero without keys.
         hlak: Hlak,
+        /// Authenticator: a second HLAK the peer's Crypto Binding may be
+        /// made with (EAP-TLS: the one pppd 2.4.9 and so sstpc derive,
+        /// `auth::eap_tls::hlak_from_msk_pppd`); `None` for other methods.
+        alt_hlak: Option<Hlak>,
         /// The authenticated user (authenticator) or our user name (peer); empty without auth.
         username: String,
         /// The method used.
@@ -1278,6 +1282,7 @@ impl Ppp {
         self.username = s.username.clone();
         self.events.push_back(Event::Authenticated {
             hlak: Hlak(s.hlak),
+            alt_hlak: s.alt_hlak.map(Hlak),
             username: s.username,
             method: s.method,
         });

@@ -218,6 +218,7 @@ fn authenticated(ev: &[Event]) -> Option<(ppp::Hlak, String, AuthMethod)> {
             hlak,
             username,
             method,
+            ..
         } => Some((*hlak, username.clone(), *method)),
         _ => None,
     })

@@ -541,10 +541,12 @@ impl SstpSession {
             ppp::Event::AuthRequest(r) => Event::AuthRequest(r),
             ppp::Event::Authenticated {
                 hlak,
+                alt_hlak,
                 username,
                 method,
             } => {
-                self.sstp.higher_layer_authenticated(now, hlak.0);
+                self.sstp
+                    .higher_layer_authenticated_or(now, hlak.0, alt_hlak.map(|h| h.0));
                 Event::Authenticated { username, method }
             }
             ppp::Event::AuthFailed { username, reason } => Event::AuthFailed { username, reason },

@@ -250,6 +250,9 @@ enum Role {
         nonce: [u8; 32],
         naks: u32,
         hlak: Option<[u8; 32]>,
+        /// A second HLAK the Compound MAC may be made with (see
+        /// [`Connection::higher_layer_authenticated_or`]).
+        alt_hlak: Option<[u8; 32]>,
         held: Option<CryptoBinding>,
     },
 }
@@ -286,6 +289,7 @@ impl Connection {
                 nonce,
                 naks: 0,
                 hlak: None,
+                alt_hlak: None,
                 held: None,
             },
             t,
@@ -481,6 +485,19 @@ impl Connection {
     /// (32 zero bytes when the method has no keys). Client: sends Call
     /// Connected. Server: verifies a held Call Connected, if any.
     pub fn higher_layer_authenticated(&mut self, now: Instant, hlak: [u8; 32]) {
+        self.higher_layer_authenticated_or(now, hlak, None)
+    }
+
+    /// [`Self::higher_layer_authenticated`], and on the server a second
+    /// HLAK that a Compound MAC may also be made with: the same key material
+    /// in the form another implementation derives it (pppd 2.4.9's EAP-TLS,
+    /// `ppp::Event::Authenticated::alt_hlak`). The client uses `hlak` only.
+    pub fn higher_layer_authenticated_or(
+        &mut self,
+        now: Instant,
+        hlak: [u8; 32],
+        alt: Option<[u8; 32]>,
+    ) {
         match &mut self.role {
             Role::Client {
                 cfg, chosen, nonce, ..
@@ -503,9 +520,14 @@ impl Connection {
                 self.events.push_back(Event::Connected);
             }
             Role::Server {
-                cfg, hlak: h, held, ..
+                cfg,
+                hlak: h,
+                alt_hlak,
+                held,
+                ..
             } => {
                 *h = Some(if cfg.bypass_hl_auth { [0; 32] } else { hlak });
+                *alt_hlak = alt.filter(|_| !cfg.bypass_hl_auth);
                 if let Some(b) = held.take() {
                     if self.state == State::ServerCallConnectedPending {
                         self.verify_binding(now, b);
@@ -926,12 +948,19 @@ impl Connection {
 
     fn verify_binding(&mut self, now: Instant, b: CryptoBinding) {
         let Role::Server {
-            cfg, nonce, hlak, ..
+            cfg,
+            nonce,
+            hlak,
+            alt_hlak,
+            ..
         } = &self.role
         else {
             return;
         };
         let hlak = hlak.unwrap_or([0; 32]);
+        let mac_ok = |p: HashProtocol, n: usize, key: &[u8; 32]| {
+            binding::ct_eq(&b.compound_mac, &binding::compound_mac(p, key, &b), n)
+        };
         let failure = match HashProtocol::from_wire(b.hash_protocol)
             .filter(|_| cfg.hash_bitmask & b.hash_protocol != 0)
         {
@@ -946,8 +975,7 @@ impl Connection {
                     Some(BindingFailure::Nonce)
                 } else if !binding::ct_eq(&b.cert_hash, cert, n) {
                     Some(BindingFailure::CertHash)
-                } else if !binding::ct_eq(&b.compound_mac, &binding::compound_mac(p, &hlak, &b), n)
-                {
+                } else if !mac_ok(p, n, &hlak) && !alt_hlak.is_some_and(|k| mac_ok(p, n, &k)) {
                     Some(BindingFailure::CompoundMac)
                 } else {
                     None

@@ -1820,6 +1820,32 @@ fn pair_with_a_bad_binding() {
     );
 }
 
+/// The server's second HLAK (`higher_layer_authenticated_or`): a client
+/// whose Compound MAC uses it is connected (pppd 2.4.9's EAP-TLS keys), one
+/// using neither is aborted, and the alternative is not taken without a
+/// matching MAC.
+#[test]
+fn binding_with_the_servers_alternative_hlak() {
+    for (client_hlak, ok) in [([0x77; 32], true), (HLAK, true), ([0x99; 32], false)] {
+        let mut sim = Sim::pair();
+        sim.start();
+        let now = sim.now;
+        sim.server()
+            .higher_layer_authenticated_or(now, HLAK, Some([0x77; 32]));
+        sim.client().higher_layer_authenticated(now, client_hlak);
+        sim.advance(secs(5));
+        let ev = sim.take_events(S);
+        if ok {
+            assert!(ev.contains(&Event::Connected), "{ev:?}");
+        } else {
+            assert_eq!(
+                ev.last(),
+                Some(&closed(CloseReason::Binding(BindingFailure::CompoundMac)))
+            );
+        }
+    }
+}
+
 // ---- early Call Connected -------------------------------------------------------------
 
 #[test]

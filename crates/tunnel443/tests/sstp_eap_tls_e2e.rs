@@ -170,7 +170,6 @@ fn authenticated_nowhere(log: &str) -> bool {
 /// into the guest) against our server. The tunnel carries pings only if
 /// sstpc's crypto binding, computed from pppd's EAP-TLS keys, verifies.
 #[test]
-#[ignore = "pppd 2.4.9 EAP-TLS authenticates against our server (EAP Success, server logs EAP-TLS), but sstpc 1.0.18 in --nolaunchpppd mode has no socket for its pppd plugin to hand the MPPE keys to, so pppd ends the link; run with --ignored"]
 fn sstpc_pppd_eap_tls_against_our_server() {
     let lab = Lab::new(0);
     let (server, pki) = eap_tls_server(&lab);
@@ -185,8 +184,9 @@ fn sstpc_pppd_eap_tls_against_our_server() {
         std::fs::copy(from, files.join(to)).unwrap();
     }
     // sstpc cannot compute EAP-TLS keys when it launches pppd ("EAP TLS not
-    // supported in this mode"): --pty makes pppd run sstpc, and sstpc's
-    // pppd plugin hands it pppd's keys for the crypto binding.
+    // supported in this mode"): --pty makes pppd run sstpc (without
+    // --user/--password, which would turn sstpc's plugin socket off), and
+    // pppd's sstp-pppd-plugin.so hands sstpc pppd's keys for the binding.
     let pppd_args = "refuse-pap refuse-chap refuse-mschap refuse-mschap-v2 noauth \
                      nodefaultroute remotename vpn.test ca /host/files/ca.pem \
                      cert /host/files/client.pem key /host/files/client.key";

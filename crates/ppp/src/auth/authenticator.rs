@@ -608,7 +608,8 @@ impl Authenticator {
                     Some((Some(msk), Some(user))) => {
                         self.username = Some(user.clone());
                         let hlak = super::eap_tls::hlak_from_msk(&msk);
-                        let s = AuthSuccess::new(hlak, user, AuthMethod::EapTls);
+                        let s = AuthSuccess::new(hlak, user, AuthMethod::EapTls)
+                            .with_alt_hlak(super::eap_tls::hlak_from_msk_pppd(&msk));
                         self.succeed(pkt_id, eap::result_frame(true, pkt_id), s, out)
                     }
                     _ => {

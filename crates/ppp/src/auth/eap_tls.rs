@@ -13,7 +13,11 @@
 //!
 //! Keys (RFC 5216 §2.3, RFC 9190 §2.3): the MSK is the first 64 octets of
 //! the key material; MS-SSTP §3.2.5.2.2 takes its first 32 octets as the
-//! HLAK on both sides ([`hlak_from_msk`]).
+//! HLAK on both sides ([`hlak_from_msk`]). pppd 2.4.9 derives 16-octet MPPE
+//! keys from the MSK instead, and sstpc (through sstp-pppd-plugin.so) makes
+//! its binding from those: the server also accepts that form
+//! ([`hlak_from_msk_pppd`]; tested with the real sstpc + pppd in
+//! `sstp_eap_tls_e2e::sstpc_pppd_eap_tls_against_our_server`).
 
 /// Flags: L, a 4-octet TLS Message Length follows.
 pub const FLAG_LENGTH: u8 = 0x80;
@@ -67,6 +71,18 @@ pub trait EapTlsConfig: Send + Sync + std::fmt::Debug {
 pub fn hlak_from_msk(msk: &[u8; 64]) -> [u8; 32] {
     let mut h = [0u8; 32];
     h.copy_from_slice(&msk[..32]);
+    h
+}
+
+/// The HLAK sstpc + pppd 2.4.9 use after EAP-TLS: pppd keeps 16 octets of
+/// each MPPE key it cuts from the MSK (RFC 2716 §3.5: Recv-Key = MSK[0..32],
+/// Send-Key = MSK[32..64], from the server's side) and the HLAK is built
+/// from them as for MS-CHAPv2 (MS-SSTP §3.2.5.2.2: server Recv | Send):
+/// MSK[0..16] | MSK[32..48]. sorz's sstp-server gets the same from pppd.
+pub fn hlak_from_msk_pppd(msk: &[u8; 64]) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    h[..16].copy_from_slice(&msk[..16]);
+    h[16..].copy_from_slice(&msk[32..48]);
     h
 }
 
@@ -507,5 +523,7 @@ pub(crate) mod tests {
             *b = i as u8;
         }
         assert_eq!(hlak_from_msk(&msk)[..], msk[..32]);
+        let pppd = hlak_from_msk_pppd(&msk);
+        assert_eq!((&pppd[..16], &pppd[16..]), (&msk[..16], &msk[32..48]));
     }
 }

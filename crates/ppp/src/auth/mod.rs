@@ -436,6 +436,8 @@ pub fn verify(proof: &Proof, secret: &Secret) -> Verdict {
 #[derive(Clone, Debug)]
 pub(crate) struct AuthSuccess {
     pub(crate) hlak: [u8; 32],
+    /// Authenticator: another HLAK the peer's binding may use (pppd's EAP-TLS form).
+    pub(crate) alt_hlak: Option<[u8; 32]>,
     pub(crate) username: String,
     pub(crate) method: AuthMethod,
 }
@@ -444,9 +446,15 @@ impl AuthSuccess {
     pub(crate) fn new(hlak: [u8; 32], username: String, method: AuthMethod) -> Self {
         AuthSuccess {
             hlak,
+            alt_hlak: None,
             username,
             method,
         }
+    }
+
+    pub(crate) fn with_alt_hlak(mut self, alt: [u8; 32]) -> Self {
+        self.alt_hlak = Some(alt);
+        self
     }
 }
 

@@ -211,6 +211,20 @@ impl FreeRadius {
         self.resume();
     }
 
+    /// Makes `t` (e.g. `mschapv2`) the EAP method the `eap` module starts
+    /// with (Debian's default is `md5`, which pppd answers), and restarts it.
+    pub fn default_eap_type(&mut self, t: &str) {
+        self.kill();
+        rewrite(&self.raddb.join("mods-available/eap"), |text| {
+            replace_once(
+                text,
+                "	default_eap_type = md5",
+                &format!("	default_eap_type = {t}"),
+            )
+        });
+        self.resume();
+    }
+
     /// Starts it (again) and waits until it is ready.
     pub fn resume(&mut self) {
         let mut cmd = Command::new("ip");
