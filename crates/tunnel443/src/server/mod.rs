@@ -175,6 +175,11 @@ pub struct Shared {
     pub throttle: throttle::Throttle,
     /// Local EAP-TLS (`[eap_tls]`), when `[sstp] auth` lists it.
     pub eap_tls: Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
+    /// `[auth] order` now in effect (a reload replaces it).
+    auth_order: RwLock<Arc<Vec<config::AuthSource>>>,
+    /// Where the configuration came from, for a reload.
+    config_path: Option<std::path::PathBuf>,
+    overrides: config::Overrides,
 }
 
 impl Shared {
@@ -188,6 +193,10 @@ impl Shared {
         let g = self.tls.read().expect("tls lock");
         let t = g.as_ref().expect("TLS mode has a config");
         (Some(t.clone()), t.hashes)
+    }
+    /// `[auth] order` now in effect.
+    pub fn auth_order(&self) -> Arc<Vec<config::AuthSource>> {
+        self.auth_order.read().expect("auth order lock").clone()
     }
     /// The counters now, for `ctl stats` and `/metrics`.
     pub fn stats_snapshot(&self) -> stats::Snapshot {
@@ -529,10 +538,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         info!(
             servers = %r.servers.iter().map(|s| s.auth.to_string()).collect::<Vec<_>>().join(","),
             nas_identifier = %r.nas_identifier,
-            order = %settings.auth_order.iter().map(|s| match s {
-                config::AuthSource::Radius => "radius",
-                config::AuthSource::Users => "users",
-            }).collect::<Vec<_>>().join(","),
+            order = %order_names(&settings.auth_order),
             "RADIUS enabled"
         );
         radius::Radius::start(r)
@@ -541,6 +547,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         admission::Admission::new(settings.limits.clone(), !proxy_protocol_on(&settings));
     tokio::spawn(admission.clone().run_housekeeping());
     let shared = Arc::new(Shared {
+        auth_order: RwLock::new(Arc::new(settings.auth_order.clone())),
+        config_path: config_path.clone(),
+        overrides: ov.clone(),
         admission,
         throttle: throttle::Throttle::default(),
         settings,
@@ -566,22 +575,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
         None => None,
     };
-    let dae = match shared.radius.as_ref().and_then(|r| r.settings.dae_listen) {
-        Some(addr) => {
-            let sock = radius::dae::bind(addr).await?;
-            info!(listen = %addr, "RADIUS dynamic authorization (Disconnect/CoA) listening");
-            let clients = shared
-                .radius
-                .as_ref()
-                .expect("radius")
-                .settings
-                .dae_clients
-                .clone();
-            Some(tokio::spawn(radius::dae::run(
-                sock,
-                clients,
+    let dae = match &shared.radius {
+        Some(r) => {
+            let first = match r.settings().dae_listen {
+                Some(addr) => {
+                    let sock = radius::dae::bind(addr).await?;
+                    info!(listen = %addr, "RADIUS dynamic authorization (Disconnect/CoA) listening");
+                    Some((addr, sock))
+                }
+                None => None,
+            };
+            Some(tokio::spawn(radius::dae::serve(
+                first,
+                r.clone(),
                 shared.sessions.clone(),
-                shared.radius.as_ref().expect("radius").controls.clone(),
+                r.controls.clone(),
             )))
         }
         None => None,
@@ -589,7 +597,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let accounting = shared
         .radius
         .clone()
-        .filter(|r| r.settings.accounting)
+        .filter(|r| r.settings().accounting)
         .map(|r| {
             radius::acct::Accounting::start(
                 r,
@@ -650,7 +658,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     if let (Some(a), Some(r)) = (accounting, &shared.radius) {
         // The Stops of the sessions just closed, then Accounting-Off.
-        a.shutdown(r.settings.timeout * r.settings.servers.len() as u32 + Duration::from_secs(1))
+        let s = r.settings();
+        a.shutdown(s.timeout * s.servers.len() as u32 + Duration::from_secs(1))
             .await;
     }
     info!(left = session::active() + iphttps::active(), "stopped");
@@ -722,19 +731,57 @@ pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
     });
     log_users_reload(shared, cause, result);
     if let Some(r) = &shared.radius {
-        changes.push(match r.reload_secrets() {
-            Ok(n) => {
-                info!(servers = n, cause = %cause, "RADIUS secrets re-read");
-                format!("radius: secrets re-read ({n} servers)")
+        changes.push(match reload_radius(shared, r) {
+            Ok(line) => {
+                info!(cause = %cause, summary = %line, "RADIUS configuration and secrets re-read");
+                format!("radius: {line}")
             }
             Err(e) => {
-                warn!(error = %format!("{e:#}"), "RADIUS secret reload failed; keeping the old secrets");
-                format!("radius: reload failed, keeping the old secrets: {e:#}")
+                warn!(
+                    cause = %cause,
+                    error = %format!("{e:#}"),
+                    "RADIUS reload failed; keeping the old configuration"
+                );
+                format!("radius: reload failed, keeping the old configuration: {e:#}")
             }
         });
     }
     changes.extend(reload_tls(shared, cause));
     changes
+}
+
+/// Reads the configuration file again and applies its `[radius]` section
+/// (secrets re-read) and `[auth] order`: new logins use them, live
+/// sessions keep going. Nothing changes on any error (it names the field).
+fn reload_radius(shared: &Shared, r: &radius::Radius) -> anyhow::Result<String> {
+    let s = config::load(shared.config_path.as_deref(), &shared.overrides)?;
+    let Some(new) = s.radius else {
+        anyhow::bail!("radius: removing the [radius] section needs a restart");
+    };
+    let line = format!(
+        "servers {}; order {}; secrets re-read",
+        new.servers
+            .iter()
+            .map(|s| s.auth.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        order_names(&s.auth_order)
+    );
+    r.reconfigure(new)?;
+    *shared.auth_order.write().expect("auth order lock") = Arc::new(s.auth_order);
+    Ok(line)
+}
+
+/// `[auth] order` in words: `radius,users`.
+fn order_names(order: &[config::AuthSource]) -> String {
+    order
+        .iter()
+        .map(|s| match s {
+            config::AuthSource::Radius => "radius",
+            config::AuthSource::Users => "users",
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Loads the certificate again (SIGHUP, `ctl reload`, or ACME's new one):

@@ -89,10 +89,9 @@ fn ppp_config(shared: &Shared) -> ppp::Config {
         .collect();
     c.eap_tls = shared.eap_tls.clone();
     c.eap_pass_through = shared
-        .settings
         .radius
         .as_ref()
-        .is_some_and(|r| r.eap_pass_through);
+        .is_some_and(|r| r.settings().eap_pass_through);
     c.mru = shared.settings.mtu;
     c.ipv6 = shared.settings.ipv6_prefix.is_some();
     c
