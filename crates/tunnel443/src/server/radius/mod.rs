@@ -414,7 +414,6 @@ mod tests {
                     auth: a.parse().unwrap(),
                     acct: a.parse().unwrap(),
                     secret: radius::Secret::new("s"),
-                    secret_file: "/dev/null".into(),
                 })
                 .collect(),
             nas_identifier: "t".into(),
