@@ -173,8 +173,9 @@ pub struct Shared {
     pub admission: Arc<admission::Admission>,
     /// Password-guess throttling (counters in `admission`).
     pub throttle: throttle::Throttle,
-    /// Local EAP-TLS (`[eap_tls]`), when `[sstp] auth` lists it.
-    pub eap_tls: Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
+    /// Local EAP-TLS (`[eap_tls]`), when `[sstp] auth` lists it; a
+    /// reload replaces it ([`reload_eap_tls`]).
+    eap_tls: RwLock<Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>>,
     /// `[auth] order` now in effect (a reload replaces it).
     auth_order: RwLock<Arc<Vec<config::AuthSource>>>,
     /// Where the configuration came from, for a reload.
@@ -193,6 +194,10 @@ impl Shared {
         let g = self.tls.read().expect("tls lock");
         let t = g.as_ref().expect("TLS mode has a config");
         (Some(t.clone()), t.hashes)
+    }
+    /// Local EAP-TLS now in effect (new sessions take it).
+    pub fn eap_tls(&self) -> Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>> {
+        self.eap_tls.read().expect("eap_tls lock").clone()
     }
     /// `[auth] order` now in effect.
     pub fn auth_order(&self) -> Arc<Vec<config::AuthSource>> {
@@ -565,7 +570,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         stats: stats::Stats::default(),
         acme: acme_challenges.clone(),
         radius,
-        eap_tls,
+        eap_tls: RwLock::new(eap_tls),
     });
     let _control = match &shared.settings.control_socket {
         Some(path) => control::start(path, shared.clone()).await?,
@@ -746,8 +751,34 @@ pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
             }
         });
     }
-    changes.extend(reload_tls(shared, cause));
+    changes.extend(reload_certificates(shared, cause));
     changes
+}
+
+/// The TLS certificate and the EAP-TLS files (SIGHUP, `ctl reload`, or
+/// ACME's new certificate).
+pub(crate) fn reload_certificates(shared: &Shared, cause: &str) -> Vec<String> {
+    reload_tls(shared, cause)
+        .into_iter()
+        .chain(reload_eap_tls(shared, cause))
+        .collect()
+}
+
+/// Loads `[eap_tls]`'s certificate, key and client CA again: new sessions
+/// use them. What happened, in one line (`None` without local EAP-TLS).
+fn reload_eap_tls(shared: &Shared, cause: &str) -> Option<String> {
+    shared.settings.eap_tls.as_ref()?;
+    Some(match eap_tls_config(&shared.settings) {
+        Ok(c) => {
+            *shared.eap_tls.write().expect("eap_tls lock") = c;
+            info!(cause, "EAP-TLS certificate, key and client CA reloaded (new sessions use them)");
+            "eap-tls: certificate, key and client CA reloaded".to_string()
+        }
+        Err(e) => {
+            warn!(cause, error = %format!("{e:#}"), "EAP-TLS reload failed; keeping the old files");
+            format!("eap-tls: reload failed, keeping the old files: {e:#}")
+        }
+    })
 }
 
 /// Reads the configuration file again and applies its `[radius]` section
