@@ -823,8 +823,15 @@ mod tests {
             Some(0),
             &answer(&on1, Code::AccessAccept, "secret1"),
         );
-        assert!(matches!(c.poll_event(), Some(Event::Reply { handle, server: 0, .. }) if handle == hp));
-        c.handle_datagram(t0, t.socket, Some(0), &answer(&t, Code::AccessReject, "secret1"));
+        assert!(
+            matches!(c.poll_event(), Some(Event::Reply { handle, server: 0, .. }) if handle == hp)
+        );
+        c.handle_datagram(
+            t0,
+            t.socket,
+            Some(0),
+            &answer(&t, Code::AccessReject, "secret1"),
+        );
         assert!(matches!(c.poll_event(), Some(Event::Reply { handle, .. }) if handle == h0));
         // New requests use the new tries (1): one send, then the next server.
         c.send(t0, access("b")).unwrap();
@@ -848,7 +855,10 @@ mod tests {
             },
             &[Some(0), None],
         );
-        assert!(c.poll_transmit().is_none(), "not sent to a server without its State");
+        assert!(
+            c.poll_transmit().is_none(),
+            "not sent to a server without its State"
+        );
         let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
         // ("b", on the removed server after server 0 failed it, too.)
         assert_eq!(evs.len(), 2, "{evs:?}");

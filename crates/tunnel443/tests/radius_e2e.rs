@@ -518,7 +518,7 @@ fn radius_secret_rotation_with_sighup() {
     let secret = lab.write_file("radius.secret", "rotated-secret\n");
     common::set_mode(&secret, 0o600);
     server.signal(libc::SIGHUP);
-    server.wait_log("RADIUS secrets re-read", 10);
+    server.wait_log("RADIUS configuration and secrets re-read", 10);
     let c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp]);
     assert!(
         wait_ping(&lab.clients[0], SERVER_TUN, 30),
@@ -554,7 +554,12 @@ fn radius_server_list_reloaded_on_sighup() {
     let conf = lab.dir.path().join("tunnel443.toml");
     let mut server = lab.start_server(&["--config", conf.to_str().unwrap()]);
     let fp = lab.fingerprint();
-    let mut c = lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp, "--no-reconnect"]);
+    let mut c = lab.start_client(
+        0,
+        "bob",
+        "bob-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
     let st = c.wait_exit(60).expect("client did not give up");
     assert_eq!(st.code(), Some(4), "{}", c.output());
     let log = server.wait_log("no RADIUS server answered the login", 10);
@@ -1005,9 +1010,8 @@ fn radius_accounting_counts_match_what_moved() {
     );
     let stop = radius.records("Acct-Status-Type = Stop").remove(0);
     let n = |name: &str| detail_number(&stop, name);
-    let octets = |dir: &str| {
-        (n(&format!("Acct-{dir}-Gigawords")) << 32) + n(&format!("Acct-{dir}-Octets"))
-    };
+    let octets =
+        |dir: &str| (n(&format!("Acct-{dir}-Gigawords")) << 32) + n(&format!("Acct-{dir}-Octets"));
     let close = |got: u64, want: u64| got.abs_diff(want) as f64 <= want as f64 * 0.01;
     let checks = [
         ("Acct-Input-Octets", octets("Input"), tx_bytes),

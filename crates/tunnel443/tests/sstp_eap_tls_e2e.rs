@@ -278,7 +278,8 @@ fn eap_tls_logins_counted_and_client_ca_reloaded() {
     let st = c.wait_exit(60).expect("client did not give up");
     assert_eq!(st.code(), Some(4), "{}", c.output());
     assert!(
-        wait_until(std::time::Duration::from_secs(10), || eap_tls_stats(&sock) == (1, 1)),
+        wait_until(std::time::Duration::from_secs(10), || eap_tls_stats(&sock)
+            == (1, 1)),
         "{:?}",
         eap_tls_stats(&sock)
     );

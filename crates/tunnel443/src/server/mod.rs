@@ -771,7 +771,10 @@ fn reload_eap_tls(shared: &Shared, cause: &str) -> Option<String> {
     Some(match eap_tls_config(&shared.settings) {
         Ok(c) => {
             *shared.eap_tls.write().expect("eap_tls lock") = c;
-            info!(cause, "EAP-TLS certificate, key and client CA reloaded (new sessions use them)");
+            info!(
+                cause,
+                "EAP-TLS certificate, key and client CA reloaded (new sessions use them)"
+            );
             "eap-tls: certificate, key and client CA reloaded".to_string()
         }
         Err(e) => {

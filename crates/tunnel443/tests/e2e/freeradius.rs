@@ -323,7 +323,8 @@ fn complete_records(files: &[String]) -> Vec<String> {
 #[test]
 fn a_record_still_being_written_is_left_out() {
     let a = "Mon\n\tAcct-Status-Type = Start\n\n".to_string();
-    let b = "Mon\n\tAcct-Status-Type = Interim-Update\n\nMon\n\tAcct-Status-Type = Stop\n".to_string();
+    let b =
+        "Mon\n\tAcct-Status-Type = Interim-Update\n\nMon\n\tAcct-Status-Type = Stop\n".to_string();
     let r = complete_records(&[a, b]);
     assert_eq!(r.len(), 2, "{r:?}");
     assert!(r[0].contains("Start") && r[1].contains("Interim-Update"));

@@ -133,7 +133,8 @@ impl StatePins {
     const TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
     fn issued(&mut self, now: Instant, state: &[u8], server: SocketAddr) {
-        self.0.retain(|_, (_, at)| now.duration_since(*at) < Self::TTL);
+        self.0
+            .retain(|_, (_, at)| now.duration_since(*at) < Self::TTL);
         self.0.insert(state.to_vec(), (server, now));
     }
 
