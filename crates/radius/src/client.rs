@@ -16,6 +16,11 @@
 //!   server (re-encoded with that server's secret and a new
 //!   authenticator); servers are tried in order, live ones first. After the
 //!   last server: [`Event::NoResponse`].
+//! * A request pinned to one server ([`Request::server`]) never fails
+//!   over: an Access-Request carrying the State of an Access-Challenge
+//!   belongs to the server that issued it (RFC 2865 §5.24, RFC 3579
+//!   §2.6.1); no other server knows that State, so when it is silent the
+//!   outcome is [`Event::NoResponse`].
 //! * A reply is accepted only from the server the request went to, for an
 //!   identifier in flight on that socket, with the right Response
 //!   Authenticator, and — for Access replies — a valid Message-Authenticator
@@ -55,6 +60,8 @@ pub enum Port {
 pub struct Request {
     pub packet: Packet,
     pub password: Option<Vec<u8>>,
+    /// Only this server (index), no failover: see the module docs.
+    pub server: Option<usize>,
 }
 
 impl Request {
@@ -62,6 +69,7 @@ impl Request {
         Request {
             packet: Packet::new(code, 0, [0; 16]),
             password: None,
+            server: None,
         }
     }
     fn port(&self) -> Port {
@@ -229,9 +237,65 @@ impl Client {
         true
     }
 
+    /// Takes a new configuration (a reload): `map[old]` is the new index
+    /// of each old server (None: removed). New requests use the new
+    /// servers, timeouts and tries at once; a request in flight keeps its
+    /// bytes and secret while its server stays, and fails over at once when
+    /// its server was removed (a pinned one ends with
+    /// [`Event::NoResponse`]). Hold-downs follow their servers.
+    pub fn reconfigure(&mut self, now: Instant, mut cfg: ClientConfig, map: &[Option<usize>]) {
+        cfg.tries = cfg.tries.max(1);
+        let n = cfg.secrets.len();
+        let moved = |old: usize| map.get(old).copied().flatten().filter(|&i| i < n);
+        let mut dead = vec![None; n];
+        for (old, d) in self.dead_until.iter().enumerate() {
+            if let Some(i) = moved(old) {
+                dead[i] = *d;
+            }
+        }
+        self.dead_until = dead;
+        self.cfg = cfg;
+        let handles: Vec<u64> = self.pending.keys().copied().collect();
+        for h in handles {
+            let mut p = self.pending.remove(&h).expect("listed");
+            let mut tried = vec![false; n];
+            for (old, t) in p.tried.iter().enumerate() {
+                if let (true, Some(i)) = (*t, moved(old)) {
+                    tried[i] = true;
+                }
+            }
+            let was_pinned = p.request.server.is_some();
+            p.request.server = p.request.server.and_then(moved);
+            match moved(p.server) {
+                Some(i) => {
+                    p.server = i;
+                    if let Some(only) = p.request.server {
+                        tried = (0..n).map(|k| k != only).collect();
+                    }
+                    p.tried = tried;
+                    self.pending.insert(h, p);
+                }
+                None => {
+                    p.tried = if was_pinned { vec![true; n] } else { tried };
+                    // Its server is gone: the next one now.
+                    p.sends_left = 0;
+                    p.next_at = now;
+                    p.server = usize::MAX;
+                    self.pending.insert(h, p);
+                }
+            }
+        }
+        self.handle_timeout(now);
+    }
+
     /// Starts a request; fails only if it cannot be encoded (too long).
     pub fn send(&mut self, now: Instant, request: Request) -> Result<Handle, EncodeError> {
-        let tried = vec![false; self.cfg.secrets.len()];
+        let n = self.cfg.secrets.len();
+        // A pinned request counts every other server as tried already.
+        let tried: Vec<bool> = match request.server {
+            Some(only) => (0..n).map(|i| i != only).collect(),
+            None => vec![false; n],
+        };
         let Some(server) = self.pick(now, &tried) else {
             // No servers configured: nothing will answer.
             let h = Handle(self.next_handle);
@@ -302,9 +366,11 @@ impl Client {
                 self.pending.insert(h, p);
                 continue;
             }
-            // This server had its chance.
-            p.tried[p.server] = true;
-            if !self.is_dead(now, p.server) {
+            // This server had its chance (usize::MAX: removed by a reload).
+            if let Some(t) = p.tried.get_mut(p.server) {
+                *t = true;
+            }
+            if p.server < self.dead_until.len() && !self.is_dead(now, p.server) {
                 self.dead_until[p.server] = Some(now + self.cfg.dead_time);
                 self.events
                     .push_back(Event::ServerDown { server: p.server });
@@ -677,6 +743,130 @@ mod tests {
             Some(Event::ServerUp { server: 0 })
         ));
         assert!(!c.is_dead(now, 0));
+    }
+
+    #[test]
+    fn a_pinned_request_never_fails_over() {
+        let t0 = Instant::now();
+        let mut c = client(2);
+        // Server 1 issued the State: the follow-up goes there only, also
+        // while server 0 is alive.
+        let mut r = access("eap");
+        r.server = Some(1);
+        let h = c.send(t0, r.clone()).unwrap();
+        let t = c.poll_transmit().unwrap();
+        assert_eq!(t.server, 1);
+        // Server 1 dies mid-exchange: its tries run out, and the request
+        // is not sent to server 0, which never saw the State.
+        let mut now = t0;
+        let mut servers = vec![t.server];
+        while let Some(d) = c.poll_timeout() {
+            now = d;
+            c.handle_timeout(now);
+            while let Some(t) = c.poll_transmit() {
+                servers.push(t.server);
+            }
+        }
+        assert_eq!(servers, [1, 1, 1], "three tries, all to server 1");
+        let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+        assert!(
+            matches!(
+                evs[..],
+                [Event::ServerDown { server: 1 }, Event::NoResponse { handle }] if handle == h
+            ),
+            "{evs:?}"
+        );
+        // Pinned to a server marked dead: still that one (nobody else can
+        // answer), and an unpinned request goes to the live one.
+        c.send(now, r).unwrap();
+        assert_eq!(c.poll_transmit().unwrap().server, 1);
+        c.send(now, access("new")).unwrap();
+        assert_eq!(c.poll_transmit().unwrap().server, 0);
+        // A pin to a server that does not exist: no answer, nothing sent.
+        let mut r = access("gone");
+        r.server = Some(7);
+        let h = c.send(now, r).unwrap();
+        assert!(c.poll_transmit().is_none());
+        assert!(matches!(c.poll_event(), Some(Event::NoResponse { handle }) if handle == h));
+    }
+
+    #[test]
+    fn reconfigure_moves_requests_with_their_servers() {
+        let t0 = Instant::now();
+        let mut c = client(2);
+        let mut pinned = access("pinned");
+        pinned.server = Some(1);
+        let hp = c.send(t0, pinned).unwrap();
+        let on1 = c.poll_transmit().unwrap();
+        let h0 = c.send(t0, access("a")).unwrap();
+        let on0 = c.poll_transmit().unwrap();
+        assert_eq!((on1.server, on0.server), (1, 0));
+        // New list: old server 1 first, then a new one; old server 0 gone.
+        let cfg = ClientConfig {
+            secrets: vec![Secret::new("secret1"), Secret::new("secret-new")],
+            timeout: Duration::from_millis(700),
+            tries: 1,
+            dead_time: Duration::from_secs(30),
+        };
+        c.reconfigure(t0, cfg, &[None, Some(0)]);
+        // The request on the removed server fails over at once to the
+        // first server of the new list.
+        let t = c.poll_transmit().unwrap();
+        assert_eq!(t.server, 0);
+        assert!(crypto::verify_access_request(&t.data, &Secret::new("secret1")).is_ok());
+        assert!(c.poll_transmit().is_none());
+        // The pinned one kept its server (now index 0) and its bytes: the
+        // old server answers it.
+        c.handle_datagram(
+            t0,
+            on1.socket,
+            Some(0),
+            &answer(&on1, Code::AccessAccept, "secret1"),
+        );
+        assert!(
+            matches!(c.poll_event(), Some(Event::Reply { handle, server: 0, .. }) if handle == hp)
+        );
+        c.handle_datagram(
+            t0,
+            t.socket,
+            Some(0),
+            &answer(&t, Code::AccessReject, "secret1"),
+        );
+        assert!(matches!(c.poll_event(), Some(Event::Reply { handle, .. }) if handle == h0));
+        // New requests use the new tries (1): one send, then the next server.
+        c.send(t0, access("b")).unwrap();
+        assert_eq!(c.poll_transmit().unwrap().server, 0);
+        let d = c.poll_timeout().unwrap();
+        c.handle_timeout(d);
+        assert_eq!(c.poll_transmit().unwrap().server, 1);
+        // A pinned request whose server is removed ends without an answer.
+        let mut r = access("p2");
+        r.server = Some(1);
+        let h = c.send(d, r).unwrap();
+        while c.poll_transmit().is_some() {}
+        while c.poll_event().is_some() {}
+        c.reconfigure(
+            d,
+            ClientConfig {
+                secrets: vec![Secret::new("secret1")],
+                timeout: Duration::from_millis(700),
+                tries: 1,
+                dead_time: Duration::from_secs(30),
+            },
+            &[Some(0), None],
+        );
+        assert!(
+            c.poll_transmit().is_none(),
+            "not sent to a server without its State"
+        );
+        let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+        // ("b", on the removed server after server 0 failed it, too.)
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, Event::NoResponse { handle } if *handle == h)),
+            "{evs:?}"
+        );
     }
 
     #[test]

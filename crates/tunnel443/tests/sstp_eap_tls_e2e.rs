@@ -42,8 +42,19 @@ fn pki(d: &Path) -> (Pki, PathBuf, PathBuf) {
 }
 
 fn eap_tls_server(lab: &Lab) -> (Proc, Pki) {
+    eap_tls_server_with(lab, None, &[])
+}
+
+/// [`eap_tls_server`] with `[eap_tls] client_ca` at `client_ca` (a copy of
+/// the CA made here) and more server arguments.
+fn eap_tls_server_with(lab: &Lab, client_ca: Option<&Path>, args: &[&str]) -> (Proc, Pki) {
     let d = lab.dir.path();
-    let (pki, cert, key) = pki(d);
+    let (mut pki, cert, key) = pki(d);
+    let https_ca = pki.ca.clone();
+    if let Some(c) = client_ca {
+        std::fs::copy(&pki.ca, c).unwrap();
+        pki.ca = c.to_path_buf();
+    }
     // Nobody has a password: EAP-TLS needs no users.
     let users = lab.write_file("users", "");
     common::set_mode(&users, 0o600); // the server refuses a users file others can read
@@ -58,7 +69,11 @@ fn eap_tls_server(lab: &Lab) -> (Proc, Pki) {
             pki.ca.display()
         ),
     );
-    (lab.start_server(&["--config", conf.to_str().unwrap()]), pki)
+    let mut all = vec!["--config", conf.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = lab.start_server(&all);
+    pki.ca = https_ca;
+    (server, pki)
 }
 
 fn eap_tls_client(lab: &Lab, pki: &Pki, (cert, key): &(PathBuf, PathBuf)) -> Proc {
@@ -212,4 +227,80 @@ fn sstpc_pppd_eap_tls_against_our_server() {
     );
     assert_auth_method(&log, "eaptls", "server");
     assert!(log.contains("crypto binding verified"), "{log}");
+}
+
+/// `ctl stats --json`'s (success, failure) for the method `eap-tls`.
+fn eap_tls_stats(sock: &Path) -> (u64, u64) {
+    let out = std::process::Command::new(BIN)
+        .args(["ctl", "--socket"])
+        .arg(sock)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ctl stats: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let a = v["auth"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["method"] == "eap-tls")
+        .unwrap_or_else(|| panic!("no eap-tls in {v}"))
+        .clone();
+    (
+        a["success"].as_u64().unwrap(),
+        a["failure"].as_u64().unwrap(),
+    )
+}
+
+/// Local EAP-TLS logins are counted in `ctl stats` (method `eap-tls`),
+/// and SIGHUP reloads `[eap_tls]`: once its client CA file names the other
+/// CA, mallory's certificate logs in.
+#[test]
+fn eap_tls_logins_counted_and_client_ca_reloaded() {
+    let lab = Lab::new(1);
+    let sock = lab.dir.path().join("ctl.sock");
+    let client_ca = lab.dir.path().join("client-ca.pem");
+    let (mut server, pki) = eap_tls_server_with(
+        &lab,
+        Some(&client_ca),
+        &["--control-socket", sock.to_str().unwrap()],
+    );
+    let mut c = eap_tls_client(&lab, &pki, &pki.good);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 60),
+        "no tunnel with EAP-TLS:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    c.stop();
+    assert_eq!(eap_tls_stats(&sock), (1, 0));
+    let mut c = eap_tls_client(&lab, &pki, &pki.foreign);
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}", c.output());
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || eap_tls_stats(&sock)
+            == (1, 1)),
+        "{:?}",
+        eap_tls_stats(&sock)
+    );
+    // The other CA in the client CA file, and SIGHUP.
+    std::fs::copy(lab.dir.path().join("other.pem"), &client_ca).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_log("EAP-TLS certificate, key and client CA reloaded", 20);
+    let c = eap_tls_client(&lab, &pki, &pki.foreign);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 60),
+        "the reloaded client CA did not take:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    assert!(
+        server
+            .output()
+            .lines()
+            .any(|l| l.contains("authenticated") && l.contains("user=mallory")),
+        "{}",
+        server.output()
+    );
+    assert_eq!(eap_tls_stats(&sock), (2, 1));
 }

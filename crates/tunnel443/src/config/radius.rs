@@ -87,8 +87,6 @@ pub struct RadiusServer {
     pub auth: SocketAddr,
     pub acct: SocketAddr,
     pub secret: ::radius::Secret,
-    /// Where the secret came from (SIGHUP re-reads it).
-    pub secret_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -160,7 +158,6 @@ pub fn validate(
                     auth: SocketAddr::new(ip, auth_port),
                     acct: SocketAddr::new(ip, acct_port),
                     secret: read_secret(&format!("{f}.secret_file"), &file)?,
-                    secret_file: file,
                 });
             }
             let nas_identifier = r.nas_identifier.unwrap_or_else(host_name);

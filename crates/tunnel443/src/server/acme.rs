@@ -179,7 +179,7 @@ pub async fn run(shared: Arc<Shared>, challenges: Arc<Challenges>) {
                             .map(|c| hex::encode(crate::tls::CertHashes::of(&c[0]).sha256))
                             .unwrap_or_default();
                         info!(cert = %cert.display(), sha256 = %sha, "ACME: certificate obtained and stored");
-                        super::reload_tls(&shared, "ACME");
+                        super::reload_certificates(&shared, "ACME");
                     }
                     Err(e) => {
                         warn!(error = %format!("{e:#}"), "ACME: storing the certificate failed")

@@ -173,8 +173,14 @@ pub struct Shared {
     pub admission: Arc<admission::Admission>,
     /// Password-guess throttling (counters in `admission`).
     pub throttle: throttle::Throttle,
-    /// Local EAP-TLS (`[eap_tls]`), when `[sstp] auth` lists it.
-    pub eap_tls: Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
+    /// Local EAP-TLS (`[eap_tls]`), when `[sstp] auth` lists it; a
+    /// reload replaces it ([`reload_eap_tls`]).
+    eap_tls: RwLock<Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>>,
+    /// `[auth] order` now in effect (a reload replaces it).
+    auth_order: RwLock<Arc<Vec<config::AuthSource>>>,
+    /// Where the configuration came from, for a reload.
+    config_path: Option<std::path::PathBuf>,
+    overrides: config::Overrides,
 }
 
 impl Shared {
@@ -188,6 +194,14 @@ impl Shared {
         let g = self.tls.read().expect("tls lock");
         let t = g.as_ref().expect("TLS mode has a config");
         (Some(t.clone()), t.hashes)
+    }
+    /// Local EAP-TLS now in effect (new sessions take it).
+    pub fn eap_tls(&self) -> Option<Arc<dyn ppp::auth::eap_tls::EapTlsConfig>> {
+        self.eap_tls.read().expect("eap_tls lock").clone()
+    }
+    /// `[auth] order` now in effect.
+    pub fn auth_order(&self) -> Arc<Vec<config::AuthSource>> {
+        self.auth_order.read().expect("auth order lock").clone()
     }
     /// The counters now, for `ctl stats` and `/metrics`.
     pub fn stats_snapshot(&self) -> stats::Snapshot {
@@ -529,10 +543,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         info!(
             servers = %r.servers.iter().map(|s| s.auth.to_string()).collect::<Vec<_>>().join(","),
             nas_identifier = %r.nas_identifier,
-            order = %settings.auth_order.iter().map(|s| match s {
-                config::AuthSource::Radius => "radius",
-                config::AuthSource::Users => "users",
-            }).collect::<Vec<_>>().join(","),
+            order = %order_names(&settings.auth_order),
             "RADIUS enabled"
         );
         radius::Radius::start(r)
@@ -541,6 +552,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         admission::Admission::new(settings.limits.clone(), !proxy_protocol_on(&settings));
     tokio::spawn(admission.clone().run_housekeeping());
     let shared = Arc::new(Shared {
+        auth_order: RwLock::new(Arc::new(settings.auth_order.clone())),
+        config_path: config_path.clone(),
+        overrides: ov.clone(),
         admission,
         throttle: throttle::Throttle::default(),
         settings,
@@ -556,7 +570,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         stats: stats::Stats::default(),
         acme: acme_challenges.clone(),
         radius,
-        eap_tls,
+        eap_tls: RwLock::new(eap_tls),
     });
     let _control = match &shared.settings.control_socket {
         Some(path) => control::start(path, shared.clone()).await?,
@@ -566,22 +580,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(addr) => Some(metrics::start(addr, shared.clone()).await?),
         None => None,
     };
-    let dae = match shared.radius.as_ref().and_then(|r| r.settings.dae_listen) {
-        Some(addr) => {
-            let sock = radius::dae::bind(addr).await?;
-            info!(listen = %addr, "RADIUS dynamic authorization (Disconnect/CoA) listening");
-            let clients = shared
-                .radius
-                .as_ref()
-                .expect("radius")
-                .settings
-                .dae_clients
-                .clone();
-            Some(tokio::spawn(radius::dae::run(
-                sock,
-                clients,
+    let dae = match &shared.radius {
+        Some(r) => {
+            let first = match r.settings().dae_listen {
+                Some(addr) => {
+                    let sock = radius::dae::bind(addr).await?;
+                    info!(listen = %addr, "RADIUS dynamic authorization (Disconnect/CoA) listening");
+                    Some((addr, sock))
+                }
+                None => None,
+            };
+            Some(tokio::spawn(radius::dae::serve(
+                first,
+                r.clone(),
                 shared.sessions.clone(),
-                shared.radius.as_ref().expect("radius").controls.clone(),
+                r.controls.clone(),
             )))
         }
         None => None,
@@ -589,7 +602,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let accounting = shared
         .radius
         .clone()
-        .filter(|r| r.settings.accounting)
+        .filter(|r| r.settings().accounting)
         .map(|r| {
             radius::acct::Accounting::start(
                 r,
@@ -650,7 +663,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     if let (Some(a), Some(r)) = (accounting, &shared.radius) {
         // The Stops of the sessions just closed, then Accounting-Off.
-        a.shutdown(r.settings.timeout * r.settings.servers.len() as u32 + Duration::from_secs(1))
+        let s = r.settings();
+        a.shutdown(s.timeout * s.servers.len() as u32 + Duration::from_secs(1))
             .await;
     }
     info!(left = session::active() + iphttps::active(), "stopped");
@@ -722,19 +736,86 @@ pub(crate) fn reload(shared: &Shared, cause: &str) -> Vec<String> {
     });
     log_users_reload(shared, cause, result);
     if let Some(r) = &shared.radius {
-        changes.push(match r.reload_secrets() {
-            Ok(n) => {
-                info!(servers = n, cause = %cause, "RADIUS secrets re-read");
-                format!("radius: secrets re-read ({n} servers)")
+        changes.push(match reload_radius(shared, r) {
+            Ok(line) => {
+                info!(cause = %cause, summary = %line, "RADIUS configuration and secrets re-read");
+                format!("radius: {line}")
             }
             Err(e) => {
-                warn!(error = %format!("{e:#}"), "RADIUS secret reload failed; keeping the old secrets");
-                format!("radius: reload failed, keeping the old secrets: {e:#}")
+                warn!(
+                    cause = %cause,
+                    error = %format!("{e:#}"),
+                    "RADIUS reload failed; keeping the old configuration"
+                );
+                format!("radius: reload failed, keeping the old configuration: {e:#}")
             }
         });
     }
-    changes.extend(reload_tls(shared, cause));
+    changes.extend(reload_certificates(shared, cause));
     changes
+}
+
+/// The TLS certificate and the EAP-TLS files (SIGHUP, `ctl reload`, or
+/// ACME's new certificate).
+pub(crate) fn reload_certificates(shared: &Shared, cause: &str) -> Vec<String> {
+    reload_tls(shared, cause)
+        .into_iter()
+        .chain(reload_eap_tls(shared, cause))
+        .collect()
+}
+
+/// Loads `[eap_tls]`'s certificate, key and client CA again: new sessions
+/// use them. What happened, in one line (`None` without local EAP-TLS).
+fn reload_eap_tls(shared: &Shared, cause: &str) -> Option<String> {
+    shared.settings.eap_tls.as_ref()?;
+    Some(match eap_tls_config(&shared.settings) {
+        Ok(c) => {
+            *shared.eap_tls.write().expect("eap_tls lock") = c;
+            info!(
+                cause,
+                "EAP-TLS certificate, key and client CA reloaded (new sessions use them)"
+            );
+            "eap-tls: certificate, key and client CA reloaded".to_string()
+        }
+        Err(e) => {
+            warn!(cause, error = %format!("{e:#}"), "EAP-TLS reload failed; keeping the old files");
+            format!("eap-tls: reload failed, keeping the old files: {e:#}")
+        }
+    })
+}
+
+/// Reads the configuration file again and applies its `[radius]` section
+/// (secrets re-read) and `[auth] order`: new logins use them, live
+/// sessions keep going. Nothing changes on any error (it names the field).
+fn reload_radius(shared: &Shared, r: &radius::Radius) -> anyhow::Result<String> {
+    let s = config::load(shared.config_path.as_deref(), &shared.overrides)?;
+    let Some(new) = s.radius else {
+        anyhow::bail!("radius: removing the [radius] section needs a restart");
+    };
+    let line = format!(
+        "servers {}; order {}; secrets re-read",
+        new.servers
+            .iter()
+            .map(|s| s.auth.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        order_names(&s.auth_order)
+    );
+    r.reconfigure(new)?;
+    *shared.auth_order.write().expect("auth order lock") = Arc::new(s.auth_order);
+    Ok(line)
+}
+
+/// `[auth] order` in words: `radius,users`.
+fn order_names(order: &[config::AuthSource]) -> String {
+    order
+        .iter()
+        .map(|s| match s {
+            config::AuthSource::Radius => "radius",
+            config::AuthSource::Users => "users",
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Loads the certificate again (SIGHUP, `ctl reload`, or ACME's new one):

@@ -87,12 +87,11 @@ fn ppp_config(shared: &Shared) -> ppp::Config {
             M::EapTls => ppp::AuthProtocol::Eap,
         })
         .collect();
-    c.eap_tls = shared.eap_tls.clone();
+    c.eap_tls = shared.eap_tls();
     c.eap_pass_through = shared
-        .settings
         .radius
         .as_ref()
-        .is_some_and(|r| r.eap_pass_through);
+        .is_some_and(|r| r.settings().eap_pass_through);
     c.mru = shared.settings.mtu;
     c.ipv6 = shared.settings.ipv6_prefix.is_some();
     c
@@ -233,6 +232,10 @@ impl Held {
                 );
             }
             Event::Authenticated { username, method } => {
+                if method == ppp::AuthMethod::EapTls {
+                    // Decided in the engine (no AuthRequest): counted here.
+                    self.shared.stats.auth(Method::EapTls, true);
+                }
                 self.shared.throttle.succeeded(self.admitted.source);
                 info!(user = %username, method = %method, "authenticated");
                 self.reg.set_user(&username);
@@ -240,6 +243,9 @@ impl Held {
                 self.user = Some(username);
             }
             Event::AuthFailed { username, reason } => {
+                if matches!(reason, ppp::AuthFailure::Tls { .. }) {
+                    self.shared.stats.auth(Method::EapTls, false);
+                }
                 warn!(user = username.as_deref().map(display), reason = %reason, "authentication failed");
                 self.auth_failed = true;
             }

@@ -63,17 +63,20 @@ pub enum Method {
     /// EAP relayed to RADIUS (`[radius] eap = "pass-through"`): RADIUS
     /// runs the method.
     EapPassThrough,
+    /// Local EAP-TLS (`[sstp] auth` lists "eap-tls").
+    EapTls,
     /// IP-HTTPS client certificate.
     Certificate,
 }
 
 impl Method {
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::Pap,
         Method::ChapMd5,
         Method::MsChapV2,
         Method::EapMsChapV2,
         Method::EapPassThrough,
+        Method::EapTls,
         Method::Certificate,
     ];
     pub fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl Method {
             Method::MsChapV2 => "mschapv2",
             Method::EapMsChapV2 => "eap-mschapv2",
             Method::EapPassThrough => "eap-pass-through",
+            Method::EapTls => "eap-tls",
             Method::Certificate => "certificate",
         }
     }
@@ -94,6 +98,7 @@ impl Method {
             ppp::AuthMethod::MsChapV2 => Method::MsChapV2,
             ppp::AuthMethod::EapMsChapV2 => Method::EapMsChapV2,
             ppp::AuthMethod::EapPassThrough => Method::EapPassThrough,
+            ppp::AuthMethod::EapTls => Method::EapTls,
             _ => return None,
         })
     }

@@ -25,12 +25,12 @@ pub struct Decision {
 
 /// True when the users file alone decides, synchronously.
 pub fn users_only(shared: &Shared) -> bool {
-    shared.settings.auth_order == [AuthSource::Users]
+    shared.auth_order()[..] == [AuthSource::Users]
 }
 
 /// Asks each source in order (see the module docs) and logs the outcome.
 pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) -> Decision {
-    let order = &shared.settings.auth_order;
+    let order = shared.auth_order();
     for (i, src) in order.iter().enumerate() {
         let last = i + 1 == order.len();
         match src {
@@ -49,7 +49,8 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
             }
             AuthSource::Radius => {
                 let Some(r) = &shared.radius else { continue };
-                let request = rauth::access_request(&r.settings, &req, peer);
+                let settings = r.settings();
+                let request = rauth::access_request(&settings, &req, peer);
                 match r.ask(request).await {
                     Outcome::Reply(reply) => {
                         let (verdict, authz) = rauth::verdict(&reply, &req.proof);
@@ -66,8 +67,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                         };
                     }
                     Outcome::NoResponse => {
-                        let servers: Vec<String> = r
-                            .settings
+                        let servers: Vec<String> = settings
                             .servers
                             .iter()
                             .map(|s| s.auth.to_string())
@@ -75,7 +75,7 @@ pub async fn decide(shared: Arc<Shared>, req: ppp::AuthRequest, peer: IpAddr) ->
                         warn!(
                             user = %req.username,
                             servers = %servers.join(","),
-                            timeout_s = r.settings.timeout.as_secs(),
+                            timeout_s = settings.timeout.as_secs(),
                             next = %if last { "none: login refused" } else { "users file" },
                             "no RADIUS server answered the login"
                         );

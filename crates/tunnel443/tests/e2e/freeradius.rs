@@ -263,25 +263,32 @@ impl FreeRadius {
 
     /// Every accounting record FreeRADIUS wrote (`radacct/<client>/detail-*`).
     pub fn detail(&self) -> String {
-        let mut out = String::new();
+        self.detail_files().concat()
+    }
+
+    /// The complete detail records (each ends with a blank line) that
+    /// contain `needle`. A record FreeRADIUS is still writing has no blank
+    /// line after it yet and is left out, so that a test polling the file
+    /// never sees half a record. Each file is split on its own (records
+    /// never span files).
+    pub fn records(&self, needle: &str) -> Vec<String> {
+        complete_records(&self.detail_files())
+            .into_iter()
+            .filter(|r| r.contains(needle))
+            .collect()
+    }
+
+    fn detail_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
         let Ok(clients) = std::fs::read_dir(self.dir.join("log/radacct")) else {
             return out;
         };
         for c in clients.flatten() {
             for f in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
-                out.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+                out.push(std::fs::read_to_string(f.path()).unwrap_or_default());
             }
         }
         out
-    }
-
-    /// The detail records (blank-line separated) that contain `needle`.
-    pub fn records(&self, needle: &str) -> Vec<String> {
-        self.detail()
-            .split("\n\n")
-            .filter(|r| r.contains(needle))
-            .map(str::to_string)
-            .collect()
     }
 
     /// `query` on the SQL accounting database (`sqlite3 -separator |`): one
@@ -307,4 +314,33 @@ impl FreeRadius {
         std::fs::read_to_string(self.dir.join(format!("radiusd-{}.log", self.runs)))
             .unwrap_or_default()
     }
+}
+
+/// The records of detail files that are complete: those followed by the
+/// blank line FreeRADIUS writes after each.
+fn complete_records(files: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for text in files {
+        let Some(end) = text.rfind("\n\n") else {
+            continue;
+        };
+        out.extend(
+            text[..end]
+                .split("\n\n")
+                .filter(|r| !r.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_record_still_being_written_is_left_out() {
+    let a = "Mon\n\tAcct-Status-Type = Start\n\n".to_string();
+    let b =
+        "Mon\n\tAcct-Status-Type = Interim-Update\n\nMon\n\tAcct-Status-Type = Stop\n".to_string();
+    let r = complete_records(&[a, b]);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].contains("Start") && r[1].contains("Interim-Update"));
+    assert!(complete_records(&["Mon\n\tAcct-Status-Type = Stop".into()]).is_empty());
 }

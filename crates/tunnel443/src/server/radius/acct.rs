@@ -94,7 +94,7 @@ fn now_unix() -> u32 {
 
 /// The common attributes of every record.
 fn base(r: &Radius, status_type: u32, listen: std::net::SocketAddr) -> Request {
-    let s = &r.settings;
+    let s = r.settings();
     let mut q = Request::new(Code::AccountingRequest);
     let p = &mut q.packet;
     p.push_u32(attr::ACCT_STATUS_TYPE, status_type);
@@ -225,7 +225,6 @@ async fn run(
 ) {
     let mut tasks = JoinSet::new();
     send(&r, base(&r, status::ACCOUNTING_ON, listen), &mut tasks);
-    let default_interim = r.settings.acct_interim_interval;
     let mut live: HashMap<SessionId, Live> = HashMap::new();
     let handle = |n: Notice, live: &mut HashMap<SessionId, Live>, tasks: &mut JoinSet<()>| match n {
         Notice::Up(info) => {
@@ -233,7 +232,9 @@ async fn run(
                 return;
             };
             let ex = extras.take(info.id);
-            let interim = ex.interim.or(default_interim);
+            // The configured interval as it is now (a reload changes it
+            // for sessions that start after it).
+            let interim = ex.interim.or(r.settings().acct_interim_interval);
             let l = Live {
                 acct_session_id: entry.acct_session_id(),
                 framed_ip: info.ipv4,

@@ -146,9 +146,67 @@ pub fn answer(reg: &Registry, controls: &Controls, p: &Packet) -> Option<Packet>
 }
 
 /// Serves requests until the task is dropped.
-pub async fn run(
+/// Runs the listener of `[radius] dae_listen` (`first`: bound at start, so
+/// that a bad address stops the start) and follows reloads: a new address
+/// is bound (if that fails the old listener stays, logged, naming the
+/// field), none closes it; a new client list applies to the next request.
+pub async fn serve(
+    first: Option<(SocketAddr, UdpSocket)>,
+    radius: super::Radius,
+    reg: Arc<Registry>,
+    controls: Arc<Controls>,
+) {
+    let mut settings = radius.watch();
+    let start = |sock| {
+        AbortOnDrop(tokio::spawn(run(
+            sock,
+            radius.watch(),
+            reg.clone(),
+            controls.clone(),
+        )))
+    };
+    let mut current = first.map(|(a, sock)| (a, start(sock)));
+    loop {
+        let want = settings.borrow_and_update().dae_listen;
+        if want != current.as_ref().map(|c| c.0) {
+            match want {
+                None => {
+                    if let Some((a, _)) = current.take() {
+                        info!(listen = %a, "RADIUS dynamic authorization listener closed (reload)");
+                    }
+                }
+                Some(addr) => match bind(addr).await {
+                    Ok(sock) => {
+                        // The old listener ends here.
+                        drop(current.take());
+                        info!(listen = %addr, "RADIUS dynamic authorization (Disconnect/CoA) listening");
+                        current = Some((addr, start(sock)));
+                    }
+                    Err(e) => warn!(
+                        error = %format!("{e:#}"),
+                        "RADIUS dynamic authorization listener not moved; the old one stays"
+                    ),
+                },
+            }
+        }
+        if settings.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn run(
     sock: UdpSocket,
-    clients: Vec<DaeClient>,
+    settings: tokio::sync::watch::Receiver<Arc<crate::config::RadiusSettings>>,
     reg: Arc<Registry>,
     controls: Arc<Controls>,
 ) {
@@ -162,7 +220,13 @@ pub async fn run(
             }
         };
         let ip = from.ip().to_canonical();
-        let Some(c) = clients.iter().find(|c| c.address == ip) else {
+        let client = settings
+            .borrow()
+            .dae_clients
+            .iter()
+            .find(|c| c.address == ip)
+            .cloned();
+        let Some(c) = client else {
             warn!(from = %from, "DAE request from an address that is not a configured client; ignored");
             continue;
         };
