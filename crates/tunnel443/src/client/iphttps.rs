@@ -38,11 +38,11 @@ use tracing::{info, warn};
 
 use super::routes::Routes;
 use super::userstack::{self, Addressing, Listeners};
-use ipv6nd::host::{Change, HostConfig};
 use super::{ClientArgs, Failure, Protocol, Target};
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::{read_head, BoxStream, HeadError};
 use crate::tls::{ClientTls, Trust};
+use ipv6nd::host::{Change, HostConfig};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 

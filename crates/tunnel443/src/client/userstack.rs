@@ -915,7 +915,11 @@ async fn run(
         IpAddr::V6(g) => iface.routes_mut().add_default_ipv6_route(g),
     };
     let mut sockets = SocketSet::new(Vec::new());
-    let dns_server = a.dns.iter().copied().find(|d| d.is_ipv4() == local.is_ipv4());
+    let dns_server = a
+        .dns
+        .iter()
+        .copied()
+        .find(|d| d.is_ipv4() == local.is_ipv4());
     let dns = dns_server.map(|d| sockets.add(dns::Socket::new(&[d.into()], Vec::new())));
     let mut ports = Ports(49152);
     let mut conns: Vec<Conn> = Vec::new();
@@ -923,7 +927,9 @@ async fn run(
     let wake = Arc::new(Notify::new());
     match dns_server {
         Some(d) => info!(address = %local, dns = %d, "user-space stack up"),
-        None => info!(address = %local, "user-space stack up; no DNS server was given: host names will not resolve"),
+        None => {
+            info!(address = %local, "user-space stack up; no DNS server was given: host names will not resolve")
+        }
     }
 
     loop {
