@@ -60,8 +60,11 @@ impl Conn<'_> {
                 local, peer, dns, ..
             } if self.up.is_none() && self.setup.rootless.is_some() => {
                 if let (Some(fwd), TunSide::None) = (&self.setup.rootless, &d.tun) {
-                    d.tun =
-                        super::userstack::start(local, s.peer_mru().min(1500), &dns, fwd.clone());
+                    d.tun = super::userstack::start(
+                        super::userstack::Addressing::ipv4(local, &dns),
+                        s.peer_mru().min(1500),
+                        fwd.clone(),
+                    );
                     info!(address = %local, peer = %peer, "connected (rootless: user-space stack)");
                     let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
                     super::say(&format!(
