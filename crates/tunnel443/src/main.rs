@@ -20,6 +20,7 @@ mod pool;
 mod proxy;
 mod server;
 mod state;
+mod tasks;
 mod tls;
 mod tun;
 mod user_cmd;
