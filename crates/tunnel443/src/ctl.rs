@@ -413,7 +413,11 @@ mod tests {
     #[test]
     fn stats_text_shows_the_live_task_count() {
         let text = stats_text(&json!({"handshakes": 0, "tasks": 12}));
-        assert!(text.lines().any(|l| l.split_whitespace().eq(["tasks", "12"])), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().eq(["tasks", "12"])),
+            "{text}"
+        );
     }
 
     #[test]

@@ -16,7 +16,16 @@ const SERVER_TUN: &str = "10.44.0.1";
 fn ping_rtt(ns: &Netns, count: u32) -> (u32, f64) {
     let out = ns
         .command("ping")
-        .args(["-c", &count.to_string(), "-i", "0.05", "-W", "1", "-n", SERVER_TUN])
+        .args([
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "-n",
+            SERVER_TUN,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -47,8 +56,16 @@ fn a_flooding_tunnel_does_not_starve_another_sessions_ping() {
     let pw = lab.password();
     let _flood = lab.start_client(0, "vpn", &pw, &pin);
     let _quiet = lab.start_client(1, "vpn", &pw, &pin);
-    assert!(wait_ping(&lab.clients[0], SERVER_TUN, 30), "{}", server.output());
-    assert!(wait_ping(&lab.clients[1], SERVER_TUN, 30), "{}", server.output());
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    assert!(
+        wait_ping(&lab.clients[1], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
 
     let (n, idle) = ping_rtt(&lab.clients[1], 40);
     assert!(n >= 38, "idle: {n} of 40 answered");

@@ -121,7 +121,11 @@ fn every_other_thread(name: &str) -> anyhow::Result<()> {
             };
             break Err(anyhow::anyhow!(
                 "user: threads {} did not drop to {name} ({why})",
-                behind.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+                behind
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ));
         }
         for tid in behind {
@@ -145,7 +149,10 @@ fn threads_behind(uid: libc::uid_t) -> Vec<u32> {
     };
     let want_caps = format!("{:016x}", 1u64 << CAP_NET_ADMIN);
     let mut behind = Vec::new();
-    for tid in dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
+    for tid in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
         // A thread that exited meanwhile has no status left: not behind.
         let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
             continue;
@@ -200,8 +207,14 @@ fn drop_this_thread() -> Result<(), (&'static str, i32)> {
             libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) as libc::c_long,
         )?;
         check("setgroups", libc::syscall(libc::SYS_setgroups, 1, &gid))?;
-        check("setresgid", libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
-        check("setresuid", libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
+        check(
+            "setresgid",
+            libc::syscall(libc::SYS_setresgid, gid, gid, gid),
+        )?;
+        check(
+            "setresuid",
+            libc::syscall(libc::SYS_setresuid, uid, uid, uid),
+        )?;
         let mut hdr = CapHeader {
             version: CAPABILITY_VERSION_3,
             pid: 0,
