@@ -17,7 +17,10 @@ pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        // glibc's own setting wins (MALLOC_ARENA_MAX, for measurements).
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
     }
 }
