@@ -1,15 +1,17 @@
-//! The long-running commands' heap (issue 12 "Soak": RSS back within 5% of
-//! its baseline after churn). Measured with glibc's `malloc_stats()` after
-//! a 2-minute churn of 24,000 sessions (BENCHMARKS.md "Churn soak"): the
-//! bytes in use came back to within 0.8 MB of the baseline, but the
-//! anonymous RSS stayed 6 MB up and `malloc_trim(0)` released none of it:
-//! free memory at the top of the per-thread arenas, which `malloc_trim`
-//! leaves alone (it trims only the main arena's top), kept because glibc
-//! raises its trim threshold (up to 64 MB) each time a large block is
-//! freed. So the server and the proxy use at most two arenas (two cores'
-//! worth of workers; tcache keeps most allocations lock-free) and a fixed
-//! 128 KiB trim threshold, and hand free pages back after churn
-//! ([`release_free_memory`], called by admission control).
+//! The long-running commands' heap (issue 12 "Soak": RSS back after
+//! churn). Measured with glibc's `malloc_stats()` around a 2-minute churn
+//! of 24,000 sessions (BENCHMARKS.md "Churn soak"): the bytes in use came
+//! back to within 0.6-0.9 MB of the baseline, but the anonymous RSS stayed
+//! 5-6 MB up, and `malloc_trim(0)` released none of it: free memory in
+//! pages that the few objects allocated during the churn and kept (peak
+//! sized tables) pin, spread over up to eight per-thread arenas whose
+//! tops `malloc_trim` does not shrink, and a trim threshold that glibc
+//! raises (up to 64 MB) each time a large block is freed. So the server
+//! and the proxy use at most two arenas (two cores' worth of workers;
+//! tcache keeps most allocations lock-free) and a fixed 128 KiB trim
+//! threshold (measured: +3.3 MB instead of +6 MB, one run each), and hand
+//! free pages back after churn ([`release_free_memory`], called by
+//! admission control).
 
 /// Sets the allocator up for a long-running server; before the runtime's
 /// threads exist (arenas are created by the first allocations of each).
