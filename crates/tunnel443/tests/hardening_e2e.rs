@@ -349,7 +349,6 @@ fn malformed_input_at_rate_leaves_nothing_behind() {
         delivered / took,
         err.trim()
     );
-    assert!(delivered >= n.parse::<f64>().unwrap() * 0.9, "{r}\n{err}");
 
     // Alive, no panic, and nothing left once the connections are gone.
     assert!(s.child.try_wait().unwrap().is_none(), "{}", s.output());
@@ -364,4 +363,7 @@ fn malformed_input_at_rate_leaves_nothing_behind() {
     legit_connects(&lab, 0, &pw, &s);
     let log = s.output();
     assert!(!log.contains("panicked"), "{log}");
+    // At the default rate every connection gets its input in (above
+    // what the machine sets up, admission sheds the excess: MALFORMED_RATE).
+    assert!(delivered >= n.parse::<f64>().unwrap() * 0.9, "{r}\n{err}");
 }
