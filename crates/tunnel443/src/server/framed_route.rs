@@ -54,7 +54,7 @@ pub fn install(shared: &Shared, nets: &[(Ipv4Addr, u8)], tx: &PacketTx, user: &s
     let kernel: Vec<Route> = kernel.into_iter().flatten().collect();
     let stop = (!kernel.is_empty()).then(|| {
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(kernel_routes(kernel, stopped));
+        crate::tasks::spawn(kernel_routes(kernel, stopped));
         stop
     });
     Installed {
