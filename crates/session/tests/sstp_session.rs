@@ -332,7 +332,8 @@ fn a_larger_mru_asked_by_both_ends_carries_larger_packets() {
     let down = v4(far, CLIENT_V4, 4000, 2);
     p.client.handle_tun_packet(p.now, &up);
     p.server.handle_tun_packet(p.now, &down);
-    p.server.handle_tun_packet(p.now, &v4(far, CLIENT_V4, 4001, 2));
+    p.server
+        .handle_tun_packet(p.now, &v4(far, CLIENT_V4, 4001, 2));
     p.settle();
     assert_eq!(p.server_tun, vec![up]);
     assert_eq!(p.client_tun, vec![down]);
