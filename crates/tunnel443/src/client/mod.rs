@@ -112,6 +112,13 @@ pub struct ClientArgs {
     /// Name of the TUN device.
     #[arg(long, default_value = "t443c0")]
     pub tun_name: String,
+    /// SSTP: the largest packet to receive (PPP MRU, asked of the server
+    /// in LCP when not 1500; 576-4000). The device's MTU is the smaller of
+    /// this and the server's MRU: with a server whose `tun.mtu` is larger
+    /// too, fewer, larger packets cross the tunnel.
+    #[arg(long, default_value_t = ppp::lcp::DEFAULT_MRU,
+          value_parser = clap::value_parser!(u16).range(576..=4000))]
+    pub mru: u16,
     /// Rootless mode (sstp:// and iphttps://): no TUN device and no
     /// privileges; a user-space TCP/IP stack forwards local port PORT (on
     /// BIND, default 127.0.0.1) to HOST:PORT on the server's side, like ssh
@@ -155,6 +162,8 @@ pub struct Setup {
     pub routes: Vec<Ipv4Net>,
     pub default_route: bool,
     pub tun_name: String,
+    /// Our PPP MRU (`--mru`).
+    pub mru: u16,
     pub proxy: crate::dial::ProxyOpts,
     /// Rootless mode: the `--forward` listeners; no TUN device.
     pub rootless: Option<std::sync::Arc<userstack::Listeners>>,
@@ -319,6 +328,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         routes,
         default_route: args.default_route,
         tun_name: args.tun_name.clone(),
+        mru: args.mru,
         proxy: args.proxy.clone(),
         rootless: if rootless {
             Some(userstack::start_listeners(&args.forwards, args.socks5).await?)

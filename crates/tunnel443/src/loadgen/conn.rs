@@ -263,7 +263,13 @@ async fn open_sstp(
             .map_err(|f| f.to_string())
     })
     .await?;
-    let mut session = crate::client::connection::new_session(leaf, &plan.user, password, None);
+    let mut session = crate::client::connection::new_session(
+        leaf,
+        &plan.user,
+        password,
+        None,
+        ppp::lcp::DEFAULT_MRU,
+    );
     if !buf.is_empty() {
         session.handle_stream_bytes(Instant::now(), &buf);
     }
