@@ -553,6 +553,13 @@ impl Ppp {
         self.lcp_neg.peer_mru
     }
 
+    /// Peer side: the authenticator stopped asking for authentication after
+    /// we Nak'd its EAP offer, so EAP is all it does (see [`crate::lcp`]);
+    /// a client should put EAP first when it connects again.
+    pub fn authenticator_wants_only_eap(&self) -> bool {
+        self.lcp_neg.authenticator_wants_only_eap
+    }
+
     /// Starts the link: the transport (SSTP) is up; LCP begins (Open + Up).
     /// Calling it again, or after the link went down, does nothing.
     pub fn open(&mut self, now: Instant) {

@@ -16,6 +16,10 @@
 //!   with its preferred one otherwise — except that EAP is Acked only if EAP
 //!   is first in its list (SoftEther and RRAS offer EAP-TLS/PEAP first; we
 //!   answer with MS-CHAPv2, which both then use, like pppd with `refuse-eap`).
+//!   An authenticator that then stops asking for authentication at all
+//!   (pppd with only `require-eap`) is remembered
+//!   ([`crate::Ppp::authenticator_wants_only_eap`]) so that the next
+//!   connection puts EAP first.
 //! * Magic-Number (5): requested with a random value; a peer request with our
 //!   own value is Nak'd with a fresh one and counted as a possible loopback
 //!   (§6.4); `max_loopback` counts end the link. If the peer Rejects it
@@ -98,6 +102,11 @@ pub(crate) struct Lcp {
     pub(crate) auth_refused: bool,
     /// Peer side: we already Nak'd an EAP offer in this negotiation.
     eap_declined: bool,
+    /// Peer side: after our Nak of EAP the authenticator stopped asking for
+    /// any method (pppd with only `require-eap` does so, then ends the link
+    /// as "peer refused to authenticate"). Kept across restarts: the driver
+    /// reads it at the end to offer EAP first on the next connection.
+    pub(crate) authenticator_wants_only_eap: bool,
     /// Authenticator: the offer list was gone through once already.
     second_round: bool,
     rng: SplitMix64,
@@ -127,6 +136,7 @@ impl Lcp {
             loops: 0,
             auth_refused: false,
             eap_declined: false,
+            authenticator_wants_only_eap: false,
             second_round: false,
             rng,
         };
@@ -304,6 +314,9 @@ impl Negotiator for Lcp {
             reply.extend_from_slice(&naks);
             return ReqVerdict::Nak;
         }
+        if self.side == Side::Peer && auth.is_none() && self.eap_declined {
+            self.authenticator_wants_only_eap = true;
+        }
         self.peer_mru = mru;
         self.peer_magic = magic;
         self.peer_auth = auth;
@@ -450,6 +463,7 @@ mod tests {
             ReqVerdict::Nak,
             "MS-CHAPv1 unsupported"
         );
+        assert!(!l.authenticator_wants_only_eap);
         let mut e = lcp(Side::Peer, vec![AuthProtocol::Eap, AuthProtocol::MsChapV2]);
         assert_eq!(check(&mut e, &[3, 4, 0xC2, 0x27]).0, ReqVerdict::Ack);
         // With Max-Failure reached the Nak becomes a Reject.
@@ -457,6 +471,21 @@ mod tests {
         let mut r = Vec::new();
         assert_eq!(e.check_request(&o, true, &mut r), ReqVerdict::Reject);
         assert_eq!(r, vec![3, 4, 0xC0, 0x23]);
+    }
+
+    #[test]
+    fn an_authenticator_that_drops_auth_after_our_eap_nak_is_remembered() {
+        let mut l = lcp(Side::Peer, vec![AuthProtocol::MsChapV2, AuthProtocol::Eap]);
+        // No auth asked at all, before any EAP offer: nothing to remember.
+        assert_eq!(check(&mut l, &[]).0, ReqVerdict::Ack);
+        assert!(!l.authenticator_wants_only_eap);
+        l.reset();
+        assert_eq!(check(&mut l, &[3, 4, 0xC2, 0x27]).0, ReqVerdict::Nak);
+        // pppd with only require-eap: the next request has no auth option.
+        assert_eq!(check(&mut l, &[]).0, ReqVerdict::Ack);
+        assert!(l.authenticator_wants_only_eap);
+        l.reset();
+        assert!(l.authenticator_wants_only_eap, "kept across restarts");
     }
 
     #[test]

@@ -472,6 +472,12 @@ impl SstpSession {
         self.ppp.peer_mru()
     }
 
+    /// Client: the server does EAP only (it stopped asking for any method
+    /// after we declined EAP): connect again with EAP first.
+    pub fn server_wants_only_eap(&self) -> bool {
+        self.ppp.authenticator_wants_only_eap()
+    }
+
     /// Frames an IP packet of ours for the peer (dropped and counted when
     /// the link cannot carry it yet, or it exceeds the peer's MRU).
     fn send_ip(&mut self, pkt: &[u8]) -> bool {

@@ -2,6 +2,7 @@
 //! §3.2.4.1), then the SSTP client engine (§3.2) carrying the PPP engine as
 //! the authenticated peer, and a TUN device once IPCP is up.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use session::sstp::Event;
@@ -173,6 +174,7 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         &setup.password,
         setup.eap_tls.clone(),
         setup.mru,
+        setup.eap_first.load(Ordering::Relaxed),
     );
     if !buf.is_empty() {
         s.handle_stream_bytes(Instant::now(), &buf);
@@ -213,6 +215,9 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
     if let Some(u) = c.up.take() {
         u.routes.remove().await;
     }
+    if s.server_wants_only_eap() && !setup.eap_first.swap(true, Ordering::Relaxed) {
+        info!("the server asks for EAP only: the next connection accepts EAP (EAP-MSCHAPv2)");
+    }
     result
 }
 
@@ -252,13 +257,16 @@ where
 }
 
 /// The client's sans-IO session for a server whose certificate hashes are
-/// `hashes` (the crypto binding covers them, MS-SSTP §3.2.5.2).
+/// `hashes` (the crypto binding covers them, MS-SSTP §3.2.5.2). With
+/// `eap_first`, a password login Acks the server's first EAP offer (then
+/// EAP-MSCHAPv2) instead of asking for MS-CHAPv2.
 pub(crate) fn new_session(
     hashes: CertHashes,
     user: &str,
     password: &str,
     eap_tls: Option<std::sync::Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
     mru: u16,
+    eap_first: bool,
 ) -> SstpSession {
     let creds = ppp::Credentials {
         username: user.to_owned(),
@@ -266,6 +274,12 @@ pub(crate) fn new_session(
     };
     let mut config = ppp::Config::client(creds);
     config.mru = mru;
+    if eap_first {
+        config
+            .auth_protocols
+            .retain(|p| *p != ppp::AuthProtocol::Eap);
+        config.auth_protocols.insert(0, ppp::AuthProtocol::Eap);
+    }
     if let Some(e) = eap_tls {
         config.auth_protocols = vec![ppp::AuthProtocol::Eap];
         config.eap_tls = Some(e);

@@ -167,6 +167,10 @@ pub struct Setup {
     pub proxy: crate::dial::ProxyOpts,
     /// Rootless mode: the `--forward` listeners; no TUN device.
     pub rootless: Option<std::sync::Arc<userstack::Listeners>>,
+    /// Set once a server turned out to do EAP only (it stopped asking for
+    /// authentication after we declined EAP, as pppd with `require-eap`
+    /// does): the next connections offer EAP first.
+    pub eap_first: std::sync::atomic::AtomicBool,
 }
 
 fn read_password(args: &ClientArgs) -> anyhow::Result<String> {
@@ -335,6 +339,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         } else {
             None
         },
+        eap_first: Default::default(),
     };
     let stop_rx = stop_signal();
     run_sstp(&args, &setup, stop_rx).await
@@ -388,6 +393,7 @@ async fn run_sstp(
     let max_backoff = Duration::from_secs(args.max_backoff.max(1));
     loop {
         let started = tokio::time::Instant::now();
+        let eap_first = setup.eap_first.load(std::sync::atomic::Ordering::Relaxed);
         let result = connection::run_once(setup, stop_rx.clone()).await;
         if *stop_rx.borrow() {
             info!("disconnected");
@@ -397,6 +403,11 @@ async fn run_sstp(
             Ok(()) => Failure::Other("the server closed the connection".into()),
             Err(f) => f,
         };
+        if !eap_first && setup.eap_first.load(std::sync::atomic::Ordering::Relaxed) {
+            // The server does EAP only: part of finding a common method,
+            // not a reconnect (also with --no-reconnect), and at once.
+            continue;
+        }
         if args.no_reconnect || !failure.retryable() {
             return Ok(report(&failure));
         }

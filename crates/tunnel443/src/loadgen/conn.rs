@@ -269,6 +269,7 @@ async fn open_sstp(
         password,
         None,
         ppp::lcp::DEFAULT_MRU,
+        false,
     );
     if !buf.is_empty() {
         session.handle_stream_bytes(Instant::now(), &buf);
