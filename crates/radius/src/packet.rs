@@ -348,9 +348,7 @@ impl Packet {
 
 /// An IPv6 prefix value (RFC 3162 §2.3): the network and its length.
 pub fn decode_ipv6_prefix(v: &[u8]) -> Option<(Ipv6Addr, u8)> {
-    let (&[_, len], prefix) = v.split_first_chunk::<2>()? else {
-        return None;
-    };
+    let (&[_, len], prefix) = v.split_first_chunk::<2>()?;
     if len > 128 || prefix.len() > 16 || prefix.len() < usize::from(len).div_ceil(8) {
         return None;
     }
@@ -369,16 +367,27 @@ mod tests {
     fn ipv6_prefixes() {
         let d = |v: &[u8]| decode_ipv6_prefix(v).map(|(a, l)| format!("{a}/{l}"));
         // RFC 3162 §2.3: the prefix octets the length needs, or all 16.
-        assert_eq!(d(&[0, 64, 0x20, 1, 0xd, 0xb8, 0, 1, 0, 2]).as_deref(), Some("2001:db8:1:2::/64"));
+        assert_eq!(
+            d(&[0, 64, 0x20, 1, 0xd, 0xb8, 0, 1, 0, 2]).as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
         let mut full = vec![0, 56];
         full.extend_from_slice(&"2001:db8:aa:bbff::1".parse::<Ipv6Addr>().unwrap().octets());
-        assert_eq!(d(&full).as_deref(), Some("2001:db8:aa:bb00::/56"), "host bits cleared");
+        assert_eq!(
+            d(&full).as_deref(),
+            Some("2001:db8:aa:bb00::/56"),
+            "host bits cleared"
+        );
         assert_eq!(d(&[0, 0]).as_deref(), Some("::/0"));
         assert_eq!(d(&[0, 129]), None, "length over 128");
         assert_eq!(d(&[0, 64, 0x20, 1]), None, "too few octets");
         assert_eq!(d(&[0]), None);
         let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
-        p.push_ipv6_prefix(crate::attr::DELEGATED_IPV6_PREFIX, "2001:db8:5500::".parse().unwrap(), 40);
+        p.push_ipv6_prefix(
+            crate::attr::DELEGATED_IPV6_PREFIX,
+            "2001:db8:5500::".parse().unwrap(),
+            40,
+        );
         assert_eq!(p.get(crate::attr::DELEGATED_IPV6_PREFIX).unwrap().len(), 7);
         assert_eq!(
             p.ipv6_prefix(crate::attr::DELEGATED_IPV6_PREFIX),

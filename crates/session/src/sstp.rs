@@ -476,7 +476,9 @@ impl SstpSession {
         self.net.link.routed_v6 = nets
             .iter()
             .map(|&(a, len)| {
-                let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(len.min(128)))
+                    .unwrap_or(0);
                 (u128::from(a) & mask, mask)
             })
             .collect();
@@ -833,10 +835,19 @@ mod tests {
             ..Default::default()
         };
         let from = |src: &str| packet(src, "2001:db8:ffff::1");
-        assert!(!link.routed_source(&from("2001:db8:100:ab::1")), "IPv6 not up yet");
+        assert!(
+            !link.routed_source(&from("2001:db8:100:ab::1")),
+            "IPv6 not up yet"
+        );
         link.peer_v6 = Some("2001:db8:0:7::2".parse().unwrap());
-        assert!(link.routed_source(&from("2001:db8:100:ab::1")), "delegated /56");
-        assert!(link.routed_source(&from("2001:db8:0:7:1:2:3:4")), "its /64, any address");
+        assert!(
+            link.routed_source(&from("2001:db8:100:ab::1")),
+            "delegated /56"
+        );
+        assert!(
+            link.routed_source(&from("2001:db8:0:7:1:2:3:4")),
+            "its /64, any address"
+        );
         assert!(!link.routed_source(&from("2001:db8:101::1")));
         assert!(!link.routed_source(&from("2001:db8:0:8::1")));
         assert!(

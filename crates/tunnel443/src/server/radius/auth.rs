@@ -180,7 +180,10 @@ pub fn authz(p: &Packet) -> Authz {
         .u32(attr::FRAMED_MTU)
         .and_then(|m| u16::try_from(m).ok())
         .filter(|m| *m >= 64);
-    let framed_ipv6_prefix = match p.get(attr::FRAMED_IPV6_PREFIX).map(|v| (v, radius::packet::decode_ipv6_prefix(v))) {
+    let framed_ipv6_prefix = match p
+        .get(attr::FRAMED_IPV6_PREFIX)
+        .map(|v| (v, radius::packet::decode_ipv6_prefix(v)))
+    {
         None => None,
         Some((_, Some((a, 64)))) => Some(ipv6nd::Prefix64::of(a)),
         Some((_, Some((a, len)))) => {
@@ -255,8 +258,16 @@ mod tests {
     #[test]
     fn ipv6_prefix_attributes() {
         let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
-        p.push_ipv6_prefix(attr::FRAMED_IPV6_PREFIX, "2001:db8:0:7::".parse().unwrap(), 64)
-            .push_ipv6_prefix(attr::DELEGATED_IPV6_PREFIX, "2001:db8:100::".parse().unwrap(), 56);
+        p.push_ipv6_prefix(
+            attr::FRAMED_IPV6_PREFIX,
+            "2001:db8:0:7::".parse().unwrap(),
+            64,
+        )
+        .push_ipv6_prefix(
+            attr::DELEGATED_IPV6_PREFIX,
+            "2001:db8:100::".parse().unwrap(),
+            56,
+        );
         let a = authz(&p);
         assert_eq!(
             a.framed_ipv6_prefix.map(|p| p.to_string()).as_deref(),
