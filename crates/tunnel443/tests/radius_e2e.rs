@@ -25,7 +25,7 @@
 //! * IPv6 (`--ipv6-prefix`): Framed-IPv6-Prefix is the /64 the client gets
 //!   its address from; Delegated-IPv6-Prefix is routed to the session (an
 //!   address behind the client answers pings from the server's side); both
-//!   are in the accounting Start; the routes go when the session ends.
+//!   are in the accounting Start and Stop; the routes go when the session ends.
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
 //! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
@@ -471,7 +471,7 @@ fn radius_framed_route() {
 /// Framed-IPv6-Prefix and Delegated-IPv6-Prefix (RFC 3162, RFC 4818) for
 /// grace, with IPv6 on: her address is in 2001:db8:0:7::/64 (not the
 /// configured fd44:443::/64), 2001:db8:100::/56 is routed to her session,
-/// both are in the accounting Start, and the routes go with the session.
+/// both are in the accounting Start and Stop, and the routes go with the session.
 #[test]
 fn radius_framed_and_delegated_ipv6_prefixes() {
     let (lab, radius, server) = setup_full(
@@ -559,28 +559,28 @@ fn radius_framed_and_delegated_ipv6_prefixes() {
         !log.contains("not assigned"),
         "replies taken for spoofing:\n{log}"
     );
-    let start = |radius: &FreeRadius| {
-        radius
-            .records("Acct-Status-Type = Start")
-            .into_iter()
-            .find(|r| r.contains("User-Name = \"grace\""))
+    let record = |kind: &str| {
+        let mut found = None;
+        wait_until(Duration::from_secs(30), || {
+            found = radius
+                .records(&format!("Acct-Status-Type = {kind}"))
+                .into_iter()
+                .find(|r| r.contains("User-Name = \"grace\""));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no {kind}:\n{}", radius.detail()))
     };
-    assert!(
-        wait_until(Duration::from_secs(30), || start(&radius).is_some()),
-        "no Start:\n{}",
-        radius.detail()
-    );
-    let start = start(&radius).unwrap();
-    for want in [
-        "Framed-IPv6-Prefix = 2001:db8:0:7::/64",
-        "Delegated-IPv6-Prefix = 2001:db8:100::/56",
-    ] {
-        assert!(
-            start.contains(want),
-            "{want} missing in the Start:\n{start}"
-        );
-    }
+    let has_prefixes = |kind: &str, r: &str| {
+        for want in [
+            "Framed-IPv6-Prefix = 2001:db8:0:7::/64",
+            "Delegated-IPv6-Prefix = 2001:db8:100::/56",
+        ] {
+            assert!(r.contains(want), "{want} missing in the {kind}:\n{r}");
+        }
+    };
+    has_prefixes("Start", &record("Start"));
     c.stop();
+    has_prefixes("Stop", &record("Stop"));
     assert!(
         wait_until(Duration::from_secs(10), || {
             route("2001:db8:0:7::/64").is_empty() && route("2001:db8:100::/56").is_empty()
