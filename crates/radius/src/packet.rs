@@ -363,6 +363,19 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    proptest::proptest! {
+        #[test]
+        fn ipv6_prefixes_round_trip(bits in proptest::prelude::any::<u128>(), len in 0u8..=128) {
+            let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+            p.push_ipv6_prefix(crate::attr::FRAMED_IPV6_PREFIX, Ipv6Addr::from(bits), len);
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            proptest::prop_assert_eq!(
+                p.ipv6_prefix(crate::attr::FRAMED_IPV6_PREFIX),
+                Some((Ipv6Addr::from(bits & mask), len))
+            );
+        }
+    }
+
     #[test]
     fn ipv6_prefixes() {
         let d = |v: &[u8]| decode_ipv6_prefix(v).map(|(a, l)| format!("{a}/{l}"));
