@@ -262,7 +262,9 @@ for attempt in 1 2 3; do
   # so this counts loop iterations; the host enforces the real deadline).
   ADDR=""
   for i in $(seq "$WAIT"); do
-    ADDR=$(ip -4 -o addr show dev ppp0 2>/dev/null) && [ -n "$ADDR" ] && break
+    # pppd sets the address before it brings the link up: wait for both.
+    ADDR=$(ip -4 -o addr show dev ppp0 2>/dev/null) && [ -n "$ADDR" ] &&
+      ip -o link show dev ppp0 | grep -q '[<,]UP[,>]' && break
     kill -0 $SPID 2>/dev/null || break
     sleep 1
   done

@@ -670,7 +670,13 @@ impl Session for SstpSession {
     }
 
     fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
-        if let Some(cap) = self.net.mtu_cap.filter(|c| packet.len() > usize::from(*c)) {
+        // The largest packet the link carries: the peer's MRU (a server
+        // device's MTU may be larger, for peers that asked for more), or
+        // the cap below it. Larger IPv4 packets with DF are answered (path
+        // MTU discovery) rather than dropped in silence.
+        let peer_mru = self.ppp.peer_mru();
+        let cap = self.net.mtu_cap.map_or(peer_mru, |c| c.min(peer_mru));
+        if packet.len() > usize::from(cap) {
             if let Some(icmp) = ip::frag_needed(packet, cap) {
                 self.net.tun.push(&icmp);
             }

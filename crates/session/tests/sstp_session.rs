@@ -287,6 +287,59 @@ fn oversize_packets_are_dropped_not_sent() {
     assert_eq!(p.client.counters().tx_dropped, 1);
 }
 
+/// A server device whose MTU is larger than a peer's MRU (a server set up
+/// for peers that ask for large packets) answers a larger IPv4 packet with
+/// DF with ICMP "fragmentation needed" naming the peer's MRU, and drops
+/// one without DF; neither goes on the wire.
+#[test]
+fn packets_over_the_peers_mru_get_frag_needed_with_df() {
+    let mut p = Pair::new(Opts {
+        server_mru: 4000,
+        ..Opts::default()
+    });
+    p.connect();
+    let mru = p.server.peer_mru();
+    assert_eq!(mru, 1500, "the client asked for nothing: the default");
+    let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
+    let mut df = v4(far, CLIENT_V4, usize::from(mru) + 1, 3);
+    df[6] = 0x40;
+    let plain = v4(far, CLIENT_V4, usize::from(mru) + 1, 4);
+    p.server.handle_tun_packets(p.now, [&df[..], &plain[..]]);
+    p.settle();
+    assert!(p.client_tun.is_empty());
+    assert_eq!(p.server.counters().tx_dropped, 2);
+    assert_eq!(p.server_tun.len(), 1, "one ICMP error, for the DF packet");
+    let icmp = &p.server_tun[0];
+    assert_eq!((icmp[9], icmp[20], icmp[21]), (1, 3, 4), "ICMP frag needed");
+    assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), mru);
+    assert_eq!(icmp[16..20], far.octets(), "back to the sender");
+}
+
+/// Both ends asking for a 4000-byte MRU in LCP (`--mru 4000` and a
+/// server `tun.mtu = 4000`) carry 4000-byte packets both ways in one
+/// frame each; one byte more is not sent.
+#[test]
+fn a_larger_mru_asked_by_both_ends_carries_larger_packets() {
+    let mut p = Pair::new(Opts {
+        server_mru: 4000,
+        client_mru: 4000,
+        ..Opts::default()
+    });
+    p.connect();
+    assert_eq!((p.server.peer_mru(), p.client.peer_mru()), (4000, 4000));
+    let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
+    let up = v4(CLIENT_V4, far, 4000, 1);
+    let down = v4(far, CLIENT_V4, 4000, 2);
+    p.client.handle_tun_packet(p.now, &up);
+    p.server.handle_tun_packet(p.now, &down);
+    p.server
+        .handle_tun_packet(p.now, &v4(far, CLIENT_V4, 4001, 2));
+    p.settle();
+    assert_eq!(p.server_tun, vec![up]);
+    assert_eq!(p.client_tun, vec![down]);
+    assert_eq!(p.server.counters().tx_dropped, 1);
+}
+
 #[test]
 fn without_ipv6_parameters_the_server_routes_no_ipv6() {
     let mut p = Pair::new(Opts {

@@ -397,6 +397,9 @@ fn stats_text(s: &Value) -> String {
             "0".into()
         },
     ));
+    if !s["tasks"].is_null() {
+        rows.push(("tasks".into(), str_of(&s["tasks"])));
+    }
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter()
         .map(|(k, v)| format!("{k:<w$}  {v}\n"))
@@ -406,6 +409,16 @@ fn stats_text(s: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_text_shows_the_live_task_count() {
+        let text = stats_text(&json!({"handshakes": 0, "tasks": 12}));
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().eq(["tasks", "12"])),
+            "{text}"
+        );
+    }
 
     #[test]
     fn stats_text_shows_radius_counters_only_with_radius() {

@@ -13,6 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+
 use session::packets::PacketQueue;
 use session::Session;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -29,7 +31,17 @@ const TUN_BATCH: usize = 64;
 /// sessions must fit in memory), doubled up to [`READ_BUF`] whenever a read
 /// fills it (bulk traffic).
 const READ_BUF_MIN: usize = 2 * 1024;
-const READ_BUF: usize = 32 * 1024;
+const READ_BUF: usize = 64 * 1024;
+
+/// Stream bytes fed to the session per turn, at most: one TLS read gives
+/// at most one record (16 KiB), so the records already readable come along
+/// in the same turn, up to this (one TUN write and one stream write for
+/// all of them).
+const READ_GATHER: usize = 64 * 1024;
+
+/// Only a read at least this large (bulk traffic) looks for more: an idle
+/// session's small read (one ping) costs no extra syscall.
+const GATHER_MIN: usize = 4 * 1024;
 
 /// How long one turn's write may take: a peer that stops reading (its
 /// receive window and our send buffer full) is given up after this, so
@@ -288,8 +300,30 @@ impl Driver {
                 }
                 s.stream_closed(now);
             }
-            Got::Read(Ok(n)) if own => s.handle_read(now, n),
-            Got::Read(Ok(n)) => {
+            Got::Read(Ok(n)) if own => {
+                s.handle_read(now, n);
+                // The records already readable come along (no wait).
+                let mut total = n;
+                while (GATHER_MIN..READ_GATHER).contains(&total) && !s.is_closed() {
+                    let Some(buf) = s.read_buf() else { break };
+                    match self.rd.read(buf).now_or_never() {
+                        Some(Ok(m)) if m > 0 => {
+                            s.handle_read(now, m);
+                            total += m;
+                        }
+                        // EOF or an error: the next turn's read sees it.
+                        _ => break,
+                    }
+                }
+            }
+            Got::Read(Ok(mut n)) => {
+                // The records already readable come along (no wait).
+                while n >= GATHER_MIN && n < self.rbuf.len() {
+                    match self.rd.read(&mut self.rbuf[n..]).now_or_never() {
+                        Some(Ok(m)) if m > 0 => n += m,
+                        _ => break,
+                    }
+                }
                 s.handle_stream_bytes(now, &self.rbuf[..n]);
                 if let Some(len) = grown_read_buf(self.rbuf.len(), n) {
                     self.rbuf = vec![0; len];
@@ -439,7 +473,8 @@ mod tests {
         assert_eq!(READ_BUF_MIN, 2048);
         assert_eq!(grown_read_buf(READ_BUF_MIN, 100), None);
         assert_eq!(grown_read_buf(READ_BUF_MIN, READ_BUF_MIN), Some(4096));
-        assert_eq!(grown_read_buf(16384, 16384), Some(READ_BUF));
+        assert_eq!(grown_read_buf(16384, 16384), Some(32768));
+        assert_eq!(grown_read_buf(32768, 32768), Some(READ_BUF));
         assert_eq!(grown_read_buf(READ_BUF, READ_BUF), None);
     }
 }

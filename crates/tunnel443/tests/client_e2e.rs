@@ -504,3 +504,42 @@ fn client_help_and_options_that_do_not_apply() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// `--mru 4000` against a server with `tun.mtu = 4000`: both ends ask for
+/// 4000 bytes in LCP, the client's device gets MTU 4000, and a 4000-byte
+/// packet with DF crosses the tunnel whole, both ways (an echo request and
+/// its reply).
+#[test]
+fn a_larger_mru_gives_the_client_device_that_mtu() {
+    let lab = Lab::new(1);
+    let cfg = lab.dir.path().join("mtu4000.toml");
+    std::fs::write(&cfg, "[tun]\nmtu = 4000\n").unwrap();
+    let _server = lab.start_server(&["--config", cfg.to_str().unwrap()]);
+    let fp = lab.fingerprint();
+    let c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &fp, "--mru", "4000"],
+    );
+    let ns = &lab.clients[0];
+    assert!(
+        wait_ping(ns, SERVER_TUN, 30),
+        "tunnel did not come up:\n{}",
+        c.output()
+    );
+    let link = ip(ns, &["link", "show", "t443c0"]);
+    assert!(link.contains("mtu 4000"), "{link}\n{}", c.output());
+    // 3972 bytes of ICMP data + 8 + 20 = a 4000-byte packet, DF set.
+    let big = ns
+        .command("ping")
+        .args(["-c", "1", "-W", "2", "-M", "do", "-s", "3972", SERVER_TUN])
+        .output()
+        .unwrap();
+    assert!(
+        big.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&big.stdout),
+        c.output()
+    );
+}

@@ -13,6 +13,8 @@ use e2e::common::{free_port, payload, set_mode, Squid, SquidAuth};
 use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
+/// The IP-HTTPS server's address on its side (the first of its pool).
+const SERVER_V6: &str = "fd00:1::1";
 
 /// `setpriv` down to nobody, then `program`, in client namespace 0.
 fn as_nobody(lab: &Lab, program: &str) -> Command {
@@ -123,11 +125,14 @@ fn rootless_forward_as_nobody() {
 }
 
 /// A DNS server (python) answering `web.vpn.test` with the server's tunnel
-/// address and NXDOMAIN for the rest.
+/// address and NXDOMAIN for the rest; with the argument `6`, over IPv6 and
+/// with an AAAA record instead of an A record.
 const DNS_PY: &str = r#"
-import socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 53))
+import socket, struct, sys
+SERVER_V6 = "fd00:1::1"
+v6 = sys.argv[1:] == ["6"]
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("::" if v6 else "0.0.0.0", 53))
 print("dns ready", flush=True)
 while True:
     q, a = s.recvfrom(512)
@@ -137,8 +142,11 @@ while True:
         i += 1 + q[i]
     qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
     question = q[12:i + 5]
-    if ".".join(labels).lower() == "web.vpn.test" and qtype == 1:
-        ans = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("10.44.0.1")
+    if ".".join(labels).lower() == "web.vpn.test" and qtype == (28 if v6 else 1):
+        if v6:
+            ans = b"\xc0\x0c" + struct.pack(">HHIH", 28, 1, 60, 16) + socket.inet_pton(socket.AF_INET6, SERVER_V6)
+        else:
+            ans = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("10.44.0.1")
         r = q[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, 1, 0, 0) + question + ans
     else:
         r = q[:2] + b"\x81\x83" + struct.pack(">HHHH", 1, 0, 0, 0) + question
@@ -470,4 +478,153 @@ fn rootless_throughput_vs_tun() {
         100.0 * rl_up / tun_up,
         100.0 * rl_down / tun_down
     );
+}
+
+/// An IP-HTTPS server (a /64 per client from fd00:1::/48, client
+/// certificates from `ca`), with `[ipv6] dns` in its configuration when
+/// `dns` is set.
+fn start_iphttps_server(lab: &Lab, ca: &std::path::Path, dns: bool) -> Proc {
+    let conf = lab.write_file(
+        "iphttps.toml",
+        if dns {
+            "[ipv6]\ndns = [\"fd00:1::1\"]\n"
+        } else {
+            ""
+        },
+    );
+    lab.start_server(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "--iphttps-prefix",
+        "fd00:1::/48",
+        "--iphttps-client-ca",
+        ca.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn rootless_iphttps_socks5_forward_and_reconnect_as_nobody() {
+    let lab = Lab::new(1);
+    let d = lab.dir.path();
+    let ca = test_ca(d, "ca");
+    let (cert, key) = issue_cert(
+        d,
+        "ca",
+        "c0",
+        "client0",
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    );
+    set_mode(&key, 0o644);
+    let server = start_iphttps_server(&lab, &ca, true);
+
+    // A web server and a DNS server (RDNSS) on the server's side, reachable
+    // only through the tunnel (fd00:1::1 is on the server's device).
+    let www = d.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let body = payload(300_000);
+    std::fs::write(www.join("big.bin"), &body).unwrap();
+    let port = free_port();
+    let mut http = lab.server.command("/usr/bin/python3");
+    http.args(["-m", "http.server", "--bind", "::", &port.to_string()])
+        .current_dir(&www);
+    let _http = Proc::spawn(http, d.join("http.log"), "http.server");
+    wait_listening(&lab.server, port, 20, "http.server");
+    let dns_py = lab.write_file("dns.py", DNS_PY);
+    let mut dns = lab.server.command("/usr/bin/python3");
+    dns.arg(&dns_py).arg("6");
+    let mut dns = Proc::spawn(dns, d.join("dns.log"), "dns");
+    assert!(dns.wait_for_output("dns ready", 20), "{}", dns.output());
+
+    let bin = d.join("tunnel443");
+    std::fs::copy(BIN, &bin).unwrap();
+    set_mode(&bin, 0o755);
+    let (socks_port, lport) = (free_port(), free_port());
+    let mut cmd = as_nobody(&lab, bin.to_str().unwrap());
+    cmd.env("TUNNEL443_LOG", "debug");
+    cmd.args([
+        "client",
+        &format!("iphttps://{}/IPHTTPS", lab.server_addr(0)),
+        "--pin-sha256",
+        &lab.fingerprint(),
+    ])
+    .arg("--cert")
+    .arg(&cert)
+    .arg("--key")
+    .arg(&key)
+    .args(["--socks5", &format!("127.0.0.1:{socks_port}")])
+    .args(["--forward", &format!("{lport}:[{SERVER_V6}]:{port}")]);
+    let mut client = Proc::spawn(cmd, d.join("client.log"), "client");
+    assert!(
+        client.wait_for_output("user-space stack up", 30),
+        "no tunnel:\n{}",
+        client.output()
+    );
+    assert!(
+        client.output().contains("dns fd00:1::1"),
+        "{}",
+        client.output()
+    );
+
+    let curl = |args: &[&str]| {
+        as_nobody(&lab, "curl")
+            .args(["-sS", "--max-time", "20"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let proxy = format!("127.0.0.1:{socks_port}");
+    let by_name = format!("http://web.vpn.test:{port}/big.bin");
+    let by_addr = format!("http://[{SERVER_V6}]:{port}/big.bin");
+    let forwarded = format!("http://127.0.0.1:{lport}/big.bin");
+    for args in [
+        // The name resolved (AAAA) through the tunnel's DNS server.
+        vec!["--socks5-hostname", proxy.as_str(), by_name.as_str()],
+        // An IPv6 address in the request (ATYP 4).
+        vec!["--socks5", proxy.as_str(), by_addr.as_str()],
+        vec![forwarded.as_str()],
+    ] {
+        let out = curl(&args);
+        assert!(
+            out.status.success() && out.stdout == body,
+            "curl {args:?}: {} ({} bytes)\nclient:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            out.stdout.len(),
+            client.output()
+        );
+    }
+    // No TUN device in the client's namespace.
+    let links = lab.clients[0]
+        .command("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("t443c"), "{links}");
+
+    // The server comes back without a DNS server: the client reconnects
+    // (MS-IPHTTPS §3.1.2.1: 30 s after the failure), the forward works
+    // again, and a name fails in plain words.
+    drop(server);
+    let _server = start_iphttps_server(&lab, &ca, false);
+    let back = wait_until(std::time::Duration::from_secs(60), || {
+        client.output().matches("user-space stack up").count() >= 2
+    });
+    assert!(back, "no reconnect:\n{}", client.output());
+    let ok = wait_until(std::time::Duration::from_secs(20), || {
+        curl(&[forwarded.as_str()]).stdout == body
+    });
+    assert!(ok, "forward after the reconnect:\n{}", client.output());
+    assert!(
+        client.output().contains("no DNS server was given"),
+        "{}",
+        client.output()
+    );
+    let out = curl(&["--socks5-hostname", proxy.as_str(), by_name.as_str()]);
+    assert!(!out.status.success());
+    let log = client.output();
+    assert!(
+        log.contains("cannot resolve: the server gave no DNS server"),
+        "{log}"
+    );
+    drop(client);
 }

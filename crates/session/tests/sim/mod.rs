@@ -53,6 +53,9 @@ pub struct Opts {
     pub ipv6: bool,
     /// Bytes per delivery on the pipe (0: everything at once).
     pub chunk: usize,
+    /// Each side's PPP MRU (1500: not asked for in LCP).
+    pub server_mru: u16,
+    pub client_mru: u16,
 }
 
 impl Default for Opts {
@@ -62,6 +65,8 @@ impl Default for Opts {
             server_auth: vec![ppp::AuthProtocol::MsChapV2],
             ipv6: true,
             chunk: 0,
+            server_mru: ppp::lcp::DEFAULT_MRU,
+            client_mru: ppp::lcp::DEFAULT_MRU,
         }
     }
 }
@@ -92,10 +97,12 @@ impl Pair {
         let mut scfg = ppp::Config::server();
         scfg.auth_protocols = o.server_auth;
         scfg.ipv6 = o.ipv6;
-        let ccfg = ppp::Config::client(ppp::Credentials {
+        scfg.mru = o.server_mru;
+        let mut ccfg = ppp::Config::client(ppp::Credentials {
             username: "alice".into(),
             secret: ppp::Secret::Password(ppp::Password::new(o.password)),
         });
+        ccfg.mru = o.client_mru;
         let ipv6 = o.ipv6.then(|| Ipv6Params {
             prefix: prefix(),
             dns: vec!["fd00:44::53".parse().unwrap()],

@@ -60,8 +60,11 @@ impl Conn<'_> {
                 local, peer, dns, ..
             } if self.up.is_none() && self.setup.rootless.is_some() => {
                 if let (Some(fwd), TunSide::None) = (&self.setup.rootless, &d.tun) {
-                    d.tun =
-                        super::userstack::start(local, s.peer_mru().min(1500), &dns, fwd.clone());
+                    d.tun = super::userstack::start(
+                        super::userstack::Addressing::ipv4(local, &dns),
+                        s.peer_mru().min(1500),
+                        fwd.clone(),
+                    );
                     info!(address = %local, peer = %peer, "connected (rootless: user-space stack)");
                     let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
                     super::say(&format!(
@@ -77,7 +80,8 @@ impl Conn<'_> {
             Event::Ipv4Up {
                 local, peer, dns, ..
             } if self.up.is_none() => {
-                match bring_up(self.setup, local, peer, &dns, self.first_hop, s.peer_mru()).await {
+                let mtu = s.peer_mru().min(self.setup.mru);
+                match bring_up(self.setup, local, peer, &dns, self.first_hop, mtu).await {
                     Ok(u) => {
                         d.tun = TunSide::Device(u.tun.clone());
                         self.up = Some(u);
@@ -163,7 +167,13 @@ pub async fn run_once(setup: &Setup, mut stop: watch::Receiver<bool>) -> Result<
         format!("{}:{}", t.host, t.port)
     };
     let buf = sstp_preamble(&mut tls, &host).await?;
-    let mut s = new_session(hashes, &setup.user, &setup.password, setup.eap_tls.clone());
+    let mut s = new_session(
+        hashes,
+        &setup.user,
+        &setup.password,
+        setup.eap_tls.clone(),
+        setup.mru,
+    );
     if !buf.is_empty() {
         s.handle_stream_bytes(Instant::now(), &buf);
     }
@@ -248,12 +258,14 @@ pub(crate) fn new_session(
     user: &str,
     password: &str,
     eap_tls: Option<std::sync::Arc<dyn ppp::auth::eap_tls::EapTlsConfig>>,
+    mru: u16,
 ) -> SstpSession {
     let creds = ppp::Credentials {
         username: user.to_owned(),
         secret: ppp::Secret::Password(ppp::Password::new(password.to_owned())),
     };
     let mut config = ppp::Config::client(creds);
+    config.mru = mru;
     if let Some(e) = eap_tls {
         config.auth_protocols = vec![ppp::AuthProtocol::Eap];
         config.eap_tls = Some(e);
@@ -275,7 +287,7 @@ async fn bring_up(
     mtu: u16,
 ) -> anyhow::Result<Up> {
     let peer_opt = (!peer.is_unspecified()).then_some(peer);
-    let tun = crate::tun::create(Some(&setup.tun_name), local, 32, peer_opt, mtu.min(1500))?;
+    let tun = crate::tun::create(Some(&setup.tun_name), local, 32, peer_opt, mtu)?;
     let idx = crate::tun::if_index(&tun)?;
     // --default-route covers both families: an IPv6 default route from
     // the server's Router Advertisement is accepted only with it.

@@ -12,6 +12,12 @@
 //! Router Advertisements itself: they are not passed to the kernel, whose
 //! RA processing is off on the device ([`crate::tun`]).
 //!
+//! Rootless (`--socks5`, `--forward`): no TUN device; each connection gets
+//! a user-space stack ([`super::userstack`]) once its first Router
+//! Advertisement gave an address (SLAAC, the /64 on-link, the default
+//! route through the advertising router, DNS from RDNSS, RFC 8106). The
+//! listeners outlive reconnects, as with SSTP.
+//!
 //! A server that shuts down sends a last Router Advertisement with router
 //! lifetime 0 (RFC 4861 §6.2.5) and closes TLS cleanly (close_notify): the
 //! client says so ("the server shut down the IP-HTTPS connection") and
@@ -31,10 +37,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::routes::Routes;
+use super::userstack::{self, Addressing, Listeners};
 use super::{ClientArgs, Failure, Protocol, Target};
 use crate::driver::{Driver, TunSide, Turn};
 use crate::io_util::{read_head, BoxStream, HeadError};
 use crate::tls::{ClientTls, Trust};
+use ipv6nd::host::{Change, HostConfig};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -176,11 +184,98 @@ fn create_tun(name: &str, ll: Ipv6Addr) -> anyhow::Result<crate::tun::Tun> {
     crate::tun::up_without_kernel_ra(Arc::new(dev))
 }
 
+/// Where the link's packets go.
+enum Dev {
+    /// A TUN device and the routes its advertisements configured.
+    Tun(crate::tun::Tun, Routes),
+    /// Rootless: a user-space stack per connection, addressed from the
+    /// advertisements.
+    Stack {
+        host: HostConfig,
+        /// The advertised DNS servers (RDNSS).
+        dns: Vec<Ipv6Addr>,
+        listeners: Arc<Listeners>,
+    },
+}
+
+impl Dev {
+    /// Applies an advertisement: to the device and its routes, or to the
+    /// stack's configuration (the stack of `d` starts at the first
+    /// address).
+    async fn router_advert(
+        &mut self,
+        d: &mut Driver,
+        iid: iphttps::InterfaceId,
+        ra: &ipv6nd::nd::ReceivedAdvert,
+    ) {
+        let (host, dns, listeners) = match self {
+            Dev::Tun(t, routes) => return routes.router_advert(t, iid, ra).await,
+            Dev::Stack {
+                host,
+                dns,
+                listeners,
+            } => (host, dns, listeners),
+        };
+        for c in host.apply(ra, iid) {
+            match c {
+                Change::Dns(servers) => *dns = servers,
+                Change::AddAddress(a) if !matches!(d.tun, TunSide::None) => {
+                    info!(address = %a, "IPv6 address from the Router Advertisement not used: the user-space stack has one")
+                }
+                Change::RemoveAddress(a) => info!(address = %a, "IPv6 address withdrawn"),
+                _ => {}
+            }
+        }
+        if !matches!(d.tun, TunSide::None) {
+            return;
+        }
+        let Some(local) = host.addresses().next() else {
+            return;
+        };
+        let gateway = host
+            .routes()
+            .find(|r| r.is_default())
+            .map_or(ra.router, |r| r.via);
+        d.tun = userstack::start(
+            Addressing {
+                local: local.into(),
+                prefix_len: 64,
+                gateway: gateway.into(),
+                dns: dns.iter().map(|&a| a.into()).collect(),
+            },
+            iphttps::MIN_MTU as u16,
+            listeners.clone(),
+        );
+        let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+        info!(address = %local, "connected (rootless: user-space stack)");
+        super::say(&format!(
+            "connected: IPv6 address {local}, user-space stack, dns {}",
+            if dns.is_empty() {
+                "- (no DNS server was given: host names will not resolve)".to_string()
+            } else {
+                dns.join(" ")
+            }
+        ));
+    }
+
+    /// The link went down: what its advertisements configured is gone.
+    async fn link_down(&mut self) {
+        match self {
+            Dev::Tun(t, routes) => routes.link_down(t).await,
+            Dev::Stack { host, dns, .. } => {
+                host.clear();
+                dns.clear();
+            }
+        }
+    }
+}
+
 pub async fn run(
     args: &ClientArgs,
     target: Target,
     trust: Trust,
     mut stop: watch::Receiver<bool>,
+    rootless: Option<Arc<Listeners>>,
 ) -> anyhow::Result<i32> {
     let identity = match (&args.cert, &args.key) {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
@@ -205,9 +300,9 @@ pub async fn run(
     let iid = iphttps::InterfaceId::new(iid_bytes).unwrap_or(
         iphttps::InterfaceId::new([0x02, 0, 0, 0, 0, 0, 0, 0x11]).context("fixed identifier")?,
     );
-    let mut tun = None;
-    let result = drive(args, &target, &client, iid, &mut stop, &mut tun).await;
-    if let Some((_, routes)) = tun {
+    let mut dev = None;
+    let result = drive(args, &target, &client, iid, &mut stop, &mut dev, rootless).await;
+    if let Some(Dev::Tun(_, routes)) = dev {
         routes.remove().await;
     }
     result
@@ -287,8 +382,7 @@ impl Conn {
     async fn events(
         &mut self,
         link: &mut Link,
-        t: &crate::tun::Tun,
-        routes: &mut Routes,
+        dev: &mut Dev,
         iid: iphttps::InterfaceId,
     ) -> Option<(iphttps::Failure, Failure)> {
         let mut failed = None;
@@ -298,7 +392,7 @@ impl Conn {
                     let l = ra.advert.router_lifetime;
                     self.lifetimes = (self.lifetimes.0 || l > 0, Some(l));
                     let _ = link.router_advert_received();
-                    routes.router_advert(t, iid, &ra).await;
+                    dev.router_advert(&mut self.d, iid, &ra).await;
                 }
                 Event::Closed(end) => {
                     failed = Some(match end {
@@ -327,7 +421,8 @@ async fn drive(
     client: &Client<'_>,
     iid: iphttps::InterfaceId,
     stop: &mut watch::Receiver<bool>,
-    tun: &mut Option<(crate::tun::Tun, Routes)>,
+    tun: &mut Option<Dev>,
+    rootless: Option<Arc<Listeners>>,
 ) -> anyhow::Result<i32> {
     let ll = iphttps::addr::link_local(iid);
     let mut link = Link::new(LinkConfig::default());
@@ -372,8 +467,8 @@ async fn drive(
                             let mut s = IphttpsClient::new(ll);
                             s.handle_stream_bytes(Instant::now(), &rest);
                             let t = match tun {
-                                Some((t, _)) => TunSide::Device(t.clone()),
-                                None => TunSide::None,
+                                Some(Dev::Tun(t, _)) => TunSide::Device(t.clone()),
+                                _ => TunSide::None,
                             };
                             conn = Some(Conn {
                                 s,
@@ -396,22 +491,33 @@ async fn drive(
                 }
                 LinkEvent::LinkUp => {
                     if tun.is_none() {
-                        let t = create_tun(&args.tun_name, ll)?;
-                        let hop = first_hop.context("link up without a connection")?;
-                        // The server is this link's IPv6 router: its
-                        // default route is accepted (§3.2.3).
-                        let routes = Routes::new(crate::tun::if_index(&t)?, hop, true)?;
-                        *tun = Some((t, routes));
-                    }
-                    if let (Some(c), Some((t, _))) = (conn.as_mut(), tun.as_ref()) {
-                        c.d.tun = TunSide::Device(t.clone());
+                        *tun = Some(match &rootless {
+                            Some(l) => Dev::Stack {
+                                host: HostConfig::new(true),
+                                dns: Vec::new(),
+                                listeners: l.clone(),
+                            },
+                            None => {
+                                let t = create_tun(&args.tun_name, ll)?;
+                                let hop = first_hop.context("link up without a connection")?;
+                                // The server is this link's IPv6 router: its
+                                // default route is accepted (§3.2.3).
+                                let routes = Routes::new(crate::tun::if_index(&t)?, hop, true)?;
+                                Dev::Tun(t, routes)
+                            }
+                        });
                     }
                     last = None;
-                    info!(tun = %args.tun_name, link_local = %ll, "IP-HTTPS link up");
-                    super::say(&format!(
-                        "connected: IP-HTTPS link up, device {}",
-                        args.tun_name
-                    ));
+                    if let (Some(c), Some(Dev::Tun(t, _))) = (conn.as_mut(), tun.as_ref()) {
+                        c.d.tun = TunSide::Device(t.clone());
+                        info!(tun = %args.tun_name, link_local = %ll, "IP-HTTPS link up");
+                        super::say(&format!(
+                            "connected: IP-HTTPS link up, device {}",
+                            args.tun_name
+                        ));
+                    } else {
+                        info!(link_local = %ll, "IP-HTTPS link up (rootless: waiting for the Router Advertisement)");
+                    }
                 }
                 LinkEvent::SendRouterSolicitation => {
                     if let Some(c) = conn.as_mut() {
@@ -424,8 +530,8 @@ async fn drive(
                         .map(Failure::to_string)
                         .unwrap_or_else(|| crate::tls::words(&format!("{reason:?}")));
                     warn!(reason = %why, "IP-HTTPS link down");
-                    if let Some((t, routes)) = tun.as_mut() {
-                        routes.link_down(t).await;
+                    if let Some(dev) = tun.as_mut() {
+                        dev.link_down().await;
                     }
                 }
                 LinkEvent::Close => {
@@ -450,10 +556,10 @@ async fn drive(
         }
         let up = link.state() == iphttps::LinkState::LinkUp;
         let failed = match (conn.as_mut(), tun.as_mut()) {
-            (Some(c), Some((t, routes))) if up => {
+            (Some(c), Some(dev)) if up => {
                 // Events first: bytes that came with the 200 (the first RA)
                 // are in the session before any turn.
-                match c.events(&mut link, t, routes, iid).await {
+                match c.events(&mut link, dev, iid).await {
                     Some(f) => Some(f),
                     None => {
                         let turn = {
@@ -471,7 +577,7 @@ async fn drive(
                             Turn::TunFailed(e) => return Err(e).context("TUN read"),
                             Turn::Continue | Turn::Closed => {}
                         }
-                        c.events(&mut link, t, routes, iid).await
+                        c.events(&mut link, dev, iid).await
                     }
                 }
             }

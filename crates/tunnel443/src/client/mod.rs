@@ -112,11 +112,18 @@ pub struct ClientArgs {
     /// Name of the TUN device.
     #[arg(long, default_value = "t443c0")]
     pub tun_name: String,
-    /// Rootless mode, SSTP only: no TUN device and no privileges; a
-    /// user-space TCP/IP stack forwards local port PORT (on BIND, default
-    /// 127.0.0.1) to HOST:PORT on the server's side, like ssh -L. HOST is
-    /// an IPv4 address or a name resolved through the tunnel's DNS.
-    /// Repeatable.
+    /// SSTP: the largest packet to receive (PPP MRU, asked of the server
+    /// in LCP when not 1500; 576-4000). The device's MTU is the smaller of
+    /// this and the server's MRU: with a server whose `tun.mtu` is larger
+    /// too, fewer, larger packets cross the tunnel.
+    #[arg(long, default_value_t = ppp::lcp::DEFAULT_MRU,
+          value_parser = clap::value_parser!(u16).range(576..=4000))]
+    pub mru: u16,
+    /// Rootless mode (sstp:// and iphttps://): no TUN device and no
+    /// privileges; a user-space TCP/IP stack forwards local port PORT (on
+    /// BIND, default 127.0.0.1) to HOST:PORT on the server's side, like ssh
+    /// -L. HOST is an IP address of the tunnel's family (IPv6 in brackets)
+    /// or a name resolved through the tunnel's DNS. Repeatable.
     #[arg(
         long = "forward",
         value_name = "[BIND:]PORT:HOST:PORT",
@@ -124,7 +131,7 @@ pub struct ClientArgs {
         conflicts_with_all = ["routes", "default_route", "tun_name"]
     )]
     pub forwards: Vec<userstack::Forward>,
-    /// Rootless mode, SSTP only: a SOCKS5 proxy (no authentication; CONNECT
+    /// Rootless mode (sstp:// and iphttps://): a SOCKS5 proxy (no authentication; CONNECT
     /// and UDP ASSOCIATE, host names resolved through the tunnel's DNS) on
     /// this address, e.g. 127.0.0.1:1080, over the user-space stack.
     #[arg(
@@ -155,6 +162,8 @@ pub struct Setup {
     pub routes: Vec<Ipv4Net>,
     pub default_route: bool,
     pub tun_name: String,
+    /// Our PPP MRU (`--mru`).
+    pub mru: u16,
     pub proxy: crate::dial::ProxyOpts,
     /// Rootless mode: the `--forward` listeners; no TUN device.
     pub rootless: Option<std::sync::Arc<userstack::Listeners>>,
@@ -239,19 +248,18 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     let target: Target = args.url.parse()?;
     check_options(&args, &target)?;
     let rootless = !args.forwards.is_empty() || args.socks5.is_some();
-    if rootless && target.scheme != "sstp" {
-        bail!(
-            "--forward and --socks5 (rootless mode) work with sstp:// only for now ({})",
-            args.url
-        );
-    }
     if !rootless {
         if let Err(e) = routes::remove_stale().await {
             warn!(error = %format!("{e:#}"), "could not look for stale routes of earlier clients");
         }
     }
     if target.scheme == "iphttps" {
-        return iphttps::run(&args, target, trust(&args)?, stop_signal()).await;
+        let listeners = if rootless {
+            Some(userstack::start_listeners(&args.forwards, args.socks5).await?)
+        } else {
+            None
+        };
+        return iphttps::run(&args, target, trust(&args)?, stop_signal(), listeners).await;
     }
     let trust = trust(&args)?;
     let server_name = args
@@ -320,6 +328,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
         routes,
         default_route: args.default_route,
         tun_name: args.tun_name.clone(),
+        mru: args.mru,
         proxy: args.proxy.clone(),
         rootless: if rootless {
             Some(userstack::start_listeners(&args.forwards, args.socks5).await?)

@@ -1,15 +1,15 @@
 //! SOCKS5 (RFC 1928) for the rootless client: the local side of `--socks5
 //! ADDR`. No authentication (method X'00', §3; the listener is meant for
-//! loopback), CONNECT and UDP ASSOCIATE (§4), IPv4 addresses and host
-//! names (§5; names are resolved through the tunnel by the user-space
+//! loopback), CONNECT and UDP ASSOCIATE (§4), IPv4 and IPv6 addresses and
+//! host names (§5; names are resolved through the tunnel by the user-space
 //! stack), replies as in §6, and the UDP request header of §7 (no
 //! fragmentation: fragments are dropped).
 //!
-//! What a request cannot get has a defined reply: IPv6 addresses X'08'
-//! (address type not supported), BIND and unknown commands X'07'.
+//! What a request cannot get has a defined reply: unknown address types
+//! X'08' (address type not supported), BIND and unknown commands X'07'.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,8 +34,8 @@ pub const REP_ADDRESS_TYPE: u8 = 8;
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
-    /// An IPv4 address.
-    V4(SocketAddrV4),
+    /// An IPv4 or IPv6 address.
+    Ip(SocketAddr),
     /// A host name to resolve through the tunnel, and a port.
     Name(String, u16),
 }
@@ -43,7 +43,7 @@ pub enum Dest {
 impl std::fmt::Display for Dest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Dest::V4(a) => write!(f, "{a}"),
+            Dest::Ip(a) => write!(f, "{a}"),
             Dest::Name(n, p) => write!(f, "{n}:{p}"),
         }
     }
@@ -58,11 +58,20 @@ pub enum Request {
     UdpAssociate,
 }
 
-/// A reply (§6) with an IPv4 bound address.
-pub fn reply(rep: u8, bound: SocketAddrV4) -> [u8; 10] {
-    let mut r = [5, rep, 0, 1, 0, 0, 0, 0, 0, 0];
-    r[4..8].copy_from_slice(&bound.ip().octets());
-    r[8..10].copy_from_slice(&bound.port().to_be_bytes());
+/// A reply (§6) with the bound address (ATYP 1 or 4).
+pub fn reply(rep: u8, bound: SocketAddr) -> Vec<u8> {
+    let mut r = vec![5, rep, 0];
+    match bound.ip() {
+        IpAddr::V4(ip) => {
+            r.push(1);
+            r.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            r.push(4);
+            r.extend_from_slice(&ip.octets());
+        }
+    }
+    r.extend_from_slice(&bound.port().to_be_bytes());
     r
 }
 
@@ -81,7 +90,7 @@ pub fn parse_addr(b: &[u8]) -> Result<(Dest, usize), AddrError> {
     let (dest_len, start) = match atyp {
         1 => (4, 1),
         3 => (usize::from(*b.get(1).ok_or(AddrError::Short)?), 2),
-        4 => return Err(AddrError::Reply(REP_ADDRESS_TYPE)),
+        4 => (16, 1),
         _ => return Err(AddrError::Reply(REP_ADDRESS_TYPE)),
     };
     let end = start + dest_len;
@@ -89,26 +98,32 @@ pub fn parse_addr(b: &[u8]) -> Result<(Dest, usize), AddrError> {
     let port = b.get(end..end + 2).ok_or(AddrError::Short)?;
     let port = u16::from_be_bytes([port[0], port[1]]);
     let dest = if atyp == 1 {
-        Dest::V4(SocketAddrV4::new(
-            Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]),
+        Dest::Ip(SocketAddr::new(
+            Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).into(),
             port,
         ))
+    } else if atyp == 4 {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(addr);
+        Dest::Ip(SocketAddr::new(Ipv6Addr::from(o).into(), port))
     } else {
-        let name = std::str::from_utf8(addr)
-            .ok()
-            .filter(|n| {
-                !n.is_empty()
-                    && n.bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
-            })
-            .ok_or(AddrError::Reply(REP_HOST_UNREACHABLE))?;
-        // A name that is an IPv4 address literal is one.
-        match name.parse::<Ipv4Addr>() {
-            Ok(ip) => Dest::V4(SocketAddrV4::new(ip, port)),
-            Err(_) => Dest::Name(name.to_ascii_lowercase(), port),
+        let text = std::str::from_utf8(addr).map_err(|_| AddrError::Reply(REP_HOST_UNREACHABLE))?;
+        // A name that is an address literal is one.
+        match text.parse::<IpAddr>() {
+            Ok(ip) => Dest::Ip(SocketAddr::new(ip, port)),
+            Err(_) if is_host_name(text) => Dest::Name(text.to_ascii_lowercase(), port),
+            Err(_) => return Err(AddrError::Reply(REP_HOST_UNREACHABLE)),
         }
     };
     Ok((dest, end + 2))
+}
+
+/// Letters, digits, `-`, `_` and dots, up to 253 characters.
+pub fn is_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
 }
 
 /// Reads the UDP request header (§7): the destination and the payload's
@@ -122,7 +137,7 @@ pub fn parse_udp(b: &[u8]) -> Option<(Dest, usize)> {
 }
 
 /// The UDP header for a datagram from `src` back to the client.
-pub fn udp_header(src: SocketAddrV4) -> [u8; 10] {
+pub fn udp_header(src: SocketAddr) -> Vec<u8> {
     let mut h = reply(0, src);
     h[0] = 0;
     h[1] = 0;
@@ -192,7 +207,7 @@ async fn handshake_inner(s: &mut TcpStream) -> io::Result<Request> {
                 Err(AddrError::Reply(rep)) => {
                     s.write_all(&reply(rep, unspecified())).await?;
                     return Err(io::Error::other(if rep == REP_ADDRESS_TYPE {
-                        "SOCKS address type not supported (IPv6)"
+                        "SOCKS address type not supported"
                     } else {
                         "invalid host name in the SOCKS request"
                     }));
@@ -205,19 +220,8 @@ async fn handshake_inner(s: &mut TcpStream) -> io::Result<Request> {
 }
 
 /// 0.0.0.0:0.
-pub fn unspecified() -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
-}
-
-/// The IPv4 form of a local address, for replies.
-pub fn v4(a: SocketAddr) -> SocketAddrV4 {
-    match a {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(a) => SocketAddrV4::new(
-            a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::LOCALHOST),
-            a.port(),
-        ),
-    }
+pub fn unspecified() -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)
 }
 
 #[cfg(test)]
@@ -228,7 +232,7 @@ mod tests {
     fn addresses() {
         assert_eq!(
             parse_addr(&[1, 10, 44, 0, 1, 0, 80]),
-            Ok((Dest::V4("10.44.0.1:80".parse().unwrap()), 7))
+            Ok((Dest::Ip("10.44.0.1:80".parse().unwrap()), 7))
         );
         let mut name = vec![3, 11];
         name.extend_from_slice(b"Web.VPN.test");
@@ -243,15 +247,26 @@ mod tests {
         lit.extend_from_slice(&[0, 22]);
         assert_eq!(
             parse_addr(&lit).unwrap().0,
-            Dest::V4("10.0.0.1:22".parse().unwrap())
+            Dest::Ip("10.0.0.1:22".parse().unwrap())
+        );
+        let mut v6 = vec![4];
+        v6.extend_from_slice(&"fd00:1::1".parse::<Ipv6Addr>().unwrap().octets());
+        v6.extend_from_slice(&[0, 80]);
+        assert_eq!(
+            parse_addr(&v6),
+            Ok((Dest::Ip("[fd00:1::1]:80".parse().unwrap()), 19))
+        );
+        assert_eq!(parse_addr(&v6[..18]), Err(AddrError::Short));
+        let mut lit = vec![3, 9];
+        lit.extend_from_slice(b"fd00:1::1");
+        lit.extend_from_slice(&[0, 22]);
+        assert_eq!(
+            parse_addr(&lit).unwrap().0,
+            Dest::Ip("[fd00:1::1]:22".parse().unwrap())
         );
         assert_eq!(parse_addr(&[1, 10, 44]), Err(AddrError::Short));
         assert_eq!(parse_addr(&[]), Err(AddrError::Short));
         assert_eq!(parse_addr(&[3]), Err(AddrError::Short));
-        assert_eq!(
-            parse_addr(&[4; 19]),
-            Err(AddrError::Reply(REP_ADDRESS_TYPE))
-        );
         assert_eq!(parse_addr(&[9; 9]), Err(AddrError::Reply(REP_ADDRESS_TYPE)));
         assert_eq!(
             parse_addr(&[3, 2, b'a', b' ', 0, 1]),
@@ -265,16 +280,21 @@ mod tests {
 
     #[test]
     fn udp_headers() {
-        let src: SocketAddrV4 = "10.44.0.1:53".parse().unwrap();
+        let src: SocketAddr = "10.44.0.1:53".parse().unwrap();
         let h = udp_header(src);
         assert_eq!(h, [0, 0, 0, 1, 10, 44, 0, 1, 0, 53]);
         let mut d = h.to_vec();
         d.extend_from_slice(b"data");
-        assert_eq!(parse_udp(&d), Some((Dest::V4(src), 10)));
+        assert_eq!(parse_udp(&d), Some((Dest::Ip(src), 10)));
         d[2] = 1; // a fragment
         assert_eq!(parse_udp(&d), None);
         assert_eq!(parse_udp(&[0, 0, 0]), None);
         assert_eq!(reply(REP_OK, src), [5, 0, 0, 1, 10, 44, 0, 1, 0, 53]);
+        let v6: SocketAddr = "[fd00:1::1]:53".parse().unwrap();
+        let h = udp_header(v6);
+        assert_eq!(h.len(), 22);
+        assert_eq!(&h[..4], &[0, 0, 0, 4]);
+        assert_eq!(parse_udp(&h), Some((Dest::Ip(v6), 22)));
     }
 
     #[tokio::test]

@@ -1,9 +1,11 @@
 //! Rootless client mode: no TUN device, no privileges. A user-space TCP/IP
-//! stack (smoltcp) holds the tunnel's IPv4 address and terminates the
+//! stack (smoltcp) holds the tunnel's address (IPv4 from SSTP's IPCP, or
+//! IPv6 from IP-HTTPS's Router Advertisement) and terminates the
 //! session's packets itself; local TCP ports are forwarded through it to
 //! hosts on the server's side, like ssh `-L`, and a SOCKS5 proxy
 //! ([`super::socks5`]) opens TCP connections and UDP associations through
-//! it, resolving host names with the DNS server the tunnel gave (IPCP).
+//! it, resolving host names (A or AAAA, by the stack's family) with the DNS
+//! server the tunnel gave (IPCP, or RDNSS, RFC 8106).
 //!
 //! * `--forward [BIND:]PORT:HOST:PORT` (repeatable) and `--socks5 ADDR`:
 //!   the listeners are bound once at start (forwards on 127.0.0.1 unless
@@ -25,10 +27,13 @@
 //!   a name being resolved wait (a few), and a name that does not resolve
 //!   drops them.
 //!
-//! Not yet: IPv6 (and so IP-HTTPS), SOCKS BIND.
+//! * One address family per stack: a destination of the other family is
+//!   refused in plain words. Forwards take IPv6 literals in brackets.
+//!
+//! Not yet: SOCKS BIND.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,12 +76,14 @@ impl FromStr for Forward {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = s.rsplitn(4, ':').collect();
-        let (bind, lport, host, port) = match parts.as_slice() {
-            [port, host, lport] => ("127.0.0.1", *lport, *host, *port),
-            [port, host, lport, bind] => (*bind, *lport, *host, *port),
-            _ => return Err(format!("--forward {s}: expected [BIND:]PORT:HOST:PORT")),
+        let syntax = || format!("--forward {s}: expected [BIND:]PORT:HOST:PORT");
+        let (rest, port) = s.rsplit_once(':').ok_or_else(syntax)?;
+        // HOST may be an IPv6 literal in brackets.
+        let (before, host) = match rest.strip_suffix(']').and_then(|r| r.rsplit_once('[')) {
+            Some((before, host)) => (before.strip_suffix(':').ok_or_else(syntax)?, host),
+            None => rest.rsplit_once(':').ok_or_else(syntax)?,
         };
+        let (bind, lport) = before.rsplit_once(':').unwrap_or(("127.0.0.1", before));
         let bind = bind.trim_start_matches('[').trim_end_matches(']');
         let port_of = |p: &str, what: &str| {
             p.parse::<u16>()
@@ -84,16 +91,16 @@ impl FromStr for Forward {
                 .filter(|&n| n != 0)
                 .ok_or_else(|| format!("--forward {s}: {what} \"{p}\" is not a port number"))
         };
-        let bind: std::net::IpAddr = bind
+        let bind: IpAddr = bind
             .parse()
             .map_err(|_| format!("--forward {s}: \"{bind}\" is not an IP address to listen on"))?;
         let port = port_of(port, "port")?;
-        let target = match host.parse::<Ipv4Addr>() {
-            Ok(ip) => Dest::V4(SocketAddrV4::new(ip, port)),
-            Err(_) if is_host_name(host) => Dest::Name(host.to_ascii_lowercase(), port),
+        let target = match host.parse::<IpAddr>() {
+            Ok(ip) => Dest::Ip(SocketAddr::new(ip, port)),
+            Err(_) if socks5::is_host_name(host) => Dest::Name(host.to_ascii_lowercase(), port),
             Err(_) => {
                 return Err(format!(
-                    "--forward {s}: \"{host}\" is neither an IPv4 address nor a host name"
+                    "--forward {s}: \"{host}\" is neither an IP address nor a host name"
                 ))
             }
         };
@@ -102,14 +109,6 @@ impl FromStr for Forward {
             target,
         })
     }
-}
-
-/// Letters, digits, `-`, `_` and dots, up to 253 characters.
-fn is_host_name(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && h.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
 }
 
 /// What the listeners hand to the stack.
@@ -226,7 +225,7 @@ async fn socks_request(mut stream: TcpStream) -> Option<Open> {
                     return None;
                 }
             };
-            let bound = relay.local_addr().map(socks5::v4).ok()?;
+            let bound = relay.local_addr().ok()?;
             stream
                 .write_all(&socks5::reply(socks5::REP_OK, bound))
                 .await
@@ -244,20 +243,36 @@ async fn socks_request(mut stream: TcpStream) -> Option<Open> {
     }
 }
 
-/// Starts a stack holding `local` for one tunnel connection, resolving
-/// names with the first of `dns`; the returned side goes to the driver.
-/// The stack ends when the driver drops it.
-pub fn start(local: Ipv4Addr, mtu: u16, dns: &[Ipv4Addr], l: Arc<Listeners>) -> TunSide {
+/// The tunnel's side of a stack: its address, on-link prefix length, the
+/// next hop of its default route (only a name: with `Medium::Ip` there is
+/// no neighbour discovery), and the DNS servers the tunnel gave (IPCP, or
+/// RDNSS in a Router Advertisement).
+pub struct Addressing {
+    pub local: IpAddr,
+    pub prefix_len: u8,
+    pub gateway: IpAddr,
+    pub dns: Vec<IpAddr>,
+}
+
+impl Addressing {
+    /// An IPv4 address from IPCP: a /32, everything through the peer.
+    pub fn ipv4(local: Ipv4Addr, dns: &[Ipv4Addr]) -> Self {
+        Addressing {
+            local: local.into(),
+            prefix_len: 32,
+            gateway: local.into(),
+            dns: dns.iter().map(|&d| d.into()).collect(),
+        }
+    }
+}
+
+/// Starts a stack for one tunnel connection, resolving names with the
+/// first DNS server of the address's family; the returned side goes to the
+/// driver. The stack ends when the driver drops it.
+pub fn start(a: Addressing, mtu: u16, l: Arc<Listeners>) -> TunSide {
     let (to_stack, from_session) = mpsc::channel(PACKET_QUEUE);
     let (to_session, from_stack) = mpsc::channel(PACKET_QUEUE);
-    tokio::spawn(run(
-        local,
-        mtu,
-        dns.first().copied(),
-        to_session,
-        from_session,
-        l,
-    ));
+    tokio::spawn(run(a, mtu, to_session, from_session, l));
     TunSide::Stack {
         tx: to_stack,
         rx: from_stack,
@@ -335,7 +350,7 @@ struct Conn {
     /// A name being resolved, with the port to connect to.
     query: Option<(dns::QueryHandle, u16)>,
     /// The SOCKS reply, sent once the connection is open or failed.
-    reply: Option<oneshot::Sender<(u8, SocketAddrV4)>>,
+    reply: Option<oneshot::Sender<(u8, SocketAddr)>>,
     opened: std::time::Instant,
     /// Data for the local socket; `None` once the remote side finished.
     to_local: Option<mpsc::Sender<Vec<u8>>>,
@@ -350,11 +365,34 @@ struct Ctx<'a, 'b> {
     sockets: &'a mut SocketSet<'b>,
     dns: Option<SocketHandle>,
     ports: &'a mut Ports,
-    local: Ipv4Addr,
+    local: IpAddr,
 }
 
 impl Ctx<'_, '_> {
-    fn connect(&mut self, to: SocketAddrV4) -> Result<(SocketHandle, u16), String> {
+    /// The DNS query type for the stack's address family.
+    fn query_type(&self) -> DnsQueryType {
+        if self.local.is_ipv4() {
+            DnsQueryType::A
+        } else {
+            DnsQueryType::Aaaa
+        }
+    }
+
+    /// The first address of the stack's family among `addrs`.
+    fn pick(&self, addrs: &[IpAddress]) -> Option<IpAddr> {
+        addrs
+            .iter()
+            .map(|&a| IpAddr::from(a))
+            .find(|a| a.is_ipv4() == self.local.is_ipv4())
+    }
+
+    fn connect(&mut self, to: SocketAddr) -> Result<(SocketHandle, u16), String> {
+        if to.is_ipv4() != self.local.is_ipv4() {
+            return Err(format!(
+                "the tunnel carries {} only",
+                if self.local.is_ipv4() { "IPv4" } else { "IPv6" }
+            ));
+        }
         let mut sock = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
             tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
@@ -365,7 +403,7 @@ impl Ctx<'_, '_> {
         let port = self.ports.next();
         sock.connect(
             self.iface.context(),
-            (IpAddress::Ipv4(*to.ip()), to.port()),
+            (IpAddress::from(to.ip()), to.port()),
             port,
         )
         .map_err(|e| e.to_string())?;
@@ -402,15 +440,16 @@ impl Conn {
             local_eof: false,
         };
         match dest {
-            Dest::V4(to) => c.connect(to, cx).then_some(c),
+            Dest::Ip(to) => c.connect(to, cx).then_some(c),
             Dest::Name(name, port) => {
                 let Some(h) = cx.dns else {
                     warn!(%name, "cannot resolve: the server gave no DNS server");
                     c.fail(socks5::REP_HOST_UNREACHABLE);
                     return None;
                 };
+                let qtype = cx.query_type();
                 let d = cx.sockets.get_mut::<dns::Socket>(h);
-                match d.start_query(cx.iface.context(), &name, DnsQueryType::A) {
+                match d.start_query(cx.iface.context(), &name, qtype) {
                     Ok(q) => {
                         c.query = Some((q, port));
                         Some(c)
@@ -431,7 +470,7 @@ impl Conn {
         }
     }
 
-    fn connect(&mut self, to: SocketAddrV4, cx: &mut Ctx<'_, '_>) -> bool {
+    fn connect(&mut self, to: SocketAddr, cx: &mut Ctx<'_, '_>) -> bool {
         match cx.connect(to) {
             Ok((h, _)) => {
                 self.handle = Some(h);
@@ -471,17 +510,13 @@ impl Conn {
                 }
                 Ok(addrs) => {
                     self.query = None;
-                    let ip = addrs.iter().find_map(|a| match a {
-                        IpAddress::Ipv4(v4) => Some(v4),
-                        #[allow(unreachable_patterns)]
-                        _ => None,
-                    });
-                    let Some(ip) = ip else {
+                    let Some(ip) = cx.pick(&addrs) else {
+                        info!(dest = %self.dest, "the name has no address of the tunnel's family");
                         self.fail(socks5::REP_HOST_UNREACHABLE);
                         return false;
                     };
                     debug!(dest = %self.dest, address = %ip, "resolved through the tunnel");
-                    if !self.connect(SocketAddrV4::new(*ip, port), cx) {
+                    if !self.connect(SocketAddr::new(ip, port), cx) {
                         return false;
                     }
                 }
@@ -508,7 +543,7 @@ impl Conn {
                 _ => {
                     let port = s.local_endpoint().map_or(0, |e| e.port);
                     if let Some(r) = self.reply.take() {
-                        let _ = r.send((socks5::REP_OK, SocketAddrV4::new(local, port)));
+                        let _ = r.send((socks5::REP_OK, SocketAddr::new(local, port)));
                     }
                 }
             }
@@ -575,7 +610,7 @@ async fn pump(
     mut stream: TcpStream,
     up: mpsc::Sender<Vec<u8>>,
     mut down: mpsc::Receiver<Vec<u8>>,
-    reply: Option<oneshot::Receiver<(u8, SocketAddrV4)>>,
+    reply: Option<oneshot::Receiver<(u8, SocketAddr)>>,
     wake: Arc<Notify>,
 ) {
     if let Some(r) = reply {
@@ -633,10 +668,10 @@ struct Resolving {
 /// One SOCKS UDP association inside the stack.
 struct Assoc {
     handle: SocketHandle,
-    to_client: mpsc::Sender<(SocketAddrV4, Vec<u8>)>,
+    to_client: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     from_client: mpsc::Receiver<(Dest, Vec<u8>)>,
     /// Names resolved through the tunnel for this association.
-    names: std::collections::HashMap<String, Ipv4Addr>,
+    names: std::collections::HashMap<String, IpAddr>,
     resolving: Vec<Resolving>,
 }
 
@@ -652,7 +687,7 @@ impl Assoc {
             udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 128 * 1024]),
         );
         let port = cx.ports.next();
-        if let Err(e) = sock.bind((IpAddress::Ipv4(cx.local), port)) {
+        if let Err(e) = sock.bind((IpAddress::from(cx.local), port)) {
             warn!(error = %e, "SOCKS UDP ASSOCIATE: cannot bind in the stack");
             return None;
         }
@@ -679,8 +714,8 @@ impl Assoc {
     }
 
     /// Sends one datagram through the tunnel.
-    fn send(s: &mut udp::Socket<'_>, to: SocketAddrV4, data: &[u8]) {
-        let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
+    fn send(s: &mut udp::Socket<'_>, to: SocketAddr, data: &[u8]) {
+        let ep = IpEndpoint::new(IpAddress::from(to.ip()), to.port());
         if let Err(e) = s.send_slice(data, ep) {
             debug!(error = %e, "UDP datagram through the tunnel dropped");
         }
@@ -692,6 +727,7 @@ impl Assoc {
         let Some(d) = cx.dns else {
             return;
         };
+        let local = cx.local;
         let mut i = 0;
         while i < self.resolving.len() {
             let r = &self.resolving[i];
@@ -705,11 +741,10 @@ impl Assoc {
                     continue;
                 }
                 Err(dns::GetQueryResultError::Failed) => None,
-                Ok(addrs) => addrs.iter().find_map(|a| match a {
-                    IpAddress::Ipv4(v4) => Some(*v4),
-                    #[allow(unreachable_patterns)]
-                    _ => None,
-                }),
+                Ok(addrs) => addrs
+                    .iter()
+                    .map(|&a| IpAddr::from(a))
+                    .find(|a| a.is_ipv4() == local.is_ipv4()),
             };
             let r = self.resolving.swap_remove(i);
             let Some(ip) = ip else {
@@ -720,7 +755,7 @@ impl Assoc {
             self.names.insert(r.name, ip);
             let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
             for (port, data) in r.held {
-                Self::send(s, SocketAddrV4::new(ip, port), &data);
+                Self::send(s, SocketAddr::new(ip, port), &data);
             }
         }
     }
@@ -730,7 +765,7 @@ impl Assoc {
     fn send_to_name(&mut self, name: String, port: u16, data: Vec<u8>, cx: &mut Ctx<'_, '_>) {
         if let Some(ip) = self.names.get(&name) {
             let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
-            Self::send(s, SocketAddrV4::new(*ip, port), &data);
+            Self::send(s, SocketAddr::new(*ip, port), &data);
             return;
         }
         if let Some(r) = self.resolving.iter_mut().find(|r| r.name == name) {
@@ -747,8 +782,9 @@ impl Assoc {
             debug!(%name, "too many names resolving: UDP datagram dropped");
             return;
         }
+        let qtype = cx.query_type();
         let sock = cx.sockets.get_mut::<dns::Socket>(d);
-        match sock.start_query(cx.iface.context(), &name, DnsQueryType::A) {
+        match sock.start_query(cx.iface.context(), &name, qtype) {
             Ok(query) => self.resolving.push(Resolving {
                 query,
                 name,
@@ -763,20 +799,13 @@ impl Assoc {
         self.resolved(cx);
         let s = cx.sockets.get_mut::<udp::Socket>(self.handle);
         while let Ok((data, meta)) = s.recv() {
-            // IPv4 only (the stack is built without IPv6).
-            #[allow(irrefutable_let_patterns)]
-            let IpAddress::Ipv4(ip) = meta.endpoint.addr
-            else {
-                continue;
-            };
+            let from = SocketAddr::new(meta.endpoint.addr.into(), meta.endpoint.port);
             // A full queue drops the datagram, as a network would.
-            let _ = self
-                .to_client
-                .try_send((SocketAddrV4::new(ip, meta.endpoint.port), data.to_vec()));
+            let _ = self.to_client.try_send((from, data.to_vec()));
         }
         while cx.sockets.get_mut::<udp::Socket>(self.handle).can_send() {
             match self.from_client.try_recv() {
-                Ok((Dest::V4(to), data)) => {
+                Ok((Dest::Ip(to), data)) => {
                     Self::send(cx.sockets.get_mut::<udp::Socket>(self.handle), to, &data);
                 }
                 Ok((Dest::Name(name, port), data)) => self.send_to_name(name, port, data, cx),
@@ -796,7 +825,7 @@ async fn relay_udp(
     mut control: TcpStream,
     relay: UdpSocket,
     up: mpsc::Sender<(Dest, Vec<u8>)>,
-    mut down: mpsc::Receiver<(SocketAddrV4, Vec<u8>)>,
+    mut down: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
     wake: Arc<Notify>,
 ) {
     let Ok(owner) = control.peer_addr() else {
@@ -830,7 +859,7 @@ async fn relay_udp(
             d = down.recv() => {
                 let Some((src, data)) = d else { break };
                 if let Some(c) = client {
-                    let mut out = socks5::udp_header(src).to_vec();
+                    let mut out = socks5::udp_header(src);
                     out.extend_from_slice(&data);
                     let _ = relay.send_to(&out, c).await;
                 }
@@ -860,9 +889,8 @@ fn egress(
 }
 
 async fn run(
-    local: Ipv4Addr,
+    a: Addressing,
     mtu: u16,
-    dns_server: Option<Ipv4Addr>,
     to_session: mpsc::Sender<Vec<u8>>,
     mut from_session: mpsc::Receiver<Vec<u8>>,
     listeners: Arc<Listeners>,
@@ -876,19 +904,33 @@ async fn run(
     let mut config = Config::new(HardwareAddress::Ip);
     config.random_seed = rand::random();
     let mut iface = Interface::new(config, &mut dev, smoltcp::time::Instant::now());
-    iface.update_ip_addrs(|a| {
-        let _ = a.push(IpCidr::new(IpAddress::Ipv4(local), 32));
+    let local = a.local;
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(local.into(), a.prefix_len));
     });
     // Everything goes into the tunnel; with Medium::Ip the gateway is only
     // a name (no neighbour discovery).
-    let _ = iface.routes_mut().add_default_ipv4_route(local);
+    let _ = match a.gateway {
+        IpAddr::V4(g) => iface.routes_mut().add_default_ipv4_route(g),
+        IpAddr::V6(g) => iface.routes_mut().add_default_ipv6_route(g),
+    };
     let mut sockets = SocketSet::new(Vec::new());
-    let dns = dns_server.map(|d| sockets.add(dns::Socket::new(&[IpAddress::Ipv4(d)], Vec::new())));
+    let dns_server = a
+        .dns
+        .iter()
+        .copied()
+        .find(|d| d.is_ipv4() == local.is_ipv4());
+    let dns = dns_server.map(|d| sockets.add(dns::Socket::new(&[d.into()], Vec::new())));
     let mut ports = Ports(49152);
     let mut conns: Vec<Conn> = Vec::new();
     let mut assocs: Vec<Assoc> = Vec::new();
     let wake = Arc::new(Notify::new());
-    info!(address = %local, dns = ?dns_server, "user-space stack up");
+    match dns_server {
+        Some(d) => info!(address = %local, dns = %d, "user-space stack up"),
+        None => {
+            info!(address = %local, "user-space stack up; no DNS server was given: host names will not resolve")
+        }
+    }
 
     loop {
         let now = smoltcp::time::Instant::now();
@@ -992,18 +1034,26 @@ mod tests {
     fn forward_syntax() {
         let f: Forward = "8080:10.44.0.1:80".parse().unwrap();
         assert_eq!(f.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(f.target, Dest::V4("10.44.0.1:80".parse().unwrap()));
+        assert_eq!(f.target, Dest::Ip("10.44.0.1:80".parse().unwrap()));
         let f: Forward = "8080:Intranet.corp:80".parse().unwrap();
         assert_eq!(f.target, Dest::Name("intranet.corp".into(), 80));
         let f: Forward = "0.0.0.0:2222:192.168.1.5:22".parse().unwrap();
         assert_eq!(f.listen, "0.0.0.0:2222".parse().unwrap());
         let f: Forward = "[::1]:2222:192.168.1.5:22".parse().unwrap();
         assert_eq!(f.listen, "[::1]:2222".parse().unwrap());
+        let f: Forward = "8080:[fd00:1::1]:80".parse().unwrap();
+        assert_eq!(f.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(f.target, Dest::Ip("[fd00:1::1]:80".parse().unwrap()));
+        let f: Forward = "[::1]:8080:[fd00:1::1]:80".parse().unwrap();
+        assert_eq!(f.listen, "[::1]:8080".parse().unwrap());
+        assert_eq!(f.target, Dest::Ip("[fd00:1::1]:80".parse().unwrap()));
         for (bad, says) in [
             ("8080", "expected [BIND:]PORT:HOST:PORT"),
             ("x:10.0.0.1:80", "local port \"x\" is not a port number"),
             ("80:10.0.0.1:0", "port \"0\" is not a port number"),
-            ("80:bad name:80", "neither an IPv4 address nor a host name"),
+            ("80:bad name:80", "neither an IP address nor a host name"),
+            ("80[fd00::1]:80", "expected [BIND:]PORT:HOST:PORT"),
+            ("80:fd00::1:80", "is not"),
             ("nope:80:10.0.0.1:80", "\"nope\" is not an IP address"),
         ] {
             let e = bad.parse::<Forward>().unwrap_err();

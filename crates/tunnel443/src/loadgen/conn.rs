@@ -35,10 +35,12 @@ pub struct Plan {
     /// Bad passwords: attempts per connection slot.
     pub attempts: u32,
     pub stats: Collector,
+    /// Malformed mode: the inputs.
+    pub corpus: super::malformed::Corpus,
 }
 
 /// A failure at a stage.
-type Fail = (Stage, String);
+pub(super) type Fail = (Stage, String);
 
 /// A TCP connection from `source` (`None`: the kernel's choice). With a
 /// source the port is picked at connect time (IP_BIND_ADDRESS_NO_PORT),
@@ -68,7 +70,7 @@ pub async fn tcp(source: Option<IpAddr>, target: SocketAddr) -> std::io::Result<
     Ok(s)
 }
 
-async fn within<T>(
+pub(super) async fn within<T>(
     plan: &Plan,
     stage: Stage,
     f: impl std::future::Future<Output = Result<T, String>>,
@@ -80,7 +82,7 @@ async fn within<T>(
     }
 }
 
-async fn connect_tls(
+pub(super) async fn connect_tls(
     plan: &Plan,
     source: Option<IpAddr>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Fail> {
@@ -108,6 +110,9 @@ pub async fn run(plan: Arc<Plan>, source: Option<IpAddr>, mut stop: watch::Recei
         Mode::NoCallConnect => no_call_connect(&plan, source, started, &mut stop).await,
         Mode::StalledAuth => sstp(&plan, source, started, &mut stop).await,
         Mode::BadPassword => bad_password(&plan, source, &mut stop).await,
+        Mode::Malformed => {
+            super::malformed::run(&plan, &plan.corpus, source, started, &mut stop).await
+        }
     };
     if let Err((stage, why)) = r {
         plan.stats.failed(stage, &why);
@@ -125,7 +130,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Holds a connection the server should close: reads and discards until
 /// the server closes (a failure at [`Stage::Hold`]) or `stop`.
-async fn hold_reading<S: tokio::io::AsyncRead + Unpin>(
+pub(super) async fn hold_reading<S: tokio::io::AsyncRead + Unpin>(
     plan: &Plan,
     s: &mut S,
     stop: &mut watch::Receiver<bool>,
@@ -258,7 +263,13 @@ async fn open_sstp(
             .map_err(|f| f.to_string())
     })
     .await?;
-    let mut session = crate::client::connection::new_session(leaf, &plan.user, password, None);
+    let mut session = crate::client::connection::new_session(
+        leaf,
+        &plan.user,
+        password,
+        None,
+        ppp::lcp::DEFAULT_MRU,
+    );
     if !buf.is_empty() {
         session.handle_stream_bytes(Instant::now(), &buf);
     }

@@ -20,8 +20,11 @@
 //! on a new connection, timing each rejection). For these, "established"
 //! counts connections that got as far as the mode goes, and a failure at
 //! `hold` is the server closing one: what a defended server does.
+//! `malformed` sends the fuzz corpora over real connections
+//! ([`malformed`]).
 
 mod conn;
+mod malformed;
 pub mod report;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -54,6 +57,8 @@ pub enum Mode {
     StopReading,
     /// Wrong passwords, --attempts per connection slot.
     BadPassword,
+    /// Fuzz corpora (--corpus), as they are or mutated, at their stage.
+    Malformed,
 }
 
 #[derive(clap::Args, Debug)]
@@ -106,6 +111,11 @@ pub struct LoadgenArgs {
     /// bad-password: wrong logins per connection slot.
     #[arg(long, default_value_t = 10)]
     pub attempts: u32,
+    /// malformed: KIND=DIR, a directory of inputs (repeatable); KIND is
+    /// head (HTTP heads, IP-HTTPS preambles), sstp (SSTP packets) or ppp
+    /// (PPP frames).
+    #[arg(long, value_name = "KIND=DIR")]
+    pub corpus: Vec<String>,
     /// Report as one JSON object on standard output.
     #[arg(long)]
     pub json: bool,
@@ -226,6 +236,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<i32> {
         trickle: Duration::from_millis(args.trickle_ms.max(1)),
         attempts: args.attempts,
         stats: report::Collector::default(),
+        corpus: if args.mode == Mode::Malformed {
+            malformed::Corpus::load(&args.corpus)?
+        } else {
+            Default::default()
+        },
     });
     let hold = secs(args.hold, "--hold")?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -285,6 +300,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<i32> {
 /// Prints the report; the exit code.
 fn finish(args: &LoadgenArgs, plan: &conn::Plan, mode: &str, held: i64) -> i32 {
     let summary = plan.stats.summary(mode, held);
+    if args.mode == Mode::Malformed {
+        eprintln!(
+            "loadgen: {} malformed inputs sent",
+            plan.corpus.sent.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     if args.json {
         println!("{}", summary.json());
     } else {

@@ -285,7 +285,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
         stop: stop_rx,
     });
-    tokio::spawn(shared.admission.clone().run_housekeeping());
+    crate::tasks::spawn(shared.admission.clone().run_housekeeping());
     for (l, addr) in listeners.into_iter().zip(&bound) {
         info!(
             addr = %addr,
@@ -293,7 +293,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             upstream = shared.upstream.as_ref().map(|u| display(&u.proxy[0].authority)),
             "CONNECT proxy listening"
         );
-        tokio::spawn(accept_loop(shared.clone(), l));
+        crate::tasks::spawn(accept_loop(shared.clone(), l));
     }
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -358,14 +358,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             .admit(client_key(peer.ip()), std::time::Instant::now());
         match admitted {
             Ok(ticket) => {
-                tokio::spawn(handle(shared.clone(), sock, peer, ticket));
+                crate::tasks::spawn(handle(shared.clone(), sock, peer, ticket));
             }
             // A few refusals are answered (503) and logged; beyond that
             // they are closed and only counted (the admission summary).
             Err(why) => {
                 if let Ok(p) = shared.refusals.clone().try_acquire_owned() {
                     let why = refusal_result(why);
-                    tokio::spawn(refuse_busy(shared.clone(), sock, peer, why, p));
+                    crate::tasks::spawn(refuse_busy(shared.clone(), sock, peer, why, p));
                 }
             }
         }

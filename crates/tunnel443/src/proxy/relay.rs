@@ -226,7 +226,7 @@ mod tests {
         let (client, mut client_peer) = duplex(64);
         let (server, server_peer) = duplex(64);
         drop(server_peer);
-        let t = tokio::spawn(relay(
+        let t = crate::tasks::spawn(relay(
             client,
             b"",
             server,
@@ -248,7 +248,7 @@ mod tests {
     async fn forwards_both_ways_and_half_closes() {
         let (client, mut client_peer) = duplex(64);
         let (server, mut server_peer) = duplex(64);
-        let t = tokio::spawn(relay(
+        let t = crate::tasks::spawn(relay(
             client,
             b"early",
             server,
@@ -275,7 +275,7 @@ mod tests {
     async fn large_transfer_is_complete() {
         let (client, mut client_peer) = duplex(1024);
         let (server, mut server_peer) = duplex(1024);
-        let t = tokio::spawn(relay(
+        let t = crate::tasks::spawn(relay(
             client,
             b"",
             server,
@@ -284,7 +284,7 @@ mod tests {
         ));
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         let d2 = data.clone();
-        let w = tokio::spawn(async move {
+        let w = crate::tasks::spawn(async move {
             client_peer.write_all(&d2).await.unwrap();
             client_peer.shutdown().await.unwrap();
             client_peer
@@ -303,7 +303,7 @@ mod tests {
         let (client, mut client_peer) = duplex(64);
         let (server, _server_peer) = duplex(64);
         let t0 = Instant::now();
-        let t = tokio::spawn(relay(
+        let t = crate::tasks::spawn(relay(
             client,
             b"",
             server,
@@ -327,7 +327,7 @@ mod tests {
             let (client, mut client_peer) = duplex(64);
             let (server, _server_peer) = duplex(64);
             let t0 = Instant::now();
-            let t = tokio::spawn(relay(
+            let t = crate::tasks::spawn(relay(
                 client,
                 b"",
                 server,

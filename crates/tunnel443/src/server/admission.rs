@@ -334,7 +334,7 @@ impl Admission {
             let now = Instant::now();
             self.sweep(now);
             if trim.due(now, self.snapshot().connections) {
-                release_free_memory();
+                crate::memory::release_free_memory();
             }
             if now.duration_since(last_log) < LOG_INTERVAL {
                 continue;
@@ -385,14 +385,6 @@ impl Trim {
         self.last = Some(now);
         self.peak = connections;
         true
-    }
-}
-
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -107,11 +107,11 @@ pub async fn start(path: &Path, shared: Arc<Shared>) -> anyhow::Result<Option<Co
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("control.socket: chmod 0600 {}", path.display()))?;
     info!(socket = %path.display(), "control socket ready");
-    let task = tokio::spawn(async move {
+    let task = crate::tasks::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((s, _)) => {
-                    tokio::spawn(serve(s, shared.clone()));
+                    crate::tasks::spawn(serve(s, shared.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "control socket accept failed");

@@ -99,7 +99,7 @@ fn finish(regs: Vec<Box<dyn Send + Sync>>, kernel: Vec<Option<Route>>) -> Instal
     let kernel: Vec<Route> = kernel.into_iter().flatten().collect();
     let stop = (!kernel.is_empty()).then(|| {
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(kernel_routes(kernel, stopped));
+        crate::tasks::spawn(kernel_routes(kernel, stopped));
         stop
     });
     Installed {

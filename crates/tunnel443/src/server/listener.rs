@@ -73,7 +73,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn(async move {
             tokio::select! {
                 _ = handle(tcp, peer, shared, ticket.clone()) => {}
                 _ = ticket.closed() => debug!(%peer, "unauthenticated connection closed by admission control"),

@@ -143,6 +143,13 @@ impl Collector for Families {
         let s = &self.0;
         let sessions: Vec<_> = s.sessions.iter().map(|l| (l.name, l.value)).collect();
         labeled_gauges(&mut e, "sessions", "Live sessions", "protocol", &sessions)?;
+        single(
+            &mut e,
+            "tasks",
+            "Tasks the server spawned that are still running",
+            MetricType::Gauge,
+            s.tasks,
+        )?;
         labeled_counters(
             &mut e,
             "session_setups",
@@ -294,11 +301,11 @@ pub async fn start(
         .await
         .with_context(|| format!("metrics.listen: binding {addr}"))?;
     info!(listen = %addr, "metrics at http://{addr}/metrics");
-    Ok(tokio::spawn(async move {
+    Ok(crate::tasks::spawn(async move {
         loop {
             match l.accept().await {
                 Ok((s, peer)) => {
-                    tokio::spawn(serve(s, peer, shared.clone()));
+                    crate::tasks::spawn(serve(s, peer, shared.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "metrics accept failed");
@@ -390,6 +397,7 @@ mod tests {
                 bad_authenticator: 2,
                 ..Default::default()
             }),
+            tasks: 9,
         });
         let text = render(snap);
         for line in [
@@ -401,6 +409,7 @@ mod tests {
             "tunnel443_pool_size{pool=\"ipv4\"} 253",
             "tunnel443_drops_total{reason=\"spoofed\"} 0",
             "tunnel443_connections 3",
+            "tunnel443_tasks 9",
             "tunnel443_connections_refused_total{reason=\"total_cap\"} 2",
             "tunnel443_connections_evicted_total 0",
             "tunnel443_logins_throttled_total{action=\"refused\"} 4",

@@ -228,6 +228,7 @@ impl Shared {
             client_to_client: self.router.client_to_client.load(Relaxed),
             admission: self.admission.snapshot(),
             radius: self.radius.as_ref().map(radius::Radius::counters),
+            tasks: crate::tasks::live(),
         })
     }
     fn proxy_protocol(&self) -> bool {
@@ -524,7 +525,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     let router = Arc::new(router::Router::default());
-    tokio::spawn(router.clone().run_tun_reader(tun.clone()));
+    crate::tasks::spawn(router.clone().run_tun_reader(tun.clone()));
 
     info!(
         listen = %settings.listen,
@@ -550,7 +551,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     });
     let admission =
         admission::Admission::new(settings.limits.clone(), !proxy_protocol_on(&settings));
-    tokio::spawn(admission.clone().run_housekeeping());
+    crate::tasks::spawn(admission.clone().run_housekeeping());
     let shared = Arc::new(Shared {
         auth_order: RwLock::new(Arc::new(settings.auth_order.clone())),
         config_path: config_path.clone(),
@@ -590,7 +591,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            Some(tokio::spawn(radius::dae::serve(
+            Some(crate::tasks::spawn(radius::dae::serve(
                 first,
                 r.clone(),
                 shared.sessions.clone(),
@@ -620,9 +621,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         info!(user = %u, "privileges dropped: running as {u} with CAP_NET_ADMIN only");
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let accept = tokio::spawn(listener::run(listener, shared.clone()));
-    let watch_users = tokio::spawn(watch_users_file(shared.clone()));
-    let renew = acme_challenges.map(|c| tokio::spawn(acme::run(shared.clone(), c)));
+    let accept = crate::tasks::spawn(listener::run(listener, shared.clone()));
+    let watch_users = crate::tasks::spawn(watch_users_file(shared.clone()));
+    let renew = acme_challenges.map(|c| crate::tasks::spawn(acme::run(shared.clone(), c)));
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;

@@ -225,7 +225,7 @@ impl Held {
                     self.wake.clone(),
                 );
                 let peer = self.reg.entry.conn.peer.ip();
-                tokio::spawn(
+                crate::tasks::spawn(
                     async move {
                         let d = verdict::decide(shared, req, peer).await;
                         let _ = tx.send(d);
@@ -469,7 +469,7 @@ impl Held {
 
     fn wake_at(&self, at: Instant) {
         let wake = self.wake.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
             wake.notify_one();
         });

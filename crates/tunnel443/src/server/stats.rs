@@ -340,6 +340,9 @@ pub struct Snapshot {
     pub handshake_seconds: Histogram,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub radius: Option<RadiusCounts>,
+    /// Tasks the server spawned that are still running (`crate::tasks`):
+    /// back to its idle figure once every session has ended.
+    pub tasks: u64,
 }
 
 /// What the snapshot needs from outside this module.
@@ -352,6 +355,7 @@ pub struct Live {
     pub client_to_client: u64,
     pub admission: super::admission::Snapshot,
     pub radius: Option<radius::Counters>,
+    pub tasks: u64,
 }
 
 impl Stats {
@@ -409,6 +413,7 @@ impl Stats {
             handshake_seconds_sum: hist.sum,
             handshake_seconds: hist,
             radius: live.radius.map(RadiusCounts::from),
+            tasks: live.tasks,
         }
     }
 }
@@ -434,6 +439,7 @@ mod tests {
                 ..Default::default()
             },
             radius: None,
+            tasks: 0,
         }
     }
 

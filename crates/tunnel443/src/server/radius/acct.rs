@@ -75,7 +75,7 @@ impl Accounting {
     ) -> Self {
         let (tx, rx) = oneshot::channel();
         let notices = registry.subscribe();
-        tokio::spawn(run(radius, registry, extras, notices, rx, listen));
+        crate::tasks::spawn(run(radius, registry, extras, notices, rx, listen));
         Accounting { stop: Some(tx) }
     }
 

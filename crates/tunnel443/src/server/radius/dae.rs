@@ -158,7 +158,7 @@ pub async fn serve(
 ) {
     let mut settings = radius.watch();
     let start = |sock| {
-        AbortOnDrop(tokio::spawn(run(
+        AbortOnDrop(crate::tasks::spawn(run(
             sock,
             radius.watch(),
             reg.clone(),

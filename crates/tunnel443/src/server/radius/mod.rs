@@ -62,7 +62,7 @@ impl Radius {
         let settings = Arc::new(settings);
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::<std::sync::Mutex<Counters>>::default();
-        tokio::spawn(run(settings.clone(), rx, counters.clone()));
+        crate::tasks::spawn(run(settings.clone(), rx, counters.clone()));
         Radius {
             tx,
             settings: Arc::new(watch::Sender::new(settings)),
@@ -202,7 +202,7 @@ impl Io {
             let s = Arc::new(UdpSocket::bind(bind).await?);
             let index = self.sockets.len();
             debug!(socket = index, local = %s.local_addr()?, "RADIUS socket opened");
-            tokio::spawn(read_socket(s.clone(), index, self.datagrams.clone()));
+            crate::tasks::spawn(read_socket(s.clone(), index, self.datagrams.clone()));
             self.sockets.push(s);
         }
         Ok(self.sockets[i].clone())
