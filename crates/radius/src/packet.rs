@@ -3,7 +3,7 @@
 //! Length are padding and ignored (§3); every attribute must fit inside
 //! Length exactly, or the packet is malformed and silently discarded.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Header size: Code, Identifier, Length, Authenticator.
 pub const HEADER_LEN: usize = 20;
@@ -269,6 +269,14 @@ impl Packet {
         Some(Ipv4Addr::from(b))
     }
 
+    /// An IPv6 prefix attribute (RFC 3162 §2.3, RFC 4818 §3: a reserved
+    /// octet, the prefix length, then at most 16 octets of prefix), with
+    /// the bits past the length cleared; `None` when malformed (a length
+    /// over 128, or fewer octets than it needs).
+    pub fn ipv6_prefix(&self, typ: u8) -> Option<(Ipv6Addr, u8)> {
+        self.all(typ).next().and_then(decode_ipv6_prefix)
+    }
+
     /// A text attribute, if it is UTF-8.
     pub fn text(&self, typ: u8) -> Option<&str> {
         std::str::from_utf8(self.get(typ)?).ok()
@@ -311,6 +319,14 @@ impl Packet {
     pub fn push_ipv4(&mut self, typ: u8, a: Ipv4Addr) -> &mut Self {
         self.push(typ, a.octets())
     }
+    /// Adds an IPv6 prefix attribute (RFC 3162 §2.3), with only the
+    /// octets the length needs.
+    pub fn push_ipv6_prefix(&mut self, typ: u8, a: Ipv6Addr, len: u8) -> &mut Self {
+        let len = len.min(128);
+        let mut v = vec![0, len];
+        v.extend_from_slice(&a.octets()[..usize::from(len).div_ceil(8)]);
+        self.push(typ, v)
+    }
     /// Adds `data` split over as many attributes of `typ` as it needs
     /// (EAP-Message, RFC 3579 §3.1).
     pub fn push_split(&mut self, typ: u8, data: &[u8]) -> &mut Self {
@@ -330,10 +346,68 @@ impl Packet {
     }
 }
 
+/// An IPv6 prefix value (RFC 3162 §2.3): the network and its length.
+pub fn decode_ipv6_prefix(v: &[u8]) -> Option<(Ipv6Addr, u8)> {
+    let (&[_, len], prefix) = v.split_first_chunk::<2>()?;
+    if len > 128 || prefix.len() > 16 || prefix.len() < usize::from(len).div_ceil(8) {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    b[..prefix.len()].copy_from_slice(prefix);
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    Some((Ipv6Addr::from(u128::from_be_bytes(b) & mask), len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest::proptest! {
+        #[test]
+        fn ipv6_prefixes_round_trip(bits in proptest::prelude::any::<u128>(), len in 0u8..=128) {
+            let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+            p.push_ipv6_prefix(crate::attr::FRAMED_IPV6_PREFIX, Ipv6Addr::from(bits), len);
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            proptest::prop_assert_eq!(
+                p.ipv6_prefix(crate::attr::FRAMED_IPV6_PREFIX),
+                Some((Ipv6Addr::from(bits & mask), len))
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_prefixes() {
+        let d = |v: &[u8]| decode_ipv6_prefix(v).map(|(a, l)| format!("{a}/{l}"));
+        // RFC 3162 §2.3: the prefix octets the length needs, or all 16.
+        assert_eq!(
+            d(&[0, 64, 0x20, 1, 0xd, 0xb8, 0, 1, 0, 2]).as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
+        let mut full = vec![0, 56];
+        full.extend_from_slice(&"2001:db8:aa:bbff::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(
+            d(&full).as_deref(),
+            Some("2001:db8:aa:bb00::/56"),
+            "host bits cleared"
+        );
+        assert_eq!(d(&[0, 0]).as_deref(), Some("::/0"));
+        assert_eq!(d(&[0, 129]), None, "length over 128");
+        assert_eq!(d(&[0, 64, 0x20, 1]), None, "too few octets");
+        assert_eq!(d(&[0]), None);
+        let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+        p.push_ipv6_prefix(
+            crate::attr::DELEGATED_IPV6_PREFIX,
+            "2001:db8:5500::".parse().unwrap(),
+            40,
+        );
+        assert_eq!(p.get(crate::attr::DELEGATED_IPV6_PREFIX).unwrap().len(), 7);
+        assert_eq!(
+            p.ipv6_prefix(crate::attr::DELEGATED_IPV6_PREFIX),
+            Some(("2001:db8:5500::".parse().unwrap(), 40))
+        );
+        assert_eq!(p.ipv6_prefix(crate::attr::FRAMED_IPV6_PREFIX), None);
+    }
 
     #[test]
     fn malformed_is_an_error() {

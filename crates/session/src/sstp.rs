@@ -162,6 +162,14 @@ struct Link {
     /// 2865 §5.22) as (network, mask): also sources it may use while it
     /// has its IPv4 address.
     routed_v4: Vec<(u32, u32)>,
+    /// Server: the client's own /64 (RADIUS Framed-IPv6-Prefix, RFC 3162
+    /// §2.3): any address in it is a source it may use while its IPv6 is
+    /// up (the whole /64 is routed to it).
+    framed64: Option<Prefix64>,
+    /// Server: IPv6 networks behind the client (RADIUS
+    /// Delegated-IPv6-Prefix, RFC 4818) as (network, mask): sources it
+    /// may use while its IPv6 is up.
+    routed_v6: Vec<(u128, u128)>,
 }
 
 impl Link {
@@ -173,8 +181,25 @@ impl Link {
                 .routed_v4
                 .iter()
                 .any(|&(net, mask)| u32::from(s) & mask == net),
-            _ => false,
+            _ => self.routed_source_v6(pkt),
         }
+    }
+
+    /// The same for IPv6: a source in the client's Framed-IPv6-Prefix or
+    /// a delegated network, to a destination beyond the link, while its
+    /// IPv6 is up.
+    fn routed_source_v6(&self, pkt: &[u8]) -> bool {
+        let (Some(_), Some(IpAddr::V6(s)), Some(IpAddr::V6(d))) =
+            (self.peer_v6, ip::source(pkt), ip::destination(pkt))
+        else {
+            return false;
+        };
+        !ip::link_scope(d)
+            && (self.framed64.is_some_and(|p| p.contains(s))
+                || self
+                    .routed_v6
+                    .iter()
+                    .any(|&(net, mask)| u128::from(s) & mask == net))
     }
 }
 
@@ -428,6 +453,33 @@ impl SstpSession {
                     u32::MAX << (32 - len.min(32))
                 };
                 (u32::from(a) & mask, mask)
+            })
+            .collect();
+    }
+
+    /// Server: the /64 advertised to this client (RADIUS
+    /// Framed-IPv6-Prefix, RFC 3162 §2.3) instead of the configured one:
+    /// its address becomes `prefix::<IPv6CP identifier>`, and any address
+    /// of the /64 is an allowed source while its IPv6 is up. Call before
+    /// IPv6CP comes up; no effect without IPv6 parameters.
+    pub fn set_ipv6_prefix(&mut self, prefix: Prefix64) {
+        if let Some(p) = self.net.ipv6.as_mut() {
+            p.prefix = prefix;
+            self.net.link.framed64 = Some(prefix);
+        }
+    }
+
+    /// Server: IPv6 networks routed to the client (RADIUS
+    /// Delegated-IPv6-Prefix, RFC 4818), whose addresses it may use as
+    /// sources while its IPv6 is up.
+    pub fn set_routed_v6(&mut self, nets: &[(Ipv6Addr, u8)]) {
+        self.net.link.routed_v6 = nets
+            .iter()
+            .map(|&(a, len)| {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(len.min(128)))
+                    .unwrap_or(0);
+                (u128::from(a) & mask, mask)
             })
             .collect();
     }
@@ -782,6 +834,38 @@ mod tests {
         assert!(link.routed_source(&from("10.50.0.9")));
         assert!(!link.routed_source(&from("10.50.1.9")));
         assert!(!link.routed_source(&packet("fd44:443::2", "fd44:443::1")));
+    }
+
+    #[test]
+    fn framed_and_delegated_ipv6_prefixes_are_allowed_sources_while_ipv6_is_up() {
+        let mut link = Link {
+            framed64: Some(Prefix64::of("2001:db8:0:7::".parse().unwrap())),
+            routed_v6: vec![(
+                u128::from("2001:db8:100::".parse::<Ipv6Addr>().unwrap()),
+                u128::MAX << 72,
+            )],
+            ..Default::default()
+        };
+        let from = |src: &str| packet(src, "2001:db8:ffff::1");
+        assert!(
+            !link.routed_source(&from("2001:db8:100:ab::1")),
+            "IPv6 not up yet"
+        );
+        link.peer_v6 = Some("2001:db8:0:7::2".parse().unwrap());
+        assert!(
+            link.routed_source(&from("2001:db8:100:ab::1")),
+            "delegated /56"
+        );
+        assert!(
+            link.routed_source(&from("2001:db8:0:7:1:2:3:4")),
+            "its /64, any address"
+        );
+        assert!(!link.routed_source(&from("2001:db8:101::1")));
+        assert!(!link.routed_source(&from("2001:db8:0:8::1")));
+        assert!(
+            !link.routed_source(&packet("2001:db8:100::1", "ff02::1")),
+            "link scope is not forwarded"
+        );
     }
 
     fn lcp(code: u8, data: &[u8]) -> Vec<u8> {

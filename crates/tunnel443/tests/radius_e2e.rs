@@ -22,6 +22,10 @@
 //! * PAP, with the address from the pool; CHAP-MD5; Framed-Pool naming one
 //!   of `ipv4.pools`; Framed-Route (routed to the session, removed after)
 //!   with Framed-MTU (ICMP Fragmentation Needed above it).
+//! * IPv6 (`--ipv6-prefix`): Framed-IPv6-Prefix is the /64 the client gets
+//!   its address from; Delegated-IPv6-Prefix is routed to the session (an
+//!   address behind the client answers pings from the server's side); both
+//!   are in the accounting Start and Stop; the routes go when the session ends.
 //! * `[auth] order = ["radius", "users"]`: with FreeRADIUS down, the users
 //!   file decides.
 //! * Session-Timeout ends the session (Stop: Session-Timeout); FreeRADIUS
@@ -53,7 +57,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200\n\ngrace Cleartext-Password := \"grace-pass\"\n\tFramed-IPv6-Prefix = 2001:db8:0:7::/64,\n\tDelegated-IPv6-Prefix = 2001:db8:100::/56";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -461,6 +465,129 @@ fn radius_framed_route() {
         wait_until(Duration::from_secs(10), || route().is_empty()),
         "the route outlived the session: {}",
         route()
+    );
+}
+
+/// Framed-IPv6-Prefix and Delegated-IPv6-Prefix (RFC 3162, RFC 4818) for
+/// grace, with IPv6 on: her address is in 2001:db8:0:7::/64 (not the
+/// configured fd44:443::/64), 2001:db8:100::/56 is routed to her session,
+/// both are in the accounting Start and Stop, and the routes go with the session.
+#[test]
+fn radius_framed_and_delegated_ipv6_prefixes() {
+    let (lab, radius, server) = setup_full(
+        "pap",
+        "",
+        "[\"radius\"]",
+        &["--ipv6-prefix", "fd44:443::/64"],
+    );
+    let mut c = lab.start_client(
+        0,
+        "grace",
+        "grace-pass",
+        &["--pin-sha256", &lab.fingerprint()],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    let client_v6 = || {
+        let out = lab.clients[0]
+            .command("ip")
+            .args([
+                "-6", "-o", "addr", "show", "dev", "t443c0", "scope", "global",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|w| w.strip_suffix("/64").map(str::to_string))
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || client_v6().is_some()),
+        "no IPv6 address on the client:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    let addr = client_v6().unwrap();
+    assert!(
+        addr.starts_with("2001:db8:0:7:"),
+        "{addr} is not in the Framed-IPv6-Prefix:\n{}",
+        server.output()
+    );
+    // The server's own address is in the configured /64, off the client's
+    // link now: the client routes it into the tunnel (as a default route
+    // would). Behind the client: an address of the delegated prefix.
+    for args in [
+        &["-6", "route", "add", "fd44:443::/64", "dev", "t443c0"][..],
+        &["-6", "addr", "add", "2001:db8:100:1::1/128", "dev", "lo"],
+    ] {
+        let st = lab.clients[0].command("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    }
+    let route = |net: &str| {
+        let out = lab
+            .server
+            .command("ip")
+            .args(["-6", "route", "show", net])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let both = || !route("2001:db8:0:7::/64").is_empty() && !route("2001:db8:100::/56").is_empty();
+    assert!(
+        wait_until(Duration::from_secs(10), both),
+        "no kernel routes:\n{}",
+        server.output()
+    );
+    assert!(
+        wait_ping(&lab.server, &addr, 20),
+        "no ping to the client's address in its Framed-IPv6-Prefix:\n{}",
+        server.output()
+    );
+    assert!(
+        wait_ping(&lab.server, "2001:db8:100:1::1", 20),
+        "no ping through the Delegated-IPv6-Prefix:\n{}",
+        server.output()
+    );
+    let log = server.output();
+    assert!(log.contains("Framed-IPv6-Prefix installed"), "{log}");
+    assert!(log.contains("Delegated-IPv6-Prefix installed"), "{log}");
+    assert!(
+        !log.contains("not assigned"),
+        "replies taken for spoofing:\n{log}"
+    );
+    let record = |kind: &str| {
+        let mut found = None;
+        wait_until(Duration::from_secs(30), || {
+            found = radius
+                .records(&format!("Acct-Status-Type = {kind}"))
+                .into_iter()
+                .find(|r| r.contains("User-Name = \"grace\""));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no {kind}:\n{}", radius.detail()))
+    };
+    let has_prefixes = |kind: &str, r: &str| {
+        for want in [
+            "Framed-IPv6-Prefix = 2001:db8:0:7::/64",
+            "Delegated-IPv6-Prefix = 2001:db8:100::/56",
+        ] {
+            assert!(r.contains(want), "{want} missing in the {kind}:\n{r}");
+        }
+    };
+    has_prefixes("Start", &record("Start"));
+    c.stop();
+    has_prefixes("Stop", &record("Stop"));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            route("2001:db8:0:7::/64").is_empty() && route("2001:db8:100::/56").is_empty()
+        }),
+        "the routes outlived the session:\n{}{}",
+        route("2001:db8:0:7::/64"),
+        route("2001:db8:100::/56")
     );
 }
 

@@ -1,7 +1,8 @@
 //! Datagrams as a NAS receives them: parse must not panic and must
 //! round-trip through emit; the authenticator checks, MPPE key decryption,
-//! rate-limit parsing and the client's reply handling must not panic, and
-//! the client must never accept a reply it did not ask for.
+//! IPv6 prefix decoding (which must round-trip), rate-limit parsing and
+//! the client's reply handling must not panic, and the client must never
+//! accept a reply it did not ask for.
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -19,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
         for a in &p.attrs {
             let _ = crypto::salt_decrypt(&a.value, &secret, &[0; 16]);
             let _ = crypto::unhide_password(&a.value, &secret, &[0; 16]);
+            if let Some((addr, len)) = radius::packet::decode_ipv6_prefix(&a.value) {
+                // Whatever was decoded encodes and decodes to itself.
+                let mut q = Packet::new(Code::AccessAccept, 0, [0; 16]);
+                q.push_ipv6_prefix(97, addr, len);
+                assert_eq!(q.ipv6_prefix(97), Some((addr, len)));
+            }
         }
     }
     let _ = crypto::verify_reply(data, &[0; 16], &secret, true);

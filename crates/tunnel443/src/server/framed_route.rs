@@ -3,19 +3,23 @@
 //! TUN device (a kernel route) and from there to the session (the router's
 //! prefix table), and its addresses are allowed as the client's sources.
 //! Everything is removed when the session's IPv4 goes down or it ends.
+//!
+//! The same for IPv6 ([`install_v6`]): the client's own /64 (RADIUS
+//! Framed-IPv6-Prefix, RFC 3162 §2.3) and a delegated prefix
+//! (Delegated-IPv6-Prefix, RFC 4818), while the session's IPv6 is up.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::router::{PacketTx, RouteRegistration};
+use super::router::PacketTx;
 use super::Shared;
 use crate::netlink::{Netlink, Route};
 
 /// The routes of one session; dropping it removes them.
 pub struct Installed {
-    _router: Vec<RouteRegistration>,
+    _router: Vec<Box<dyn Send + Sync>>,
     /// Dropped: the kernel routes are deleted.
     _kernel: Option<oneshot::Sender<()>>,
 }
@@ -40,8 +44,8 @@ pub fn install(shared: &Shared, nets: &[(Ipv4Addr, u8)], tx: &PacketTx, user: &s
     for &(addr, len) in nets {
         match shared.router.register_v4_net(addr, len, tx.clone()) {
             Some(r) => {
-                regs.push(r);
-                kernel.push(addr_route(shared, addr, len));
+                regs.push(Box::new(r) as Box<dyn Send + Sync>);
+                kernel.push(addr_route(shared, IpAddr::V4(addr), len));
                 info!(user = %user, route = %format!("{addr}/{len}"), "Framed-Route installed");
             }
             None => warn!(
@@ -51,6 +55,47 @@ pub fn install(shared: &Shared, nets: &[(Ipv4Addr, u8)], tx: &PacketTx, user: &s
             ),
         }
     }
+    finish(regs, kernel)
+}
+
+/// Routes a session's IPv6 networks to the session behind `tx`: `own64`
+/// (its Framed-IPv6-Prefix) and `delegated` (its Delegated-IPv6-Prefix).
+/// A network another session holds is skipped with a log line.
+pub fn install_v6(
+    shared: &Shared,
+    own64: Option<ipv6nd::Prefix64>,
+    delegated: Option<(Ipv6Addr, u8)>,
+    tx: &PacketTx,
+    user: &str,
+) -> Installed {
+    let mut regs: Vec<Box<dyn Send + Sync>> = Vec::new();
+    let mut kernel = Vec::new();
+    let taken = |what: &str, net: String| warn!(user = %user, prefix = %net, "{what} held by another session; not installed");
+    if let Some(p) = own64 {
+        match shared.router.register64(p, tx.clone()) {
+            Some(r) => {
+                regs.push(Box::new(r));
+                kernel.push(addr_route(shared, IpAddr::V6(p.network()), 64));
+                info!(user = %user, prefix = %p, "Framed-IPv6-Prefix installed");
+            }
+            None => taken("Framed-IPv6-Prefix", p.to_string()),
+        }
+    }
+    if let Some((addr, len)) = delegated {
+        match shared.router.register_v6_net(addr, len, tx.clone()) {
+            Some(r) => {
+                regs.push(Box::new(r));
+                kernel.push(addr_route(shared, IpAddr::V6(addr), len));
+                info!(user = %user, prefix = %format!("{addr}/{len}"), "Delegated-IPv6-Prefix installed");
+            }
+            None => taken("Delegated-IPv6-Prefix", format!("{addr}/{len}")),
+        }
+    }
+    finish(regs, kernel)
+}
+
+/// Starts the kernel routes' task.
+fn finish(regs: Vec<Box<dyn Send + Sync>>, kernel: Vec<Option<Route>>) -> Installed {
     let kernel: Vec<Route> = kernel.into_iter().flatten().collect();
     let stop = (!kernel.is_empty()).then(|| {
         let (stop, stopped) = oneshot::channel::<()>();
@@ -63,14 +108,14 @@ pub fn install(shared: &Shared, nets: &[(Ipv4Addr, u8)], tx: &PacketTx, user: &s
     }
 }
 
-fn addr_route(shared: &Shared, addr: Ipv4Addr, len: u8) -> Option<Route> {
+fn addr_route(shared: &Shared, addr: IpAddr, len: u8) -> Option<Route> {
     let oif = crate::tun::if_index(&shared.tun)
         .inspect_err(
-            |e| warn!(error = %e, "TUN device index unknown; Framed-Route not in the kernel"),
+            |e| warn!(error = %e, "TUN device index unknown; RADIUS route not in the kernel"),
         )
         .ok()?;
     Some(Route {
-        dst: IpAddr::V4(addr),
+        dst: addr,
         prefix_len: len,
         oif: Some(oif),
         gateway: None,
@@ -84,13 +129,13 @@ async fn kernel_routes(routes: Vec<Route>, stopped: oneshot::Receiver<()>) {
     let nl = match Netlink::new() {
         Ok(nl) => nl,
         Err(e) => {
-            warn!(error = %format!("{e:#}"), "Framed-Route not in the kernel");
+            warn!(error = %format!("{e:#}"), "RADIUS routes not in the kernel");
             return;
         }
     };
     for r in &routes {
         if let Err(e) = nl.add(r).await {
-            warn!(error = %format!("{e:#}"), "Framed-Route not in the kernel");
+            warn!(route = %r, error = %format!("{e:#}"), "RADIUS route not in the kernel");
         }
     }
     let _ = stopped.await;

@@ -36,6 +36,8 @@ pub struct Router {
     table64: RwLock<HashMap<u64, PacketTx>>,
     /// Framed-Route networks: (network, prefix length) -> session.
     routes_v4: RwLock<Vec<((u32, u8), PacketTx)>>,
+    /// Delegated-IPv6-Prefix networks: (network, prefix length) -> session.
+    routes_v6: RwLock<Vec<((u128, u8), PacketTx)>>,
     /// Packets from the TUN with no session for their destination.
     pub no_route: AtomicU64,
     /// Packets dropped because the session's queue was full.
@@ -93,6 +95,28 @@ impl Drop for RouteRegistration {
     }
 }
 
+/// Removes a delegated IPv6 network when dropped.
+pub struct RouteRegistration6 {
+    router: Arc<Router>,
+    net: (u128, u8),
+}
+
+impl Drop for RouteRegistration6 {
+    fn drop(&mut self) {
+        self.router
+            .routes_v6
+            .write()
+            .expect("router lock")
+            .retain(|(n, _)| *n != self.net);
+    }
+}
+
+fn v6_mask(len: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
+}
+
 fn v4_mask(len: u8) -> u32 {
     if len == 0 {
         0
@@ -119,6 +143,27 @@ impl Router {
         // Longest prefix first: the first match is the best.
         t.sort_by_key(|((_, len), _)| std::cmp::Reverse(*len));
         Some(RouteRegistration {
+            router: self.clone(),
+            net,
+        })
+    }
+
+    /// Routes packets for the IPv6 network `addr/len` to `tx` until the
+    /// returned value is dropped; `None` if another session has it.
+    pub fn register_v6_net(
+        self: &Arc<Self>,
+        addr: std::net::Ipv6Addr,
+        len: u8,
+        tx: PacketTx,
+    ) -> Option<RouteRegistration6> {
+        let net = (u128::from(addr) & v6_mask(len), len);
+        let mut t = self.routes_v6.write().expect("router lock");
+        if t.iter().any(|(n, _)| *n == net) {
+            return None;
+        }
+        t.push((net, tx));
+        t.sort_by_key(|((_, len), _)| std::cmp::Reverse(*len));
+        Some(RouteRegistration6 {
             router: self.clone(),
             net,
         })
@@ -167,7 +212,13 @@ impl Router {
         match dst {
             IpAddr::V6(a) => {
                 let key = ipv6nd::Prefix64::of(a).bits();
-                self.table64.read().expect("router lock").get(&key).cloned()
+                let tx = self.table64.read().expect("router lock").get(&key).cloned();
+                tx.or_else(|| {
+                    let t = self.routes_v6.read().expect("router lock");
+                    t.iter()
+                        .find(|((net, len), _)| u128::from(a) & v6_mask(*len) == *net)
+                        .map(|(_, tx)| tx.clone())
+                })
             }
             IpAddr::V4(a) => {
                 let t = self.routes_v4.read().expect("router lock");
@@ -359,6 +410,35 @@ mod tests {
         p[5] = 0;
         p[24..40].copy_from_slice(&dst.parse::<std::net::Ipv6Addr>().unwrap().octets());
         p
+    }
+
+    #[test]
+    fn delegated_ipv6_networks_after_the_64s() {
+        let r = Arc::new(Router::default());
+        let (tx_a, mut rx_a) = mpsc::channel(8);
+        let (tx_b, mut rx_b) = mpsc::channel(8);
+        let wide = r
+            .register_v6_net("2001:db8:100::".parse().unwrap(), 40, tx_a.clone())
+            .unwrap();
+        assert!(
+            r.register_v6_net("2001:db8:100:ff::".parse().unwrap(), 40, tx_b.clone())
+                .is_none(),
+            "taken"
+        );
+        let _own64 = r
+            .register64(
+                ipv6nd::Prefix64::of("2001:db8:100:7::".parse().unwrap()),
+                tx_b,
+            )
+            .unwrap();
+        r.dispatch_one(&v6("2001:db8:100:5::1"));
+        r.dispatch_one(&v6("2001:db8:100:7::1"));
+        assert_eq!(rx_a.try_recv().unwrap().len(), 1, "the /40");
+        assert_eq!(rx_b.try_recv().unwrap().len(), 1, "a /64 wins");
+        drop(wide);
+        r.dispatch_one(&v6("2001:db8:100:5::1"));
+        assert_eq!(r.no_route.load(Ordering::Relaxed), 1, "route gone");
+        assert!(rx_a.try_recv().is_err());
     }
 
     #[test]

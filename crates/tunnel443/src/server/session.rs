@@ -118,6 +118,9 @@ struct Held {
     route: Option<Registration>,
     /// RADIUS Framed-Route networks routed to the session.
     framed: Option<super::framed_route::Installed>,
+    /// RADIUS Framed-IPv6-Prefix and Delegated-IPv6-Prefix routed to the
+    /// session (while its IPv6 is up).
+    framed6: Option<super::framed_route::Installed>,
     /// IPv6: the client's address and its route.
     ipv6: Option<(Ipv6Addr, Registration)>,
     user: Option<String>,
@@ -307,9 +310,13 @@ impl Held {
                 address, peer_iid, ..
             } => {
                 let routed = address.and_then(|a| self.route_ipv6(a, peer_iid));
+                if routed.is_some() {
+                    self.route_ipv6_prefixes();
+                }
                 s.confirm_ipv6(now, routed);
             }
             Event::Ipv6Down => {
+                self.framed6 = None;
                 self.ipv6 = None;
                 self.reg.set_ipv6(None);
             }
@@ -334,6 +341,7 @@ impl Held {
                 self.ended(&end);
                 self.route = None;
                 self.framed = None;
+                self.framed6 = None;
                 self.ipv6 = None;
             }
             _ => {}
@@ -376,6 +384,7 @@ impl Held {
                     self.arm(a, now);
                     self.set_rate(s, a.rate, now);
                     s.set_mtu_cap(a.framed_mtu);
+                    self.use_ipv6_prefixes(s, a);
                     if let Some(r) = &self.shared.radius {
                         let c = Arc::new(Control {
                             wake: self.wake.clone(),
@@ -389,6 +398,12 @@ impl Held {
                                 class: a.class.clone(),
                                 interim: a.acct_interim,
                                 radius: true,
+                                framed_ipv6_prefix: a
+                                    .framed_ipv6_prefix
+                                    .filter(|_| self.shared.settings.ipv6_prefix.is_some()),
+                                delegated_ipv6_prefix: a
+                                    .delegated_ipv6_prefix
+                                    .filter(|_| self.shared.settings.ipv6_prefix.is_some()),
                             },
                         );
                     }
@@ -491,6 +506,44 @@ impl Held {
                 }
             }
         }
+    }
+
+    /// Framed-IPv6-Prefix and Delegated-IPv6-Prefix of an accept: the /64
+    /// advertised to the client and the sources it may use (where IPv6 is
+    /// on; without it they are ignored, logged).
+    fn use_ipv6_prefixes(&self, s: &mut SstpSession, a: &Authz) {
+        if a.framed_ipv6_prefix.is_none() && a.delegated_ipv6_prefix.is_none() {
+            return;
+        }
+        if self.shared.settings.ipv6_prefix.is_none() {
+            info!(
+                user = self.asked.as_deref().map(display),
+                "Framed-IPv6-Prefix / Delegated-IPv6-Prefix ignored: IPv6 is off (ipv6.prefix)"
+            );
+            return;
+        }
+        if let Some(p) = a.framed_ipv6_prefix {
+            s.set_ipv6_prefix(p);
+        }
+        if let Some(d) = a.delegated_ipv6_prefix {
+            s.set_routed_v6(&[d]);
+        }
+    }
+
+    /// Routes the session's RADIUS IPv6 prefixes here once its IPv6 is up.
+    fn route_ipv6_prefixes(&mut self) {
+        let Some(a) = self.authz.as_ref() else { return };
+        if a.framed_ipv6_prefix.is_none() && a.delegated_ipv6_prefix.is_none() {
+            return;
+        }
+        let user = self.user.as_deref().unwrap_or_default();
+        self.framed6 = Some(super::framed_route::install_v6(
+            &self.shared,
+            a.framed_ipv6_prefix,
+            a.delegated_ipv6_prefix,
+            &self.tx,
+            user,
+        ));
     }
 
     /// Routes the client's IPv6 address (`prefix::<its identifier>`) here.
@@ -657,6 +710,7 @@ async fn run_inner(
         lease: None,
         route: None,
         framed: None,
+        framed6: None,
         ipv6: None,
         user: None,
         reg,

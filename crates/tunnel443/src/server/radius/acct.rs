@@ -29,6 +29,10 @@ pub struct Extras {
     pub interim: Option<Duration>,
     /// The session was authenticated by RADIUS (Acct-Authentic).
     pub radius: bool,
+    /// Framed-IPv6-Prefix and Delegated-IPv6-Prefix in effect (RFC 3162
+    /// §2.3, RFC 4818 §3: echoed in accounting).
+    pub framed_ipv6_prefix: Option<ipv6nd::Prefix64>,
+    pub delegated_ipv6_prefix: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 /// Per-session extras, set by the session when RADIUS accepts it.
@@ -142,6 +146,12 @@ fn session_record(
     for c in &live.extras.class {
         p.push(attr::CLASS, c.clone());
     }
+    if let Some(f) = live.extras.framed_ipv6_prefix {
+        p.push_ipv6_prefix(attr::FRAMED_IPV6_PREFIX, f.network(), 64);
+    }
+    if let Some((a, len)) = live.extras.delegated_ipv6_prefix {
+        p.push_ipv6_prefix(attr::DELEGATED_IPV6_PREFIX, a, len);
+    }
     if status_type != status::START {
         let t = &info.traffic;
         // rx is what came from the client: the port's input (RFC 2866 §5.3).
@@ -182,6 +192,14 @@ fn describe(q: &Request) -> String {
     text(attr::CALLING_STATION_ID, "client", &mut parts);
     if let Some(a) = p.ipv4(attr::FRAMED_IP_ADDRESS) {
         parts.push(format!("address={a}"));
+    }
+    for (t, name) in [
+        (attr::FRAMED_IPV6_PREFIX, "ipv6_prefix"),
+        (attr::DELEGATED_IPV6_PREFIX, "delegated_ipv6_prefix"),
+    ] {
+        if let Some((a, len)) = p.ipv6_prefix(t) {
+            parts.push(format!("{name}={a}/{len}"));
+        }
     }
     for (t, name) in [
         (attr::ACCT_INPUT_OCTETS, "input_octets"),
@@ -302,5 +320,32 @@ async fn run(
     while tasks.join_next().await.is_some() {}
     if let Some(d) = done {
         let _ = d.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undelivered_record_names_the_ipv6_prefixes() {
+        let mut q = Request::new(Code::AccountingRequest);
+        q.packet
+            .push_u32(attr::ACCT_STATUS_TYPE, status::START)
+            .push(attr::USER_NAME, "grace")
+            .push_ipv6_prefix(
+                attr::FRAMED_IPV6_PREFIX,
+                "2001:db8:0:7::".parse().unwrap(),
+                64,
+            )
+            .push_ipv6_prefix(
+                attr::DELEGATED_IPV6_PREFIX,
+                "2001:db8:100::".parse().unwrap(),
+                56,
+            );
+        assert_eq!(
+            describe(&q),
+            "type=Start user=grace ipv6_prefix=2001:db8:0:7::/64 delegated_ipv6_prefix=2001:db8:100::/56"
+        );
     }
 }

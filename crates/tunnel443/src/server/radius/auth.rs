@@ -35,6 +35,12 @@ pub struct Authz {
     pub class: Vec<Vec<u8>>,
     pub rate: Option<radius::rate::RateLimit>,
     pub acct_interim: Option<Duration>,
+    /// Framed-IPv6-Prefix (RFC 3162 §2.3): the /64 advertised to the
+    /// client instead of the configured one (other lengths are ignored:
+    /// SLAAC needs a /64).
+    pub framed_ipv6_prefix: Option<ipv6nd::Prefix64>,
+    /// Delegated-IPv6-Prefix (RFC 4818): a network routed to the client.
+    pub delegated_ipv6_prefix: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 /// The Access-Request for a proof.
@@ -174,7 +180,34 @@ pub fn authz(p: &Packet) -> Authz {
         .u32(attr::FRAMED_MTU)
         .and_then(|m| u16::try_from(m).ok())
         .filter(|m| *m >= 64);
+    let framed_ipv6_prefix = match p
+        .get(attr::FRAMED_IPV6_PREFIX)
+        .map(|v| (v, radius::packet::decode_ipv6_prefix(v)))
+    {
+        None => None,
+        Some((_, Some((a, 64)))) => Some(ipv6nd::Prefix64::of(a)),
+        Some((_, Some((a, len)))) => {
+            tracing::warn!(prefix = %format!("{a}/{len}"), "Framed-IPv6-Prefix is not a /64; ignored");
+            None
+        }
+        Some((v, None)) => {
+            tracing::warn!(length = v.len(), "Framed-IPv6-Prefix malformed; ignored");
+            None
+        }
+    };
+    let delegated_ipv6_prefix = match p.get(attr::DELEGATED_IPV6_PREFIX) {
+        None => None,
+        Some(v) => {
+            let d = radius::packet::decode_ipv6_prefix(v);
+            if d.is_none() {
+                tracing::warn!(length = v.len(), "Delegated-IPv6-Prefix malformed; ignored");
+            }
+            d
+        }
+    };
     Authz {
+        framed_ipv6_prefix,
+        delegated_ipv6_prefix,
         framed_ip,
         framed_mtu,
         framed_pool,
@@ -218,5 +251,39 @@ mod tests {
         let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
         p.push_ipv4(attr::FRAMED_IP_ADDRESS, attr::FRAMED_IP_NAS_CHOOSES);
         assert_eq!(authz(&p).framed_ip, None);
+        assert_eq!(authz(&p).framed_ipv6_prefix, None);
+        assert_eq!(authz(&p).delegated_ipv6_prefix, None);
+    }
+
+    #[test]
+    fn ipv6_prefix_attributes() {
+        let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+        p.push_ipv6_prefix(
+            attr::FRAMED_IPV6_PREFIX,
+            "2001:db8:0:7::".parse().unwrap(),
+            64,
+        )
+        .push_ipv6_prefix(
+            attr::DELEGATED_IPV6_PREFIX,
+            "2001:db8:100::".parse().unwrap(),
+            56,
+        );
+        let a = authz(&p);
+        assert_eq!(
+            a.framed_ipv6_prefix.map(|p| p.to_string()).as_deref(),
+            Some("2001:db8:0:7::/64")
+        );
+        assert_eq!(
+            a.delegated_ipv6_prefix,
+            Some(("2001:db8:100::".parse().unwrap(), 56))
+        );
+        // A Framed-IPv6-Prefix that is not a /64 cannot be advertised for
+        // SLAAC; malformed values are ignored.
+        let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+        p.push_ipv6_prefix(attr::FRAMED_IPV6_PREFIX, "2001:db8::".parse().unwrap(), 48)
+            .push(attr::DELEGATED_IPV6_PREFIX, [0u8, 130]);
+        let a = authz(&p);
+        assert_eq!(a.framed_ipv6_prefix, None);
+        assert_eq!(a.delegated_ipv6_prefix, None);
     }
 }
