@@ -54,18 +54,7 @@ fn admission(lab: &Lab, key: &str) -> u64 {
 
 /// `ctl stats --json`.
 fn stats(lab: &Lab) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .args(["ctl", "--socket"])
-        .arg(lab.dir.path().join("control.sock"))
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    ctl_stats(&lab.dir.path().join("control.sock"))
 }
 
 /// A loadgen in `ns` against `target`, run to its end; its JSON report.

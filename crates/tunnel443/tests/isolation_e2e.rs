@@ -51,18 +51,7 @@ fn server(lab: &Lab, config: &str) -> Proc {
 }
 
 fn stats(lab: &Lab) -> Value {
-    let out = std::process::Command::new(BIN)
-        .args(["ctl", "--socket"])
-        .arg(socket(lab))
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    ctl_stats(&socket(lab))
 }
 
 fn drops(stats: &Value, reason: &str) -> u64 {

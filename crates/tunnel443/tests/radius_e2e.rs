@@ -898,22 +898,6 @@ fn detail_number(record: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in {record}"))
 }
 
-/// `ctl stats --json` through the server's control socket at `sock`.
-fn ctl_stats(sock: &std::path::Path) -> serde_json::Value {
-    let out = std::process::Command::new(BIN)
-        .args(["ctl", "--socket"])
-        .arg(sock)
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// The value of sample `name` (a whole `name{labels}` as printed) in the
 /// server's `/metrics` at `addr`.
 fn scrape(lab: &Lab, addr: &str, name: &str) -> Option<f64> {

@@ -231,14 +231,7 @@ fn sstpc_pppd_eap_tls_against_our_server() {
 
 /// `ctl stats --json`'s (success, failure) for the method `eap-tls`.
 fn eap_tls_stats(sock: &Path) -> (u64, u64) {
-    let out = std::process::Command::new(BIN)
-        .args(["ctl", "--socket"])
-        .arg(sock)
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("ctl stats: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let v = ctl_stats(sock);
     let a = v["auth"]
         .as_array()
         .unwrap()

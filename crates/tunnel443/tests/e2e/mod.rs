@@ -24,6 +24,22 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tunnel443");
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// `ctl stats --json` through the server's control socket `sock`.
+pub fn ctl_stats(sock: &Path) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["ctl", "--socket"])
+        .arg(sock)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ctl stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A short unique tag for names (namespaces, devices) of one test.
 pub fn tag() -> String {
     format!(
