@@ -21,7 +21,7 @@
 //! connection is closed.
 
 use std::net::IpAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -71,6 +71,8 @@ pub enum Request {
 pub struct ControlSocket {
     path: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    /// `PATH.lock`, locked while this server owns the socket.
+    _lock: std::fs::File,
 }
 
 impl Drop for ControlSocket {
@@ -81,27 +83,29 @@ impl Drop for ControlSocket {
 }
 
 /// Binds the socket at `path` (mode 0600, its directory created) and
-/// serves it. A socket another live server answers on is left alone: this
+/// serves it. A socket another live server owns is left alone: this
 /// server then runs without one (logged), so that a second server cannot
 /// take the first one's control away.
+///
+/// Ownership is an exclusive lock on `PATH.lock`, held while the socket is
+/// served, so that two servers starting at the same moment cannot both
+/// find the path free (or both take a stale socket for their own): the one
+/// that gets the lock removes any stale socket and binds, the other runs
+/// without one. The lock file itself stays; removing it would reopen the
+/// race.
 pub async fn start(path: &Path, shared: Arc<Shared>) -> anyhow::Result<Option<ControlSocket>> {
     use anyhow::Context;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("control.socket: creating {}", dir.display()))?;
     }
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            warn!(
-                socket = %path.display(),
-                "another server answers on the control socket; this one runs without one (set control.socket or --control-socket)"
-            );
-            return Ok(None);
-        }
-        // A stale socket of a server that is gone.
-        std::fs::remove_file(path)
-            .with_context(|| format!("control.socket: removing the stale {}", path.display()))?;
-    }
+    let Some(lock) = claim(path)? else {
+        warn!(
+            socket = %path.display(),
+            "another server owns the control socket; this one runs without one (set control.socket or --control-socket)"
+        );
+        return Ok(None);
+    };
     let listener = UnixListener::bind(path)
         .with_context(|| format!("control.socket: binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
@@ -123,7 +127,44 @@ pub async fn start(path: &Path, shared: Arc<Shared>) -> anyhow::Result<Option<Co
     Ok(Some(ControlSocket {
         path: path.to_path_buf(),
         task,
+        _lock: lock,
     }))
+}
+
+/// Takes the lock on `PATH.lock` and clears a stale socket at `path`; the
+/// locked file, or `None` when another live server holds it.
+fn claim(path: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    use anyhow::Context;
+    let lock_path = lock_path(path);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("control.socket: opening {}", lock_path.display()))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor `lock` owns; no memory is passed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        return Err(e).with_context(|| format!("control.socket: locking {}", lock_path.display()));
+    }
+    if path.exists() {
+        // A stale socket of a server that is gone (it held the lock).
+        std::fs::remove_file(path)
+            .with_context(|| format!("control.socket: removing the stale {}", path.display()))?;
+    }
+    Ok(Some(lock))
+}
+
+/// `PATH.lock` next to the socket at `PATH`.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
 }
 
 async fn serve(stream: UnixStream, shared: Arc<Shared>) {
@@ -255,5 +296,26 @@ mod tests {
         assert!(p(r#"{"command":"kill","id":1,"bogus":2}"#).is_err());
         assert!(p(r#"{"command":"shutdown"}"#).is_err());
         assert!(p(r#"{"command":"show"}"#).is_err(), "show needs an id");
+    }
+
+    /// Two servers starting together: one owns the socket path, the other
+    /// is told so; once the owner is gone, its stale socket is cleared.
+    #[test]
+    fn one_owner_of_the_socket_path_and_stale_sockets_cleared() {
+        let dir = std::env::temp_dir().join(format!("t443-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let first = claim(&path).unwrap().expect("a free path is claimed");
+        assert!(claim(&path).unwrap().is_none(), "a held path is refused");
+        std::fs::write(&path, b"").unwrap();
+        assert!(claim(&path).unwrap().is_none());
+        assert!(path.exists(), "the owner's socket is left alone");
+        drop(first);
+        let second = claim(&path)
+            .unwrap()
+            .expect("claimed once the owner is gone");
+        assert!(!path.exists(), "the stale socket is removed");
+        drop(second);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
