@@ -144,6 +144,20 @@ pub enum BindingFailure {
     CompoundMac,
 }
 
+impl fmt::Display for BindingFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BindingFailure::Missing => "no crypto binding attribute in Call Connected",
+            BindingFailure::Nonce => "wrong nonce",
+            BindingFailure::CertHash => "certificate hash does not match the server's certificate",
+            BindingFailure::HashProtocol => "a hash protocol the server did not offer",
+            BindingFailure::CompoundMac => {
+                "compound MAC does not verify (a different HLAK: the authentication keys differ)"
+            }
+        })
+    }
+}
+
 /// Why the connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -183,7 +197,7 @@ impl fmt::Display for CloseReason {
                 }
                 Ok(())
             }
-            CloseReason::Binding(b) => write!(f, "crypto binding failed: {b:?}"),
+            CloseReason::Binding(b) => write!(f, "crypto binding failed: {b}"),
             CloseReason::Timeout => f.write_str("negotiation timed out"),
             CloseReason::HelloTimeout => f.write_str("peer stopped answering (hello timeout)"),
             CloseReason::Delineation(e) => write!(f, "undecodable stream: {e}"),

@@ -1623,6 +1623,10 @@ fn bad_binding_aborts_with_value_not_supported() {
             vec![closed(CloseReason::Binding(failure))],
             "{name}"
         );
+        // Logged in plain words, not the enum's name.
+        let text = CloseReason::Binding(failure).to_string();
+        assert!(text.starts_with("crypto binding failed: "), "{text}");
+        assert!(!text.contains(&format!("{failure:?}")), "{text}");
     }
 }
 
