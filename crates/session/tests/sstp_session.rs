@@ -26,7 +26,7 @@ fn setup_then_packets_both_ways_over_ipv4_and_ipv6() {
         })
         .expect("the client got a Router Advertisement");
     assert_eq!(ra.advert.prefixes.len(), 1);
-    assert_eq!(ra.advert.mtu, Some(1400));
+    assert_eq!(ra.advert.mtu, Some(1500), "the MTU both ends can take");
     let client_v6 = p.client_v6();
     assert!(p.server_events.iter().any(|e| matches!(e,
         Event::Ipv6Up { address: Some(a), .. } if *a == client_v6)));
@@ -275,6 +275,14 @@ fn data_before_the_call_is_connected_goes_nowhere() {
     assert!(p.server_tun.is_empty() && p.client_tun.is_empty());
 }
 
+/// The MTU option of the Router Advertisement the client got.
+fn ra_mtu(p: &Pair) -> Option<u32> {
+    p.client_events.iter().find_map(|e| match e {
+        Event::RouterAdvert(ra) => ra.advert.mtu,
+        _ => None,
+    })
+}
+
 #[test]
 fn oversize_packets_with_df_are_dropped_not_sent() {
     let mut p = Pair::new(Opts::default());
@@ -356,6 +364,7 @@ fn ipv6_packets_over_the_peers_mru_get_packet_too_big() {
     assert_eq!(m.msg_type(), ipv6nd::icmpv6::Icmpv6Type::PacketTooBig);
     assert_eq!(ptb[44..48], 1500u32.to_be_bytes(), "the peer's MRU");
     assert_eq!(ptb[48..], big[..1280 - 48], "the quoted packet");
+    assert_eq!(ra_mtu(&p), Some(1500), "the RA names the client's MRU");
 }
 
 /// Both ends asking for a 4000-byte MRU in LCP (`--mru 4000` and a
@@ -370,6 +379,7 @@ fn a_larger_mru_asked_by_both_ends_carries_larger_packets() {
     });
     p.connect();
     assert_eq!((p.server.peer_mru(), p.client.peer_mru()), (4000, 4000));
+    assert_eq!(ra_mtu(&p), Some(4000));
     let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
     let up = v4(CLIENT_V4, far, 4000, 1);
     let down = v4(far, CLIENT_V4, 4000, 2);

@@ -108,7 +108,7 @@ impl Pair {
         let ipv6 = o.ipv6.then(|| Ipv6Params {
             prefix: prefix(),
             dns: vec!["fd00:44::53".parse().unwrap()],
-            mtu: 1400,
+            mtu: o.server_mru,
             router: SERVER_V6_ROUTER.parse().unwrap(),
         });
         Pair {
