@@ -265,8 +265,8 @@ struct Net {
     /// below the peer's MRU); see [`SstpSession::handle_tun_packet`] for
     /// what happens to larger ones.
     mtu_cap: Option<u16>,
-    /// Where an IP packet's fragments or an ICMP error are built (kept, so
-    /// that a steady stream of them allocates nothing).
+    /// Where an IP packet's fragments are built (kept, so that a steady
+    /// stream of them allocates nothing; the rarer ICMP errors allocate).
     scratch: Vec<u8>,
 }
 
