@@ -1,8 +1,11 @@
 //! LCP option negotiation (RFC 1661 §6) and packet codes (§5.7–§5.9).
 //!
 //! Options we handle:
-//! * MRU (1): requested only when ours differs from 1500; a peer MRU below
-//!   128 is Nak'd with 128; the peer's MRU limits the IP packets we send.
+//! * MRU (1): requested only when ours differs from 1500; a Nak of ours
+//!   with a value from 128 up to ours (or 1500) is asked for next, any other
+//!   Nak or a Reject stops the request (the peer assumes 1500); each new
+//!   negotiation asks for the configured value again. A peer MRU below 128
+//!   is Nak'd with 128; the peer's MRU limits the IP packets we send.
 //! * ACCM (2): meaningless on a frame-based (SSTP) link — no byte stuffing
 //!   happens — so any value is acknowledged and ignored; never requested.
 //! * Authentication-Protocol (3): the authenticator requests methods from an
@@ -83,8 +86,10 @@ pub(crate) enum Side {
 #[derive(Debug, Clone)]
 pub(crate) struct Lcp {
     side: Side,
-    /// Our MRU.
+    /// Our MRU: the one configured, or the value a peer's Nak suggested.
     mru: u16,
+    /// The configured MRU, asked for again at each negotiation.
+    configured_mru: u16,
     request_mru: bool,
     use_magic: bool,
     request_magic: bool,
@@ -123,6 +128,7 @@ impl Lcp {
         let mut l = Lcp {
             side,
             mru,
+            configured_mru: mru,
             request_mru: false,
             use_magic,
             request_magic: false,
@@ -180,6 +186,7 @@ impl Lcp {
 
 impl Negotiator for Lcp {
     fn reset(&mut self) {
+        self.mru = self.configured_mru;
         self.request_mru = self.mru != DEFAULT_MRU;
         self.request_magic = self.use_magic;
         if self.use_magic {
@@ -327,11 +334,16 @@ impl Negotiator for Lcp {
         for o in opts {
             match (o.kind, o.data) {
                 (opt::MRU, &[a, b]) if self.request_mru => {
+                    // A smaller MRU the peer suggests (pppd Naks a large
+                    // one with 1500) is asked for next; one below 128 or
+                    // above what we are configured for (and above 1500):
+                    // stop asking, the peer then assumes 1500 (§6.1).
                     let v = u16::from_be_bytes([a, b]);
-                    if v >= MIN_MRU {
+                    if (MIN_MRU..=self.configured_mru.max(DEFAULT_MRU)).contains(&v) {
                         self.mru = v;
                     } else {
                         self.request_mru = false;
+                        self.mru = DEFAULT_MRU;
                     }
                 }
                 (opt::MAGIC, &[_, _, _, _]) if self.request_magic => {
@@ -517,6 +529,43 @@ mod tests {
             (l.agreed_auth(), l.peer_mru, l.peer_magic),
             (None, DEFAULT_MRU, 0)
         );
+    }
+
+    fn our_mru(l: &mut Lcp) -> Option<u16> {
+        let r = req(l);
+        parse_options(&r)
+            .unwrap()
+            .iter()
+            .find(|o| o.kind == opt::MRU)
+            .map(|o| u16::from_be_bytes([o.data[0], o.data[1]]))
+    }
+
+    #[test]
+    fn a_larger_mru_nakd_or_rejected_ends_at_a_value_the_peer_takes() {
+        let mut l = Lcp::new(Side::Peer, 4000, true, vec![], SplitMix64::new(9));
+        l.reset();
+        assert_eq!(our_mru(&mut l), Some(4000));
+        // The peer suggests 1500 (pppd does for anything above its MRU).
+        assert!(l.nak_received(&parse_options(&[1, 4, 0x05, 0xdc]).unwrap()));
+        assert_eq!(our_mru(&mut l), Some(1500));
+        // A new negotiation asks for the configured value again.
+        l.reset();
+        assert_eq!(our_mru(&mut l), Some(4000));
+        // A smaller one within range is taken.
+        assert!(l.nak_received(&parse_options(&[1, 4, 0x05, 0x78]).unwrap()));
+        assert_eq!(our_mru(&mut l), Some(1400));
+        // Below 128 or above ours: stop asking (the peer assumes 1500).
+        for nak in [[1u8, 4, 0, 64], [1, 4, 0x23, 0x28]] {
+            l.reset();
+            assert!(l.nak_received(&parse_options(&nak).unwrap()));
+            assert_eq!(our_mru(&mut l), None, "{nak:?}");
+        }
+        // A Reject: stop asking.
+        l.reset();
+        assert!(l.reject_received(&parse_options(&[1, 4, 0x0f, 0xa0]).unwrap()));
+        assert_eq!(our_mru(&mut l), None);
+        l.reset();
+        assert_eq!(our_mru(&mut l), Some(4000));
     }
 
     #[test]

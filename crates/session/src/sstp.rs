@@ -35,8 +35,12 @@ pub struct Ipv6Params {
     pub prefix: Prefix64,
     /// RDNSS servers in the Router Advertisement.
     pub dns: Vec<Ipv6Addr>,
-    /// The MTU option of the Router Advertisement.
+    /// The MTU option of the Router Advertisement (capped by the
+    /// client's MRU and any Framed-MTU).
     pub mtu: u16,
+    /// The server's own address on the TUN device: the source of its
+    /// ICMPv6 Packet Too Big (RFC 4443 §2.2).
+    pub router: Ipv6Addr,
 }
 
 /// What the session tells its driver.
@@ -258,9 +262,12 @@ struct Net {
     up: Option<crate::rate::TokenBucket>,
     down: Option<crate::rate::TokenBucket>,
     /// Server: the largest packet sent to the client (RADIUS Framed-MTU,
-    /// below the peer's MRU); larger IPv4 packets with DF are answered
-    /// with ICMP Fragmentation Needed, any larger packet is dropped.
+    /// below the peer's MRU); see [`SstpSession::handle_tun_packet`] for
+    /// what happens to larger ones.
     mtu_cap: Option<u16>,
+    /// Where an IP packet's fragments are built (kept, so that a steady
+    /// stream of them allocates nothing; the rarer ICMP errors allocate).
+    scratch: Vec<u8>,
 }
 
 impl Net {
@@ -386,6 +393,7 @@ impl SstpSession {
                 up: None,
                 down: None,
                 mtu_cap: None,
+                scratch: Vec::new(),
             },
             tx: Vec::with_capacity(16 * 1024),
             closed: false,
@@ -530,6 +538,56 @@ impl SstpSession {
         self.ppp.authenticator_wants_only_eap()
     }
 
+    /// The largest packet the link carries to the peer: its MRU (a server
+    /// device's MTU may be larger, for peers that asked for more), or the
+    /// Framed-MTU cap below it.
+    fn link_mtu(&self) -> u16 {
+        let peer_mru = self.ppp.peer_mru();
+        self.net.mtu_cap.map_or(peer_mru, |c| c.min(peer_mru))
+    }
+
+    /// A packet from the TUN device larger than the link carries (`mtu`):
+    /// IPv4 with Don't Fragment gets ICMP Fragmentation Needed (RFC 1191
+    /// §4), other IPv4 is fragmented (RFC 791 §3.2) and sent, IPv6 gets
+    /// Packet Too Big (RFC 4443 §3.2; routers never fragment IPv6) from
+    /// the server's address. Returns whether it was sent.
+    fn send_oversize(&mut self, packet: &[u8], mtu: u16) -> bool {
+        if let Some(mut frags) = ip::fragments(packet, mtu) {
+            let mut buf = std::mem::take(&mut self.net.scratch);
+            let mut sent = true;
+            while frags.next_into(&mut buf) {
+                sent &= self.send_ip(&buf);
+            }
+            self.net.scratch = buf;
+            return sent;
+        }
+        let answer = match packet.first().map(|b| b >> 4) {
+            Some(6) => self
+                .packet_too_big_source(packet)
+                .and_then(|src| ipv6nd::icmpv6::packet_too_big(src, packet, u32::from(mtu))),
+            _ => ip::frag_needed(packet, mtu),
+        };
+        if let Some(icmp) = answer {
+            self.net.tun.push(&icmp);
+        }
+        false
+    }
+
+    /// The source of a Packet Too Big for `packet`: the server's address
+    /// on the TUN device; on the client (no such address known), the
+    /// packet's destination if it is a global unicast one, as for IPv4.
+    fn packet_too_big_source(&self, packet: &[u8]) -> Option<Ipv6Addr> {
+        if let Some(p) = &self.net.ipv6 {
+            return Some(p.router);
+        }
+        match ip::destination(packet)? {
+            IpAddr::V6(d) if !d.is_multicast() && !d.is_unspecified() && !ip::link_scope(d) => {
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+
     /// Frames an IP packet of ours for the peer (dropped and counted when
     /// the link cannot carry it yet, or it exceeds the peer's MRU).
     fn send_ip(&mut self, pkt: &[u8]) -> bool {
@@ -548,7 +606,7 @@ impl SstpSession {
             return;
         }
         let mut ra = ipv6nd::RouterAdvert::for_client(p.prefix, &p.dns);
-        ra.mtu = Some(u32::from(self.net.mtu_cap.map_or(p.mtu, |c| c.min(p.mtu))));
+        ra.mtu = Some(u32::from(self.link_mtu().min(p.mtu)));
         if let Ok(pkt) = ra.to_packet(src, to) {
             self.send_ip(&pkt);
         }
@@ -675,17 +733,15 @@ impl Session for SstpSession {
         self.pump(now);
     }
 
+    /// A packet for the peer. One larger than the link carries (the peer's
+    /// MRU, or a Framed-MTU below it) is fragmented (IPv4 without Don't
+    /// Fragment) or answered with ICMP Fragmentation Needed (IPv4 with DF)
+    /// or Packet Too Big (IPv6) and counted in `tx_dropped`.
     fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
-        // The largest packet the link carries: the peer's MRU (a server
-        // device's MTU may be larger, for peers that asked for more), or
-        // the cap below it. Larger IPv4 packets with DF are answered (path
-        // MTU discovery) rather than dropped in silence.
-        let peer_mru = self.ppp.peer_mru();
-        let cap = self.net.mtu_cap.map_or(peer_mru, |c| c.min(peer_mru));
-        if packet.len() > usize::from(cap) {
-            if let Some(icmp) = ip::frag_needed(packet, cap) {
-                self.net.tun.push(&icmp);
-            }
+        let mtu = self.link_mtu();
+        let oversize = packet.len() > usize::from(mtu);
+        if oversize && !ip::may_fragment(packet) {
+            self.send_oversize(packet, mtu);
             self.net.counters.tx_dropped += 1;
             return;
         }
@@ -695,7 +751,12 @@ impl Session for SstpSession {
                 return;
             }
         }
-        if self.send_ip(packet) {
+        let sent = if oversize {
+            self.send_oversize(packet, mtu)
+        } else {
+            self.send_ip(packet)
+        };
+        if sent {
             self.net.counters.tx_packets += 1;
             self.net.counters.tx_bytes += packet.len() as u64;
         } else {

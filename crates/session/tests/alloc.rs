@@ -97,3 +97,36 @@ fn ten_thousand_packets_each_way_allocate_nothing() {
     assert_eq!(n, 0, "allocations in steady state");
     assert!(p.server.poll_event().is_none() && p.client.poll_event().is_none());
 }
+
+/// Fragmenting (a 3000-byte IPv4 packet without DF for a peer with the
+/// default MRU of 1500) allocates nothing once warm either.
+#[test]
+fn fragmenting_allocates_nothing_in_steady_state() {
+    let mut p = Pair::new(Opts {
+        server_mru: 4000,
+        ..Opts::default()
+    });
+    p.connect();
+    let now = p.now;
+    let mut big = v4(SERVER_V4, CLIENT_V4, 3000, 0x33);
+    big[6..8].copy_from_slice(&[0, 0]);
+    let mut wire = Vec::with_capacity(64 * 1024);
+    let mut fragments = 0;
+    let mut run = |p: &mut Pair, packets: usize, fragments: &mut usize| {
+        for _ in 0..packets / 8 {
+            for _ in 0..8 {
+                p.server.handle_tun_packet(now, &big);
+            }
+            wire.clear();
+            while p.server.poll_transmit(&mut wire) {}
+            p.client.handle_stream_bytes(now, &wire);
+            while let Some(f) = p.client.poll_tun() {
+                *fragments += usize::from(f.len() <= 1500 && f[12..20] == big[12..20]);
+            }
+        }
+    };
+    run(&mut p, 1000, &mut fragments);
+    let n = allocations(|| run(&mut p, 10_000, &mut fragments));
+    assert_eq!(fragments, 3 * 11_000, "three fragments of each");
+    assert_eq!(n, 0, "allocations in steady state");
+}

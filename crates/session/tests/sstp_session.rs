@@ -26,7 +26,7 @@ fn setup_then_packets_both_ways_over_ipv4_and_ipv6() {
         })
         .expect("the client got a Router Advertisement");
     assert_eq!(ra.advert.prefixes.len(), 1);
-    assert_eq!(ra.advert.mtu, Some(1400));
+    assert_eq!(ra.advert.mtu, Some(1500), "the MTU both ends can take");
     let client_v6 = p.client_v6();
     assert!(p.server_events.iter().any(|e| matches!(e,
         Event::Ipv6Up { address: Some(a), .. } if *a == client_v6)));
@@ -275,12 +275,21 @@ fn data_before_the_call_is_connected_goes_nowhere() {
     assert!(p.server_tun.is_empty() && p.client_tun.is_empty());
 }
 
+/// The MTU option of the Router Advertisement the client got.
+fn ra_mtu(p: &Pair) -> Option<u32> {
+    p.client_events.iter().find_map(|e| match e {
+        Event::RouterAdvert(ra) => ra.advert.mtu,
+        _ => None,
+    })
+}
+
 #[test]
-fn oversize_packets_are_dropped_not_sent() {
+fn oversize_packets_with_df_are_dropped_not_sent() {
     let mut p = Pair::new(Opts::default());
     p.connect();
     let mru = usize::from(p.client.peer_mru());
-    let big = v4(CLIENT_V4, SERVER_V4, mru + 1, 1);
+    let mut big = v4(CLIENT_V4, SERVER_V4, mru + 1, 1);
+    big[6..8].copy_from_slice(&[0x40, 0]);
     p.client.handle_tun_packet(p.now, &big);
     p.settle();
     assert!(p.server_tun.is_empty());
@@ -289,10 +298,10 @@ fn oversize_packets_are_dropped_not_sent() {
 
 /// A server device whose MTU is larger than a peer's MRU (a server set up
 /// for peers that ask for large packets) answers a larger IPv4 packet with
-/// DF with ICMP "fragmentation needed" naming the peer's MRU, and drops
-/// one without DF; neither goes on the wire.
+/// DF with ICMP "fragmentation needed" naming the peer's MRU, and sends
+/// one without DF in fragments that fit it (RFC 791 §3.2).
 #[test]
-fn packets_over_the_peers_mru_get_frag_needed_with_df() {
+fn packets_over_the_peers_mru_get_frag_needed_with_df_and_fragmented_without() {
     let mut p = Pair::new(Opts {
         server_mru: 4000,
         ..Opts::default()
@@ -302,22 +311,65 @@ fn packets_over_the_peers_mru_get_frag_needed_with_df() {
     assert_eq!(mru, 1500, "the client asked for nothing: the default");
     let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
     let mut df = v4(far, CLIENT_V4, usize::from(mru) + 1, 3);
-    df[6] = 0x40;
-    let plain = v4(far, CLIENT_V4, usize::from(mru) + 1, 4);
+    df[6..8].copy_from_slice(&[0x40, 0]);
+    let mut plain = v4(far, CLIENT_V4, 3000, 4);
+    plain[6..8].copy_from_slice(&[0, 0]);
     p.server.handle_tun_packets(p.now, [&df[..], &plain[..]]);
     p.settle();
-    assert!(p.client_tun.is_empty());
-    assert_eq!(p.server.counters().tx_dropped, 2);
+    assert_eq!(p.server.counters().tx_dropped, 1, "the DF packet");
+    assert_eq!(p.server.counters().tx_packets, 1);
     assert_eq!(p.server_tun.len(), 1, "one ICMP error, for the DF packet");
     let icmp = &p.server_tun[0];
     assert_eq!((icmp[9], icmp[20], icmp[21]), (1, 3, 4), "ICMP frag needed");
     assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), mru);
     assert_eq!(icmp[16..20], far.octets(), "back to the sender");
+    // The plain one arrives in three fragments of at most the MRU.
+    let frags = &p.client_tun;
+    assert_eq!(frags.len(), 3);
+    assert!(frags.iter().all(|f| f.len() <= usize::from(mru)));
+    let data: Vec<u8> = frags.iter().flat_map(|f| f[20..].to_vec()).collect();
+    assert_eq!(data, plain[20..], "the data, in order");
+    let fields: Vec<u16> = frags
+        .iter()
+        .map(|f| u16::from_be_bytes([f[6], f[7]]))
+        .collect();
+    assert_eq!(fields, vec![0x2000, 0x2000 | 185, 370], "offsets and MF");
+}
+
+/// IPv6 packets are never fragmented by a router: one larger than the
+/// peer's MRU gets ICMPv6 Packet Too Big (RFC 4443 §3.2) naming it, from
+/// the server's own address.
+#[test]
+fn ipv6_packets_over_the_peers_mru_get_packet_too_big() {
+    let mut p = Pair::new(Opts {
+        server_mru: 4000,
+        ..Opts::default()
+    });
+    p.connect();
+    let client_v6 = p.client_v6();
+    let far: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
+    let big = v6(far, client_v6, 3000 - 40);
+    p.server.handle_tun_packet(p.now, &big);
+    p.settle();
+    assert!(p.client_tun.is_empty());
+    assert_eq!(p.server.counters().tx_dropped, 1);
+    assert_eq!(p.server_tun.len(), 1);
+    let ptb = &p.server_tun[0];
+    let router: std::net::Ipv6Addr = sim::SERVER_V6_ROUTER.parse().unwrap();
+    assert_eq!(ptb[8..24], router.octets(), "from the server's address");
+    assert_eq!(ptb[24..40], far.octets(), "to the sender");
+    assert_eq!(ptb.len(), 1280, "as much of the packet as fits 1280 bytes");
+    let m = ipv6nd::icmpv6::icmpv6_of(&ipv6nd::ipv6::Ipv6Packet::new_checked(&ptb[..]).unwrap())
+        .expect("a valid ICMPv6 message (checksum)");
+    assert_eq!(m.msg_type(), ipv6nd::icmpv6::Icmpv6Type::PacketTooBig);
+    assert_eq!(ptb[44..48], 1500u32.to_be_bytes(), "the peer's MRU");
+    assert_eq!(ptb[48..], big[..1280 - 48], "the quoted packet");
+    assert_eq!(ra_mtu(&p), Some(1500), "the RA names the client's MRU");
 }
 
 /// Both ends asking for a 4000-byte MRU in LCP (`--mru 4000` and a
 /// server `tun.mtu = 4000`) carry 4000-byte packets both ways in one
-/// frame each; one byte more is not sent.
+/// frame each; one byte more (with DF) is not sent.
 #[test]
 fn a_larger_mru_asked_by_both_ends_carries_larger_packets() {
     let mut p = Pair::new(Opts {
@@ -327,15 +379,19 @@ fn a_larger_mru_asked_by_both_ends_carries_larger_packets() {
     });
     p.connect();
     assert_eq!((p.server.peer_mru(), p.client.peer_mru()), (4000, 4000));
+    assert_eq!(ra_mtu(&p), Some(4000));
     let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
     let up = v4(CLIENT_V4, far, 4000, 1);
     let down = v4(far, CLIENT_V4, 4000, 2);
     p.client.handle_tun_packet(p.now, &up);
     p.server.handle_tun_packet(p.now, &down);
-    p.server
-        .handle_tun_packet(p.now, &v4(far, CLIENT_V4, 4001, 2));
+    let mut over = v4(far, CLIENT_V4, 4001, 2);
+    over[6..8].copy_from_slice(&[0x40, 0]);
+    p.server.handle_tun_packet(p.now, &over);
     p.settle();
-    assert_eq!(p.server_tun, vec![up]);
+    assert_eq!(p.server_tun.len(), 2, "an ICMP error and the packet");
+    assert_eq!(p.server_tun[1], up);
+    assert_eq!(p.server_tun[0][20..22], [3, 4], "frag needed");
     assert_eq!(p.client_tun, vec![down]);
     assert_eq!(p.server.counters().tx_dropped, 1);
 }

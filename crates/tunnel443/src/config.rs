@@ -21,6 +21,11 @@ pub use radius::{AuthSource, RadiusSettings};
 pub const DEFAULT_CONFIG: &str = "/etc/tunnel443/tunnel443.toml";
 /// Generated certificate, key, users file.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/tunnel443";
+/// `tun.mtu` unless configured: the server's device MTU and the PPP MRU it
+/// asks for in LCP. Peers that ask for less (MRU 1500: Windows, sstpc,
+/// SoftEther's client) get packets of at most their MRU: IPv4 fragmented
+/// or answered with Fragmentation Needed (DF), IPv6 with Packet Too Big.
+pub const DEFAULT_TUN_MTU: u16 = 4000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,7 +209,8 @@ pub struct Ipv6Section {
 pub struct TunSection {
     /// Name of the server's TUN device.
     pub name: Option<String>,
-    /// MTU of the TUN device (and the PPP MRU offered).
+    /// MTU of the TUN device (and the PPP MRU asked for): default
+    /// [`DEFAULT_TUN_MTU`].
     pub mtu: Option<u16>,
 }
 
@@ -753,7 +759,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
     if tun_name.is_empty() || tun_name.len() > 15 {
         bail!("tun.name: \"{tun_name}\" must be 1 to 15 characters");
     }
-    let mtu = f.tun.mtu.unwrap_or(1400);
+    let mtu = f.tun.mtu.unwrap_or(DEFAULT_TUN_MTU);
     if !(576..=4000).contains(&mtu) {
         bail!("tun.mtu: {mtu} out of range 576..=4000 (SSTP packets are at most 4095 bytes)");
     }

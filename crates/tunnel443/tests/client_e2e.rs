@@ -505,23 +505,16 @@ fn client_help_and_options_that_do_not_apply() {
     }
 }
 
-/// `--mru 4000` against a server with `tun.mtu = 4000`: both ends ask for
-/// 4000 bytes in LCP, the client's device gets MTU 4000, and a 4000-byte
-/// packet with DF crosses the tunnel whole, both ways (an echo request and
-/// its reply).
+/// With the defaults on both ends (server `tun.mtu` 4000, client `--mru`
+/// 4000) both ask for 4000 bytes in LCP, the client's device gets MTU 4000,
+/// and a 4000-byte packet with DF crosses the tunnel whole, both ways (an
+/// echo request and its reply).
 #[test]
-fn a_larger_mru_gives_the_client_device_that_mtu() {
+fn the_default_mru_gives_the_client_device_mtu_4000() {
     let lab = Lab::new(1);
-    let cfg = lab.dir.path().join("mtu4000.toml");
-    std::fs::write(&cfg, "[tun]\nmtu = 4000\n").unwrap();
-    let _server = lab.start_server(&["--config", cfg.to_str().unwrap()]);
+    let _server = lab.start_server(&[]);
     let fp = lab.fingerprint();
-    let c = lab.start_client(
-        0,
-        "vpn",
-        &lab.password(),
-        &["--pin-sha256", &fp, "--mru", "4000"],
-    );
+    let c = lab.start_client(0, "vpn", &lab.password(), &["--pin-sha256", &fp]);
     let ns = &lab.clients[0];
     assert!(
         wait_ping(ns, SERVER_TUN, 30),
@@ -541,5 +534,102 @@ fn a_larger_mru_gives_the_client_device_that_mtu() {
         "{}\n{}",
         String::from_utf8_lossy(&big.stdout),
         c.output()
+    );
+}
+
+/// Sends one UDP datagram of `data` from `ns` to `to:port` with Don't
+/// Fragment clear (IP_PMTUDISC_DONT).
+fn send_udp_no_df(ns: &Netns, to: &str, port: u16, data: &str) {
+    let script = format!(
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.setsockopt(socket.IPPROTO_IP, 10, 0); \
+         s.sendto(bytes.fromhex('{data}'), ('{to}', {port}))"
+    );
+    let st = ns
+        .command("/usr/bin/python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A client with `--mru 1500` against a server with the default MTU of
+/// 4000: the server's device routes larger packets to it, and the session
+/// keeps them within the client's MRU. A 3000-byte UDP datagram without DF
+/// from the server's namespace arrives whole (fragmented on the way, put
+/// together by the client's kernel), so does a 3000-byte ping without DF
+/// (its reply too); one with DF gets ICMP Fragmentation Needed naming 1500.
+#[test]
+fn a_client_with_mru_1500_gets_large_packets_fragmented_or_frag_needed() {
+    let lab = Lab::new(1);
+    let server = lab.start_server(&[]);
+    let fp = lab.fingerprint();
+    let c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &fp, "--mru", "1500"],
+    );
+    let ns = &lab.clients[0];
+    assert!(
+        wait_ping(ns, SERVER_TUN, 30),
+        "tunnel did not come up:\n{}",
+        c.output()
+    );
+    let link = ip(ns, &["link", "show", "t443c0"]);
+    assert!(link.contains("mtu 1500"), "{link}\n{}", c.output());
+    const CLIENT_TUN: &str = "10.44.0.2";
+    // No path MTU learned yet: the server's kernel sends 3000-byte packets
+    // to its device whole, so the fragments below are the session's.
+    let route = ip(&lab.server, &["-4", "route", "get", CLIENT_TUN]);
+    assert!(!route.contains("mtu"), "{route}");
+
+    // UDP: a receiver that prints the length and content of one datagram.
+    let data: String = (0..3000)
+        .map(|i| format!("{:02x}", (i * 7 % 251) as u8))
+        .collect();
+    let recv_log = lab.dir.path().join("udp-recv.log");
+    let mut rcmd = ns.command("/usr/bin/python3");
+    rcmd.args([
+        "-c",
+        "import socket, sys\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.bind(('0.0.0.0', 9999))\n\
+         s.settimeout(30)\n\
+         d = s.recv(65535)\n\
+         print('received', len(d), d.hex(), flush=True)",
+    ]);
+    let mut receiver = Proc::spawn(rcmd, recv_log, "udp receiver");
+    // The receiver binds after it starts: send until it has one datagram.
+    let got = wait_until(20, || {
+        send_udp_no_df(&lab.server, CLIENT_TUN, 9999, &data);
+        receiver.output().contains("received")
+    });
+    let out = receiver.output();
+    assert!(got, "no datagram arrived:\n{out}\n{}", server.output());
+    assert!(
+        out.contains(&format!("received 3000 {data}")),
+        "the datagram arrived changed:\n{out}"
+    );
+    let _ = receiver.wait_exit(5);
+
+    let ping = |df: &str| {
+        let out = lab
+            .server
+            .command("ping")
+            .args([
+                "-n", "-c", "1", "-W", "2", "-M", df, "-s", "2972", CLIENT_TUN,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let plain = ping("dont");
+    assert!(plain.contains("1 received"), "{plain}\n{}", server.output());
+    let df = ping("do");
+    assert!(
+        df.contains("mtu = 1500") || df.contains("mtu=1500"),
+        "{df}\n{}",
+        server.output()
     );
 }

@@ -432,8 +432,10 @@ fn radius_framed_route() {
     );
     assert!(server.output().contains("Framed-Route installed"));
     // Framed-MTU = 1200: a larger packet with DF gets Fragmentation Needed
-    // naming 1200; one that fits goes through.
-    let ping = |size: &str| {
+    // naming 1200, one without DF goes through in fragments; one that fits
+    // goes through. (Without DF first: with DF the sender learns 1200 and
+    // fragments itself from then on.)
+    let ping_df = |size: &str, df: &str| {
         let out = lab
             .server
             .command("ping")
@@ -444,7 +446,7 @@ fn radius_framed_route() {
                 "-W",
                 "2",
                 "-M",
-                "do",
+                df,
                 "-s",
                 size,
                 "10.50.0.1",
@@ -453,6 +455,9 @@ fn radius_framed_route() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
+    let ping = |size: &str| ping_df(size, "do");
+    let nodf = ping_df("1300", "dont");
+    assert!(nodf.contains("1 received"), "{nodf}\n{}", server.output());
     let big = ping("1300");
     assert!(
         big.contains("mtu = 1200") || big.contains("mtu=1200"),

@@ -98,3 +98,64 @@ fn ipv6_clients_are_not_spoofers_and_shutdown_counts_sessions() {
     }
     drop(clients);
 }
+
+/// A client with `--mru 1500` against a server with the default MTU of
+/// 4000: a 3000-byte IPv6 packet from the server's namespace to the client
+/// is answered with ICMPv6 Packet Too Big naming 1500 (RFC 4443 §3.2; no
+/// router fragments IPv6), and the sender's next packets, fragmented by its
+/// own kernel, get through (the echo replies come back).
+#[test]
+fn ipv6_packets_over_the_clients_mru_get_packet_too_big() {
+    let lab = Lab::new(1);
+    let server = lab.start_server(&["--ipv6-prefix", "fd44:443::/64"]);
+    let pin = lab.fingerprint();
+    let c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &pin, "--mru", "1500"],
+    );
+    let ns = &lab.clients[0];
+    assert!(
+        wait_ping6(ns, SERVER_V6, 30),
+        "no IPv6 through the tunnel:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    // The client's global address (prefix::<its IPv6CP identifier>).
+    let out = ns
+        .command("ip")
+        .args([
+            "-6", "-o", "addr", "show", "dev", "t443c0", "scope", "global",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let addr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no global address: {text}"))
+        .to_string();
+    // 2952 bytes of ICMPv6 data + 8 + 40 = a 3000-byte packet.
+    let ping = lab
+        .server
+        .command("ping")
+        .args([
+            "-6", "-n", "-c", "3", "-i", "0.3", "-W", "2", "-s", "2952", &addr,
+        ])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&ping.stdout).into_owned() + &String::from_utf8_lossy(&ping.stderr);
+    assert!(
+        text.contains("mtu=1500") || text.contains("mtu = 1500"),
+        "no Packet Too Big naming 1500:\n{text}\n{}",
+        server.output()
+    );
+    assert!(
+        !text.contains(" 0 received"),
+        "nothing got through after it:\n{text}"
+    );
+}

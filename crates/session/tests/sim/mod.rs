@@ -13,6 +13,8 @@ pub const CERT_SHA1: [u8; 20] = [7; 20];
 pub const CERT_SHA256: [u8; 32] = [9; 32];
 pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(10, 44, 0, 1);
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 44, 0, 2);
+/// The server's own IPv6 address (`prefix::1`).
+pub const SERVER_V6_ROUTER: &str = "fd00:44::1";
 
 pub fn prefix() -> ipv6nd::Prefix64 {
     ipv6nd::Prefix64::of("fd00:44::".parse().unwrap())
@@ -106,7 +108,8 @@ impl Pair {
         let ipv6 = o.ipv6.then(|| Ipv6Params {
             prefix: prefix(),
             dns: vec!["fd00:44::53".parse().unwrap()],
-            mtu: 1400,
+            mtu: o.server_mru,
+            router: SERVER_V6_ROUTER.parse().unwrap(),
         });
         Pair {
             t0,

@@ -35,6 +35,10 @@ use crate::pool::Ipv4Net;
 use crate::tls::Trust;
 
 /// The `client` command's long help, after the options.
+/// `--mru` unless given: what our server asks for by default (larger
+/// packets, fewer per-packet costs; BENCHMARKS.md "Steps of 2026-12-02").
+pub const DEFAULT_MRU: u16 = crate::config::DEFAULT_TUN_MTU;
+
 const AFTER_HELP: &str = "\
 Protocols:
   sstp://USER@HOST[:PORT]      SSTP (MS-SSTP): PPP over HTTPS; the password is asked
@@ -114,9 +118,11 @@ pub struct ClientArgs {
     pub tun_name: String,
     /// SSTP: the largest packet to receive (PPP MRU, asked of the server
     /// in LCP when not 1500; 576-4000). The device's MTU is the smaller of
-    /// this and the server's MRU: with a server whose `tun.mtu` is larger
-    /// too, fewer, larger packets cross the tunnel.
-    #[arg(long, default_value_t = ppp::lcp::DEFAULT_MRU,
+    /// this and the server's MRU: against our server (MRU 4000 by default)
+    /// fewer, larger packets cross the tunnel; against Windows, SoftEther
+    /// or sstp-server (MRU 1500) it stays 1500. `--mru 1500` asks for
+    /// nothing, as before.
+    #[arg(long, default_value_t = DEFAULT_MRU,
           value_parser = clap::value_parser!(u16).range(576..=4000))]
     pub mru: u16,
     /// Rootless mode (sstp:// and iphttps://): no TUN device and no

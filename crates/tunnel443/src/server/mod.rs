@@ -362,6 +362,12 @@ fn listen_socket(listen: std::net::SocketAddr) -> std::io::Result<tokio::net::Tc
 
 /// Whether `a` is one of the server's own tunnel addresses (not something
 /// a client can dial before it is connected).
+/// The server's own address in the SSTP clients' IPv6 prefix (`prefix::1`,
+/// on the TUN device): also the source of its Packet Too Big messages.
+pub(crate) fn own_ipv6(p: ::ipv6nd::Prefix64) -> std::net::Ipv6Addr {
+    p.address(::ipv6nd::InterfaceId::new([0, 0, 0, 0, 0, 0, 0, 1]).expect("::1 is not reserved"))
+}
+
 fn own_tunnel_address(settings: &ServerSettings, a: std::net::IpAddr) -> bool {
     match a {
         std::net::IpAddr::V4(v4) => settings.pool.contains(v4),
@@ -447,9 +453,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         settings.mtu,
     )?;
     if let Some(p) = settings.ipv6_prefix {
-        let one =
-            ::ipv6nd::InterfaceId::new([0, 0, 0, 0, 0, 0, 0, 1]).expect("::1 is not reserved");
-        let addr = p.address(one);
+        let addr = own_ipv6(p);
         tun.add_address_v6(addr, 64)
             .with_context(|| format!("adding {addr}/64 to the TUN device"))?;
     }

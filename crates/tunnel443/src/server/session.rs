@@ -687,6 +687,7 @@ async fn run_inner(
             prefix,
             dns: shared.settings.ipv6_dns.clone(),
             mtu: shared.settings.mtu,
+            router: super::own_ipv6(prefix),
         });
     let mut s = SstpSession::server(
         sstp_config(&shared, hashes),
