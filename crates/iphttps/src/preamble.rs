@@ -22,6 +22,11 @@
 //! length, because whatever follows it belongs to the packet stream.
 //! The 200 response carries no Content-Length, as in §4.1: its body ends
 //! when the connection does.
+//!
+//! Our client may add one header of its own, `X-Tunnel443-Link-MTU`, to
+//! announce a link MTU above 1280 ([`crate::mtu`]); other servers ignore
+//! it (RFC 9110 §5.1), ours reads it into [`ClientRequest::link_mtu`] and
+//! never refuses a request for it.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
