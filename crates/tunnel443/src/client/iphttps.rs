@@ -207,19 +207,17 @@ fn apply_link_mtu(t: &crate::tun::Tun, option: Option<u32>, announced: usize) {
             return;
         }
     };
-    set_mtu(t, mtu);
+    set_mtu(t, mtu, "from the Router Advertisement");
 }
 
-/// The device's MTU to `mtu`, if it is not that already.
-fn set_mtu(t: &crate::tun::Tun, mtu: u16) {
+/// The device's MTU to `mtu` (`why`, for the log), if it is not that
+/// already.
+fn set_mtu(t: &crate::tun::Tun, mtu: u16, why: &str) {
     if t.mtu().ok() == Some(mtu) {
         return;
     }
     match t.set_mtu(mtu) {
-        Ok(()) => info!(
-            link_mtu = mtu,
-            "device MTU set from the Router Advertisement"
-        ),
+        Ok(()) => info!(link_mtu = mtu, "device MTU set {why}"),
         Err(e) => warn!(link_mtu = mtu, error = %e, "could not set the device's MTU"),
     }
 }
@@ -307,7 +305,11 @@ impl Dev {
         match self {
             Dev::Tun(t, routes) => {
                 // The next link starts at the default until its RA.
-                set_mtu(t, iphttps::MIN_MTU as u16);
+                set_mtu(
+                    t,
+                    iphttps::MIN_MTU as u16,
+                    "back to the default at link down",
+                );
                 routes.link_down(t).await
             }
             Dev::Stack { host, dns, .. } => {
