@@ -31,7 +31,8 @@
 //!
 //! The link MTU is 1280 (§3.1.5.2, §3.2.3), both ends configure it and our
 //! server advertises it in the RA MTU option, so a conforming peer never
-//! sends more. The decoder nevertheless accepts up to
+//! sends more. (Between our own ends it may be larger, [`crate::mtu`]: the
+//! sessions then size both directions to it.) The decoder nevertheless accepts up to
 //! [`DEFAULT_MAX_PACKET`] = 1500 bytes (an MTU counts the 40-byte header):
 //! a peer whose tunnel interface was left at the common Ethernet default
 //! would otherwise lose every full-size packet, while accepting them costs

@@ -15,6 +15,9 @@
 //! * [`router`]: the server as each client's IPv6 router (§3.2.3): one /64
 //!   per client, anti-spoofing, answers to Router and Neighbor
 //!   Solicitations, periodic RAs, Packet Too Big towards the link MTU.
+//! * [`mtu`]: our extension for a link MTU above the default 1280
+//!   (§3.1.5.3) between our own client and server: announced in the POST,
+//!   advertised in the RA MTU option (RFC 4861 §4.6.4).
 //! * [`nd`], [`host`], [`addr`], [`icmpv6`], [`ipv6`], [`checksum`]: the
 //!   IPv6 underneath (Neighbor Discovery, host configuration from RAs,
 //!   prefixes and SLAAC, the wire formats), from the `ipv6nd` crate that
@@ -27,6 +30,7 @@
 
 pub mod frame;
 pub mod link;
+pub mod mtu;
 pub mod preamble;
 pub mod router;
 

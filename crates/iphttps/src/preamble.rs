@@ -22,6 +22,11 @@
 //! length, because whatever follows it belongs to the packet stream.
 //! The 200 response carries no Content-Length, as in §4.1: its body ends
 //! when the connection does.
+//!
+//! Our client may add one header of its own, `X-Tunnel443-Link-MTU`, to
+//! announce a link MTU above 1280 ([`crate::mtu`]); other servers ignore
+//! it (RFC 9110 §5.1), ours reads it into [`ClientRequest::link_mtu`] and
+//! never refuses a request for it.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -102,8 +107,10 @@ fn check_path(path: &str) -> Result<(), BuildError> {
 
 /// The client's request (§3.1.5.2, §4.1): `POST <path> HTTP/1.1`, `Host`,
 /// and `Content-Length: 18446744073709551615`. `host` is the authority as
-/// the URI gives it (`name`, `name:port`, `[v6]:port`).
-pub fn build_request(host: &str, path: &str) -> Result<Vec<u8>, BuildError> {
+/// the URI gives it (`name`, `name:port`, `[v6]:port`). With `link_mtu`
+/// above 1280, the request also announces it ([`crate::mtu`]: our
+/// extension, ignored by other servers).
+pub fn build_request(host: &str, path: &str, link_mtu: usize) -> Result<Vec<u8>, BuildError> {
     check_path(path)?;
     if !is_visible(host) || host.contains('/') {
         return Err(BuildError::Host(host.to_owned()));
@@ -112,8 +119,12 @@ pub fn build_request(host: &str, path: &str) -> Result<Vec<u8>, BuildError> {
     // Writing to a String cannot fail.
     let _ = write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {CONTENT_LENGTH}\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {CONTENT_LENGTH}\r\n"
     );
+    if let Some(line) = crate::mtu::header_line(link_mtu) {
+        s.push_str(&line);
+    }
+    s.push_str("\r\n");
     Ok(s.into_bytes())
 }
 
@@ -268,6 +279,8 @@ pub struct ClientRequest {
     pub host: Option<String>,
     /// HTTP minor version (0 or 1).
     pub minor_version: u8,
+    /// The link MTU the client announced ([`crate::mtu`]).
+    pub link_mtu: crate::mtu::Offer,
 }
 
 /// What is wrong with a Content-Length.
@@ -371,6 +384,7 @@ pub fn check_request(
             httphead::Version::Http10 => 0,
             httphead::Version::Http11 => 1,
         },
+        link_mtu: crate::mtu::offer(headers),
     })
 }
 
@@ -481,21 +495,21 @@ mod tests {
 
     #[test]
     fn client_request_bytes() {
-        let r = build_request("gw.example.com", "/IPHTTPS").unwrap();
+        let r = build_request("gw.example.com", "/IPHTTPS", 1280).unwrap();
         assert_eq!(
             r,
             b"POST /IPHTTPS HTTP/1.1\r\nHost: gw.example.com\r\nContent-Length: 18446744073709551615\r\n\r\n"
         );
-        assert!(build_request("[2001:db8::1]:8443", "/IPTLS").is_ok());
+        assert!(build_request("[2001:db8::1]:8443", "/IPTLS", 1280).is_ok());
         for bad in ["IPHTTPS", "/a b", "/a\r\nX: y", ""] {
             assert_eq!(
-                build_request("h", bad),
+                build_request("h", bad, 1280),
                 Err(BuildError::Path(bad.to_owned()))
             );
         }
         for bad in ["", "a b", "h\r\nX: y", "h/x"] {
             assert_eq!(
-                build_request(bad, "/IPHTTPS"),
+                build_request(bad, "/IPHTTPS", 1280),
                 Err(BuildError::Host(bad.to_owned()))
             );
         }
@@ -504,7 +518,7 @@ mod tests {
     #[test]
     fn our_request_is_accepted_by_our_server() {
         let cfg = ServerConfig::default();
-        let mut buf = build_request("gw", "/IPHTTPS").unwrap();
+        let mut buf = build_request("gw", "/IPHTTPS", 1280).unwrap();
         let head = buf.len();
         buf.extend_from_slice(&[0x60, 0, 0, 0]);
         let (req, len) = complete(parse_request(&buf, &cfg).unwrap());
@@ -513,6 +527,26 @@ mod tests {
         assert_eq!(req.path, "/IPHTTPS");
         assert_eq!(req.host.as_deref(), Some("gw"));
         assert_eq!(req.minor_version, 1);
+        assert_eq!(req.link_mtu, crate::mtu::Offer::Absent);
+    }
+
+    #[test]
+    fn our_link_mtu_announcement_reaches_our_server() {
+        let cfg = ServerConfig::default();
+        let buf = build_request("gw", "/IPHTTPS", 4000).unwrap();
+        assert_eq!(
+            buf,
+            b"POST /IPHTTPS HTTP/1.1\r\nHost: gw\r\nContent-Length: 18446744073709551615\r\nX-Tunnel443-Link-MTU: 4000\r\n\r\n"
+        );
+        let (req, len) = complete(parse_request(&buf, &cfg).unwrap());
+        assert_eq!(len, buf.len());
+        assert_eq!(req.link_mtu, crate::mtu::Offer::Mtu(4000));
+        // Garbage in the header does not refuse the request: the session
+        // gets 1280.
+        let buf = b"POST /IPHTTPS HTTP/1.1\r\nX-Tunnel443-Link-MTU: lots\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        let (req, _) = complete(parse_request(buf, &cfg).unwrap());
+        assert_eq!(req.link_mtu, crate::mtu::Offer::Invalid("lots".into()));
+        assert_eq!(crate::mtu::negotiate(&req.link_mtu, 4000).mtu(), 1280);
     }
 
     #[test]
@@ -534,7 +568,7 @@ mod tests {
     #[test]
     fn partial_heads_need_more_at_every_split() {
         let cfg = ServerConfig::default();
-        let buf = build_request("gw", "/IPTLS").unwrap();
+        let buf = build_request("gw", "/IPTLS", 1280).unwrap();
         for cut in 0..buf.len() {
             assert_eq!(
                 parse_request(&buf[..cut], &cfg),
@@ -626,7 +660,7 @@ mod tests {
         assert_eq!(e.status(), 431);
         assert_eq!(parse_request(&buf[..63], &cfg), Ok(Parsed::Partial));
         // A complete head that ends beyond the limit is refused too.
-        let ok = build_request("gw", "/IPHTTPS").unwrap();
+        let ok = build_request("gw", "/IPHTTPS", 1280).unwrap();
         let cfg = ServerConfig::default().with_max_head(ok.len() - 1);
         assert!(parse_request(&ok, &cfg).is_err());
         // One line over the shared line limit: 431 too.

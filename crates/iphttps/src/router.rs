@@ -38,8 +38,15 @@
 //! is dropped with a reason (spoofed source, link-local source towards
 //! another network, ...). [`ClientRouter::egress`] checks packets routed
 //! towards the client and answers those over the link MTU with Packet Too
-//! Big, since the shared TUN may have a larger MTU than the 1280 of an
-//! IP-HTTPS link.
+//! Big, since the shared TUN may have a larger MTU than the link.
+//!
+//! # Link MTU
+//!
+//! 1280 by default (§3.1.5.3, §3.2.5.2), for every client that did not
+//! announce a larger one; a client of ours that did gets the link MTU
+//! [`crate::mtu::negotiate`] chose, in [`RouterConfig::link_mtu`]: it goes
+//! into the RAs' MTU option (RFC 4861 §4.6.4) and is the bound of
+//! [`ClientRouter::egress`].
 //!
 //! # Router Advertisements (RFC 4861 §6.2)
 //!
@@ -57,6 +64,7 @@ use std::time::{Duration, Instant};
 use crate::addr::{is_link_local, Prefix64, ALL_NODES};
 use crate::icmpv6::{packet_too_big, Echo, Icmpv6Type, DEFAULT_HOP_LIMIT};
 use crate::ipv6::{Ipv6Error, Ipv6Packet, NextHeader, HEADER_LEN, MIN_MTU};
+use crate::mtu::MAX_LINK_MTU;
 use crate::nd::{NdError, NeighborSolicit, RouteInfo, RouterAdvert, RouterSolicit};
 
 /// The router's default link-local address on every client link. Each
@@ -91,7 +99,8 @@ pub struct RouterConfig {
     pub routes: Vec<RouteInfo>,
     /// Interval of unsolicited RAs.
     pub ra_interval: Duration,
-    /// Largest packet sent towards the client (the link MTU).
+    /// Largest packet sent towards the client (the link MTU), advertised
+    /// in the RAs' MTU option; kept within 1280..=[`crate::mtu::MAX_LINK_MTU`].
     pub link_mtu: usize,
 }
 
@@ -203,8 +212,10 @@ impl ClientRouter {
     /// The router for a client owning `prefix`. Fails if the RA cannot be
     /// built (router address not link-local, too many DNS servers or routes
     /// for 1280 bytes).
-    pub fn new(prefix: Prefix64, config: RouterConfig) -> Result<Self, NdError> {
+    pub fn new(prefix: Prefix64, mut config: RouterConfig) -> Result<Self, NdError> {
+        config.link_mtu = config.link_mtu.clamp(MIN_MTU, MAX_LINK_MTU);
         let mut advert = RouterAdvert::for_client(prefix, &config.dns);
+        advert.mtu = u32::try_from(config.link_mtu).ok();
         advert.router_lifetime = config.router_lifetime;
         advert.routes = config.routes.clone();
         let advert_all = advert.to_packet(config.router_ll, ALL_NODES)?;
@@ -224,6 +235,11 @@ impl ClientRouter {
     /// The client's /64.
     pub fn prefix(&self) -> Prefix64 {
         self.prefix
+    }
+
+    /// The link MTU: the largest packet sent towards the client.
+    pub fn link_mtu(&self) -> usize {
+        self.config.link_mtu
     }
 
     /// The advertisement sent to this client.
@@ -664,6 +680,70 @@ mod tests {
             r.egress(&[1, 2, 3]),
             Egress::Drop(EgressDrop::Malformed(_))
         ));
+    }
+
+    fn router_with_mtu(link_mtu: usize) -> ClientRouter {
+        ClientRouter::new(
+            Prefix64::of(a("2001:db8:0:7::")),
+            RouterConfig {
+                router_addr: Some(a("2001:db8::1")),
+                link_mtu,
+                ..RouterConfig::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn udp_of_len(len: usize) -> Vec<u8> {
+        let mut p = udp("2001:db8:ffff::1", "2001:db8:0:7::abcd");
+        p.resize(len, 0);
+        let payload = u16::try_from(len - HEADER_LEN).unwrap();
+        p[4..6].copy_from_slice(&payload.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn session_link_mtu_in_adverts_and_egress() {
+        let t0 = Instant::now();
+        let mut r = router_with_mtu(4000);
+        assert_eq!(r.link_mtu(), 4000);
+        r.link_up(t0);
+        let ra = RouterAdvert::parse(&drain(&mut r)[0]).unwrap();
+        assert_eq!(ra.advert.mtu, Some(4000));
+        // The solicited (unicast) and the final RA carry it too.
+        r.ingress(t0 + s(10), &RouterSolicit::build(a("fe80::c1")));
+        let ra = RouterAdvert::parse(&drain(&mut r)[0]).unwrap();
+        assert_eq!(ra.advert.mtu, Some(4000));
+        let fin = RouterAdvert::parse(&r.final_advert()).unwrap();
+        assert_eq!(fin.advert.mtu, Some(4000));
+
+        assert_eq!(r.egress(&udp_of_len(4000)), Egress::Send);
+        assert_eq!(r.egress(&udp_of_len(1400)), Egress::Send);
+        let Egress::TooBig(Some(ptb)) = r.egress(&udp_of_len(4001)) else {
+            panic!("expected Packet Too Big");
+        };
+        let ip = Ipv6Packet::new_checked(&ptb[..]).unwrap();
+        let icmp = icmpv6_of(&ip).unwrap();
+        assert_eq!(icmp.msg_type(), Icmpv6Type::PacketTooBig);
+        // The MTU field (RFC 4443 §3.2) is the session's link MTU.
+        assert_eq!(&ptb[HEADER_LEN + 4..HEADER_LEN + 8], &4000u32.to_be_bytes());
+    }
+
+    #[test]
+    fn default_link_mtu_is_1280_and_bounded() {
+        // A client that announced nothing: the RA and the Packet Too Big
+        // of the spec's 1280.
+        let r = router();
+        assert_eq!(r.link_mtu(), 1280);
+        assert_eq!(r.advert().mtu, Some(1280));
+        let Egress::TooBig(Some(ptb)) = r.egress(&udp_of_len(1281)) else {
+            panic!("expected Packet Too Big");
+        };
+        assert_eq!(&ptb[HEADER_LEN + 4..HEADER_LEN + 8], &1280u32.to_be_bytes());
+        assert_eq!(r.egress(&udp_of_len(1280)), Egress::Send);
+        // Out-of-range configurations are brought into range.
+        assert_eq!(router_with_mtu(0).link_mtu(), 1280);
+        assert_eq!(router_with_mtu(usize::MAX).link_mtu(), MAX_LINK_MTU);
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn iphttps(c: &mut Criterion) {
     let prefix = iphttps::Prefix64::of("fd00:1:0:5::".parse().unwrap());
     let router = iphttps::ClientRouter::new(prefix, iphttps::RouterConfig::default()).unwrap();
     let mut server = IphttpsServer::new(router, now);
-    let mut client = IphttpsClient::new("fe80::7".parse().unwrap());
+    let mut client = IphttpsClient::new("fe80::7".parse().unwrap(), iphttps::MIN_MTU);
     let me: std::net::Ipv6Addr = "fd00:1:0:5::9".parse().unwrap();
     let far: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
     let mut wire = Vec::with_capacity(64 * 1024);

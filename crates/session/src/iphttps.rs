@@ -103,10 +103,13 @@ struct Stream {
 }
 
 impl Stream {
-    fn new() -> Self {
+    /// Framing for a link MTU of `link_mtu`: packets up to it are sent, and
+    /// up to it or [`iphttps::DEFAULT_MAX_PACKET`] taken in.
+    fn new(link_mtu: usize) -> Self {
+        let dec = Decoder::with_max_packet(link_mtu.max(iphttps::DEFAULT_MAX_PACKET));
         Stream {
-            dec: Decoder::new(),
-            enc: Encoder::new(),
+            dec: dec.unwrap_or_default(),
+            enc: Encoder::with_max_packet(link_mtu).unwrap_or_default(),
             tx: Vec::with_capacity(16 * 1024),
             out: Out::default(),
         }
@@ -163,13 +166,12 @@ pub struct IphttpsServer {
 
 impl IphttpsServer {
     /// A session for a client owning `router`'s /64, once the 200 is sent:
-    /// the first Router Advertisement goes out at once.
+    /// the first Router Advertisement goes out at once. Packets up to the
+    /// router's link MTU are framed.
     pub fn new(mut router: ClientRouter, now: Instant) -> Self {
         router.link_up(now);
-        let mut s = IphttpsServer {
-            router,
-            s: Stream::new(),
-        };
+        let s = Stream::new(router.link_mtu());
+        let mut s = IphttpsServer { router, s };
         s.flush_router();
         s
     }
@@ -298,11 +300,13 @@ pub struct IphttpsClient {
 
 impl IphttpsClient {
     /// A session for a connection the server answered with 200; our
-    /// link-local address is `link_local`.
-    pub fn new(link_local: Ipv6Addr) -> Self {
+    /// link-local address is `link_local`, and our request announced a
+    /// link MTU of `link_mtu` (1280: none, [`iphttps::mtu`]): packets up to
+    /// it are framed both ways.
+    pub fn new(link_local: Ipv6Addr, link_mtu: usize) -> Self {
         IphttpsClient {
             link_local,
-            s: Stream::new(),
+            s: Stream::new(link_mtu),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Whole IP-HTTPS sessions, server and client, in virtual time: the first
 //! RA, solicitations, packets both ways (also byte by byte), anti-spoofing,
-//! periodic RAs, Packet Too Big, the final RA at close, and a stream that
+//! periodic RAs, Packet Too Big, a link MTU above 1280, the final RA at close, and a stream that
 //! is not IPv6.
 
 use std::net::Ipv6Addr;
@@ -38,15 +38,22 @@ struct Pair {
 
 impl Pair {
     fn new(chunk: usize) -> Pair {
+        Pair::with_link_mtu(chunk, 1280)
+    }
+
+    /// Client and server of a link whose MTU they agreed at `link_mtu`
+    /// (the client announced it, the server allowed it).
+    fn with_link_mtu(chunk: usize, link_mtu: usize) -> Pair {
         let now = Instant::now();
         let cfg = RouterConfig {
             router_addr: Some("fd00:1::1".parse().unwrap()),
             dns: vec!["fd00:1::53".parse().unwrap()],
+            link_mtu,
             ..RouterConfig::default()
         };
         let router = ClientRouter::new(prefix(), cfg).unwrap();
         let ll = iphttps::addr::link_local(InterfaceId::new([2, 0, 0, 0, 0, 0, 0, 7]).unwrap());
-        let mut client = IphttpsClient::new(ll);
+        let mut client = IphttpsClient::new(ll, link_mtu);
         client.solicit_router();
         Pair {
             now,
@@ -227,6 +234,34 @@ fn oversize_towards_the_client_gives_packet_too_big_to_the_tun() {
         iphttps::icmpv6::message_type(&p.server_tun[0]),
         Some(iphttps::icmpv6::Icmpv6Type::PacketTooBig)
     );
+    assert_eq!(&p.server_tun[0][44..48], &1280u32.to_be_bytes());
+    assert_eq!(p.adverts()[0].advert.mtu, Some(1280));
+}
+
+#[test]
+fn a_larger_link_mtu_carries_larger_packets_both_ways() {
+    let mut p = Pair::with_link_mtu(7, 4000);
+    p.settle();
+    assert_eq!(p.adverts()[0].advert.mtu, Some(4000));
+    let me = p.client_addr();
+    let far: Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let up = v6(me, far, 4000 - 40);
+    let down = v6(far, me, 4000 - 40);
+    p.client.handle_tun_packet(p.now, &up);
+    p.server.handle_tun_packet(p.now, &down);
+    p.settle();
+    assert_eq!(p.server_tun, vec![up]);
+    assert_eq!(p.client_tun, vec![down]);
+    // One byte over the session's link MTU: Packet Too Big with 4000.
+    p.server_tun.clear();
+    p.server.handle_tun_packet(p.now, &v6(far, me, 4001 - 40));
+    p.settle();
+    assert_eq!(p.client_tun.len(), 1, "nothing more reached the client");
+    assert_eq!(
+        iphttps::icmpv6::message_type(&p.server_tun[0]),
+        Some(iphttps::icmpv6::Icmpv6Type::PacketTooBig)
+    );
+    assert_eq!(&p.server_tun[0][44..48], &4000u32.to_be_bytes());
 }
 
 #[test]

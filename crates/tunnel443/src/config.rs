@@ -125,6 +125,9 @@ pub struct IphttpsSection {
     pub default_route: Option<bool>,
     /// IPv6 prefixes advertised as routes (RFC 4191 Route Information).
     pub routes: Option<Vec<String>>,
+    /// The largest link MTU given to a client of ours that announces a
+    /// larger one than 1280 (default: `tun.mtu`; 1280 turns it off).
+    pub link_mtu_max: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -348,6 +351,9 @@ pub struct IphttpsSettings {
     pub default_route: bool,
     /// Prefixes advertised as Route Information options.
     pub routes: Vec<ipv6nd::Ipv6Prefix>,
+    /// `link_mtu_max`: the largest link MTU a client of ours may get
+    /// (1280: every client gets the spec's 1280).
+    pub link_mtu_max: u16,
 }
 
 /// Command-line values that override the file.
@@ -777,6 +783,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
                 || f.iphttps.server_names.is_some()
                 || f.iphttps.default_route.is_some()
                 || f.iphttps.routes.is_some()
+                || f.iphttps.link_mtu_max.is_some()
                 || !ov.iphttps_server_names.is_empty()
                 || ov.iphttps_client_ca.is_some()
             {
@@ -833,6 +840,15 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
             for r in f.iphttps.routes.unwrap_or_default() {
                 routes.push(v6_prefix("iphttps.routes", &r)?);
             }
+            let min = ::iphttps::MIN_MTU as u16;
+            let link_mtu_max = match f.iphttps.link_mtu_max {
+                None => mtu.max(min),
+                Some(m) if (min..=mtu.max(min)).contains(&m) => m,
+                Some(m) => bail!(
+                    "iphttps.link_mtu_max: {m} out of range {min}..={} (at most tun.mtu; {min} turns the larger link MTU off)",
+                    mtu.max(min)
+                ),
+            };
             Some(IphttpsSettings {
                 pool,
                 client_ca: if auth_none { None } else { client_ca },
@@ -841,6 +857,7 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
                 server_names,
                 default_route: f.iphttps.default_route.unwrap_or(true),
                 routes,
+                link_mtu_max,
             })
         }
     };
@@ -1062,6 +1079,13 @@ mod tests {
         assert!(err("[iphttps]\nroutes = [\"fd99::/32\"]").contains("iphttps.prefix"));
         let none = "[iphttps]\nprefix = \"fd00::/48\"\nauth = \"none\"\n";
         assert!(err(&format!("{none}routes = [\"fd99::/129\"]")).contains("iphttps.routes"));
+        for bad in ["1279", "4001", "0"] {
+            assert_eq!(
+                err(&format!("[tun]\nmtu = 4000\n{none}link_mtu_max = {bad}")),
+                format!("iphttps.link_mtu_max: {bad} out of range 1280..=4000 (at most tun.mtu; 1280 turns the larger link MTU off)")
+            );
+        }
+        assert!(err("[iphttps]\nlink_mtu_max = 1280").contains("iphttps.prefix"));
         assert!(
             err(&format!("{none}server_names = [\"da.test\"]")).contains("iphttps.server_names")
         );
@@ -1299,6 +1323,8 @@ mod tests {
         let f = parse("[iphttps]\nprefix = \"fd00:1::/48\"\nclient_ca = \"/ca.pem\"").unwrap();
         let s = validate(f, &Overrides::default()).unwrap();
         let i = s.iphttps.unwrap();
+        // The larger link MTU for our clients is the device's by default.
+        assert_eq!(i.link_mtu_max, s.mtu);
         assert!(!i.auth_none);
         assert_eq!(i.paths, ["/IPHTTPS", "/IPTLS"]);
         assert!(i.default_route && i.routes.is_empty() && i.server_names.is_empty());
@@ -1311,6 +1337,22 @@ mod tests {
         assert_eq!(i.server_names, ["da.example.com"]);
         assert!(!i.default_route);
         assert_eq!(i.routes[0].prefix_len(), 32);
+        let none = "[iphttps]\nprefix = \"fd00:1::/48\"\nauth = \"none\"\n";
+        let mtu = |text: &str| {
+            let f = parse(&format!("[tun]\nmtu = 4000\n{none}{text}")).unwrap();
+            validate(f, &Overrides::default())
+                .unwrap()
+                .iphttps
+                .unwrap()
+                .link_mtu_max
+        };
+        assert_eq!(mtu(""), 4000);
+        assert_eq!(mtu("link_mtu_max = 2000"), 2000);
+        assert_eq!(mtu("link_mtu_max = 1280"), 1280);
+        // A device below the IPv6 minimum does not lower the link below it.
+        let f = parse(&format!("[tun]\nmtu = 1000\n{none}")).unwrap();
+        let i = validate(f, &Overrides::default()).unwrap().iphttps.unwrap();
+        assert_eq!(i.link_mtu_max, 1280);
         let f = parse("[iphttps]\nprefix = \"fd00:1::/48\"\nauth = \"none\"").unwrap();
         assert!(
             validate(f, &Overrides::default())

@@ -520,3 +520,70 @@ fn split_tunnel_routes_instead_of_a_default_route() {
         assert!(r.contains("dev t443c0"), "{dst}: {r:?}");
     }
 }
+
+/// The MTU of the client's TUN device.
+fn tun_mtu(ns: &Netns) -> u32 {
+    let out = ns
+        .command("cat")
+        .arg("/sys/class/net/t443c0/mtu")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// A ping of `size` data bytes that may not be fragmented (`-M do`):
+/// whether it was answered.
+fn big_ping(ns: &Netns, to: &str, size: usize) -> bool {
+    ns.command("ping")
+        .args(["-6", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s"])
+        .arg(size.to_string())
+        .arg(to)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Our client and server agree on a link MTU above 1280 (the tunnel443
+/// extension, `X-Tunnel443-Link-MTU`): the device takes the RA's MTU and a
+/// 2948-byte packet crosses unfragmented both ways; a client announcing
+/// nothing (`--link-mtu 1280`) keeps the spec's 1280.
+#[test]
+fn larger_link_mtu_between_our_own_ends() {
+    let lab = Lab::new(2);
+    let (ca, ids) = pki(&lab, 2);
+    let conf = lab.write_file("mtu.toml", "[tun]\nmtu = 4000\n");
+    let server = start_server_with(&lab, &ca, &["--config", conf.to_str().unwrap()]);
+    let c0 = start_client(&lab, 0, Some(&ids[0]), &[]);
+    let a0 = up(&lab, 0, &c0);
+    assert!(
+        wait_until(Duration::from_secs(10), || tun_mtu(&lab.clients[0]) == 4000),
+        "device MTU {}:\n{}",
+        tun_mtu(&lab.clients[0]),
+        c0.output()
+    );
+    assert!(
+        server.output().contains("announced=4000 link_mtu=4000"),
+        "{}",
+        server.output()
+    );
+    assert!(
+        big_ping(&lab.clients[0], SERVER_V6, 2900),
+        "client -> server"
+    );
+    assert!(big_ping(&lab.server, &a0, 2900), "server -> client");
+
+    let c1 = start_client(&lab, 1, Some(&ids[1]), &["--link-mtu", "1280"]);
+    let a1 = up(&lab, 1, &c1);
+    assert_eq!(tun_mtu(&lab.clients[1]), 1280);
+    assert!(!big_ping(&lab.clients[1], SERVER_V6, 2900));
+    // Towards it the server's link MTU is 1280: Packet Too Big, no echo.
+    assert!(!big_ping(&lab.server, &a1, 2900));
+    assert_eq!(ping_count(&lab.server, &a1, 3), 3, "server -> client 1");
+    assert_eq!(ping_count(&lab.clients[1], SERVER_V6, 3), 3);
+    // The other client is not affected.
+    assert!(big_ping(&lab.server, &a0, 2900), "server -> client 0");
+}

@@ -12,6 +12,14 @@
 //! Router Advertisements itself: they are not passed to the kernel, whose
 //! RA processing is off on the device ([`crate::tun`]).
 //!
+//! Link MTU: the POST announces `--link-mtu` (default 4000) in
+//! `X-Tunnel443-Link-MTU` ([`iphttps::mtu`], our extension; other servers
+//! ignore it and keep the default 1280 of §3.1.5.3). The RA's MTU option
+//! (RFC 4861 §4.6.4, §6.3.4) sets the device's MTU when it lies within
+//! 1280..=announced, and is ignored with a log line otherwise; the device
+//! goes back to 1280 when the link goes down. Rootless mode announces
+//! nothing: its user-space stack stays at 1280.
+//!
 //! Rootless (`--socks5`, `--forward`): no TUN device; each connection gets
 //! a user-space stack ([`super::userstack`]) once its first Router
 //! Advertisement gave an address (SLAAC, the /64 on-link, the default
@@ -53,6 +61,8 @@ struct Client<'a> {
     /// Whether we present a client certificate (--cert/--key).
     has_identity: bool,
     proxy: &'a crate::dial::ProxyOpts,
+    /// The link MTU our requests announce (1280: none).
+    link_mtu: usize,
 }
 
 impl Client<'_> {
@@ -89,20 +99,22 @@ impl Client<'_> {
         } else {
             &t.path
         };
-        iphttps_preamble(s, &host, path)
+        iphttps_preamble(s, &host, path, self.link_mtu)
             .await
             .map_err(|e| response_failure(e, &self.tls, self.has_identity))
     }
 }
 
 /// The POST that opens an IP-HTTPS link and the server's 200 (MS-IPHTTPS
-/// §3.1.5.2); returns the bytes read past the response head.
+/// §3.1.5.2), announcing `link_mtu` when above 1280; returns the bytes read
+/// past the response head.
 pub(crate) async fn iphttps_preamble(
     s: &mut BoxStream,
     host: &str,
     path: &str,
+    link_mtu: usize,
 ) -> Result<Vec<u8>, HeadError<iphttps::preamble::ResponseError>> {
-    let req = iphttps::build_request(host, path)
+    let req = iphttps::build_request(host, path, link_mtu)
         .map_err(|e| HeadError::Io(std::io::Error::other(format!("request: {e}"))))?;
     s.write_all(&req).await.map_err(HeadError::Io)?;
     let mut buf = Vec::new();
@@ -172,8 +184,8 @@ fn link_failure(f: &Failure) -> iphttps::Failure {
     }
 }
 
-/// The TUN device: link-local `fe80::IID`, MTU 1280 (§3.1.5.3), kernel
-/// RA processing off.
+/// The TUN device: link-local `fe80::IID`, MTU 1280 (§3.1.5.3) until an
+/// RA raises it ([`apply_link_mtu`]), kernel RA processing off.
 fn create_tun(name: &str, ll: Ipv6Addr) -> anyhow::Result<crate::tun::Tun> {
     let dev = crate::tun::builder()
         .name(name)
@@ -182,6 +194,32 @@ fn create_tun(name: &str, ll: Ipv6Addr) -> anyhow::Result<crate::tun::Tun> {
         .build_async()
         .with_context(|| format!("creating TUN device {name}"))?;
     crate::tun::up_without_kernel_ra(Arc::new(dev))
+}
+
+/// Sets the device's MTU from an RA's MTU option, if we may
+/// ([`iphttps::mtu::accept_advertised`]): within 1280..=`announced`.
+fn apply_link_mtu(t: &crate::tun::Tun, option: Option<u32>, announced: usize) {
+    let mtu = match iphttps::mtu::accept_advertised(option, announced) {
+        Ok(Some(m)) => u16::try_from(m).unwrap_or(u16::MAX),
+        Ok(None) => return,
+        Err(e) => {
+            info!(reason = %e, "link MTU of the Router Advertisement ignored");
+            return;
+        }
+    };
+    set_mtu(t, mtu, "from the Router Advertisement");
+}
+
+/// The device's MTU to `mtu` (`why`, for the log), if it is not that
+/// already.
+fn set_mtu(t: &crate::tun::Tun, mtu: u16, why: &str) {
+    if t.mtu().ok() == Some(mtu) {
+        return;
+    }
+    match t.set_mtu(mtu) {
+        Ok(()) => info!(link_mtu = mtu, "device MTU set {why}"),
+        Err(e) => warn!(link_mtu = mtu, error = %e, "could not set the device's MTU"),
+    }
 }
 
 /// Where the link's packets go.
@@ -207,9 +245,13 @@ impl Dev {
         d: &mut Driver,
         iid: iphttps::InterfaceId,
         ra: &ipv6nd::nd::ReceivedAdvert,
+        announced: usize,
     ) {
         let (host, dns, listeners) = match self {
-            Dev::Tun(t, routes) => return routes.router_advert(t, iid, ra).await,
+            Dev::Tun(t, routes) => {
+                apply_link_mtu(t, ra.advert.mtu, announced);
+                return routes.router_advert(t, iid, ra).await;
+            }
             Dev::Stack {
                 host,
                 dns,
@@ -261,7 +303,15 @@ impl Dev {
     /// The link went down: what its advertisements configured is gone.
     async fn link_down(&mut self) {
         match self {
-            Dev::Tun(t, routes) => routes.link_down(t).await,
+            Dev::Tun(t, routes) => {
+                // The next link starts at the default until its RA.
+                set_mtu(
+                    t,
+                    iphttps::MIN_MTU as u16,
+                    "back to the default at link down",
+                );
+                routes.link_down(t).await
+            }
             Dev::Stack { host, dns, .. } => {
                 host.clear();
                 dns.clear();
@@ -293,6 +343,13 @@ pub async fn run(
         tls: crate::tls::client_config_with_cert(&trust, identity)?,
         has_identity: identity.is_some(),
         proxy: &args.proxy,
+        // Rootless: the user-space stack stays at 1280, so nothing larger
+        // is announced.
+        link_mtu: if rootless.is_some() {
+            iphttps::MIN_MTU
+        } else {
+            usize::from(args.link_mtu)
+        },
     };
     let mut iid_bytes = [0u8; 8];
     rand::fill(&mut iid_bytes);
@@ -384,6 +441,7 @@ impl Conn {
         link: &mut Link,
         dev: &mut Dev,
         iid: iphttps::InterfaceId,
+        announced: usize,
     ) -> Option<(iphttps::Failure, Failure)> {
         let mut failed = None;
         while let Some(ev) = self.s.poll_event() {
@@ -392,7 +450,7 @@ impl Conn {
                     let l = ra.advert.router_lifetime;
                     self.lifetimes = (self.lifetimes.0 || l > 0, Some(l));
                     let _ = link.router_advert_received();
-                    dev.router_advert(&mut self.d, iid, &ra).await;
+                    dev.router_advert(&mut self.d, iid, &ra, announced).await;
                 }
                 Event::Closed(end) => {
                     failed = Some(match end {
@@ -464,7 +522,7 @@ async fn drive(
                     };
                     match client.request(&mut st).await {
                         Ok(rest) => {
-                            let mut s = IphttpsClient::new(ll);
+                            let mut s = IphttpsClient::new(ll, client.link_mtu);
                             s.handle_stream_bytes(Instant::now(), &rest);
                             let t = match tun {
                                 Some(Dev::Tun(t, _)) => TunSide::Device(t.clone()),
@@ -559,7 +617,7 @@ async fn drive(
             (Some(c), Some(dev)) if up => {
                 // Events first: bytes that came with the 200 (the first RA)
                 // are in the session before any turn.
-                match c.events(&mut link, dev, iid).await {
+                match c.events(&mut link, dev, iid, client.link_mtu).await {
                     Some(f) => Some(f),
                     None => {
                         let turn = {
@@ -577,7 +635,7 @@ async fn drive(
                             Turn::TunFailed(e) => return Err(e).context("TUN read"),
                             Turn::Continue | Turn::Closed => {}
                         }
-                        c.events(&mut link, dev, iid).await
+                        c.events(&mut link, dev, iid, client.link_mtu).await
                     }
                 }
             }

@@ -152,6 +152,14 @@ pub struct ClientArgs {
     /// Most back-off between reconnect attempts, in seconds.
     #[arg(long, default_value_t = 60)]
     pub max_backoff: u64,
+    /// IP-HTTPS: the largest link MTU to accept, announced to the server
+    /// (a tunnel443 extension; other servers keep 1280). A tunnel443
+    /// server answers with min(this, its own maximum) in its Router
+    /// Advertisements, and the device takes it. 1280 announces nothing.
+    /// Rootless mode stays at 1280.
+    #[arg(long, default_value_t = ::iphttps::mtu::DEFAULT_ANNOUNCED as u16,
+          value_parser = clap::value_parser!(u16).range(1280..))]
+    pub link_mtu: u16,
     #[command(flatten)]
     pub proxy: crate::dial::ProxyOpts,
 }

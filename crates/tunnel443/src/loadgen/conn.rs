@@ -424,9 +424,14 @@ async fn iphttps(
     let s = connect_tls(plan, source).await?;
     let mut stream: BoxStream = Box::new(s);
     let buf = within(plan, Stage::Http, async {
-        crate::client::iphttps::iphttps_preamble(&mut stream, &plan.host, &plan.path)
-            .await
-            .map_err(|e| crate::io_util::plain_error(&e))
+        crate::client::iphttps::iphttps_preamble(
+            &mut stream,
+            &plan.host,
+            &plan.path,
+            iphttps::MIN_MTU,
+        )
+        .await
+        .map_err(|e| crate::io_util::plain_error(&e))
     })
     .await?;
     let mut iid = [0u8; 8];
@@ -438,7 +443,7 @@ async fn iphttps(
             .try_into()
             .unwrap_or([0; 16]),
     );
-    let mut s = IphttpsClient::new(ll);
+    let mut s = IphttpsClient::new(ll, iphttps::MIN_MTU);
     if !buf.is_empty() {
         s.handle_stream_bytes(Instant::now(), &buf);
     }

@@ -21,6 +21,13 @@
 //!
 //! Framing (§3.2.5.2) is the `iphttps` crate's decoder: a byte stream that
 //! is not IPv6 terminates that session only, with a log line.
+//!
+//! Link MTU: 1280 (§3.1.5.3, §3.2.5.2), unless the client is one of ours
+//! and announced a larger one in its POST (`X-Tunnel443-Link-MTU`,
+//! [`iphttps::mtu`]): then min(announced, `iphttps.link_mtu_max`, by
+//! default `tun.mtu`), in the session's RAs (MTU option, RFC 4861 §4.6.4)
+//! and as the bound above which packets towards the client get Packet Too
+//! Big.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv6Addr, SocketAddr};
@@ -72,6 +79,8 @@ pub struct Service {
     pub auth_none: bool,
     /// `server_names` is set: IP-HTTPS only on those names.
     pub names_only: bool,
+    /// `link_mtu_max`: the largest link MTU a client of ours gets.
+    pub link_mtu_max: usize,
 }
 
 impl Service {
@@ -85,6 +94,7 @@ impl Service {
             router,
             auth_none: i.auth_none,
             names_only: !i.server_names.is_empty(),
+            link_mtu_max: usize::from(i.link_mtu_max),
         })
     }
 }
@@ -207,10 +217,12 @@ impl Allocator {
 }
 
 /// Who the client is: `subject` of its verified certificate (the registry's
-/// user), `client` for the log lines (`cert:<hash>` or `anonymous`).
+/// user), `client` for the log lines (`cert:<hash>` or `anonymous`), and
+/// the link MTU its request announced.
 pub struct Client {
     pub log: String,
     pub subject: Option<String>,
+    pub link_mtu: iphttps::mtu::Offer,
 }
 
 /// Runs one IP-HTTPS session. `rest` holds bytes read after the head.
@@ -231,7 +243,7 @@ pub async fn run(
     } else {
         reg.set_auth_method("none");
     }
-    let client = client.log;
+    let (client, offer) = (client.log, client.link_mtu);
     reg.set_ending(EndCause::Error, "ended during setup");
     let Some(service) = shared.iphttps.as_ref() else {
         return;
@@ -253,7 +265,21 @@ pub async fn run(
         warn!(%peer, prefix = %prefix.prefix(), "prefix already routed; closed");
         return;
     };
-    let router = match ClientRouter::new(prefix, service.router.clone()) {
+    let link_mtu = iphttps::mtu::negotiate(&offer, service.link_mtu_max);
+    match &link_mtu {
+        iphttps::mtu::Negotiated::Default => {}
+        iphttps::mtu::Negotiated::Agreed { announced, mtu } => {
+            info!(%peer, announced, link_mtu = mtu, "IP-HTTPS link MTU above 1280 (tunnel443 extension)")
+        }
+        iphttps::mtu::Negotiated::Ignored(why) => {
+            info!(%peer, reason = %why, "IP-HTTPS link MTU announcement ignored; 1280")
+        }
+    }
+    let config = RouterConfig {
+        link_mtu: link_mtu.mtu(),
+        ..service.router.clone()
+    };
+    let router = match ClientRouter::new(prefix, config) {
         Ok(r) => r,
         Err(e) => {
             warn!(%peer, error = %e, "IP-HTTPS router setup failed");

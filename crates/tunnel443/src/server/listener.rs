@@ -39,7 +39,7 @@ use httphead::proxy as proxy_protocol;
 /// The request head as the listener dispatches it.
 enum Dispatch {
     Sstp(session::Request),
-    Iphttps(Result<(), ::iphttps::preamble::RequestError>),
+    Iphttps(Result<::iphttps::mtu::Offer, ::iphttps::preamble::RequestError>),
     Web(Box<httphead::RequestHead>),
 }
 
@@ -201,7 +201,10 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticke
             (session::Request::Other { method, path }, Some(cfg))
                 if cfg.is_iphttps(method, path) =>
             {
-                let checked = ::iphttps::preamble::parse_request(b, cfg).map(|_| ());
+                let checked = ::iphttps::preamble::parse_request(b, cfg).map(|p| match p {
+                    ::iphttps::Parsed::Complete { value, .. } => value.link_mtu,
+                    ::iphttps::Parsed::Partial => ::iphttps::mtu::Offer::Absent,
+                });
                 (Dispatch::Iphttps(checked), len)
             }
             (session::Request::Sstp(r), _)
@@ -223,7 +226,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticke
             shared.stats.failure(Stage::Http);
             reply(&mut stream, &e.response()).await;
         }
-        Ok(Dispatch::Iphttps(Ok(()))) => {
+        Ok(Dispatch::Iphttps(Ok(link_mtu))) => {
             let Some(service) = shared.iphttps.as_ref() else {
                 return;
             };
@@ -247,6 +250,7 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticke
             let client = iphttps::Client {
                 log: client,
                 subject,
+                link_mtu,
             };
             ticket.established();
             iphttps::run(stream, buf, conn, client, shared).await;
