@@ -110,7 +110,7 @@ impl Stream {
         Stream {
             dec: dec.unwrap_or_default(),
             enc: Encoder::with_max_packet(link_mtu).unwrap_or_default(),
-            tx: Vec::with_capacity(16 * 1024),
+            tx: Vec::new(),
             out: Out::default(),
         }
     }

@@ -395,7 +395,7 @@ impl SstpSession {
                 mtu_cap: None,
                 scratch: Vec::new(),
             },
-            tx: Vec::with_capacity(16 * 1024),
+            tx: Vec::new(),
             closed: false,
         }
     }

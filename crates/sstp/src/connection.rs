@@ -338,7 +338,7 @@ impl Connection {
             timers: [None; 4],
             echo_outstanding: false,
             decoder: Decoder::new(),
-            tx: Vec::with_capacity(8192),
+            tx: Vec::new(),
             events: VecDeque::new(),
             reason: None,
             dropped_frames: 0,
