@@ -99,22 +99,27 @@ fn main() -> ExitCode {
         Command::User(a) => user_cmd::run(a).map(|()| 0),
         Command::Demo(a) => demo::run(a).map(|()| 0),
         Command::Ctl(a) => Ok(ctl::run(a)),
-        command => runtime(&command)
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| {
-                rt.block_on(async move {
-                    match command {
-                        Command::Server(a) => server::run(a).await.map(|()| 0),
-                        Command::Client(a) => client::run(a).await,
-                        Command::Proxy(a) => proxy::run(a).await.map(|()| 0),
-                        Command::Connect(a) => connect::run(a).await,
-                        Command::Loadgen(a) => loadgen::run(a).await,
-                        Command::User(_) | Command::Demo(_) | Command::Ctl(_) => {
-                            unreachable!("handled above")
+        command => {
+            if matches!(command, Command::Server(_) | Command::Proxy(_)) {
+                memory::tune_allocator();
+            }
+            runtime(&command)
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(async move {
+                        match command {
+                            Command::Server(a) => server::run(a).await.map(|()| 0),
+                            Command::Client(a) => client::run(a).await,
+                            Command::Proxy(a) => proxy::run(a).await.map(|()| 0),
+                            Command::Connect(a) => connect::run(a).await,
+                            Command::Loadgen(a) => loadgen::run(a).await,
+                            Command::User(_) | Command::Demo(_) | Command::Ctl(_) => {
+                                unreachable!("handled above")
+                            }
                         }
-                    }
+                    })
                 })
-            }),
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -1,28 +1,40 @@
-//! The process's heap (issue 12 "Soak": RSS back within 5% of its
-//! baseline after churn; BENCHMARKS.md "Churn soak").
-//!
-//! Measured (heaptrack, 2-minute churn of 26,000 SSTP sessions, ~1,000 at
-//! once): what stays allocated after the churn is peak-sized tables (the
-//! router's address table, admission's per-source table: these now shrink,
-//! [`shrink_sparse`]) and the logging registry's span slab (one slot per
-//! concurrent session at the peak, ~0.5 KiB each, kept: `sharded_slab`
-//! never frees its pages). With glibc's malloc, those few survivors pin the
-//! pages around them: 3-6 MB of free memory stayed in the RSS however it
-//! was tuned (arenas, trim threshold, `malloc_trim`). jemalloc keeps
-//! objects of one size class together and hands back dirty pages itself,
-//! so the long-running commands use it: a background thread purges pages
-//! unused for a second ([`MALLOC_CONF`]; the `_RJEM_MALLOC_CONF`
-//! environment variable overrides it, for measurements).
+//! The long-running commands' heap (issue 12 "Soak": RSS back after
+//! churn). Measured with glibc's `malloc_stats()` around a 2-minute churn
+//! of 24,000 sessions (BENCHMARKS.md "Churn soak"): the bytes in use came
+//! back to within 0.6-0.9 MB of the baseline, but the anonymous RSS stayed
+//! 5-6 MB up, and `malloc_trim(0)` released none of it: free memory in
+//! pages that the few objects allocated during the churn and kept (peak
+//! sized tables) pin, spread over up to eight per-thread arenas whose
+//! tops `malloc_trim` does not shrink, and a trim threshold that glibc
+//! raises (up to 64 MB) each time a large block is freed. So the server
+//! and the proxy use at most two arenas (two cores' worth of workers;
+//! tcache keeps most allocations lock-free) and a fixed 128 KiB trim
+//! threshold (measured: +3.3 MB instead of +6 MB, one run each), and hand
+//! free pages back after churn ([`release_free_memory`], called by
+//! admission control).
 
-/// The process's allocator (all commands; see the module docs).
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+/// Sets the allocator up for a long-running server; before the runtime's
+/// threads exist (arenas are created by the first allocations of each).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters.
+    unsafe {
+        // glibc's own setting wins (MALLOC_ARENA_MAX, for measurements).
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
 
-/// jemalloc's settings, read at its start (`malloc_conf`, with the crate's
-/// `_rjem_` prefix): purge freed pages from a background thread after 1 s
-/// (dirty) and at once (muzzy: `MADV_FREE` pages still count in the RSS).
-#[export_name = "_rjem_malloc_conf"]
-pub static MALLOC_CONF: &u8 = &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+/// Hands the free pages of every arena back to the system.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// Capacity a table keeps however empty it gets (a few hundred bytes):
 /// below it, shrinking would only make the next sessions grow it again.

@@ -328,10 +328,14 @@ impl Admission {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = self.snapshot();
         let mut last_log = Instant::now();
+        let mut trim = Trim::default();
         loop {
             tick.tick().await;
             let now = Instant::now();
             self.sweep(now);
+            if trim.due(now, self.snapshot().connections) {
+                crate::memory::release_free_memory();
+            }
             if now.duration_since(last_log) < LOG_INTERVAL {
                 continue;
             }
@@ -349,6 +353,38 @@ impl Admission {
             last = cur;
             last_log = now;
         }
+    }
+}
+
+/// When to hand freed heap memory back to the system: glibc keeps what
+/// sessions freed (measured: a 25 s churn of 4,300 sessions left RSS 23 MB
+/// above its baseline, all of it free memory that `malloc_trim` returned).
+/// At most every [`TRIM_EVERY`], once connections fell by a quarter of
+/// their peak (and by at least 64) since the last trim.
+#[derive(Default)]
+struct Trim {
+    peak: usize,
+    last: Option<Instant>,
+}
+
+const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+impl Trim {
+    fn due(&mut self, now: Instant, connections: usize) -> bool {
+        self.peak = self.peak.max(connections);
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < TRIM_EVERY)
+        {
+            return false;
+        }
+        let fell = self.peak - connections;
+        if fell < 64 || fell * 4 < self.peak {
+            return false;
+        }
+        self.last = Some(now);
+        self.peak = connections;
+        true
     }
 }
 
@@ -583,6 +619,24 @@ mod tests {
                 .is_err()
         );
         assert_eq!(a.snapshot().budget_expired, 1);
+    }
+
+    #[test]
+    fn trim_after_connections_fall_by_a_quarter_at_most_every_30_s() {
+        let mut t = Trim::default();
+        let t0 = Instant::now();
+        assert!(!t.due(t0, 1000));
+        assert!(!t.due(t0, 800), "a fifth fewer");
+        assert!(t.due(t0, 700));
+        assert!(
+            !t.due(t0 + Duration::from_secs(1), 0),
+            "within 30 s of the last"
+        );
+        assert!(t.due(t0 + TRIM_EVERY, 0));
+        // Small numbers never trigger it.
+        let mut small = Trim::default();
+        assert!(!small.due(t0, 60));
+        assert!(!small.due(t0, 0));
     }
 
     #[test]
