@@ -1,17 +1,21 @@
 //! The long-running commands' heap (issue 12 "Soak": RSS back after
-//! churn). Measured with glibc's `malloc_stats()` around a 2-minute churn
-//! of 24,000 sessions (BENCHMARKS.md "Churn soak"): the bytes in use came
-//! back to within 0.6-0.9 MB of the baseline, but the anonymous RSS stayed
-//! 5-6 MB up, and `malloc_trim(0)` released none of it: free memory in
-//! pages that the few objects allocated during the churn and kept (peak
-//! sized tables) pin, spread over up to eight per-thread arenas whose
-//! tops `malloc_trim` does not shrink, and a trim threshold that glibc
-//! raises (up to 64 MB) each time a large block is freed. So the server
-//! and the proxy use at most two arenas (two cores' worth of workers;
-//! tcache keeps most allocations lock-free) and a fixed 128 KiB trim
-//! threshold (measured: +3.3 MB instead of +6 MB, one run each), and hand
-//! free pages back after churn ([`release_free_memory`], called by
-//! admission control).
+//! churn; BENCHMARKS.md "Churn soak").
+//!
+//! What stays allocated after a 2-minute churn of 26,000 SSTP sessions
+//! (heaptrack, release build): besides the fixed TUN read buffers (4 MB),
+//! tables sized for the peak number of sessions: the router's address
+//! table and admission's per-source table (these now shrink when sessions
+//! end, [`shrink_sparse`]) and the logging registry's span slab (one slot
+//! per concurrent session at the peak, ~0.5 KiB each: `sharded_slab` never
+//! frees its pages; kept). The few objects that survive the churn pin the
+//! glibc pages around them, so 3-6 MB of free memory stays in the RSS.
+//! The server and the proxy use at most two malloc arenas and a fixed
+//! 128 KiB trim threshold (glibc otherwise raises it, up to 64 MB, each
+//! time a large block is freed), and hand free pages back after churn
+//! ([`release_free_memory`], called by admission control). jemalloc
+//! (purging by size class) was measured and not kept: the RSS after churn
+//! ended 3-5 MB up instead of 3-6, but idle sessions cost 52 KiB each at
+//! 10,000 instead of 48 (the target is 48). mimalloc kept far more.
 
 /// Sets the allocator up for a long-running server; before the runtime's
 /// threads exist (arenas are created by the first allocations of each).
@@ -33,5 +37,72 @@ pub fn release_free_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Capacity a table keeps however empty it gets (a few hundred bytes):
+/// below it, shrinking would only make the next sessions grow it again.
+const KEEP_CAPACITY: usize = 64;
+
+/// Gives back most of a hash map's spare capacity once its entries have
+/// fallen below a quarter of it (a table sized for the peak number of
+/// sessions otherwise keeps that size for good: measured, the router's
+/// address table held 135 KB after a churn of 1,000 concurrent sessions).
+/// It keeps room for twice the entries left, so a table that shrinks has
+/// to lose half of them again before the next shrink (amortised O(1)).
+pub fn shrink_sparse<K, V, S>(map: &mut std::collections::HashMap<K, V, S>)
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
+    if map.capacity() > KEEP_CAPACITY && map.len() < map.capacity() / 4 {
+        map.shrink_to((map.len() * 2).max(KEEP_CAPACITY));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn filled(n: u32) -> HashMap<u32, u64> {
+        (0..n).map(|i| (i, u64::from(i))).collect()
+    }
+
+    #[test]
+    fn a_table_emptied_below_a_quarter_gives_its_capacity_back() {
+        let mut m = filled(1000);
+        let peak = m.capacity();
+        m.retain(|&k, _| k < 100);
+        shrink_sparse(&mut m);
+        assert!(m.capacity() < peak / 4, "{} of {peak}", m.capacity());
+        assert!(m.capacity() >= 200, "room for twice the entries left");
+        assert_eq!(m.len(), 100);
+        assert_eq!(m.get(&99), Some(&99));
+    }
+
+    #[test]
+    fn a_table_still_a_quarter_full_keeps_its_capacity() {
+        let mut m = filled(1000);
+        let peak = m.capacity();
+        assert_eq!(peak, 1792, "2,048 buckets");
+        // Just over a quarter: a shrink would halve the buckets.
+        m.retain(|&k, _| k < 460);
+        shrink_sparse(&mut m);
+        assert!(m.capacity() > peak / 2, "{} of {peak}", m.capacity());
+    }
+
+    #[test]
+    fn a_small_table_is_left_alone() {
+        let mut m = filled(KEEP_CAPACITY as u32 / 2);
+        let cap = m.capacity();
+        m.clear();
+        shrink_sparse(&mut m);
+        assert_eq!(m.capacity(), cap);
+        let mut big = filled(1000);
+        big.clear();
+        shrink_sparse(&mut big);
+        assert!(big.capacity() >= KEEP_CAPACITY);
+        assert!(big.capacity() < 2 * KEEP_CAPACITY);
     }
 }

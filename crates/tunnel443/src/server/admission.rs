@@ -453,6 +453,7 @@ impl Drop for TicketInner {
             p.connections = p.connections.saturating_sub(1);
             if p.connections == 0 {
                 g.sources.remove(&self.source);
+                crate::memory::shrink_sparse(&mut g.sources);
             }
         }
     }
@@ -501,6 +502,33 @@ mod tests {
 
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn the_source_table_shrinks_when_connections_end() {
+        let a = Admission::new(
+            Limits {
+                max_connections: 10_000,
+                max_handshakes: 10_000,
+                ..limits()
+            },
+            true,
+        );
+        let now = Instant::now();
+        let mut t: Vec<_> = (0..2000u32)
+            .map(|i| {
+                let src = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+                a.admit(src, now).unwrap()
+            })
+            .collect();
+        let peak = a.state.lock().unwrap().sources.capacity();
+        t.truncate(10);
+        let (len, cap) = {
+            let g = a.state.lock().unwrap();
+            (g.sources.len(), g.sources.capacity())
+        };
+        assert_eq!(len, 10);
+        assert!(cap < peak / 8, "{cap} of {peak}");
     }
 
     #[test]

@@ -55,11 +55,9 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.router
-            .table
-            .write()
-            .expect("router lock")
-            .remove(&self.addr);
+        let mut t = self.router.table.write().expect("router lock");
+        t.remove(&self.addr);
+        crate::memory::shrink_sparse(&mut t);
     }
 }
 
@@ -71,11 +69,9 @@ pub struct Registration64 {
 
 impl Drop for Registration64 {
     fn drop(&mut self) {
-        self.router
-            .table64
-            .write()
-            .expect("router lock")
-            .remove(&self.prefix);
+        let mut t = self.router.table64.write().expect("router lock");
+        t.remove(&self.prefix);
+        crate::memory::shrink_sparse(&mut t);
     }
 }
 
@@ -304,6 +300,38 @@ mod tests {
         fn dispatch_one(&self, pkt: &[u8]) {
             self.dispatch([pkt]);
         }
+    }
+
+    #[test]
+    fn the_address_tables_shrink_when_sessions_end() {
+        let r = Arc::new(Router::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let mut held: Vec<Registration> = (0..2000u32)
+            .map(|i| {
+                let addr = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+                r.register(addr, tx.clone()).unwrap()
+            })
+            .collect();
+        let mut held64: Vec<Registration64> = (0..2000u64)
+            .map(|i| {
+                let p = ipv6nd::Prefix64::of(std::net::Ipv6Addr::from(
+                    (u128::from(0xfd00_0000_0000_0000 + i)) << 64,
+                ));
+                r.register64(p, tx.clone()).unwrap()
+            })
+            .collect();
+        let peak = r.table.read().unwrap().capacity();
+        let peak64 = r.table64.read().unwrap().capacity();
+        held.truncate(10);
+        held64.truncate(10);
+        assert!(r.table.read().unwrap().capacity() < peak / 8);
+        assert!(r.table64.read().unwrap().capacity() < peak64 / 8);
+        // The routes left still work.
+        let (tx_a, mut rx_a) = mpsc::channel(8);
+        drop(held.remove(0));
+        let _a = r.register("10.0.0.0".parse().unwrap(), tx_a).unwrap();
+        r.dispatch_one(&v4([1, 1, 1, 1], [10, 0, 0, 0]));
+        assert_eq!(rx_a.try_recv().unwrap().len(), 1);
     }
 
     #[test]
