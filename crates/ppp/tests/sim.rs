@@ -1856,3 +1856,53 @@ fn eap_pass_through_bad_backend_packet_is_refused() {
         );
     }
 }
+
+/// A stale EAP-MSCHAPv2 Challenge that reaches the client after it has
+/// verified and acknowledged the server's Success Request (a replayed or
+/// misordered frame) is discarded: it must not replace the exchange whose
+/// keys EAP Success then turns into the HLAK (found by the `engine_pair`
+/// fuzzer: both ends up with EAP-MSCHAPv2, different HLAKs, so the SSTP
+/// crypto binding would fail).
+#[test]
+fn stale_eap_mschapv2_challenge_after_success_request_keeps_the_keys() {
+    type Held = std::rc::Rc<std::cell::RefCell<(Option<Vec<u8>>, Vec<Vec<u8>>, bool)>>;
+    let held: Held = Default::default();
+    let mut sim = Sim::new(
+        server_cfg(&[AuthProtocol::Eap]),
+        client_cfg("alice", "s3cret pw"),
+    );
+    let h = held.clone();
+    // Keeps a copy of the Challenge; holds EAP Success and all after it.
+    sim.filter = Box::new(move |dir, f| {
+        let mut h = h.borrow_mut();
+        if !matches!(dir, Dir::ToClient) || h.2 {
+            return Some(f.to_vec());
+        }
+        let eap = f.get(2..4) == Some(&[0xc2, 0x27][..]);
+        if eap && f.get(4) == Some(&1) && f.get(8) == Some(&0x1a) && f.get(9) == Some(&1) {
+            h.0 = Some(f.to_vec());
+        }
+        if !h.1.is_empty() || (eap && f.get(4) == Some(&3)) {
+            h.1.push(f.to_vec());
+            return None;
+        }
+        Some(f.to_vec())
+    });
+    sim.open();
+    sim.run_until(Duration::from_secs(10), |_| !held.borrow().1.is_empty());
+    let (challenge, later) = {
+        let mut h = held.borrow_mut();
+        h.2 = true;
+        (
+            h.0.take().expect("a Challenge was sent"),
+            std::mem::take(&mut h.1),
+        )
+    };
+    sim.to_client.push_back(challenge);
+    sim.to_client.extend(later);
+    assert!(sim.run_until(Duration::from_secs(30), Sim::both_up));
+    let (hs, _, ms) = authenticated(&sim.server_events).unwrap();
+    let (hc, _, mc) = authenticated(&sim.client_events).unwrap();
+    assert_eq!((ms, mc), (AuthMethod::EapMsChapV2, AuthMethod::EapMsChapV2));
+    assert_eq!(hs, hc, "server and client HLAK must agree");
+}

@@ -494,6 +494,12 @@ impl PeerAuth {
     /// unexpected one.
     fn eap_mschapv2(&mut self, td: &[u8], rng: &mut dyn Rng) -> Option<MsAnswer> {
         Some(match eap::parse_mschapv2(td, true)? {
+            // The server's Success was verified and acknowledged: the
+            // exchange is settled, and EAP Success will turn its keys into
+            // the HLAK. A late or replayed Challenge is discarded (RFC 3748
+            // §4.1: only the current Request is answered) rather than let
+            // it replace them.
+            MsChapV2Msg::Challenge { .. } if matches!(self.st, St::AwaitEapSuccess) => return None,
             MsChapV2Msg::Challenge {
                 ms_id, challenge, ..
             } => match self.mschap_response(challenge, rng) {
