@@ -57,6 +57,9 @@ impl Protocol {
 pub struct Conn {
     /// The client's address: the real one behind a PROXY header.
     pub peer: SocketAddr,
+    /// The address the client connected to: ours, or the load balancer's
+    /// behind a PROXY header (RADIUS Called-Station-Id).
+    pub called: Option<SocketAddr>,
     /// When the TCP connection was accepted (for the handshake latency).
     pub accepted: Instant,
     /// `TLSv1.3`, `TLSv1.2`; `None` in plain-HTTP mode.
@@ -70,6 +73,7 @@ impl Conn {
     pub fn plain(peer: SocketAddr) -> Self {
         Conn {
             peer,
+            called: None,
             accepted: Instant::now(),
             tls_version: None,
             tls_suite: None,
