@@ -86,17 +86,24 @@ fn setup_full(
     let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
     let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
     common::set_mode(&secret, 0o600);
-    let conf = lab.write_file(
+    let conf = write_conf(&lab, method, radius_keys, order);
+    let mut all = vec!["--config", conf.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = lab.start_server(&all);
+    (lab, radius, server)
+}
+
+/// The server's configuration file (`tunnel443.toml` in the lab) with
+/// FreeRADIUS at 127.0.0.1 and the secret file `radius.secret`.
+fn write_conf(lab: &Lab, method: &str, radius_keys: &str, order: &str) -> std::path::PathBuf {
+    let secret = lab.dir.path().join("radius.secret");
+    lab.write_file(
         "tunnel443.toml",
         &format!(
             "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n{radius_keys}\n[auth]\norder = {order}\n",
             secret.display()
         ),
-    );
-    let mut all = vec!["--config", conf.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let server = lab.start_server(&all);
-    (lab, radius, server)
+    )
 }
 
 fn client_address(lab: &Lab) -> String {
@@ -680,6 +687,40 @@ fn radius_down_users_file_decides_when_ordered() {
     assert!(log.contains("source=users accepted=true"), "{log}");
 }
 
+/// SIGHUP re-reads `[auth] order`: with FreeRADIUS down, the users file's
+/// user is refused under `["radius"]` and let in once the order is
+/// `["radius", "users"]`.
+#[test]
+fn auth_order_reloaded_on_sighup() {
+    let (lab, mut radius, mut server) = setup("mschapv2");
+    radius.kill();
+    let fp = lab.fingerprint();
+    let mut c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", c.output(), server.output());
+    let log = server.wait_log("no RADIUS server answered the login", 10);
+    assert!(log.contains("next=none: login refused"), "{log}");
+    write_conf(&lab, "mschapv2", "", "[\"radius\", \"users\"]");
+    server.signal(libc::SIGHUP);
+    let log = server.wait_log("RADIUS configuration and secrets re-read", 20);
+    assert!(log.contains("order radius,users"), "{log}");
+    let c = lab.start_client(0, "vpn", &lab.password(), &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "the reloaded order did not ask the users file:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    let log = server.output();
+    assert!(log.contains("next=users file"), "{log}");
+    assert!(log.contains("source=users accepted=true"), "{log}");
+}
+
 #[test]
 fn check_config_refuses_a_readable_secret() {
     let dir = common::TempDir::new("radius-check");
@@ -799,6 +840,11 @@ fn radius_secret_rotation_with_sighup() {
         c.output(),
         server.output()
     );
+    // Neither secret is in the server's log (at debug level).
+    let log = server.output();
+    for secret in [SECRET, "rotated-secret"] {
+        assert!(!log.contains(secret), "the secret {secret} is logged:\n{log}");
+    }
 }
 
 /// The server's configuration with RADIUS at `port` (and `extra` keys).

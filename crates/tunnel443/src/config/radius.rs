@@ -148,8 +148,10 @@ pub fn validate(
                 })?;
                 let auth_port = s.auth_port.unwrap_or(1812);
                 let acct_port = s.acct_port.unwrap_or(1813);
-                if auth_port == 0 || acct_port == 0 {
-                    bail!("{f}.auth_port/acct_port: port 0 is not a port");
+                for (name, port) in [("auth_port", auth_port), ("acct_port", acct_port)] {
+                    if port == 0 {
+                        bail!("{f}.{name}: 0 is not a port");
+                    }
                 }
                 let Some(file) = s.secret_file else {
                     bail!("{f}.secret_file: required (a file holding the shared secret, mode 600)");
@@ -330,6 +332,11 @@ mod tests {
                 .contains("radius.servers[0].address")
         );
         assert!(e("[radius]", "").contains("radius.servers"));
+        let ok = format!(", secret_file = \"{}\"", empty.display());
+        assert!(e(&srv(&format!("{ok}, acct_port = 0")), "")
+            .contains("radius.servers[0].acct_port: 0 is not a port"));
+        assert!(e(&srv(&format!("{ok}, auth_port = 0")), "")
+            .contains("radius.servers[0].auth_port: 0 is not a port"));
         assert!(e("", "[auth]\norder = [\"radius\"]").contains("auth.order"));
         assert!(e("", "[auth]\norder = [\"ldap\"]").contains("auth.order"));
         assert!(e("", "[auth]\norder = []").contains("auth.order"));
