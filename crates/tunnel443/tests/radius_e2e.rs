@@ -1105,11 +1105,16 @@ fn disconnect(lab: &Lab, attrs: &str) -> (String, bool) {
 
 /// radclient sends `attrs` as a `kind` (disconnect, coa) request.
 fn dae(lab: &Lab, kind: &str, attrs: &str) -> (String, bool) {
+    dae_signed(lab, kind, attrs, SECRET)
+}
+
+/// [`dae`] with the shared secret `secret`.
+fn dae_signed(lab: &Lab, kind: &str, attrs: &str, secret: &str) -> (String, bool) {
     use std::io::Write;
     let mut child = lab
         .server
         .command("radclient")
-        .args(["-x", "-r", "1", "-t", "2", "127.0.0.1:3799", kind, SECRET])
+        .args(["-x", "-r", "1", "-t", "2", "127.0.0.1:3799", kind, secret])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -1181,6 +1186,53 @@ fn radius_disconnect_request() {
         }),
         "no Stop with Admin-Reset:\n{}",
         radius.detail()
+    );
+}
+
+/// `dae_clients` replaces the default DAE clients (the RADIUS servers with
+/// their secrets): a request signed with the RADIUS secret is dropped, one
+/// signed with the DAE client's own secret is answered.
+#[test]
+fn radius_dae_clients_override() {
+    let dir = common::TempDir::new("radius-dae");
+    let file = dir.file("dae.secret");
+    std::fs::write(&file, "dae-only-secret\n").unwrap();
+    common::set_mode(&file, 0o600);
+    let (lab, _radius, mut server) = setup_with(
+        "pap",
+        &format!(
+            "dae_listen = \"127.0.0.1:3799\"\ndae_clients = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]",
+            file.display()
+        ),
+    );
+    let _c = lab.start_client(
+        0,
+        "bob",
+        "bob-pass",
+        &["--pin-sha256", &lab.fingerprint(), "--no-reconnect"],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    let ask = "User-Name = bob, Message-Authenticator = 0x00\n";
+    let (out, answered) = dae_signed(&lab, "disconnect", ask, SECRET);
+    assert!(!answered, "answered with the RADIUS secret:\n{out}");
+    server.wait_log("DAE request dropped", 10);
+    assert!(ping_once(&lab.clients[0], SERVER_TUN), "the session must survive");
+    let (out, _) = dae_signed(&lab, "disconnect", ask, "dae-only-secret");
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        server.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !ping_once(
+            &lab.clients[0],
+            SERVER_TUN
+        )),
+        "the session survived the Disconnect-Request"
     );
 }
 
