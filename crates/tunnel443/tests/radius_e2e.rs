@@ -36,8 +36,10 @@
 //! * `--check-config` refuses a secret file others can read, naming the field.
 //! * Accounting: Accounting-On at start, Start, Interim-Update (interval
 //!   from the Access-Accept), Stop with the counters, the client's real
-//!   address, the Class from the Access-Accept and the terminate cause,
-//!   Accounting-Off at shutdown, in FreeRADIUS's detail file.
+//!   address, the Class from the Access-Accept and the terminate cause
+//!   (User-Request; Lost-Carrier for a client that dies; Admin-Reboot for a
+//!   session up at shutdown), Accounting-Off at shutdown, in FreeRADIUS's
+//!   detail file.
 //! * Dynamic authorization (RFC 5176) with radclient: a Disconnect-Request
 //!   without Message-Authenticator is ignored, one for an unknown user is
 //!   NAKed, one for the user ends the session (ACK; the Stop says
@@ -983,7 +985,45 @@ fn radius_accounting_start_interim_stop_on_off() {
     assert!(number("Acct-Output-Packets") >= answered, "{stop}");
     assert!(number("Acct-Input-Octets") >= answered * 84, "{stop}");
     assert!(number("Acct-Session-Time") >= 2, "{stop}");
+
+    // Other ways a session ends (RFC 2866 §5.10): a client that dies
+    // (its TCP connection closes without SSTP's Call Disconnect) is
+    // Lost-Carrier; a session up when the server stops is Admin-Reboot.
+    let cause = |name: &str| {
+        wait_until(Duration::from_secs(30), || {
+            !radius
+                .records(&format!("Acct-Terminate-Cause = {name}"))
+                .is_empty()
+        })
+    };
+    let fp = lab.fingerprint();
+    let bob = |lab: &Lab| lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp, "--no-reconnect"]);
+    let c = bob(&lab);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 60),
+        "{}",
+        server.output()
+    );
+    c.signal(libc::SIGKILL);
+    assert!(
+        cause("Lost-Carrier"),
+        "no Stop with Lost-Carrier:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    let _c = bob(&lab);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 60),
+        "{}",
+        server.output()
+    );
     server.stop();
+    assert!(
+        cause("Admin-Reboot"),
+        "no Stop with Admin-Reboot:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
     assert!(
         record("Accounting-Off", 30),
         "no Accounting-Off:\n{}",
