@@ -47,7 +47,8 @@
 //! * Rate limits: Filter-Id `4000/2000` (kbit/s down/up) holds iperf3
 //!   through the tunnel within 10% of the limit both ways; a CoA-Request
 //!   with Mikrotik-Rate-Limit changes it at run time both ways (CoA-ACK),
-//!   and one with Session-Timeout ends the session that long after it.
+//!   and one with Session-Timeout ends the session that long after it;
+//!   `acct_interim_interval` gives Interim-Updates when the accept has none.
 //! * FreeRADIUS killed: a login fails with a clear log line within the
 //!   configured timeout; once it is back, logins work again.
 
@@ -1301,7 +1302,12 @@ fn iperf(lab: &Lab, reverse: bool) -> f64 {
 
 #[test]
 fn radius_rate_limit_and_coa() {
-    let (lab, radius, server) = setup_with("pap", "dae_listen = \"127.0.0.1:3799\"");
+    // carol's Access-Accept has no Acct-Interim-Interval: the configured
+    // one applies.
+    let (lab, radius, server) = setup_with(
+        "pap",
+        "dae_listen = \"127.0.0.1:3799\"\nacct_interim_interval = 10",
+    );
     let _c = lab.start_client(
         0,
         "carol",
@@ -1362,6 +1368,14 @@ fn radius_rate_limit_and_coa() {
         server.output()
     );
     assert!(server.output().contains("Session-Timeout reached"));
+    // The session lasted over 16 s (four iperf3 runs of 4 s): at least
+    // one Interim-Update from `acct_interim_interval`.
+    let interims = radius.records("Acct-Status-Type = Interim-Update");
+    assert!(
+        interims.iter().any(|r| r.contains("User-Name = \"carol\"")),
+        "no Interim-Update from acct_interim_interval:\n{}",
+        radius.detail()
+    );
 }
 
 /// The client TUN device's counters (`ip -s -j link`): (rx bytes, rx
