@@ -79,9 +79,7 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, Error> {
                 return Err(Error("v1 address family mismatch"));
             }
             let port: u16 = sport.parse().map_err(|_| Error("v1 source port"))?;
-            let dport: u16 = dport
-                .parse()
-                .map_err(|_| Error("v1 destination port"))?;
+            let dport: u16 = dport.parse().map_err(|_| Error("v1 destination port"))?;
             Ok(Parsed::Done {
                 len,
                 source: Some(SocketAddr::new(ip, port)),

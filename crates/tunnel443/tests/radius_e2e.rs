@@ -846,7 +846,10 @@ fn radius_secret_rotation_with_sighup() {
     // Neither secret is in the server's log (at debug level).
     let log = server.output();
     for secret in [SECRET, "rotated-secret"] {
-        assert!(!log.contains(secret), "the secret {secret} is logged:\n{log}");
+        assert!(
+            !log.contains(secret),
+            "the secret {secret} is logged:\n{log}"
+        );
     }
 }
 
@@ -998,7 +1001,14 @@ fn radius_accounting_start_interim_stop_on_off() {
         })
     };
     let fp = lab.fingerprint();
-    let bob = |lab: &Lab| lab.start_client(0, "bob", "bob-pass", &["--pin-sha256", &fp, "--no-reconnect"]);
+    let bob = |lab: &Lab| {
+        lab.start_client(
+            0,
+            "bob",
+            "bob-pass",
+            &["--pin-sha256", &fp, "--no-reconnect"],
+        )
+    };
     let c = bob(&lab);
     assert!(
         wait_ping(&lab.clients[0], SERVER_TUN, 60),
@@ -1261,7 +1271,10 @@ fn radius_dae_clients_override() {
     let (out, answered) = dae_signed(&lab, "disconnect", ask, SECRET);
     assert!(!answered, "answered with the RADIUS secret:\n{out}");
     server.wait_log("DAE request dropped", 10);
-    assert!(ping_once(&lab.clients[0], SERVER_TUN), "the session must survive");
+    assert!(
+        ping_once(&lab.clients[0], SERVER_TUN),
+        "the session must survive"
+    );
     let (out, _) = dae_signed(&lab, "disconnect", ask, "dae-only-secret");
     assert!(
         out.contains("Received Disconnect-ACK"),

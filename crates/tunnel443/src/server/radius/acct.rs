@@ -250,7 +250,11 @@ async fn run(
     listen: std::net::SocketAddr,
 ) {
     let mut tasks = JoinSet::new();
-    send(&r, base(&r, status::ACCOUNTING_ON, listen_ip(listen)), &mut tasks);
+    send(
+        &r,
+        base(&r, status::ACCOUNTING_ON, listen_ip(listen)),
+        &mut tasks,
+    );
     let mut live: HashMap<SessionId, Live> = HashMap::new();
     let handle = |n: Notice, live: &mut HashMap<SessionId, Live>, tasks: &mut JoinSet<()>| match n {
         Notice::Up(info) => {
@@ -325,7 +329,11 @@ async fn run(
     while let Ok(n) = notices.try_recv() {
         handle(n, &mut live, &mut tasks);
     }
-    send(&r, base(&r, status::ACCOUNTING_OFF, listen_ip(listen)), &mut tasks);
+    send(
+        &r,
+        base(&r, status::ACCOUNTING_OFF, listen_ip(listen)),
+        &mut tasks,
+    );
     while tasks.join_next().await.is_some() {}
     if let Some(d) = done {
         let _ = d.send(());

@@ -344,11 +344,17 @@ mod tests {
         assert_eq!(change.rate, None);
         let mut d = Packet::new(Code::DisconnectRequest, 2, [0; 16]);
         d.push_ipv4(attr::FRAMED_IP_ADDRESS, "10.44.0.8".parse().unwrap());
-        assert_eq!(answer(&reg, &controls, &d).unwrap().code, Code::DisconnectNak);
+        assert_eq!(
+            answer(&reg, &controls, &d).unwrap().code,
+            Code::DisconnectNak
+        );
         assert!(g.kill_reason().is_none());
         let mut d = Packet::new(Code::DisconnectRequest, 3, [0; 16]);
         d.push_ipv4(attr::FRAMED_IP_ADDRESS, "10.44.0.9".parse().unwrap());
-        assert_eq!(answer(&reg, &controls, &d).unwrap().code, Code::DisconnectAck);
+        assert_eq!(
+            answer(&reg, &controls, &d).unwrap().code,
+            Code::DisconnectAck
+        );
         assert!(g.kill_reason().is_some());
     }
 }
