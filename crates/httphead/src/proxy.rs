@@ -18,12 +18,14 @@ const V2_MAX: usize = 536;
 pub enum Parsed {
     /// Need more bytes.
     Partial,
-    /// A header of `len` bytes; `source` is `None` for LOCAL/UNKNOWN.
+    /// A header of `len` bytes; the addresses are `None` for LOCAL/UNKNOWN.
     Done {
         /// Bytes the header used; what follows is the proxied stream.
         len: usize,
         /// The client's address, as the load balancer saw it.
         source: Option<SocketAddr>,
+        /// The address the client connected to (the load balancer's).
+        destination: Option<SocketAddr>,
     },
 }
 
@@ -65,16 +67,23 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, Error> {
     let line = std::str::from_utf8(&buf[..end]).map_err(|_| Error("v1 line is not text"))?;
     let f: Vec<&str> = line.split(' ').collect();
     match f.as_slice() {
-        ["PROXY", "UNKNOWN", ..] => Ok(Parsed::Done { len, source: None }),
-        ["PROXY", fam @ ("TCP4" | "TCP6"), src, _dst, sport, _dport] => {
+        ["PROXY", "UNKNOWN", ..] => Ok(Parsed::Done {
+            len,
+            source: None,
+            destination: None,
+        }),
+        ["PROXY", fam @ ("TCP4" | "TCP6"), src, dst, sport, dport] => {
             let ip: IpAddr = src.parse().map_err(|_| Error("v1 source address"))?;
-            if ip.is_ipv4() != (*fam == "TCP4") {
+            let dip: IpAddr = dst.parse().map_err(|_| Error("v1 destination address"))?;
+            if ip.is_ipv4() != (*fam == "TCP4") || dip.is_ipv4() != (*fam == "TCP4") {
                 return Err(Error("v1 address family mismatch"));
             }
             let port: u16 = sport.parse().map_err(|_| Error("v1 source port"))?;
+            let dport: u16 = dport.parse().map_err(|_| Error("v1 destination port"))?;
             Ok(Parsed::Done {
                 len,
                 source: Some(SocketAddr::new(ip, port)),
+                destination: Some(SocketAddr::new(dip, dport)),
             })
         }
         _ => Err(Error("v1 fields")),
@@ -96,25 +105,36 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, Error> {
         return Ok(Parsed::Partial);
     }
     let a = &buf[16..len];
-    let source = match (ver_cmd & 0x0f, fam) {
-        (0, _) => None, // LOCAL: health check from the balancer itself
-        (1, 0x11) if a.len() >= 12 => Some(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])),
-            u16::from_be_bytes([a[8], a[9]]),
-        )),
+    // Source address, destination address, source port, destination port.
+    let (source, destination) = match (ver_cmd & 0x0f, fam) {
+        (0, _) => (None, None), // LOCAL: health check from the balancer itself
+        (1, 0x11) if a.len() >= 12 => {
+            let v4 = |at: usize| IpAddr::V4(Ipv4Addr::new(a[at], a[at + 1], a[at + 2], a[at + 3]));
+            (
+                Some(SocketAddr::new(v4(0), u16::from_be_bytes([a[8], a[9]]))),
+                Some(SocketAddr::new(v4(4), u16::from_be_bytes([a[10], a[11]]))),
+            )
+        }
         (1, 0x21) if a.len() >= 36 => {
-            let mut ip = [0u8; 16];
-            ip.copy_from_slice(&a[..16]);
-            Some(SocketAddr::new(
-                IpAddr::V6(Ipv6Addr::from(ip)),
-                u16::from_be_bytes([a[32], a[33]]),
-            ))
+            let v6 = |at: usize| {
+                let mut ip = [0u8; 16];
+                ip.copy_from_slice(&a[at..at + 16]);
+                IpAddr::V6(Ipv6Addr::from(ip))
+            };
+            (
+                Some(SocketAddr::new(v6(0), u16::from_be_bytes([a[32], a[33]]))),
+                Some(SocketAddr::new(v6(16), u16::from_be_bytes([a[34], a[35]]))),
+            )
         }
         (1, 0x11 | 0x21) => return Err(Error("v2 address block too short")),
-        (1, _) => None, // UNSPEC or UNIX: keep the connection's own address
+        (1, _) => (None, None), // UNSPEC or UNIX: keep the connection's own addresses
         _ => return Err(Error("v2 command")),
     };
-    Ok(Parsed::Done { len, source })
+    Ok(Parsed::Done {
+        len,
+        source,
+        destination,
+    })
 }
 
 #[cfg(test)]
@@ -128,7 +148,8 @@ mod tests {
             parse(h),
             Ok(Parsed::Done {
                 len: 45,
-                source: Some("192.0.2.7:51000".parse().unwrap())
+                source: Some("192.0.2.7:51000".parse().unwrap()),
+                destination: Some("198.51.100.1:443".parse().unwrap())
             })
         );
         for cut in 0..45 {
@@ -138,10 +159,13 @@ mod tests {
             parse(b"PROXY UNKNOWN\r\n"),
             Ok(Parsed::Done {
                 len: 15,
-                source: None
+                source: None,
+                destination: None
             })
         );
         assert!(parse(b"PROXY TCP4 ::1 ::1 1 2\r\n").is_err());
+        assert!(parse(b"PROXY TCP4 1.2.3.4 ::1 1 2\r\n").is_err());
+        assert!(parse(b"PROXY TCP4 1.2.3.4 1.2.3.4 1 99999\r\n").is_err());
         assert!(parse(b"PROXY TCP4 1.2.3.4 1.2.3.4 99999 2\r\n").is_err());
         assert!(parse(b"GET / HTTP/1.1\r\n").is_err());
         assert!(parse(&[b'P', b'R', b'O', b'X', b'Y', b' ', b'x'].repeat(20)).is_err());
@@ -157,7 +181,8 @@ mod tests {
             parse(&h),
             Ok(Parsed::Done {
                 len: 28,
-                source: Some("192.0.2.7:51000".parse().unwrap())
+                source: Some("192.0.2.7:51000".parse().unwrap()),
+                destination: Some("10.0.0.1:443".parse().unwrap())
             })
         );
         for cut in 0..28 {
@@ -169,7 +194,8 @@ mod tests {
             parse(&local),
             Ok(Parsed::Done {
                 len: 16,
-                source: None
+                source: None,
+                destination: None
             })
         );
         let mut short = V2_SIG.to_vec();

@@ -11,8 +11,9 @@
 //! FreeRADIUS at 10.252.{1,2}.1.
 //!
 //! Shown: the clients land on both servers; the accounting rows carry both
-//! servers (NAS-IP-Address in SQL, NAS-Identifier in the detail file) and
-//! the clients' real addresses (Calling-Station-Id, from PROXY v2); a second
+//! servers (NAS-IP-Address in SQL, NAS-Identifier in the detail file),
+//! the clients' real addresses (Calling-Station-Id, from PROXY v2) and the
+//! balancer's address they dialed (Called-Station-Id); a second
 //! login of a logged-in user is refused on either server while the first
 //! is up, and works once the first has disconnected.
 
@@ -196,7 +197,7 @@ fn fleet_behind_haproxy_shares_freeradius_with_sql_accounting() {
     // and the client's real address.
     let rows = || {
         radius.sql(
-            "SELECT username, nasipaddress, callingstationid FROM radacct \
+            "SELECT username, nasipaddress, callingstationid, calledstationid FROM radacct \
              WHERE acctstoptime IS NULL ORDER BY username",
         )
     };
@@ -211,7 +212,11 @@ fn fleet_behind_haproxy_shares_freeradius_with_sql_accounting() {
     let b = 3 - a;
     assert_eq!(
         rows,
-        format!("alice|10.252.{a}.2|10.251.0.2\nbob|10.252.{b}.2|10.251.1.2\n"),
+        // Called-Station-Id: the balancer's address each client dialed
+        // (the PROXY header's destination), not the server's own.
+        format!(
+            "alice|10.252.{a}.2|10.251.0.2|10.251.0.1\nbob|10.252.{b}.2|10.251.1.2|10.251.1.1\n"
+        ),
         "accounting rows"
     );
     for name in ["vpn-a", "vpn-b"] {

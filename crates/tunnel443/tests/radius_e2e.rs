@@ -36,15 +36,19 @@
 //! * `--check-config` refuses a secret file others can read, naming the field.
 //! * Accounting: Accounting-On at start, Start, Interim-Update (interval
 //!   from the Access-Accept), Stop with the counters, the client's real
-//!   address, the Class from the Access-Accept and the terminate cause,
-//!   Accounting-Off at shutdown, in FreeRADIUS's detail file.
+//!   address, the Class from the Access-Accept and the terminate cause
+//!   (User-Request; Lost-Carrier for a client that dies; Admin-Reboot for a
+//!   session up at shutdown), Accounting-Off at shutdown, in FreeRADIUS's
+//!   detail file.
 //! * Dynamic authorization (RFC 5176) with radclient: a Disconnect-Request
 //!   without Message-Authenticator is ignored, one for an unknown user is
 //!   NAKed, one for the user ends the session (ACK; the Stop says
 //!   Admin-Reset).
 //! * Rate limits: Filter-Id `4000/2000` (kbit/s down/up) holds iperf3
-//!   through the tunnel near the limit both ways; a CoA-Request with
-//!   Mikrotik-Rate-Limit changes it at run time (CoA-ACK).
+//!   through the tunnel within 10% of the limit both ways; a CoA-Request
+//!   with Mikrotik-Rate-Limit changes it at run time both ways (CoA-ACK),
+//!   and one with Session-Timeout ends the session that long after it;
+//!   `acct_interim_interval` gives Interim-Updates when the accept has none.
 //! * FreeRADIUS killed: a login fails with a clear log line within the
 //!   configured timeout; once it is back, logins work again.
 
@@ -57,7 +61,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200\n\ngrace Cleartext-Password := \"grace-pass\"\n\tFramed-IPv6-Prefix = 2001:db8:0:7::/64,\n\tDelegated-IPv6-Prefix = 2001:db8:100::/56";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200\n\ngrace Cleartext-Password := \"grace-pass\"\n\tFramed-IPv6-Prefix = 2001:db8:0:7::/64,\n\tDelegated-IPv6-Prefix = 2001:db8:100::/56\n\nheidi Cleartext-Password := \"heidi-pass\"\n\tIdle-Timeout = 2,\n\tFramed-IP-Address = 255.255.255.255,\n\tMS-Primary-DNS-Server = 10.44.0.53,\n\tMS-Secondary-DNS-Server = 10.44.0.54";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -85,17 +89,24 @@ fn setup_full(
     let radius = FreeRadius::start(lab.dir.path(), &lab.server, SECRET, USERS);
     let secret = lab.write_file("radius.secret", &format!("{SECRET}\n"));
     common::set_mode(&secret, 0o600);
-    let conf = lab.write_file(
+    let conf = write_conf(&lab, method, radius_keys, order);
+    let mut all = vec!["--config", conf.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = lab.start_server(&all);
+    (lab, radius, server)
+}
+
+/// The server's configuration file (`tunnel443.toml` in the lab) with
+/// FreeRADIUS at 127.0.0.1 and the secret file `radius.secret`.
+fn write_conf(lab: &Lab, method: &str, radius_keys: &str, order: &str) -> std::path::PathBuf {
+    let secret = lab.dir.path().join("radius.secret");
+    lab.write_file(
         "tunnel443.toml",
         &format!(
             "[sstp]\nauth = [\"{method}\"]\n[radius]\nservers = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]\nnas_identifier = \"vpn-test\"\ntimeout = 2\ntries = 2\n{radius_keys}\n[auth]\norder = {order}\n",
             secret.display()
         ),
-    );
-    let mut all = vec!["--config", conf.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let server = lab.start_server(&all);
-    (lab, radius, server)
+    )
 }
 
 fn client_address(lab: &Lab) -> String {
@@ -596,6 +607,52 @@ fn radius_framed_and_delegated_ipv6_prefixes() {
     );
 }
 
+/// Idle-Timeout ends a session that carries nothing (Stop: Idle-Timeout);
+/// MS-Primary/Secondary-DNS-Server are the client's DNS servers;
+/// Framed-IP-Address 255.255.255.255 (the client's choice, which we do not
+/// offer) gives an address from the pool.
+#[test]
+fn radius_idle_timeout_dns_and_pool_address() {
+    let (lab, radius, server) = setup("pap");
+    let started = Instant::now();
+    let c = lab.start_client(
+        0,
+        "heidi",
+        "heidi-pass",
+        &["--pin-sha256", &lab.fingerprint(), "--no-reconnect"],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel:\n{}\n{}\n{}",
+        c.output(),
+        server.output(),
+        radius.output()
+    );
+    assert!(
+        c.output().contains("dns=10.44.0.53,10.44.0.54"),
+        "MS-Primary/Secondary-DNS-Server not given to the client:\n{}",
+        c.output()
+    );
+    assert!(
+        client_address(&lab).contains("inet 10.44.0."),
+        "{}",
+        client_address(&lab)
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            radius
+                .records("Acct-Terminate-Cause = Idle-Timeout")
+                .iter()
+                .any(|r| r.contains("User-Name = \"heidi\""))
+        }),
+        "no Stop with Idle-Timeout:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(server.output().contains("Idle-Timeout reached"));
+}
+
 #[test]
 fn radius_chap_md5() {
     let (lab, radius, server) = setup("chap-md5");
@@ -625,6 +682,40 @@ fn radius_down_users_file_decides_when_ordered() {
     assert!(
         wait_ping(&lab.clients[0], SERVER_TUN, 30),
         "users file fallback failed:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    let log = server.output();
+    assert!(log.contains("next=users file"), "{log}");
+    assert!(log.contains("source=users accepted=true"), "{log}");
+}
+
+/// SIGHUP re-reads `[auth] order`: with FreeRADIUS down, the users file's
+/// user is refused under `["radius"]` and let in once the order is
+/// `["radius", "users"]`.
+#[test]
+fn auth_order_reloaded_on_sighup() {
+    let (lab, mut radius, mut server) = setup("mschapv2");
+    radius.kill();
+    let fp = lab.fingerprint();
+    let mut c = lab.start_client(
+        0,
+        "vpn",
+        &lab.password(),
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", c.output(), server.output());
+    let log = server.wait_log("no RADIUS server answered the login", 10);
+    assert!(log.contains("next=none: login refused"), "{log}");
+    write_conf(&lab, "mschapv2", "", "[\"radius\", \"users\"]");
+    server.signal(libc::SIGHUP);
+    let log = server.wait_log("RADIUS configuration and secrets re-read", 20);
+    assert!(log.contains("order radius,users"), "{log}");
+    let c = lab.start_client(0, "vpn", &lab.password(), &["--pin-sha256", &fp]);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "the reloaded order did not ask the users file:\n{}\n{}",
         c.output(),
         server.output()
     );
@@ -752,6 +843,14 @@ fn radius_secret_rotation_with_sighup() {
         c.output(),
         server.output()
     );
+    // Neither secret is in the server's log (at debug level).
+    let log = server.output();
+    for secret in [SECRET, "rotated-secret"] {
+        assert!(
+            !log.contains(secret),
+            "the secret {secret} is logged:\n{log}"
+        );
+    }
 }
 
 /// The server's configuration with RADIUS at `port` (and `extra` keys).
@@ -870,6 +969,10 @@ fn radius_accounting_start_interim_stop_on_off() {
         "NAS-Identifier = \"vpn-test\"",
         "NAS-Port-Type = Virtual",
         "Calling-Station-Id = \"10.251.0.2\"",
+        // The address the client connected to (the server listens on 0.0.0.0).
+        "Called-Station-Id = \"10.251.0.1\"",
+        "Acct-Multi-Session-Id = ",
+        "Acct-Output-Gigawords = 0",
         "Framed-IP-Address = 10.44.0.",
         "Class = 0x626f622d636c617373",
         "Acct-Terminate-Cause = User-Request",
@@ -886,7 +989,52 @@ fn radius_accounting_start_interim_stop_on_off() {
     assert!(number("Acct-Output-Packets") >= answered, "{stop}");
     assert!(number("Acct-Input-Octets") >= answered * 84, "{stop}");
     assert!(number("Acct-Session-Time") >= 2, "{stop}");
+
+    // Other ways a session ends (RFC 2866 §5.10): a client that dies
+    // (its TCP connection closes without SSTP's Call Disconnect) is
+    // Lost-Carrier; a session up when the server stops is Admin-Reboot.
+    let cause = |name: &str| {
+        wait_until(Duration::from_secs(30), || {
+            !radius
+                .records(&format!("Acct-Terminate-Cause = {name}"))
+                .is_empty()
+        })
+    };
+    let fp = lab.fingerprint();
+    let bob = |lab: &Lab| {
+        lab.start_client(
+            0,
+            "bob",
+            "bob-pass",
+            &["--pin-sha256", &fp, "--no-reconnect"],
+        )
+    };
+    let c = bob(&lab);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 60),
+        "{}",
+        server.output()
+    );
+    c.signal(libc::SIGKILL);
+    assert!(
+        cause("Lost-Carrier"),
+        "no Stop with Lost-Carrier:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    let _c = bob(&lab);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 60),
+        "{}",
+        server.output()
+    );
     server.stop();
+    assert!(
+        cause("Admin-Reboot"),
+        "no Stop with Admin-Reboot:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
     assert!(
         record("Accounting-Off", 30),
         "no Accounting-Off:\n{}",
@@ -1008,11 +1156,16 @@ fn disconnect(lab: &Lab, attrs: &str) -> (String, bool) {
 
 /// radclient sends `attrs` as a `kind` (disconnect, coa) request.
 fn dae(lab: &Lab, kind: &str, attrs: &str) -> (String, bool) {
+    dae_signed(lab, kind, attrs, SECRET)
+}
+
+/// [`dae`] with the shared secret `secret`.
+fn dae_signed(lab: &Lab, kind: &str, attrs: &str, secret: &str) -> (String, bool) {
     use std::io::Write;
     let mut child = lab
         .server
         .command("radclient")
-        .args(["-x", "-r", "1", "-t", "2", "127.0.0.1:3799", kind, SECRET])
+        .args(["-x", "-r", "1", "-t", "2", "127.0.0.1:3799", kind, secret])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -1087,6 +1240,56 @@ fn radius_disconnect_request() {
     );
 }
 
+/// `dae_clients` replaces the default DAE clients (the RADIUS servers with
+/// their secrets): a request signed with the RADIUS secret is dropped, one
+/// signed with the DAE client's own secret is answered.
+#[test]
+fn radius_dae_clients_override() {
+    let dir = common::TempDir::new("radius-dae");
+    let file = dir.file("dae.secret");
+    std::fs::write(&file, "dae-only-secret\n").unwrap();
+    common::set_mode(&file, 0o600);
+    let (lab, _radius, mut server) = setup_with(
+        "pap",
+        &format!(
+            "dae_listen = \"127.0.0.1:3799\"\ndae_clients = [{{ address = \"127.0.0.1\", secret_file = \"{}\" }}]",
+            file.display()
+        ),
+    );
+    let _c = lab.start_client(
+        0,
+        "bob",
+        "bob-pass",
+        &["--pin-sha256", &lab.fingerprint(), "--no-reconnect"],
+    );
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "{}",
+        server.output()
+    );
+    let ask = "User-Name = bob, Message-Authenticator = 0x00\n";
+    let (out, answered) = dae_signed(&lab, "disconnect", ask, SECRET);
+    assert!(!answered, "answered with the RADIUS secret:\n{out}");
+    server.wait_log("DAE request dropped", 10);
+    assert!(
+        ping_once(&lab.clients[0], SERVER_TUN),
+        "the session must survive"
+    );
+    let (out, _) = dae_signed(&lab, "disconnect", ask, "dae-only-secret");
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        server.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !ping_once(
+            &lab.clients[0],
+            SERVER_TUN
+        )),
+        "the session survived the Disconnect-Request"
+    );
+}
+
 /// iperf3 through the tunnel for 4 s (`reverse`: server to client); the
 /// receiver's Mbit/s.
 fn iperf(lab: &Lab, reverse: bool) -> f64 {
@@ -1112,7 +1315,12 @@ fn iperf(lab: &Lab, reverse: bool) -> f64 {
 
 #[test]
 fn radius_rate_limit_and_coa() {
-    let (lab, _radius, server) = setup_with("pap", "dae_listen = \"127.0.0.1:3799\"");
+    // carol's Access-Accept has no Acct-Interim-Interval: the configured
+    // one applies.
+    let (lab, radius, server) = setup_with(
+        "pap",
+        "dae_listen = \"127.0.0.1:3799\"\nacct_interim_interval = 10",
+    );
     let _c = lab.start_client(
         0,
         "carol",
@@ -1128,7 +1336,9 @@ fn radius_rate_limit_and_coa() {
     iperf_s.args(["-s", "-B", SERVER_TUN]);
     let _srv = Proc::spawn(iperf_s, lab.dir.path().join("iperf-s.log"), "iperf3 -s");
     wait_listening(&lab.server, 5201, 10, "iperf3 -s");
-    let within = |got: f64, limit: f64| got <= limit * 1.05 && got >= limit * 0.8;
+    // Within 10% of the limit (the issue's bound). Right after a CoA the
+    // bucket's burst (250 ms at the new rate) adds up to 6% over a 4 s run.
+    let within = |got: f64, limit: f64| got <= limit * 1.1 && got >= limit * 0.9;
     let down = iperf(&lab, true);
     let up = iperf(&lab, false);
     assert!(within(down, 4.0), "down {down} Mbit/s, limit 4");
@@ -1143,8 +1353,43 @@ fn radius_rate_limit_and_coa() {
         "{out}\n{}",
         server.output()
     );
+    // Mikrotik-Rate-Limit is rx/tx from the NAS's view: 4M up, 8M down.
     let down = iperf(&lab, true);
     assert!(within(down, 8.0), "down {down} Mbit/s after CoA, limit 8");
+    let up = iperf(&lab, false);
+    assert!(within(up, 4.0), "up {up} Mbit/s after CoA, limit 4");
+
+    // A CoA with a Session-Timeout: the session ends that long after it.
+    let (out, _) = dae(
+        &lab,
+        "coa",
+        "User-Name = carol, Session-Timeout = 2, Message-Authenticator = 0x00\n",
+    );
+    assert!(
+        out.contains("Received CoA-ACK"),
+        "{out}\n{}",
+        server.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            radius
+                .records("Acct-Terminate-Cause = Session-Timeout")
+                .iter()
+                .any(|r| r.contains("User-Name = \"carol\""))
+        }),
+        "the CoA's Session-Timeout did not end the session:\n{}\n{}",
+        radius.detail(),
+        server.output()
+    );
+    assert!(server.output().contains("Session-Timeout reached"));
+    // The session lasted over 16 s (four iperf3 runs of 4 s): at least
+    // one Interim-Update from `acct_interim_interval`.
+    let interims = radius.records("Acct-Status-Type = Interim-Update");
+    assert!(
+        interims.iter().any(|r| r.contains("User-Name = \"carol\"")),
+        "no Interim-Update from acct_interim_interval:\n{}",
+        radius.detail()
+    );
 }
 
 /// The client TUN device's counters (`ip -s -j link`): (rx bytes, rx

@@ -148,8 +148,10 @@ pub fn validate(
                 })?;
                 let auth_port = s.auth_port.unwrap_or(1812);
                 let acct_port = s.acct_port.unwrap_or(1813);
-                if auth_port == 0 || acct_port == 0 {
-                    bail!("{f}.auth_port/acct_port: port 0 is not a port");
+                for (name, port) in [("auth_port", auth_port), ("acct_port", acct_port)] {
+                    if port == 0 {
+                        bail!("{f}.{name}: 0 is not a port");
+                    }
                 }
                 let Some(file) = s.secret_file else {
                     bail!("{f}.secret_file: required (a file holding the shared secret, mode 600)");
@@ -330,10 +332,70 @@ mod tests {
                 .contains("radius.servers[0].address")
         );
         assert!(e("[radius]", "").contains("radius.servers"));
+        let ok = format!(", secret_file = \"{}\"", empty.display());
+        assert!(e(&srv(&format!("{ok}, acct_port = 0")), "")
+            .contains("radius.servers[0].acct_port: 0 is not a port"));
+        assert!(e(&srv(&format!("{ok}, auth_port = 0")), "")
+            .contains("radius.servers[0].auth_port: 0 is not a port"));
         assert!(e("", "[auth]\norder = [\"radius\"]").contains("auth.order"));
         assert!(e("", "[auth]\norder = [\"ldap\"]").contains("auth.order"));
         assert!(e("", "[auth]\norder = []").contains("auth.order"));
         assert!(e("[radius]\ntimeout = 0\nservers=[]", "").contains("radius."));
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(dir2).unwrap();
+    }
+
+    /// DAE clients: by default the servers' addresses with their secrets;
+    /// `dae_clients` replaces them (and needs `dae_listen`).
+    #[test]
+    fn dae_clients_default_and_override() {
+        let (dir, f) = secret_file(0o600, "s3cret\n");
+        let (dir2, g) = secret_file(0o600, "dae-secret\n");
+        let servers = format!(
+            "[radius]\nservers = [{{ address = \"192.0.2.1\", secret_file = \"{}\" }}, {{ address = \"192.0.2.2\", secret_file = \"{}\" }}]\n",
+            f.display(),
+            g.display()
+        );
+        let clients = |cfg: &str| {
+            run(cfg, "").map(|(s, _)| {
+                s.unwrap()
+                    .dae_clients
+                    .into_iter()
+                    .map(|c| (c.address.to_string(), c.secret))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let sec = ::radius::Secret::new;
+        assert_eq!(
+            clients(&servers).unwrap(),
+            [
+                ("192.0.2.1".to_string(), sec("s3cret")),
+                ("192.0.2.2".to_string(), sec("dae-secret"))
+            ]
+        );
+        let over = format!(
+            "{servers}dae_listen = \"127.0.0.1:3799\"\ndae_clients = [{{ address = \"198.51.100.9\", secret_file = \"{}\" }}]\n",
+            g.display()
+        );
+        assert_eq!(
+            clients(&over).unwrap(),
+            [("198.51.100.9".to_string(), sec("dae-secret"))]
+        );
+        let e = |cfg: &str| format!("{:#}", run(cfg, "").unwrap_err());
+        assert!(e(&format!(
+            "{servers}dae_clients = [{{ address = \"198.51.100.9\", secret_file = \"{}\" }}]\n",
+            g.display()
+        ))
+        .contains("radius.dae_clients: needs radius.dae_listen"));
+        assert!(e(&format!(
+            "{servers}dae_listen = \"127.0.0.1:3799\"\ndae_clients = [{{ address = \"nas\", secret_file = \"{}\" }}]\n",
+            g.display()
+        ))
+        .contains("radius.dae_clients[0].address: \"nas\" is not an IP address"));
+        assert!(e(&format!(
+            "{servers}dae_listen = \"127.0.0.1:3799\"\ndae_clients = [{{ address = \"198.51.100.9\" }}]\n"
+        ))
+        .contains("radius.dae_clients[0].secret_file: required"));
         std::fs::remove_dir_all(dir).unwrap();
         std::fs::remove_dir_all(dir2).unwrap();
     }

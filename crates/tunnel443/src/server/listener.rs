@@ -85,6 +85,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
 async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticket: Ticket) {
     crate::io_util::tune_tcp(&tcp);
     let mut conn = Conn::plain(peer);
+    conn.called = tcp.local_addr().ok();
     let mut subject: Option<String> = None;
     // Shorter under pressure (admission's budget).
     let timeout = shared
@@ -107,13 +108,19 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticke
                 let r = read_head(&mut tcp, &mut buf, 600, timeout, |b| {
                     proxy_protocol::parse(b).map(|p| match p {
                         proxy_protocol::Parsed::Partial => None,
-                        proxy_protocol::Parsed::Done { len, source } => Some((source, len)),
+                        proxy_protocol::Parsed::Done {
+                            len,
+                            source,
+                            destination,
+                        } => Some(((source, destination), len)),
                     })
                 })
                 .await;
                 match r {
-                    Ok(Some(src)) => peer = src,
-                    Ok(None) => {}
+                    Ok((source, destination)) => {
+                        peer = source.unwrap_or(peer);
+                        conn.called = destination.or(conn.called);
+                    }
                     Err(e) => {
                         info!(%peer, error = %plain_error(&e), "PROXY protocol header rejected; closed");
                         shared.stats.failure(Stage::Tls);

@@ -57,6 +57,9 @@ impl Protocol {
 pub struct Conn {
     /// The client's address: the real one behind a PROXY header.
     pub peer: SocketAddr,
+    /// The address the client connected to: ours, or the load balancer's
+    /// behind a PROXY header (RADIUS Called-Station-Id).
+    pub called: Option<SocketAddr>,
     /// When the TCP connection was accepted (for the handshake latency).
     pub accepted: Instant,
     /// `TLSv1.3`, `TLSv1.2`; `None` in plain-HTTP mode.
@@ -70,6 +73,7 @@ impl Conn {
     pub fn plain(peer: SocketAddr) -> Self {
         Conn {
             peer,
+            called: None,
             accepted: Instant::now(),
             tls_version: None,
             tls_suite: None,
@@ -114,20 +118,21 @@ pub enum EndCause {
     Error,
 }
 
-// The RADIUS branch builds accounting and Disconnect/CoA on these.
-#[allow(dead_code)]
 impl EndCause {
-    /// RFC 2866 §5.10 Acct-Terminate-Cause.
+    /// RFC 2866 §5.10 Acct-Terminate-Cause. A shutdown is the
+    /// administrator's (SIGTERM, `systemctl stop`): Admin-Reboot; NAS-Reboot
+    /// is for a crash, which sends nothing.
     pub fn acct_terminate_cause(self) -> u32 {
+        use ::radius::attr::terminate::*;
         match self {
-            EndCause::PeerClosed => 1,  // User Request
-            EndCause::Lost => 2,        // Lost Carrier
-            EndCause::AdminReset => 6,  // Admin Reset
-            EndCause::Shutdown => 11,   // NAS Reboot
-            EndCause::AuthFailed => 17, // User Error
-            EndCause::SessionTimeout => 5,
-            EndCause::IdleTimeout => 4,
-            EndCause::Error => 9, // NAS Error
+            EndCause::PeerClosed => USER_REQUEST,
+            EndCause::Lost => LOST_CARRIER,
+            EndCause::AdminReset => ADMIN_RESET,
+            EndCause::Shutdown => ADMIN_REBOOT,
+            EndCause::AuthFailed => USER_ERROR,
+            EndCause::SessionTimeout => SESSION_TIMEOUT,
+            EndCause::IdleTimeout => IDLE_TIMEOUT,
+            EndCause::Error => NAS_ERROR,
         }
     }
 }
@@ -592,6 +597,19 @@ mod tests {
 
     fn conn() -> Conn {
         Conn::plain("192.0.2.7:40000".parse().unwrap())
+    }
+
+    #[test]
+    fn terminate_causes_by_name() {
+        let name = |c: EndCause| ::radius::attr::terminate::name(c.acct_terminate_cause());
+        assert_eq!(name(EndCause::PeerClosed), Some("User-Request"));
+        assert_eq!(name(EndCause::Lost), Some("Lost-Carrier"));
+        assert_eq!(name(EndCause::AdminReset), Some("Admin-Reset"));
+        assert_eq!(name(EndCause::Shutdown), Some("Admin-Reboot"));
+        assert_eq!(name(EndCause::AuthFailed), Some("User-Error"));
+        assert_eq!(name(EndCause::SessionTimeout), Some("Session-Timeout"));
+        assert_eq!(name(EndCause::IdleTimeout), Some("Idle-Timeout"));
+        assert_eq!(name(EndCause::Error), Some("NAS-Error"));
     }
 
     #[test]

@@ -54,6 +54,8 @@ impl ExtrasTable {
 
 struct Live {
     acct_session_id: String,
+    /// The address the client connected to (Called-Station-Id).
+    called: Option<std::net::IpAddr>,
     /// The address at Start (gone from the registry when the Stop is due).
     framed_ip: Option<std::net::Ipv4Addr>,
     extras: Extras,
@@ -96,8 +98,9 @@ fn now_unix() -> u32 {
         .unwrap_or(0)
 }
 
-/// The common attributes of every record.
-fn base(r: &Radius, status_type: u32, listen: std::net::SocketAddr) -> Request {
+/// The common attributes of every record; `called`: the address the
+/// client connected to (Called-Station-Id), none for the NAS's own records.
+fn base(r: &Radius, status_type: u32, called: Option<std::net::IpAddr>) -> Request {
     let s = r.settings();
     let mut q = Request::new(Code::AccountingRequest);
     let p = &mut q.packet;
@@ -108,10 +111,15 @@ fn base(r: &Radius, status_type: u32, listen: std::net::SocketAddr) -> Request {
     }
     p.push_u32(attr::EVENT_TIMESTAMP, now_unix());
     p.push_u32(attr::ACCT_DELAY_TIME, 0);
-    if !listen.ip().is_unspecified() {
-        p.push(attr::CALLED_STATION_ID, listen.ip().to_string());
+    if let Some(a) = called {
+        p.push(attr::CALLED_STATION_ID, a.to_canonical().to_string());
     }
     q
+}
+
+/// The listening address when it names one (not 0.0.0.0 or ::).
+fn listen_ip(listen: std::net::SocketAddr) -> Option<std::net::IpAddr> {
+    Some(listen.ip()).filter(|a| !a.is_unspecified())
 }
 
 /// A session's record (Start, Interim-Update or Stop).
@@ -123,7 +131,7 @@ fn session_record(
     live: &Live,
     cause: Option<EndCause>,
 ) -> Request {
-    let mut q = base(r, status_type, listen);
+    let mut q = base(r, status_type, live.called.or(listen_ip(listen)));
     let p = &mut q.packet;
     p.push(attr::ACCT_SESSION_ID, live.acct_session_id.as_bytes());
     p.push(attr::ACCT_MULTI_SESSION_ID, live.acct_session_id.as_bytes());
@@ -137,7 +145,7 @@ fn session_record(
     let client = info
         .client
         .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().to_string())
+        .map(|a| a.ip().to_canonical().to_string())
         .unwrap_or_else(|_| info.client.clone());
     p.push(attr::CALLING_STATION_ID, client);
     if let Some(a) = info.ipv4.or(live.framed_ip) {
@@ -242,7 +250,11 @@ async fn run(
     listen: std::net::SocketAddr,
 ) {
     let mut tasks = JoinSet::new();
-    send(&r, base(&r, status::ACCOUNTING_ON, listen), &mut tasks);
+    send(
+        &r,
+        base(&r, status::ACCOUNTING_ON, listen_ip(listen)),
+        &mut tasks,
+    );
     let mut live: HashMap<SessionId, Live> = HashMap::new();
     let handle = |n: Notice, live: &mut HashMap<SessionId, Live>, tasks: &mut JoinSet<()>| match n {
         Notice::Up(info) => {
@@ -255,6 +267,7 @@ async fn run(
             let interim = ex.interim.or(r.settings().acct_interim_interval);
             let l = Live {
                 acct_session_id: entry.acct_session_id(),
+                called: entry.conn.called.map(|a| a.ip()),
                 framed_ip: info.ipv4,
                 extras: ex,
                 interim,
@@ -316,7 +329,11 @@ async fn run(
     while let Ok(n) = notices.try_recv() {
         handle(n, &mut live, &mut tasks);
     }
-    send(&r, base(&r, status::ACCOUNTING_OFF, listen), &mut tasks);
+    send(
+        &r,
+        base(&r, status::ACCOUNTING_OFF, listen_ip(listen)),
+        &mut tasks,
+    );
     while tasks.join_next().await.is_some() {}
     if let Some(d) = done {
         let _ = d.send(());

@@ -248,9 +248,15 @@ mod tests {
         assert_eq!(a.dns, [Ipv4Addr::new(8, 8, 8, 8)]);
         assert_eq!(a.class, [b"c1".to_vec()]);
         assert_eq!(a.rate.unwrap().down, 1_000_000);
+        // 255.255.255.254 (the NAS chooses) and 255.255.255.255 (the
+        // user chooses, which we do not offer): an address from the pool.
+        for pool in [attr::FRAMED_IP_NAS_CHOOSES, attr::FRAMED_IP_USER_CHOOSES] {
+            let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
+            p.push_ipv4(attr::FRAMED_IP_ADDRESS, pool);
+            assert_eq!(authz(&p).framed_ip, None, "{pool}");
+        }
         let mut p = Packet::new(Code::AccessAccept, 0, [0; 16]);
         p.push_ipv4(attr::FRAMED_IP_ADDRESS, attr::FRAMED_IP_NAS_CHOOSES);
-        assert_eq!(authz(&p).framed_ip, None);
         assert_eq!(authz(&p).framed_ipv6_prefix, None);
         assert_eq!(authz(&p).delegated_ipv6_prefix, None);
     }

@@ -317,4 +317,44 @@ mod tests {
             Some("disconnected by the RADIUS server")
         );
     }
+
+    /// CoA Session-Timeout reaches the session; Disconnect by
+    /// Framed-IP-Address alone.
+    #[test]
+    fn coa_session_timeout_and_disconnect_by_address() {
+        let reg = Registry::new();
+        let g = reg.register(
+            Protocol::Sstp,
+            Conn::plain("192.0.2.1:5000".parse().unwrap()),
+        );
+        g.set_user("alice");
+        g.set_ipv4(Some("10.44.0.9".parse().unwrap()));
+        let controls = Controls::default();
+        let c = Arc::new(Control::default());
+        controls.insert(g.id(), c.clone());
+        let mut coa = Packet::new(Code::CoaRequest, 1, [0; 16]);
+        coa.push_ipv4(attr::FRAMED_IP_ADDRESS, "10.44.0.9".parse().unwrap())
+            .push_u32(attr::SESSION_TIMEOUT, 30);
+        assert_eq!(answer(&reg, &controls, &coa).unwrap().code, Code::CoaAck);
+        let change = c.pending.lock().unwrap().take().unwrap();
+        assert_eq!(
+            change.session_timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(change.rate, None);
+        let mut d = Packet::new(Code::DisconnectRequest, 2, [0; 16]);
+        d.push_ipv4(attr::FRAMED_IP_ADDRESS, "10.44.0.8".parse().unwrap());
+        assert_eq!(
+            answer(&reg, &controls, &d).unwrap().code,
+            Code::DisconnectNak
+        );
+        assert!(g.kill_reason().is_none());
+        let mut d = Packet::new(Code::DisconnectRequest, 3, [0; 16]);
+        d.push_ipv4(attr::FRAMED_IP_ADDRESS, "10.44.0.9".parse().unwrap());
+        assert_eq!(
+            answer(&reg, &controls, &d).unwrap().code,
+            Code::DisconnectAck
+        );
+        assert!(g.kill_reason().is_some());
+    }
 }
