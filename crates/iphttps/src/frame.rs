@@ -38,7 +38,10 @@
 //! would otherwise lose every full-size packet, while accepting them costs
 //! nothing (the kernel forwards them, or answers Packet Too Big). Above the
 //! maximum, packets are skipped. The maximum also bounds what one session
-//! buffers: one partial packet plus one read.
+//! buffers: one partial packet plus one read. The buffer starts at what a
+//! packet of [`DEFAULT_MAX_PACKET`] needs and grows to the maximum only
+//! when a larger packet arrives, so that a large configured maximum costs
+//! an idle session nothing.
 //!
 //! The [`Encoder`] is strict in what it sends: every packet must be one
 //! well-formed IPv6 packet no larger than the configured maximum, by default
@@ -188,7 +191,7 @@ impl Decoder {
 
     fn build(max_packet: usize) -> Self {
         Decoder {
-            buf: vec![0u8; max_packet + READ_CHUNK].into_boxed_slice(),
+            buf: vec![0u8; max_packet.min(DEFAULT_MAX_PACKET) + READ_CHUNK].into_boxed_slice(),
             start: 0,
             end: 0,
             skip: 0,
@@ -264,6 +267,19 @@ impl Decoder {
         n
     }
 
+    /// Grows the buffer (to the maximum, once) when a partial packet of
+    /// `len` bytes would leave less than [`READ_CHUNK`] free.
+    fn room_for(&mut self, len: usize) {
+        if len + READ_CHUNK > self.buf.len() {
+            let mut grown = vec![0u8; self.max_packet + READ_CHUNK].into_boxed_slice();
+            let n = self.end - self.start;
+            grown[..n].copy_from_slice(&self.buf[self.start..self.end]);
+            self.buf = grown;
+            self.start = 0;
+            self.end = n;
+        }
+    }
+
     fn fail(&mut self, e: FrameError) -> Result<Option<Frame<'_>>, FrameError> {
         self.failed = Some(e);
         Err(e)
@@ -312,6 +328,7 @@ impl Decoder {
             return Ok(Some(Frame::Oversize { len }));
         }
         if avail.len() < len {
+            self.room_for(len);
             return Ok(None);
         }
         let at = self.start;
@@ -609,6 +626,26 @@ mod tests {
         let mut dec = Decoder::new();
         decode_chunked(&mut dec, &pkt(2000, 1)[..1000], &[100]);
         assert!(matches!(dec.finish(), Err(FrameError::Truncated { .. })));
+    }
+
+    #[test]
+    fn a_large_maximum_costs_nothing_until_a_large_packet_arrives() {
+        let mut dec = Decoder::with_max_packet(65535).unwrap();
+        assert_eq!(dec.spare().len(), DEFAULT_MAX_PACKET + READ_CHUNK);
+        let small = pkt(1500, 1);
+        assert_eq!(decode_chunked(&mut dec, &small, &[700]).0, vec![small]);
+        assert_eq!(dec.spare().len(), DEFAULT_MAX_PACKET + READ_CHUNK);
+        // Larger packets, split everywhere: the buffer grows once, to the
+        // maximum, and a drained decoder always has a read's room.
+        let ps = vec![pkt(60_000, 2), pkt(40, 3), pkt(65535, 4), pkt(9000, 5)];
+        let stream = ps.concat();
+        for size in [1usize, 7, 1499, READ_CHUNK, 20_000, stream.len()] {
+            let mut dec = Decoder::with_max_packet(65535).unwrap();
+            let (got, over, err) = decode_chunked(&mut dec, &stream, &[size]);
+            assert_eq!(got, ps, "chunk size {size}");
+            assert!(over.is_empty() && err.is_none());
+            assert_eq!(dec.spare().len(), 65535 + READ_CHUNK);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! spec describes. So:
 //!
 //! * our client announces the largest link MTU it accepts in its POST
-//!   (§3.1.5.2), in the header [`HEADER`] (`X-Tunnel443-Link-MTU: 4000`).
+//!   (§3.1.5.2), in the header [`HEADER`] (`X-Tunnel443-Link-MTU: 65535`).
 //!   Servers that do not know the header ignore it, as HTTP wants
 //!   (RFC 9110 §5.1), and keep 1280;
 //! * our server ([`negotiate`]) gives that session the link MTU
@@ -31,9 +31,12 @@ use crate::ipv6::{MAX_PACKET_LEN, MIN_MTU};
 /// it accepts.
 pub const HEADER: &str = "X-Tunnel443-Link-MTU";
 
-/// What our client announces by default: the size at which SSTP's larger
-/// MRU also stops (its frames carry at most 4095 bytes).
-pub const DEFAULT_ANNOUNCED: usize = 4000;
+/// What our client announces by default: the largest MTU a Linux TUN
+/// device takes. A 64 KiB link carries a TCP segmentation-offload
+/// super-packet whole, so neither end segments or coalesces (the largest
+/// throughput gain of the data path's steps, BENCHMARKS.md); an idle
+/// session still buffers only what 1500-byte packets need.
+pub const DEFAULT_ANNOUNCED: usize = u16::MAX as usize;
 
 /// The largest link MTU the framing can carry: the IPv6 header and the
 /// largest Payload Length (§3.1.5.3; jumbograms cannot be delimited).

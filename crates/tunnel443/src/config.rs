@@ -21,11 +21,20 @@ pub use radius::{AuthSource, RadiusSettings};
 pub const DEFAULT_CONFIG: &str = "/etc/tunnel443/tunnel443.toml";
 /// Generated certificate, key, users file.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/tunnel443";
-/// `tun.mtu` unless configured: the server's device MTU and the PPP MRU it
-/// asks for in LCP. Peers that ask for less (MRU 1500: Windows, sstpc,
-/// SoftEther's client) get packets of at most their MRU: IPv4 fragmented
-/// or answered with Fragmentation Needed (DF), IPv6 with Packet Too Big.
-pub const DEFAULT_TUN_MTU: u16 = 4000;
+/// `tun.mtu` unless configured: the server's device MTU, and the largest
+/// IP-HTTPS link MTU a client of ours gets by default
+/// (`iphttps.link_mtu_max`). Fewer, larger packets carry more: a 64 KiB
+/// link between our own IP-HTTPS ends needs no segmenting or coalescing
+/// (BENCHMARKS.md).
+pub const DEFAULT_TUN_MTU: u16 = u16::MAX;
+
+/// The PPP MRU an SSTP server asks for in LCP: min(`tun.mtu`, this). SSTP
+/// frames carry at most 4095 bytes (MS-SSTP §2.2.3: a 12-bit length, the
+/// 4-byte header and PPP's protocol field included). Peers that ask for
+/// less (MRU 1500: Windows, sstpc, SoftEther's client) get packets of at
+/// most their MRU: IPv4 fragmented or answered with Fragmentation Needed
+/// (DF), IPv6 with Packet Too Big.
+pub const SSTP_MAX_MRU: u16 = 4000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,8 +221,8 @@ pub struct Ipv6Section {
 pub struct TunSection {
     /// Name of the server's TUN device.
     pub name: Option<String>,
-    /// MTU of the TUN device (and the PPP MRU asked for): default
-    /// [`DEFAULT_TUN_MTU`].
+    /// MTU of the TUN device: default [`DEFAULT_TUN_MTU`]. SSTP sessions
+    /// ask for min(this, [`SSTP_MAX_MRU`]) as their PPP MRU.
     pub mtu: Option<u16>,
 }
 
@@ -477,6 +486,11 @@ impl ServerSettings {
     /// zero-config user: the certificate is the generated one too.
     pub fn creates_users_file(&self) -> bool {
         self.generated_cert
+    }
+
+    /// The PPP MRU SSTP sessions ask for: min(`tun.mtu`, [`SSTP_MAX_MRU`]).
+    pub fn sstp_mru(&self) -> u16 {
+        self.mtu.min(SSTP_MAX_MRU)
     }
 }
 
@@ -766,8 +780,8 @@ pub fn validate(f: FileConfig, ov: &Overrides) -> anyhow::Result<ServerSettings>
         bail!("tun.name: \"{tun_name}\" must be 1 to 15 characters");
     }
     let mtu = f.tun.mtu.unwrap_or(DEFAULT_TUN_MTU);
-    if !(576..=4000).contains(&mtu) {
-        bail!("tun.mtu: {mtu} out of range 576..=4000 (SSTP packets are at most 4095 bytes)");
+    if mtu < 576 {
+        bail!("tun.mtu: {mtu} out of range 576..=65535");
     }
     let limits = crate::server::admission::Limits::from_section(&f.limits)?;
     let handshake_timeout = Duration::from_secs(f.limits.handshake_timeout.unwrap_or(10));
@@ -1066,7 +1080,10 @@ mod tests {
         assert!(err("[tls]\ncert = \"/x\"").contains("tls.key"));
         assert!(err("[tls]\nplain_http = true").contains("tls.cert_sha256"));
         assert!(err("[tls]\nplain_http = true\ncert_sha256 = \"abcd\"").contains("tls.cert_sha256"));
-        assert!(err("[tun]\nmtu = 9000").contains("tun.mtu"));
+        assert_eq!(
+            err("[tun]\nmtu = 575"),
+            "tun.mtu: 575 out of range 576..=65535"
+        );
         assert!(err("[ipv6]\nprefix = \"fd00::/48\"").contains("ipv6.prefix"));
         assert!(err("[ipv6]\nprefix = \"fd00::\"").contains("ipv6.prefix"));
         assert!(err("[ipv4]\ndns = [\"1.1.1.1\", \"8.8.8.8\", \"9.9.9.9\"]").contains("ipv4.dns"));
@@ -1316,6 +1333,18 @@ mod tests {
         let e = users_file(Some(&d.join("absent.toml")), None, None).unwrap_err();
         assert!(format!("{e:#}").contains("absent.toml"));
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn tun_mtu_and_the_sstp_mru() {
+        let mtu = |text: &str| {
+            let s = validate(parse(text).unwrap(), &Overrides::default()).unwrap();
+            (s.mtu, s.sstp_mru())
+        };
+        // A 64 KiB device for IP-HTTPS; SSTP frames stop at 4095 bytes.
+        assert_eq!(mtu(""), (65535, 4000));
+        assert_eq!(mtu("[tun]\nmtu = 9000"), (9000, 4000));
+        assert_eq!(mtu("[tun]\nmtu = 1500"), (1500, 1500));
     }
 
     #[test]

@@ -505,8 +505,8 @@ fn client_help_and_options_that_do_not_apply() {
     }
 }
 
-/// With the defaults on both ends (server `tun.mtu` 4000, client `--mru`
-/// 4000) both ask for 4000 bytes in LCP, the client's device gets MTU 4000,
+/// With the defaults on both ends (server: min(`tun.mtu`, 4000), client
+/// `--mru` 4000) both ask for 4000 bytes in LCP, the client's device gets MTU 4000,
 /// and a 4000-byte packet with DF crosses the tunnel whole, both ways (an
 /// echo request and its reply).
 #[test]
@@ -553,8 +553,8 @@ fn send_udp_no_df(ns: &Netns, to: &str, port: u16, data: &str) {
     assert!(st.success());
 }
 
-/// A client with `--mru 1500` against a server with the default MTU of
-/// 4000: the server's device routes larger packets to it, and the session
+/// A client with `--mru 1500` against a server with the default MRU of
+/// 4000 (device MTU 65535): the server's device routes larger packets to it, and the session
 /// keeps them within the client's MRU. A 3000-byte UDP datagram without DF
 /// from the server's namespace arrives whole (fragmented on the way, put
 /// together by the client's kernel), so does a 3000-byte ping without DF

@@ -99,7 +99,7 @@ fn ipv6_clients_are_not_spoofers_and_shutdown_counts_sessions() {
     drop(clients);
 }
 
-/// A client with `--mru 1500` against a server with the default MTU of
+/// A client with `--mru 1500` against a server with the default MRU of
 /// 4000: a 3000-byte IPv6 packet from the server's namespace to the client
 /// is answered with ICMPv6 Packet Too Big naming 1500 (RFC 4443 §3.2; no
 /// router fragments IPv6), and the sender's next packets, fragmented by its

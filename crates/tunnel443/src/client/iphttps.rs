@@ -12,7 +12,7 @@
 //! Router Advertisements itself: they are not passed to the kernel, whose
 //! RA processing is off on the device ([`crate::tun`]).
 //!
-//! Link MTU: the POST announces `--link-mtu` (default 4000) in
+//! Link MTU: the POST announces `--link-mtu` (default 65535) in
 //! `X-Tunnel443-Link-MTU` ([`iphttps::mtu`], our extension; other servers
 //! ignore it and keep the default 1280 of §3.1.5.3). The RA's MTU option
 //! (RFC 4861 §4.6.4, §6.3.4) sets the device's MTU when it lies within

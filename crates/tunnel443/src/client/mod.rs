@@ -37,7 +37,7 @@ use crate::tls::Trust;
 /// The `client` command's long help, after the options.
 /// `--mru` unless given: what our server asks for by default (larger
 /// packets, fewer per-packet costs; BENCHMARKS.md "Steps of 2026-12-02").
-pub const DEFAULT_MRU: u16 = crate::config::DEFAULT_TUN_MTU;
+pub const DEFAULT_MRU: u16 = crate::config::SSTP_MAX_MRU;
 
 const AFTER_HELP: &str = "\
 Protocols:

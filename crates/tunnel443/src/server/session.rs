@@ -92,7 +92,7 @@ fn ppp_config(shared: &Shared) -> ppp::Config {
         .radius
         .as_ref()
         .is_some_and(|r| r.settings().eap_pass_through);
-    c.mru = shared.settings.mtu;
+    c.mru = shared.settings.sstp_mru();
     c.ipv6 = shared.settings.ipv6_prefix.is_some();
     c
 }
@@ -686,7 +686,7 @@ async fn run_inner(
         .map(|prefix| session::sstp::Ipv6Params {
             prefix,
             dns: shared.settings.ipv6_dns.clone(),
-            mtu: shared.settings.mtu,
+            mtu: shared.settings.sstp_mru(),
             router: super::own_ipv6(prefix),
         });
     let mut s = SstpSession::server(
