@@ -94,7 +94,9 @@ impl std::fmt::Display for AuthFailure {
             AuthFailure::Rejected { message, .. } if message.trim().is_empty() => {
                 f.write_str("credentials rejected")
             }
-            AuthFailure::Rejected { message, .. } => write!(f, "credentials rejected ({})", printable(message)),
+            AuthFailure::Rejected { message, .. } => {
+                write!(f, "credentials rejected ({})", printable(message))
+            }
             AuthFailure::Timeout => f.write_str("no answer in time"),
             AuthFailure::MethodRefused => f.write_str("every offered method was refused"),
             AuthFailure::ServerNotAuthenticated => {
@@ -125,8 +127,16 @@ fn mschap_failure(message: String, backend: Option<&[u8]>) -> (u32, String, bool
     match backend.and_then(mschapv2::backend_failure) {
         None => (mschapv2::AUTHENTICATION_FAILURE, message, true),
         Some(f) => {
-            let text = if f.message.is_empty() { message } else { f.message };
-            (f.error.unwrap_or(mschapv2::AUTHENTICATION_FAILURE), text, f.retry)
+            let text = if f.message.is_empty() {
+                message
+            } else {
+                f.message
+            };
+            (
+                f.error.unwrap_or(mschapv2::AUTHENTICATION_FAILURE),
+                text,
+                f.retry,
+            )
         }
     }
 }
@@ -517,7 +527,9 @@ impl Authenticator {
                 if ok {
                     Some(AuthOut::Success(success))
                 } else {
-                    self.fail(AuthFailure::rejected("EAP-MSCHAPv2 success not acknowledged"))
+                    self.fail(AuthFailure::rejected(
+                        "EAP-MSCHAPv2 success not acknowledged",
+                    ))
                 }
             }
             St::EapFailureSent { message } => {
@@ -578,7 +590,9 @@ impl Authenticator {
                 let f = eap::result_frame(false, pkt_id);
                 out.push(f.clone());
                 self.result = Some((pkt_id, f));
-                Ok(self.fail(AuthFailure::rejected("EAP Failure from the authentication server")))
+                Ok(self.fail(AuthFailure::rejected(
+                    "EAP Failure from the authentication server",
+                )))
             }
         }
     }

@@ -217,8 +217,19 @@ mod tests {
         assert!(f.retry);
         assert_eq!(f.message.len(), 200);
         assert_eq!(backend_failure(b"E=648").unwrap().message, "");
-        for bad in [&b"M=E=648"[..], b"E=abc R=0", b"E=99999 R=0", b"", b"R=1 C=00"] {
-            assert_eq!(backend_failure(bad), None, "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"M=E=648"[..],
+            b"E=abc R=0",
+            b"E=99999 R=0",
+            b"",
+            b"R=1 C=00",
+        ] {
+            assert_eq!(
+                backend_failure(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(
             failure_message_code(648, false, &[0; 16], "expired"),

@@ -443,8 +443,9 @@ impl PeerAuth {
                 let r = self.tls_success();
                 r.or_else(|| self.fail(AuthFailure::ServerNotAuthenticated))
             }
-            Code::Failure if self.tls.is_some() && self.tls_method() == Some(EapType::Peap) => self
-                .fail(AuthFailure::rejected(String::new())),
+            Code::Failure if self.tls.is_some() && self.tls_method() == Some(EapType::Peap) => {
+                self.fail(AuthFailure::rejected(String::new()))
+            }
             Code::Failure if self.tls.is_some() => self.fail(AuthFailure::Tls {
                 reason: "the server refused the login (EAP-Failure); check our certificate".into(),
             }),
