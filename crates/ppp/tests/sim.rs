@@ -1156,6 +1156,61 @@ fn mschapv2_retry_after_failure_with_r1() {
     assert_eq!(authenticated(&r.events).unwrap().2, AuthMethod::MsChapV2);
 }
 
+/// A backend's MS-CHAPv2 failure text (RADIUS MS-CHAP-Error, RFC 2548
+/// §2.1.5) reaches the peer: its E= code and M= text in the Failure
+/// packet, its R=0 ends the retries; without a usable E= our E=691 stays.
+#[test]
+fn mschapv2_failure_carries_the_backend_error_text() {
+    let cases: [(&[u8], &str, &str, Option<u32>); 3] = [
+        (
+            b"E=648 R=0 C=00112233445566778899AABBCCDDEEFF V=3 M=Password expired\r\n",
+            "E=648 R=0 C=",
+            " V=3 M=Password expired",
+            Some(648),
+        ),
+        (
+            b"E=647 R=1 C=00 V=3",
+            "E=647 R=1 C=",
+            " V=3 M=Authentication failed",
+            Some(647),
+        ),
+        (
+            b"Password expired",
+            "E=691 R=1 C=",
+            " V=3 M=Authentication failed",
+            Some(691),
+        ),
+    ];
+    for (backend, head, tail, code) in cases {
+        let mut cfg = server_cfg(&[AuthProtocol::MsChapV2]);
+        cfg.auth_max_attempts = 2;
+        let mut sim = Sim::new(cfg, client_cfg("alice", "s3cret pw"));
+        let text = backend.to_vec();
+        sim.backend = Some(Box::new(move |_| {
+            ppp::Verdict::reject_mschap("Authentication failed", Some(text.clone()))
+        }));
+        sim.open();
+        assert!(sim.run_until(Duration::from_secs(30), Sim::both_down));
+        let failure = sim
+            .wire
+            .iter()
+            .find(|(d, f)| matches!(d, Dir::ToClient) && f[2..5] == [0xC2, 0x23, 4])
+            .map(|(_, f)| String::from_utf8(f[8..].to_vec()).unwrap())
+            .expect("no MS-CHAPv2 Failure");
+        assert!(failure.starts_with(head), "{failure}");
+        assert!(failure.ends_with(tail), "{failure}");
+        assert_eq!(failure.len(), head.len() + 32 + tail.len(), "{failure}");
+        let failed = sim.client_events.iter().find_map(|e| match e {
+            Event::AuthFailed {
+                reason: AuthFailure::Rejected { code, .. },
+                ..
+            } => Some(*code),
+            _ => None,
+        });
+        assert_eq!(failed, Some(code), "{failure}");
+    }
+}
+
 #[test]
 fn lost_pap_ack_is_resent_for_the_retransmitted_request() {
     let mut sim = Sim::new(

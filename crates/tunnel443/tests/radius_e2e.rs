@@ -61,7 +61,7 @@ use e2e::*;
 
 const SERVER_TUN: &str = "10.44.0.1";
 const SECRET: &str = "radius-test-secret";
-const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200\n\ngrace Cleartext-Password := \"grace-pass\"\n\tFramed-IPv6-Prefix = 2001:db8:0:7::/64,\n\tDelegated-IPv6-Prefix = 2001:db8:100::/56\n\nheidi Cleartext-Password := \"heidi-pass\"\n\tIdle-Timeout = 2,\n\tFramed-IP-Address = 255.255.255.255,\n\tMS-Primary-DNS-Server = 10.44.0.53,\n\tMS-Secondary-DNS-Server = 10.44.0.54";
+const USERS: &str = "alice Cleartext-Password := \"s3cret-pass\"\n\tFramed-IP-Address = 10.44.0.77\n\nbob Cleartext-Password := \"bob-pass\"\n\tClass = \"bob-class\",\n\tAcct-Interim-Interval = 2\n\ncarol Cleartext-Password := \"carol-pass\"\n\tFilter-Id = \"4000/2000\"\n\ndave Cleartext-Password := \"dave-pass\"\n\tSession-Timeout = 3\n\nerin Cleartext-Password := \"erin-pass\"\n\tFramed-Pool = \"staff\"\n\nfrank Cleartext-Password := \"frank-pass\"\n\tFramed-Route = \"10.50.0.0/24 0.0.0.0 1\",\n\tFramed-MTU = 1200\n\ngrace Cleartext-Password := \"grace-pass\"\n\tFramed-IPv6-Prefix = 2001:db8:0:7::/64,\n\tDelegated-IPv6-Prefix = 2001:db8:100::/56\n\nheidi Cleartext-Password := \"heidi-pass\"\n\tIdle-Timeout = 2,\n\tFramed-IP-Address = 255.255.255.255,\n\tMS-Primary-DNS-Server = 10.44.0.53,\n\tMS-Secondary-DNS-Server = 10.44.0.54\n\nivan Cleartext-Password := \"ivan-pass\", Auth-Type := Reject\n\tMS-CHAP-Error = \"1E=648 R=0 C=00000000000000000000000000000000 V=3 M=Your password has expired\"";
 
 /// A lab with FreeRADIUS and our server offering only `method`, asking RADIUS.
 fn setup(method: &str) -> (Lab, FreeRadius, Proc) {
@@ -137,6 +137,17 @@ fn radius_mschapv2_binding_framed_ip_and_wrong_password() {
         "{}",
         server.output()
     );
+    // FreeRADIUS's own MS-CHAP-Error (rlm_mschap: E=691, M=Authentication
+    // rejected; ours would say "Authentication failed") reaches the client.
+    assert!(
+        bad.output().contains(
+            "the server refused the login: wrong user name or password (E=691); \
+             the server said \"Authentication rejected\""
+        ),
+        "{}\n{}",
+        bad.output(),
+        server.output()
+    );
 
     let c = lab.start_client(0, "alice", "s3cret-pass", &["--pin-sha256", &fp]);
     assert!(
@@ -154,6 +165,41 @@ fn radius_mschapv2_binding_framed_ip_and_wrong_password() {
         client_address(&lab).contains("inet 10.44.0.77 "),
         "Framed-IP-Address not applied: {}",
         client_address(&lab)
+    );
+}
+
+/// RFC 2548 §2.1.5: the MS-CHAP-Error of FreeRADIUS's Access-Reject (here
+/// E=648, from the users file, after an Ident byte `1`) is what the
+/// client's MS-CHAPv2 Failure says, and the client names it plainly.
+#[test]
+fn radius_mschapv2_reject_forwards_ms_chap_error() {
+    let (lab, radius, server) = setup("mschapv2");
+    let fp = lab.fingerprint();
+    let mut c = lab.start_client(
+        0,
+        "ivan",
+        "ivan-pass",
+        &["--pin-sha256", &fp, "--no-reconnect"],
+    );
+    let st = c.wait_exit(60).expect("refused client did not give up");
+    let out = c.output();
+    assert_eq!(st.code(), Some(4), "{out}\n{}", server.output());
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("tunnel443: authentication failed"))
+        .unwrap_or_else(|| panic!("no authentication line:\n{out}\n{}", radius.output()));
+    assert!(
+        line.contains(
+            "the server refused the login: password expired (E=648); \
+             the server said \"Your password has expired\""
+        ),
+        "{line}\n{}",
+        server.output()
+    );
+    assert!(
+        server.output().contains("source=radius accepted=false"),
+        "{}",
+        server.output()
     );
 }
 

@@ -48,6 +48,8 @@ pub enum AuthFailure {
     Rejected {
         /// The text of the rejection.
         message: String,
+        /// The MS-CHAPv2 E= code (RFC 2759 §6), when the rejection had one.
+        code: Option<u32>,
     },
     /// No answer (or no verdict) within the limits.
     Timeout,
@@ -78,18 +80,22 @@ pub enum AuthFailure {
 impl std::fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AuthFailure::Rejected { message } if message.trim().is_empty() => {
+            AuthFailure::Rejected {
+                message,
+                code: Some(code),
+            } => {
+                let words = super::mschapv2::error_words(*code).unwrap_or("rejected");
+                write!(f, "credentials rejected: {words} (E={code})")?;
+                if !message.trim().is_empty() {
+                    write!(f, " ({})", printable(message))?;
+                }
+                Ok(())
+            }
+            AuthFailure::Rejected { message, .. } if message.trim().is_empty() => {
                 f.write_str("credentials rejected")
             }
-            AuthFailure::Rejected { message } => {
-                // The text may come from the peer: no control characters.
-                let text: String = message
-                    .trim()
-                    .chars()
-                    .take(200)
-                    .map(|c| if c.is_control() { '?' } else { c })
-                    .collect();
-                write!(f, "credentials rejected ({text})")
+            AuthFailure::Rejected { message, .. } => {
+                write!(f, "credentials rejected ({})", printable(message))
             }
             AuthFailure::Timeout => f.write_str("no answer in time"),
             AuthFailure::MethodRefused => f.write_str("every offered method was refused"),
@@ -101,6 +107,49 @@ impl std::fmt::Display for AuthFailure {
             AuthFailure::Peap { reason } => write!(f, "PEAP failed: {reason}"),
         }
     }
+}
+
+impl AuthFailure {
+    /// A rejection without an E= code.
+    pub(crate) fn rejected(message: impl Into<String>) -> Self {
+        AuthFailure::Rejected {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+/// What an MS-CHAPv2 Failure says for a rejection with `message` and the
+/// backend's failure text (see [`Verdict::Reject`]): the E= code, the M=
+/// text and whether the backend allows a retry. Without a usable text:
+/// E=691, `message`, retry allowed.
+fn mschap_failure(message: String, backend: Option<&[u8]>) -> (u32, String, bool) {
+    match backend.and_then(mschapv2::backend_failure) {
+        None => (mschapv2::AUTHENTICATION_FAILURE, message, true),
+        Some(f) => {
+            let text = if f.message.is_empty() {
+                message
+            } else {
+                f.message
+            };
+            (
+                f.error.unwrap_or(mschapv2::AUTHENTICATION_FAILURE),
+                text,
+                f.retry,
+            )
+        }
+    }
+}
+
+/// The text may come from the peer: trimmed, no control characters, at
+/// most 200 characters.
+fn printable(message: &str) -> String {
+    message
+        .trim()
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -478,15 +527,15 @@ impl Authenticator {
                 if ok {
                     Some(AuthOut::Success(success))
                 } else {
-                    self.fail(AuthFailure::Rejected {
-                        message: "EAP-MSCHAPv2 success not acknowledged".into(),
-                    })
+                    self.fail(AuthFailure::rejected(
+                        "EAP-MSCHAPv2 success not acknowledged",
+                    ))
                 }
             }
             St::EapFailureSent { message } => {
                 let message = message.clone();
                 out.push(eap::result_frame(false, p.id));
-                self.fail(AuthFailure::Rejected { message })
+                self.fail(AuthFailure::rejected(message))
             }
             St::EapTls => self.receive_tls(now, p.id, typ, p.type_data, out),
             St::EapRelay { state } => {
@@ -516,11 +565,11 @@ impl Authenticator {
         let username = self.username.clone().unwrap_or_default();
         let (packet, msk, state) = match v {
             Verdict::Eap { packet, msk, state } => (packet, msk, state),
-            Verdict::Reject { message } => {
+            Verdict::Reject { message, .. } => {
                 let f = eap::result_frame(false, pkt_id);
                 out.push(f.clone());
                 self.result = Some((pkt_id, f));
-                return Ok(self.fail(AuthFailure::Rejected { message }));
+                return Ok(self.fail(AuthFailure::rejected(message)));
             }
             Verdict::Accept { .. } => return Err(ApiError::BadVerdict),
         };
@@ -541,9 +590,9 @@ impl Authenticator {
                 let f = eap::result_frame(false, pkt_id);
                 out.push(f.clone());
                 self.result = Some((pkt_id, f));
-                Ok(self.fail(AuthFailure::Rejected {
-                    message: "EAP Failure from the authentication server".into(),
-                }))
+                Ok(self.fail(AuthFailure::rejected(
+                    "EAP Failure from the authentication server",
+                )))
             }
         }
     }
@@ -666,7 +715,7 @@ impl Authenticator {
                     out,
                 ))
             }
-            (AuthProtocol::Pap, Verdict::Reject { message }) => {
+            (AuthProtocol::Pap, Verdict::Reject { message, .. }) => {
                 let f = pap::reply_frame(pap::AUTH_NAK, pkt_id, message.as_bytes());
                 out.push(f.clone());
                 self.result = Some((pkt_id, f));
@@ -681,7 +730,7 @@ impl Authenticator {
                     out,
                 ))
             }
-            (AuthProtocol::ChapMd5, Verdict::Reject { message }) => {
+            (AuthProtocol::ChapMd5, Verdict::Reject { message, .. }) => {
                 let f = chap::message_frame(chap::FAILURE, pkt_id, message.as_bytes());
                 out.push(f.clone());
                 self.result = Some((pkt_id, f));
@@ -700,12 +749,20 @@ impl Authenticator {
                         );
                         Ok(self.succeed(pkt_id, f, s, out))
                     }
-                    (None, Verdict::Reject { message }) => {
+                    (
+                        None,
+                        Verdict::Reject {
+                            message,
+                            mschap_error,
+                        },
+                    ) => {
+                        let (code, message, may_retry) =
+                            mschap_failure(message, mschap_error.as_deref());
                         self.attempts = self.attempts.saturating_add(1);
-                        let retry = self.attempts < self.t.max_attempts;
+                        let retry = may_retry && self.attempts < self.t.max_attempts;
                         let mut next = [0u8; 16];
                         rng.fill(&mut next);
-                        let body = mschapv2::failure_message(retry, &next, &message);
+                        let body = mschapv2::failure_message_code(code, retry, &next, &message);
                         let f = chap::message_frame(chap::FAILURE, pkt_id, &body);
                         out.push(f.clone());
                         self.result = Some((pkt_id, f));
@@ -717,7 +774,10 @@ impl Authenticator {
                             self.st = St::WaitResponse;
                             Ok(None)
                         } else {
-                            Ok(self.fail(AuthFailure::Rejected { message }))
+                            Ok(self.fail(AuthFailure::Rejected {
+                                message,
+                                code: Some(code),
+                            }))
                         }
                     }
                     (None, _) => Err(ApiError::BadVerdict),
@@ -743,10 +803,17 @@ impl Authenticator {
                         self.send_request(now, f, out);
                         Ok(None)
                     }
-                    (None, Verdict::Reject { message }) => {
+                    (
+                        None,
+                        Verdict::Reject {
+                            message,
+                            mschap_error,
+                        },
+                    ) => {
+                        let (code, message, _) = mschap_failure(message, mschap_error.as_deref());
                         let mut next = [0u8; 16];
                         rng.fill(&mut next);
-                        let body = mschapv2::failure_message(false, &next, &message);
+                        let body = mschapv2::failure_message_code(code, false, &next, &message);
                         let td = eap::mschapv2_data(eap::opcode::FAILURE, ms_id, &body);
                         let f = eap::typed_frame(Code::Request, self.id, EapType::MsChapV2, &td);
                         self.st = St::EapFailureSent { message };
@@ -782,7 +849,7 @@ impl Authenticator {
     ) -> Result<Option<AuthOut>, ApiError> {
         self.attempts = self.attempts.saturating_add(1);
         if self.attempts >= self.t.max_attempts {
-            return Ok(self.fail(AuthFailure::Rejected { message }));
+            return Ok(self.fail(AuthFailure::rejected(message)));
         }
         self.st = St::WaitResponse;
         if self.proto == AuthProtocol::ChapMd5 {

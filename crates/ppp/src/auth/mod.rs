@@ -307,6 +307,11 @@ pub enum Verdict {
     Reject {
         /// Text for the peer (PAP/CHAP message, MS-CHAPv2 `M=`); no secrets.
         message: String,
+        /// MS-CHAPv2 only: the backend's failure text (RADIUS MS-CHAP-Error
+        /// after its Ident byte, RFC 2548 §2.1.5). Its E= code and M= text
+        /// go to the peer, and its R=0 ends the retries; ignored when it
+        /// has no numeric E= (then E=691 with `message`).
+        mschap_error: Option<Vec<u8>>,
     },
     /// EAP pass-through: the backend's EAP packet for the peer. A Request
     /// is relayed and its Response comes back as a new request; Success
@@ -335,6 +340,15 @@ impl Verdict {
     pub fn reject(message: impl Into<String>) -> Self {
         Verdict::Reject {
             message: message.into(),
+            mschap_error: None,
+        }
+    }
+    /// Reject carrying the backend's MS-CHAPv2 failure text (see
+    /// [`Verdict::Reject`]).
+    pub fn reject_mschap(message: impl Into<String>, mschap_error: Option<Vec<u8>>) -> Self {
+        Verdict::Reject {
+            message: message.into(),
+            mschap_error,
         }
     }
     /// EAP pass-through: a Request for the peer; the exchange goes on, this
@@ -469,6 +483,7 @@ mod tests {
         assert_eq!(AuthMethod::None.to_string(), "none");
         let r = AuthFailure::Rejected {
             message: "Authentication failed\r\n".into(),
+            code: None,
         };
         assert_eq!(
             r.to_string(),
@@ -476,8 +491,17 @@ mod tests {
         );
         let r = AuthFailure::Rejected {
             message: "bad\u{1b}[31m".into(),
+            code: None,
         };
         assert_eq!(r.to_string(), "credentials rejected (bad?[31m)");
+        let r = AuthFailure::Rejected {
+            message: "Password expired".into(),
+            code: Some(648),
+        };
+        assert_eq!(
+            r.to_string(),
+            "credentials rejected: password expired (E=648) (Password expired)"
+        );
         assert_eq!(
             crate::LinkDownReason::PeerTerminated.to_string(),
             "the peer ended the link"

@@ -5,7 +5,11 @@
 //!   NT-Response (24), Flags (1, zero).
 //! * Success message: `S=<40 hex digits> M=<text>` (we send upper-case hex:
 //!   pppd compares the string byte for byte).
-//! * Failure message: `E=691 R=<0|1> C=<32 hex digits> V=3 M=<text>`.
+//! * Failure message: `E=691 R=<0|1> C=<32 hex digits> V=3 M=<text>`
+//!   (RFC 2759 §6; other E= codes: 646 restricted logon hours, 647 account
+//!   disabled, 648 password expired, 649 no dial-in permission, 709 error
+//!   changing the password). A backend's failure text (RADIUS MS-CHAP-Error,
+//!   RFC 2548 §2.1.5) gives the E= code and M= text; R= and C= stay ours.
 
 use crate::keys::{hex_decode, hex_upper};
 
@@ -47,8 +51,21 @@ pub fn success_message(authenticator_response: &[u8; 20], message: &str) -> Vec<
 
 /// `E=691 R=<retry> C=<challenge hex> V=3 M=<message>`.
 pub fn failure_message(retry: bool, next_challenge: &[u8; 16], message: &str) -> Vec<u8> {
+    failure_message_code(AUTHENTICATION_FAILURE, retry, next_challenge, message)
+}
+
+/// E= code of a wrong user name or password (RFC 2759 §6).
+pub const AUTHENTICATION_FAILURE: u32 = 691;
+
+/// `E=<code> R=<retry> C=<challenge hex> V=3 M=<message>`.
+pub fn failure_message_code(
+    code: u32,
+    retry: bool,
+    next_challenge: &[u8; 16],
+    message: &str,
+) -> Vec<u8> {
     format!(
-        "E=691 R={} C={} V=3 M={}",
+        "E={code} R={} C={} V=3 M={}",
         u8::from(retry),
         hex_upper(next_challenge),
         message
@@ -77,6 +94,42 @@ pub struct Failure {
     pub retry: bool,
     /// M= text, if present.
     pub message: String,
+}
+
+/// Longest M= text taken from a backend.
+const MAX_BACKEND_MESSAGE: usize = 200;
+
+/// A backend's failure text (RADIUS MS-CHAP-Error after its Ident byte,
+/// RFC 2548 §2.1.5), if it carries a numeric E= code (at most 4 digits):
+/// its fields, with the M= text made safe to send on (control characters
+/// dropped, trimmed, at most 200 characters). `None`: malformed.
+pub fn backend_failure(text: &[u8]) -> Option<Failure> {
+    let mut f = parse_failure(text);
+    if f.error? > 9999 {
+        return None;
+    }
+    f.message = f
+        .message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_BACKEND_MESSAGE)
+        .collect::<String>()
+        .trim()
+        .to_string();
+    Some(f)
+}
+
+/// The E= code in plain words (RFC 2759 §6), for the codes users meet.
+pub fn error_words(code: u32) -> Option<&'static str> {
+    Some(match code {
+        646 => "restricted logon hours",
+        647 => "account disabled",
+        648 => "password expired",
+        649 => "no dial-in permission",
+        691 => "wrong user name or password",
+        709 => "password change failed",
+        _ => return None,
+    })
 }
 
 /// Parses a Failure message leniently (unknown fields are ignored).
@@ -148,5 +201,41 @@ mod tests {
             }
         );
         assert_eq!(parse_failure(b"garbage").error, None);
+    }
+
+    #[test]
+    fn backend_failure_text() {
+        let f = backend_failure(
+            b"E=648 R=0 C=00112233445566778899AABBCCDDEEFF V=3 M=Password \x1b[31mexpired\r\n",
+        )
+        .unwrap();
+        assert_eq!(f.error, Some(648));
+        assert!(!f.retry);
+        assert_eq!(f.message, "Password [31mexpired");
+        let long = format!("E=691 R=1 M={}", "x".repeat(500));
+        let f = backend_failure(long.as_bytes()).unwrap();
+        assert!(f.retry);
+        assert_eq!(f.message.len(), 200);
+        assert_eq!(backend_failure(b"E=648").unwrap().message, "");
+        for bad in [
+            &b"M=E=648"[..],
+            b"E=abc R=0",
+            b"E=99999 R=0",
+            b"",
+            b"R=1 C=00",
+        ] {
+            assert_eq!(
+                backend_failure(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            failure_message_code(648, false, &[0; 16], "expired"),
+            format!("E=648 R=0 C={} V=3 M=expired", "00".repeat(16)).into_bytes()
+        );
+        assert_eq!(error_words(648), Some("password expired"));
+        assert_eq!(error_words(123), None);
     }
 }

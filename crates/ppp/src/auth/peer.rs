@@ -263,9 +263,7 @@ impl PeerAuth {
                             .data
                             .get(1..)
                             .map(|m| String::from_utf8_lossy(m).into_owned());
-                        self.fail(AuthFailure::Rejected {
-                            message: msg.unwrap_or_default(),
-                        })
+                        self.fail(AuthFailure::rejected(msg.unwrap_or_default()))
                     }
                     _ => None,
                 }
@@ -350,12 +348,11 @@ impl PeerAuth {
                     return None;
                 }
                 if p.code == chap::FAILURE {
-                    let message = if self.proto == AuthProtocol::MsChapV2 {
-                        mschapv2::parse_failure(p.data).message
+                    return self.fail(if self.proto == AuthProtocol::MsChapV2 {
+                        mschap_rejected(p.data)
                     } else {
-                        String::from_utf8_lossy(p.data).into_owned()
-                    };
-                    return self.fail(AuthFailure::Rejected { message });
+                        AuthFailure::rejected(String::from_utf8_lossy(p.data))
+                    });
                 }
                 if self.proto == AuthProtocol::ChapMd5 {
                     return self.succeed([0; 32], AuthMethod::ChapMd5);
@@ -446,10 +443,9 @@ impl PeerAuth {
                 let r = self.tls_success();
                 r.or_else(|| self.fail(AuthFailure::ServerNotAuthenticated))
             }
-            Code::Failure if self.tls.is_some() && self.tls_method() == Some(EapType::Peap) => self
-                .fail(AuthFailure::Rejected {
-                    message: String::new(),
-                }),
+            Code::Failure if self.tls.is_some() && self.tls_method() == Some(EapType::Peap) => {
+                self.fail(AuthFailure::rejected(String::new()))
+            }
             Code::Failure if self.tls.is_some() => self.fail(AuthFailure::Tls {
                 reason: "the server refused the login (EAP-Failure); check our certificate".into(),
             }),
@@ -461,9 +457,7 @@ impl PeerAuth {
                 let h = keys::hlak_client(&MppeKeys::derive(&m.hash, &m.nt_response, false));
                 self.succeed(h, AuthMethod::EapMsChapV2)
             }
-            Code::Failure => self.fail(AuthFailure::Rejected {
-                message: String::new(),
-            }),
+            Code::Failure => self.fail(AuthFailure::rejected(String::new())),
             _ => None,
         }
     }
@@ -517,11 +511,7 @@ impl PeerAuth {
                 MsAnswer::Verified(vec![eap::opcode::SUCCESS])
             }
             MsChapV2Msg::FailureRequest { message, .. } => {
-                let message = mschapv2::parse_failure(message).message;
-                MsAnswer::Fail(
-                    Some(vec![eap::opcode::FAILURE]),
-                    AuthFailure::Rejected { message },
-                )
+                MsAnswer::Fail(Some(vec![eap::opcode::FAILURE]), mschap_rejected(message))
             }
             _ => return None,
         })
@@ -575,9 +565,7 @@ impl PeerAuth {
                     self.peap.result_ok = true;
                 } else if self.peap.failed.is_none() {
                     // FreeRADIUS refuses a wrong password with this alone.
-                    self.peap.failed = Some(AuthFailure::Rejected {
-                        message: String::new(),
-                    });
+                    self.peap.failed = Some(AuthFailure::rejected(String::new()));
                 }
                 let status = if ok {
                     peap::RESULT_SUCCESS
@@ -642,6 +630,16 @@ impl PeerAuth {
         let m = self.mschap.as_ref()?;
         let h = keys::hlak_client(&MppeKeys::derive(&m.hash, &m.nt_response, false));
         self.succeed(h, AuthMethod::EapMsChapV2)
+    }
+}
+
+/// An MS-CHAPv2 Failure message (RFC 2759 §6) as a rejection: its M=
+/// text and E= code.
+fn mschap_rejected(msg: &[u8]) -> AuthFailure {
+    let f = mschapv2::parse_failure(msg);
+    AuthFailure::Rejected {
+        message: f.message,
+        code: f.error,
     }
 }
 
@@ -880,7 +878,7 @@ mod tests {
         let f = eap::typed_frame(Code::Request, 4, EapType::Peap, &[&[0][..], &fail].concat());
         let mut out = Vec::new();
         match p.receive(&f[crate::frame::HEADER_LEN..], &mut rng(), &mut out) {
-            Some(PeerOut::Failure(AuthFailure::Rejected { message })) => {
+            Some(PeerOut::Failure(AuthFailure::Rejected { message, .. })) => {
                 assert_eq!(message, "bad password")
             }
             _ => panic!("not rejected"),

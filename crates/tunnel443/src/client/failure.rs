@@ -106,10 +106,25 @@ impl Failure {
     pub fn auth(reason: &ppp::AuthFailure) -> Failure {
         use ppp::AuthFailure as A;
         Failure::Auth(match reason {
-            A::Rejected { message } if message.trim().is_empty() => {
+            A::Rejected {
+                message,
+                code: Some(code),
+            } => {
+                // MS-CHAPv2 E= code (RFC 2759 §6), e.g. 648 password expired.
+                let words = match ppp::auth::mschapv2::error_words(*code) {
+                    Some(w) => format!(": {w}"),
+                    None => String::new(),
+                };
+                let mut t = format!("the server refused the login{words} (E={code})");
+                if !message.trim().is_empty() {
+                    t += &format!("; the server said \"{}\"", printable(message));
+                }
+                t
+            }
+            A::Rejected { message, .. } if message.trim().is_empty() => {
                 "the server rejected the user name or password".into()
             }
-            A::Rejected { message } => format!("the server said \"{}\"", printable(message)),
+            A::Rejected { message, .. } => format!("the server said \"{}\"", printable(message)),
             A::Timeout => "the server did not answer in time".into(),
             A::MethodRefused => "no authentication method in common with the server".into(),
             A::ServerNotAuthenticated => {
@@ -266,10 +281,43 @@ mod tests {
     fn no_debug_forms() {
         let f = Failure::auth(&ppp::AuthFailure::Rejected {
             message: "Authentication failed".into(),
+            code: None,
         });
         assert_eq!(
             f.to_string(),
             "authentication failed: the server said \"Authentication failed\""
+        );
+        let f = Failure::auth(&ppp::AuthFailure::Rejected {
+            message: "Password expired\r\n".into(),
+            code: Some(648),
+        });
+        assert_eq!(
+            f.to_string(),
+            "authentication failed: the server refused the login: password expired (E=648); \
+             the server said \"Password expired\""
+        );
+        for (code, words) in [
+            (646, "restricted logon hours (E=646)"),
+            (647, "account disabled (E=647)"),
+            (649, "no dial-in permission (E=649)"),
+            (691, "wrong user name or password (E=691)"),
+        ] {
+            let f = Failure::auth(&ppp::AuthFailure::Rejected {
+                message: String::new(),
+                code: Some(code),
+            });
+            assert_eq!(
+                f.to_string(),
+                format!("authentication failed: the server refused the login: {words}")
+            );
+        }
+        let f = Failure::auth(&ppp::AuthFailure::Rejected {
+            message: String::new(),
+            code: Some(1234),
+        });
+        assert_eq!(
+            f.to_string(),
+            "authentication failed: the server refused the login (E=1234)"
         );
         let abort = Failure::sstp_closed(
             &sstp::CloseReason::PeerAbort {

@@ -572,9 +572,7 @@ impl Held {
 
 /// The answer to a login the throttle refuses unchecked.
 fn refused() -> ppp::Verdict {
-    ppp::Verdict::Reject {
-        message: "Authentication failed".into(),
-    }
+    ppp::Verdict::reject("Authentication failed")
 }
 
 /// What admission control knows of this connection: its slot, its source

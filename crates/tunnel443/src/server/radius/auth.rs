@@ -97,6 +97,42 @@ fn reject(why: &str) -> ppp::Verdict {
     ppp::Verdict::reject("Authentication failed")
 }
 
+/// The verdict for an Access-Reject: Reply-Message (or "Authentication
+/// failed") for the peer, and for MS-CHAPv2 the MS-CHAP-Error text.
+fn rejected(p: &Packet, proof: &ppp::Proof) -> ppp::Verdict {
+    let msg = p
+        .text(attr::REPLY_MESSAGE)
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "Authentication failed".into());
+    let mschap_error = match proof {
+        ppp::Proof::MsChapV2 { .. } => mschap_error(p),
+        _ => None,
+    };
+    ppp::Verdict::reject_mschap(msg, mschap_error)
+}
+
+/// Longest MS-CHAP-Error text passed on (the Failure packet's M= is cut
+/// to 200 characters by the PPP engine).
+const MAX_MSCHAP_ERROR: usize = 253;
+
+/// MS-CHAP-Error (RFC 2548 §2.1.5) of a reject without its Ident byte,
+/// when it carries an E= code; a malformed one is logged and left out (the
+/// peer then gets our E=691).
+fn mschap_error(p: &Packet) -> Option<Vec<u8>> {
+    let v = p.vendor(ms::VENDOR, ms::CHAP_ERROR)?;
+    let text = v.get(1..).unwrap_or_default();
+    let text = &text[..text.len().min(MAX_MSCHAP_ERROR)];
+    if ppp::auth::mschapv2::backend_failure(text).is_none() {
+        tracing::warn!(
+            length = v.len(),
+            "MS-CHAP-Error without an E= code in the Access-Reject; sending E=691"
+        );
+        return None;
+    }
+    Some(text.to_vec())
+}
+
 /// The verdict and authorization in a verified reply.
 pub fn verdict(reply: &radius::Reply, proof: &ppp::Proof) -> (ppp::Verdict, Option<Authz>) {
     let p = &reply.packet;
@@ -117,14 +153,7 @@ pub fn verdict(reply: &radius::Reply, proof: &ppp::Proof) -> (ppp::Verdict, Opti
                 None,
             )
         }
-        _ => {
-            let msg = p
-                .text(attr::REPLY_MESSAGE)
-                .map(|m| m.trim().to_string())
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "Authentication failed".into());
-            return (ppp::Verdict::reject(msg), None);
-        }
+        _ => return (rejected(p, proof), None),
     }
     let verdict = match proof {
         ppp::Proof::MsChapV2 { .. } => {
@@ -224,6 +253,56 @@ pub fn authz(p: &Packet) -> Authz {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mschapv2_proof() -> ppp::Proof {
+        ppp::Proof::MsChapV2 {
+            authenticator_challenge: [1; 16],
+            peer_challenge: [2; 16],
+            nt_response: [3; 24],
+            name: "alice".into(),
+        }
+    }
+
+    fn reject_with(error: Option<&[u8]>) -> Packet {
+        let mut p = Packet::new(Code::AccessReject, 0, [0; 16]);
+        p.push(attr::REPLY_MESSAGE, "Go away");
+        if let Some(e) = error {
+            p.push_vendor(ms::VENDOR, ms::CHAP_ERROR, e);
+        }
+        p
+    }
+
+    /// RFC 2548 §2.1.5: the MS-CHAP-Error of an Access-Reject, after its
+    /// Ident byte, goes into the verdict for MS-CHAPv2 only; a malformed
+    /// one (no E= code) is left out.
+    #[test]
+    fn reject_carries_ms_chap_error() {
+        let text = b"E=648 R=0 C=00112233445566778899AABBCCDDEEFF V=3 M=Password expired";
+        let mut v = vec![7u8];
+        v.extend_from_slice(text);
+        assert_eq!(
+            rejected(&reject_with(Some(&v)), &mschapv2_proof()),
+            ppp::Verdict::reject_mschap("Go away", Some(text.to_vec()))
+        );
+        for bad in [&b""[..], b"\x07", b"\x07M=E=648", b"\x07hello"] {
+            assert_eq!(
+                rejected(&reject_with(Some(bad)), &mschapv2_proof()),
+                ppp::Verdict::reject("Go away"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            rejected(&reject_with(None), &mschapv2_proof()),
+            ppp::Verdict::reject("Go away")
+        );
+        let pap = ppp::Proof::Pap {
+            password: ppp::Password::new("x"),
+        };
+        assert_eq!(
+            rejected(&reject_with(Some(&v)), &pap),
+            ppp::Verdict::reject("Go away")
+        );
+    }
 
     #[test]
     fn authz_attributes() {
