@@ -118,6 +118,10 @@ fn eap_tls_login_with_the_right_ca() {
     );
     assert_auth_method(&server.output(), "eaptls", "server");
     assert_auth_method(&c.output(), "eaptls", "client");
+    // rustls on both sides: TLS 1.3 (RFC 9190); TLS 1.2 (RFC 5216) is
+    // tested against FreeRADIUS (radius_e2e.rs) and pppd (below).
+    assert_tls_version(&c.output(), "EAP-TLS", "1.3");
+    assert_tls_version(&server.output(), "EAP-TLS", "1.3");
     let s = server.output();
     assert!(s.contains("crypto binding verified"), "{s}");
     assert!(
