@@ -8,7 +8,8 @@
 //!   EAP-TLS MSK (MS-SSTP §3.2.5.2.2) verifies;
 //! * a client certificate from another CA is refused with EAP-Failure, and
 //!   both ends say why;
-//! * pppd 2.4.9's own EAP-TLS (sstpc in the qemu VM) logs in to our server.
+//! * pppd 2.4.9's own EAP-TLS (sstpc in the qemu VM, TLS 1.2) logs in to
+//!   our server; our own client does TLS 1.3.
 
 mod e2e;
 
@@ -231,6 +232,8 @@ fn sstpc_pppd_eap_tls_against_our_server() {
     );
     assert_auth_method(&log, "eaptls", "server");
     assert!(log.contains("crypto binding verified"), "{log}");
+    // pppd 2.4.9 (OpenSSL 3) stops at TLS 1.2: RFC 5216's keys.
+    assert_tls_version(&log, "EAP-TLS", "1.2");
 }
 
 /// `ctl stats --json`'s (success, failure) for the method `eap-tls`.

@@ -475,8 +475,14 @@ mod tests {
                 let mut args = vec![url];
                 args.extend_from_slice(&rootless);
                 args.extend_from_slice(tun_only);
-                let e = parse(&args).err().unwrap_or_else(|| panic!("{args:?} accepted"));
-                assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{args:?}");
+                let e = parse(&args)
+                    .err()
+                    .unwrap_or_else(|| panic!("{args:?} accepted"));
+                assert_eq!(
+                    e.kind(),
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "{args:?}"
+                );
                 let text = e.to_string();
                 assert!(
                     text.contains(tun_only[0]) && text.contains(rootless[0]),
