@@ -51,9 +51,9 @@ impl UserNameFrom {
 
     fn describe(self) -> &'static str {
         match self {
-            Self::SubjectCn => "a subject Common Name",
-            Self::SanEmail => "an e-mail subject alternative name",
-            Self::SanDns => "a DNS subject alternative name",
+            Self::SubjectCn => "subject Common Name",
+            Self::SanEmail => "e-mail subject alternative name",
+            Self::SanDns => "DNS subject alternative name",
         }
     }
 
@@ -562,6 +562,20 @@ mod tests {
         let e = handshake(c.as_mut(), s.as_mut()).unwrap_err();
         assert!(e.starts_with("the client certificate was refused"), "{e}");
         assert!(s.msk().is_none());
+    }
+
+    #[test]
+    fn a_client_certificate_without_the_name_field_is_refused_in_plain_words() {
+        let f = pki("noname");
+        let mut srv = server(&f, &rustls::version::TLS13, Arc::default());
+        // The client certificate has a CN and an e-mail SAN, no DNS SAN.
+        srv.user_name = UserNameFrom::SanDns;
+        let (mut c, mut s) = (client(&f, "ca.pem").start().unwrap(), srv.start().unwrap());
+        let e = handshake(c.as_mut(), s.as_mut()).unwrap_err();
+        assert_eq!(
+            e,
+            "the client certificate has no DNS subject alternative name to use as the user name"
+        );
     }
 
     /// Runs `c` against a rustls server without client authentication

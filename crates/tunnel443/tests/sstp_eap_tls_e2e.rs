@@ -43,12 +43,17 @@ fn pki(d: &Path) -> (Pki, PathBuf, PathBuf) {
 }
 
 fn eap_tls_server(lab: &Lab) -> (Proc, Pki) {
-    eap_tls_server_with(lab, None, &[])
+    eap_tls_server_with(lab, None, "", &[])
 }
 
 /// [`eap_tls_server`] with `[eap_tls] client_ca` at `client_ca` (a copy of
-/// the CA made here) and more server arguments.
-fn eap_tls_server_with(lab: &Lab, client_ca: Option<&Path>, args: &[&str]) -> (Proc, Pki) {
+/// the CA made here), more `[eap_tls]` keys and more server arguments.
+fn eap_tls_server_with(
+    lab: &Lab,
+    client_ca: Option<&Path>,
+    eap_tls_keys: &str,
+    args: &[&str],
+) -> (Proc, Pki) {
     let d = lab.dir.path();
     let (mut pki, cert, key) = pki(d);
     let https_ca = pki.ca.clone();
@@ -63,7 +68,7 @@ fn eap_tls_server_with(lab: &Lab, client_ca: Option<&Path>, args: &[&str]) -> (P
         "tunnel443.toml",
         &format!(
             "users_file = \"{}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
-             [sstp]\nauth = [\"eap-tls\"]\n[eap_tls]\nclient_ca = \"{}\"\n",
+             [sstp]\nauth = [\"eap-tls\"]\n[eap_tls]\nclient_ca = \"{}\"\n{eap_tls_keys}\n",
             users.display(),
             cert.display(),
             key.display(),
@@ -156,6 +161,49 @@ fn eap_tls_refuses_a_certificate_from_another_ca() {
             .find(|l| l.contains("EAP-TLS failed"))
             .unwrap_or_default(),
         co.lines().last().unwrap_or_default()
+    );
+}
+
+/// `[eap_tls] user_name = "san-email"`: the user is the certificate's
+/// e-mail SAN, not its CN; a certificate without one is refused, and the
+/// server says why.
+#[test]
+fn eap_tls_user_name_from_the_email_san() {
+    let lab = Lab::new(1);
+    let (server, pki) = eap_tls_server_with(&lab, None, "user_name = \"san-email\"", &[]);
+    let d = lab.dir.path();
+    let bob = issue_cert(
+        d,
+        "ca",
+        "bob",
+        "bob",
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n\
+         subjectAltName=email:bob@example.com\n",
+    );
+    // alice's certificate has no e-mail SAN.
+    let mut c = eap_tls_client(&lab, &pki, &pki.good);
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", c.output(), server.output());
+    let so = server.output();
+    assert!(
+        so.lines().any(|l| l.contains("authentication failed")
+            && l.contains("the client certificate has no e-mail subject alternative name")),
+        "{so}"
+    );
+    let c = eap_tls_client(&lab, &pki, &bob);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel for bob:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    assert!(
+        server
+            .output()
+            .lines()
+            .any(|l| l.contains(" authenticated ") && l.contains("user=bob@example.com")),
+        "the user name is the e-mail SAN:\n{}",
+        server.output()
     );
 }
 
@@ -263,6 +311,7 @@ fn eap_tls_logins_counted_and_client_ca_reloaded() {
     let (mut server, pki) = eap_tls_server_with(
         &lab,
         Some(&client_ca),
+        "",
         &["--control-socket", sock.to_str().unwrap()],
     );
     let mut c = eap_tls_client(&lab, &pki, &pki.good);
