@@ -672,3 +672,36 @@ fn connect_chain_second_proxy_digest() {
     assert!(line.contains(" dana "), "{line}");
     first.wait_access(&format!("CONNECT {}", second.addr), 20);
 }
+
+/// A chain whose second proxy wants NTLM: its three messages go through
+/// the first proxy's tunnel, on one connection to the second.
+#[test]
+fn connect_chain_second_proxy_ntlm() {
+    let echo = echo_server();
+    let first = Squid::start(None);
+    let second = Squid::start_with(Some(SquidAuth::NtlmFake), None);
+    assert_echo_through(
+        &[
+            "--proxy",
+            &first.url(),
+            "--proxy",
+            &second.url(),
+            &echo.to_string(),
+        ],
+        &[
+            ("TUNNEL443_PROXY_USER", "CORP\\nina"),
+            ("TUNNEL443_PROXY_PASSWORD", "ntlm-pw"),
+        ],
+    );
+    let line = second.wait_access("TCP_TUNNEL", 20);
+    assert!(line.contains("nina"), "{line}");
+    assert_eq!(denied_407(&second), 2, "{}", second.access_log());
+    // One tunnel through the first proxy carried the whole exchange.
+    first.wait_access(&format!("CONNECT {}", second.addr), 20);
+    assert_eq!(
+        first.access_log().matches("CONNECT").count(),
+        1,
+        "{}",
+        first.access_log()
+    );
+}
