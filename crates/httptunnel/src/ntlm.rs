@@ -269,8 +269,15 @@ pub fn authenticate(
     let (domain, user) = split_user(user);
     let key = ntowf_v2(password, user, domain);
     let r = v2_responses(challenge, &key, client_challenge, filetime);
-    let flags = challenge.flags & OUR_FLAGS;
+    let mut flags = challenge.flags & OUR_FLAGS;
     let unicode = flags & UNICODE != 0;
+    if unicode {
+        // §2.2.2.5: A set means Unicode whatever B says, but a challenge
+        // may carry both (squid's helpers echo our negotiate flags), and
+        // squid's parser reads the names as OEM when B is set: claim only
+        // the encoding we used.
+        flags &= !OEM;
+    }
     let enc = |s: &str| {
         if unicode {
             utf16le(s)
@@ -377,8 +384,9 @@ mod tests {
             &unhex("4e544c4d5353500003000000180018006c00000054005400840000000c000c00480000000800080054000000100010005c000000")[..]
         );
         // Flags: the challenge's, limited to ours (no SIGN, SEAL, KEY_EXCH,
-        // VERSION).
-        assert_eq!(u32_at(&m, 60), Some(0xe28a_8233 & OUR_FLAGS));
+        // VERSION), and OEM cleared as the strings are Unicode (the spec's
+        // message keeps both; A wins either way, §2.2.2.5).
+        assert_eq!(u32_at(&m, 60), Some(0xe28a_8233 & OUR_FLAGS & !OEM));
     }
 
     #[test]
@@ -429,6 +437,12 @@ mod tests {
         let ch = NtlmChallenge::parse(&fake).unwrap();
         assert_eq!(ch.server_challenge.to_vec(), unhex("0a6ba6a74479d94f"));
         assert_eq!(ch.target_info, vec![0; 4]);
+        // It offers both Unicode and OEM: the answer is UTF-16 and says so
+        // alone (squid reads the names as OEM if that flag is set too).
+        let m = authenticate(&ch, "CORP\\nina", "pw", "", [0; 8], 0);
+        let flags = u32_at(&m, 60).unwrap();
+        assert_eq!(flags & (UNICODE | OEM), UNICODE, "{flags:#x}");
+        assert_eq!(&m[0x48..0x48 + 8], &utf16le("CORP")[..]);
         // An AV list without EOL.
         let mut b = full.clone();
         let n = b.len();
@@ -452,6 +466,7 @@ mod tests {
         let ch = NtlmChallenge::parse(&b).unwrap();
         let m = authenticate(&ch, "Dom\\Üser", "pw", "", [0; 8], 0);
         assert_eq!(&m[0x48..0x48 + 7], b"Dom?ser");
+        assert_eq!(u32_at(&m, 60).unwrap() & (UNICODE | OEM), OEM);
         assert_eq!(split_user("user@example.com"), ("", "user@example.com"));
         assert_eq!(filetime_from_unix(0), 116_444_736_000_000_000);
     }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ppp::auth::eap_tls::{EapTlsConfig, TlsSession};
 use rustls::pki_types::ServerName;
+use tracing::info;
 
 use crate::tls;
 
@@ -50,9 +51,9 @@ impl UserNameFrom {
 
     fn describe(self) -> &'static str {
         match self {
-            Self::SubjectCn => "a subject Common Name",
-            Self::SanEmail => "an e-mail subject alternative name",
-            Self::SanDns => "a DNS subject alternative name",
+            Self::SubjectCn => "subject Common Name",
+            Self::SanEmail => "e-mail subject alternative name",
+            Self::SanDns => "DNS subject alternative name",
         }
     }
 
@@ -121,6 +122,7 @@ impl EapTlsConfig for ServerEapTls {
             committed: false,
             method: 13,
             app: None,
+            logged: false,
         }))
     }
 }
@@ -175,6 +177,7 @@ impl EapTlsConfig for ClientEapTls {
             committed: false,
             method: u8::from(self.method),
             app: (self.method == ppp::auth::eap::EapType::Peap).then(Vec::new),
+            logged: false,
         }))
     }
 
@@ -193,6 +196,32 @@ struct Session {
     method: u8,
     /// PEAP: application data received and not yet taken.
     app: Option<Vec<u8>>,
+    /// The end of the handshake was logged.
+    logged: bool,
+}
+
+impl Session {
+    /// Logs once, when the handshake is over, the TLS version and cipher
+    /// suite the peers agreed on (the version decides the key derivation:
+    /// RFC 5216 §2.3 or RFC 9190 §2.3).
+    fn log_handshake_done(&mut self) {
+        if self.logged || self.conn.is_handshaking() {
+            return;
+        }
+        self.logged = true;
+        let version = match self.conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+            _ => "other",
+        };
+        let suite = self
+            .conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown");
+        let method = if self.method == 25 { "PEAP" } else { "EAP-TLS" };
+        info!(tls = %version, cipher_suite = %suite, "{method}: TLS handshake done");
+    }
 }
 
 impl TlsSession for Session {
@@ -229,6 +258,7 @@ impl TlsSession for Session {
                 app.extend_from_slice(&sink[..n]);
             }
         }
+        self.log_handshake_done();
         if let Some(from) = self.user_name {
             if !self.conn.is_handshaking() {
                 if self.peer_name().is_none() {
@@ -532,6 +562,20 @@ mod tests {
         let e = handshake(c.as_mut(), s.as_mut()).unwrap_err();
         assert!(e.starts_with("the client certificate was refused"), "{e}");
         assert!(s.msk().is_none());
+    }
+
+    #[test]
+    fn a_client_certificate_without_the_name_field_is_refused_in_plain_words() {
+        let f = pki("noname");
+        let mut srv = server(&f, &rustls::version::TLS13, Arc::default());
+        // The client certificate has a CN and an e-mail SAN, no DNS SAN.
+        srv.user_name = UserNameFrom::SanDns;
+        let (mut c, mut s) = (client(&f, "ca.pem").start().unwrap(), srv.start().unwrap());
+        let e = handshake(c.as_mut(), s.as_mut()).unwrap_err();
+        assert_eq!(
+            e,
+            "the client certificate has no DNS subject alternative name to use as the user name"
+        );
     }
 
     /// Runs `c` against a rustls server without client authentication

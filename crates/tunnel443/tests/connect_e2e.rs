@@ -642,10 +642,11 @@ fn connect_through_squid_with_ntlm() {
             ("TUNNEL443_PROXY_PASSWORD", "ntlm-pw"),
         ],
     );
-    // ntlm_fake_auth reads our UTF-16 names as C strings, so squid logs
-    // "C\\n" here: a user, where an unauthenticated tunnel logs "-".
+    // Squid logs the user our AUTHENTICATE_MESSAGE names (its parser
+    // takes the names as 8-bit text if the OEM flag is set beside
+    // Unicode: it logged "C\\n" while we echoed both flags).
     let line = squid.wait_access("TCP_TUNNEL", 20);
-    assert!(!line.contains(" - HIER_"), "{line}");
+    assert!(line.contains("nina"), "{line}");
     // Two 407s (the offer, then the challenge), both on one connection.
     assert_eq!(denied_407(&squid), 2, "{}", squid.access_log());
 }
@@ -670,4 +671,37 @@ fn connect_chain_second_proxy_digest() {
     let line = second.wait_access("TCP_TUNNEL", 20);
     assert!(line.contains(" dana "), "{line}");
     first.wait_access(&format!("CONNECT {}", second.addr), 20);
+}
+
+/// A chain whose second proxy wants NTLM: its three messages go through
+/// the first proxy's tunnel, on one connection to the second.
+#[test]
+fn connect_chain_second_proxy_ntlm() {
+    let echo = echo_server();
+    let first = Squid::start(None);
+    let second = Squid::start_with(Some(SquidAuth::NtlmFake), None);
+    assert_echo_through(
+        &[
+            "--proxy",
+            &first.url(),
+            "--proxy",
+            &second.url(),
+            &echo.to_string(),
+        ],
+        &[
+            ("TUNNEL443_PROXY_USER", "CORP\\nina"),
+            ("TUNNEL443_PROXY_PASSWORD", "ntlm-pw"),
+        ],
+    );
+    let line = second.wait_access("TCP_TUNNEL", 20);
+    assert!(line.contains("nina"), "{line}");
+    assert_eq!(denied_407(&second), 2, "{}", second.access_log());
+    // One tunnel through the first proxy carried the whole exchange.
+    first.wait_access(&format!("CONNECT {}", second.addr), 20);
+    assert_eq!(
+        first.access_log().matches("CONNECT").count(),
+        1,
+        "{}",
+        first.access_log()
+    );
 }

@@ -67,6 +67,14 @@ fn rootless_forward_as_nobody() {
         "no tunnel:\n{}",
         client.output()
     );
+    // The stack's MTU is the TUN client's: our MRU (4000) and the server's
+    // (4000 by default), not Ethernet's 1500.
+    let mtu_4000 = wait_until(std::time::Duration::from_secs(10), || {
+        client.output().lines().any(|l| {
+            l.contains("user-space stack up") && l.split_whitespace().any(|w| w == "mtu=4000")
+        })
+    });
+    assert!(mtu_4000, "{}", client.output());
 
     // curl, also as nobody, through the forwarded port: twice, the second
     // time with two transfers at once.
@@ -561,6 +569,11 @@ fn rootless_iphttps_socks5_forward_and_reconnect_as_nobody() {
     );
     assert!(
         client.output().contains("dns fd00:1::1"),
+        "{}",
+        client.output()
+    );
+    assert!(
+        client.output().split_whitespace().any(|w| w == "mtu=1280"),
         "{}",
         client.output()
     );

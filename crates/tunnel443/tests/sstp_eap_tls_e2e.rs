@@ -8,7 +8,8 @@
 //!   EAP-TLS MSK (MS-SSTP §3.2.5.2.2) verifies;
 //! * a client certificate from another CA is refused with EAP-Failure, and
 //!   both ends say why;
-//! * pppd 2.4.9's own EAP-TLS (sstpc in the qemu VM) logs in to our server.
+//! * pppd 2.4.9's own EAP-TLS (sstpc in the qemu VM, TLS 1.2) logs in to
+//!   our server; our own client does TLS 1.3.
 
 mod e2e;
 
@@ -42,12 +43,17 @@ fn pki(d: &Path) -> (Pki, PathBuf, PathBuf) {
 }
 
 fn eap_tls_server(lab: &Lab) -> (Proc, Pki) {
-    eap_tls_server_with(lab, None, &[])
+    eap_tls_server_with(lab, None, "", &[])
 }
 
 /// [`eap_tls_server`] with `[eap_tls] client_ca` at `client_ca` (a copy of
-/// the CA made here) and more server arguments.
-fn eap_tls_server_with(lab: &Lab, client_ca: Option<&Path>, args: &[&str]) -> (Proc, Pki) {
+/// the CA made here), more `[eap_tls]` keys and more server arguments.
+fn eap_tls_server_with(
+    lab: &Lab,
+    client_ca: Option<&Path>,
+    eap_tls_keys: &str,
+    args: &[&str],
+) -> (Proc, Pki) {
     let d = lab.dir.path();
     let (mut pki, cert, key) = pki(d);
     let https_ca = pki.ca.clone();
@@ -62,7 +68,7 @@ fn eap_tls_server_with(lab: &Lab, client_ca: Option<&Path>, args: &[&str]) -> (P
         "tunnel443.toml",
         &format!(
             "users_file = \"{}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
-             [sstp]\nauth = [\"eap-tls\"]\n[eap_tls]\nclient_ca = \"{}\"\n",
+             [sstp]\nauth = [\"eap-tls\"]\n[eap_tls]\nclient_ca = \"{}\"\n{eap_tls_keys}\n",
             users.display(),
             cert.display(),
             key.display(),
@@ -118,6 +124,10 @@ fn eap_tls_login_with_the_right_ca() {
     );
     assert_auth_method(&server.output(), "eaptls", "server");
     assert_auth_method(&c.output(), "eaptls", "client");
+    // rustls on both sides: TLS 1.3 (RFC 9190); TLS 1.2 (RFC 5216) is
+    // tested against FreeRADIUS (radius_e2e.rs) and pppd (below).
+    assert_tls_version(&c.output(), "EAP-TLS", "1.3");
+    assert_tls_version(&server.output(), "EAP-TLS", "1.3");
     let s = server.output();
     assert!(s.contains("crypto binding verified"), "{s}");
     assert!(
@@ -151,6 +161,49 @@ fn eap_tls_refuses_a_certificate_from_another_ca() {
             .find(|l| l.contains("EAP-TLS failed"))
             .unwrap_or_default(),
         co.lines().last().unwrap_or_default()
+    );
+}
+
+/// `[eap_tls] user_name = "san-email"`: the user is the certificate's
+/// e-mail SAN, not its CN; a certificate without one is refused, and the
+/// server says why.
+#[test]
+fn eap_tls_user_name_from_the_email_san() {
+    let lab = Lab::new(1);
+    let (server, pki) = eap_tls_server_with(&lab, None, "user_name = \"san-email\"", &[]);
+    let d = lab.dir.path();
+    let bob = issue_cert(
+        d,
+        "ca",
+        "bob",
+        "bob",
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n\
+         subjectAltName=email:bob@example.com\n",
+    );
+    // alice's certificate has no e-mail SAN.
+    let mut c = eap_tls_client(&lab, &pki, &pki.good);
+    let st = c.wait_exit(60).expect("client did not give up");
+    assert_eq!(st.code(), Some(4), "{}\n{}", c.output(), server.output());
+    let so = server.output();
+    assert!(
+        so.lines().any(|l| l.contains("authentication failed")
+            && l.contains("the client certificate has no e-mail subject alternative name")),
+        "{so}"
+    );
+    let c = eap_tls_client(&lab, &pki, &bob);
+    assert!(
+        wait_ping(&lab.clients[0], SERVER_TUN, 30),
+        "no tunnel for bob:\n{}\n{}",
+        c.output(),
+        server.output()
+    );
+    assert!(
+        server
+            .output()
+            .lines()
+            .any(|l| l.contains(" authenticated ") && l.contains("user=bob@example.com")),
+        "the user name is the e-mail SAN:\n{}",
+        server.output()
     );
 }
 
@@ -227,6 +280,8 @@ fn sstpc_pppd_eap_tls_against_our_server() {
     );
     assert_auth_method(&log, "eaptls", "server");
     assert!(log.contains("crypto binding verified"), "{log}");
+    // pppd 2.4.9 (OpenSSL 3) stops at TLS 1.2: RFC 5216's keys.
+    assert_tls_version(&log, "EAP-TLS", "1.2");
 }
 
 /// `ctl stats --json`'s (success, failure) for the method `eap-tls`.
@@ -256,6 +311,7 @@ fn eap_tls_logins_counted_and_client_ca_reloaded() {
     let (mut server, pki) = eap_tls_server_with(
         &lab,
         Some(&client_ca),
+        "",
         &["--control-socket", sock.to_str().unwrap()],
     );
     let mut c = eap_tls_client(&lab, &pki, &pki.good);

@@ -63,7 +63,9 @@ impl Conn<'_> {
                 if let (Some(fwd), TunSide::None) = (&self.setup.rootless, &d.tun) {
                     d.tun = super::userstack::start(
                         super::userstack::Addressing::ipv4(local, &dns),
-                        s.peer_mru().min(1500),
+                        // As a TUN device's MTU: larger packets (MRU 4000
+                        // against our server) make the stack faster too.
+                        s.peer_mru().min(self.setup.mru),
                         fwd.clone(),
                     );
                     info!(address = %local, peer = %peer, "connected (rootless: user-space stack)");

@@ -134,7 +134,7 @@ pub struct ClientArgs {
         long = "forward",
         value_name = "[BIND:]PORT:HOST:PORT",
         value_parser = clap::value_parser!(userstack::Forward),
-        conflicts_with_all = ["routes", "default_route", "tun_name"]
+        conflicts_with_all = TUN_ONLY
     )]
     pub forwards: Vec<userstack::Forward>,
     /// Rootless mode (sstp:// and iphttps://): a SOCKS5 proxy (no authentication; CONNECT
@@ -143,7 +143,7 @@ pub struct ClientArgs {
     #[arg(
         long,
         value_name = "ADDR:PORT",
-        conflicts_with_all = ["routes", "default_route", "tun_name"]
+        conflicts_with_all = TUN_ONLY
     )]
     pub socks5: Option<std::net::SocketAddr>,
     /// Exit instead of reconnecting when the link drops.
@@ -156,13 +156,18 @@ pub struct ClientArgs {
     /// (a tunnel443 extension; other servers keep 1280). A tunnel443
     /// server answers with min(this, its own maximum) in its Router
     /// Advertisements, and the device takes it. 1280 announces nothing.
-    /// Rootless mode stays at 1280.
+    /// Not with rootless mode (--forward, --socks5), which stays at 1280.
     #[arg(long, default_value_t = ::iphttps::mtu::DEFAULT_ANNOUNCED as u16,
           value_parser = clap::value_parser!(u16).range(1280..))]
     pub link_mtu: u16,
     #[command(flatten)]
     pub proxy: crate::dial::ProxyOpts,
 }
+
+/// Options that only make sense with a TUN device: rootless mode
+/// (`--forward`, `--socks5`) refuses them (exit code 2) rather than
+/// ignoring them (`--link-mtu`: the user-space stack stays at 1280).
+const TUN_ONLY: [&str; 4] = ["routes", "default_route", "tun_name", "link_mtu"];
 
 /// Everything a connection attempt needs.
 pub struct Setup {
@@ -435,5 +440,58 @@ async fn run_sstp(
             _ = stop.changed() => return Ok(0),
         }
         backoff = (backoff * 2).min(max_backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        client: ClientArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ClientArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied())).map(|c| c.client)
+    }
+
+    /// Every TUN-only option with `--forward` or `--socks5` is a usage
+    /// error naming both; their defaults are no conflict.
+    #[test]
+    fn tun_only_options_are_refused_in_rootless_mode() {
+        for rootless in [
+            ["--forward", "8080:10.0.0.1:80"],
+            ["--socks5", "127.0.0.1:1080"],
+        ] {
+            for (url, tun_only) in [
+                ("sstp://u@h", &["--route", "10.0.0.0/8"][..]),
+                ("sstp://u@h", &["--default-route"]),
+                ("sstp://u@h", &["--tun-name", "vpn0"]),
+                ("iphttps://h/IPHTTPS", &["--link-mtu", "1400"]),
+            ] {
+                let mut args = vec![url];
+                args.extend_from_slice(&rootless);
+                args.extend_from_slice(tun_only);
+                let e = parse(&args)
+                    .err()
+                    .unwrap_or_else(|| panic!("{args:?} accepted"));
+                assert_eq!(
+                    e.kind(),
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "{args:?}"
+                );
+                let text = e.to_string();
+                assert!(
+                    text.contains(tun_only[0]) && text.contains(rootless[0]),
+                    "{args:?}: {text}"
+                );
+                assert_eq!(e.exit_code(), 2);
+            }
+            let a = parse(&["iphttps://h/IPHTTPS", rootless[0], rootless[1]]).unwrap();
+            assert!(a.routes.is_empty() && !a.default_route);
+        }
     }
 }

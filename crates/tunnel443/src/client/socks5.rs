@@ -7,6 +7,8 @@
 //!
 //! What a request cannot get has a defined reply: unknown address types
 //! X'08' (address type not supported), BIND and unknown commands X'07'.
+//! The greeting and the request are read exactly, so data a client sends
+//! without waiting for the reply is kept for the connection.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -144,22 +146,10 @@ pub fn udp_header(src: SocketAddr) -> Vec<u8> {
     h
 }
 
-async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
-    let mut tmp = [0u8; 512];
-    let n = s.read(&mut tmp).await?;
-    if n == 0 {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    buf.extend_from_slice(&tmp[..n]);
-    if buf.len() > 1024 {
-        return Err(io::Error::other("SOCKS request too long"));
-    }
-    Ok(())
-}
-
 /// Runs the greeting and reads the request. A request that cannot be
-/// served is answered here (the error says why); what follows a CONNECT
-/// request is left in the stream.
+/// served is answered here (the error says why). Exactly the greeting and
+/// the request are read: data a client sends right after its CONNECT
+/// request stays in the stream for the connection.
 pub async fn handshake(s: &mut TcpStream) -> io::Result<Request> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(s))
         .await
@@ -167,18 +157,14 @@ pub async fn handshake(s: &mut TcpStream) -> io::Result<Request> {
 }
 
 async fn handshake_inner(s: &mut TcpStream) -> io::Result<Request> {
-    let mut buf = Vec::new();
     // Greeting: VER NMETHODS METHODS.
-    let methods = loop {
-        if buf.len() >= 2 && buf.len() >= 2 + usize::from(buf[1]) {
-            break buf[2..2 + usize::from(buf[1])].to_vec();
-        }
-        read_more(s, &mut buf).await?;
-    };
-    if buf[0] != 5 {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).await?;
+    if head[0] != 5 {
         return Err(io::Error::other("not a SOCKS5 client"));
     }
-    let used = 2 + methods.len();
+    let mut methods = vec![0u8; usize::from(head[1])];
+    s.read_exact(&mut methods).await?;
     if !methods.contains(&0) {
         s.write_all(&[5, 0xff]).await?;
         return Err(io::Error::other(
@@ -186,36 +172,48 @@ async fn handshake_inner(s: &mut TcpStream) -> io::Result<Request> {
         ));
     }
     s.write_all(&[5, 0]).await?;
-    buf.drain(..used);
-    // Request: VER CMD RSV ATYP DST.ADDR DST.PORT.
-    loop {
-        if buf.len() >= 4 {
-            match parse_addr(&buf[3..]) {
-                Ok((dest, _)) => {
-                    if buf[0] != 5 {
-                        return Err(io::Error::other("bad SOCKS request version"));
-                    }
-                    return match buf[1] {
-                        1 => Ok(Request::Connect(dest)),
-                        3 => Ok(Request::UdpAssociate),
-                        c => {
-                            s.write_all(&reply(REP_COMMAND, unspecified())).await?;
-                            Err(io::Error::other(format!("SOCKS command {c} not supported")))
-                        }
-                    };
+    // Request: VER CMD RSV ATYP DST.ADDR DST.PORT, read by its ATYP.
+    let mut req = vec![0u8; 4];
+    s.read_exact(&mut req).await?;
+    let addr_len = match req[3] {
+        1 => 4,
+        4 => 16,
+        3 => {
+            let mut n = [0u8; 1];
+            s.read_exact(&mut n).await?;
+            req.push(n[0]);
+            usize::from(n[0])
+        }
+        _ => 0,
+    };
+    let at = req.len();
+    req.resize(at + addr_len + 2, 0);
+    if addr_len > 0 {
+        s.read_exact(&mut req[at..]).await?;
+    }
+    match parse_addr(&req[3..]) {
+        Ok((dest, _)) => {
+            if req[0] != 5 {
+                return Err(io::Error::other("bad SOCKS request version"));
+            }
+            match req[1] {
+                1 => Ok(Request::Connect(dest)),
+                3 => Ok(Request::UdpAssociate),
+                c => {
+                    s.write_all(&reply(REP_COMMAND, unspecified())).await?;
+                    Err(io::Error::other(format!("SOCKS command {c} not supported")))
                 }
-                Err(AddrError::Reply(rep)) => {
-                    s.write_all(&reply(rep, unspecified())).await?;
-                    return Err(io::Error::other(if rep == REP_ADDRESS_TYPE {
-                        "SOCKS address type not supported"
-                    } else {
-                        "invalid host name in the SOCKS request"
-                    }));
-                }
-                Err(AddrError::Short) => {}
             }
         }
-        read_more(s, &mut buf).await?;
+        Err(AddrError::Reply(rep)) => {
+            s.write_all(&reply(rep, unspecified())).await?;
+            Err(io::Error::other(if rep == REP_ADDRESS_TYPE {
+                "SOCKS address type not supported"
+            } else {
+                "invalid host name in the SOCKS request"
+            }))
+        }
+        Err(AddrError::Short) => Err(io::Error::other("truncated SOCKS request")),
     }
 }
 
@@ -303,10 +301,12 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let client = tokio::spawn(async move {
             let mut c = TcpStream::connect(addr).await.unwrap();
-            // Greeting and request in one write, as curl may do.
+            // Greeting, request and the first data in one write (a
+            // client that does not wait for the reply).
             let mut req = vec![5, 2, 2, 0, 5, 1, 0, 3, 4];
             req.extend_from_slice(b"host");
             req.extend_from_slice(&[0, 80]);
+            req.extend_from_slice(b"early");
             c.write_all(&req).await.unwrap();
             let mut r = [0u8; 2];
             c.read_exact(&mut r).await.unwrap();
@@ -316,6 +316,10 @@ mod tests {
         let req = handshake(&mut s).await.unwrap();
         assert_eq!(req, Request::Connect(Dest::Name("host".into(), 80)));
         assert_eq!(client.await.unwrap(), [5, 0]);
+        // The data after the request is left for the connection.
+        let mut early = [0u8; 5];
+        s.read_exact(&mut early).await.unwrap();
+        assert_eq!(&early, b"early");
 
         // No acceptable method, then BIND: defined answers.
         let client = tokio::spawn(async move {

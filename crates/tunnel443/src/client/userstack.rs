@@ -17,6 +17,9 @@
 //!   session the stack waits for room (smoltcp holds its data meanwhile);
 //!   towards the stack the driver drops what does not fit, as a full TUN
 //!   queue would.
+//! * The stack's MTU is what a TUN device would get: over SSTP the smaller
+//!   of our MRU and the server's (up to 4000 against our server: larger
+//!   segments, fewer packets), over IP-HTTPS 1280.
 //! * Each forwarded connection is one smoltcp TCP socket (256 KiB buffers,
 //!   window scaling) and one task copying between it and the local socket
 //!   through bounded channels; a full channel stops reading the smoltcp
@@ -60,6 +63,9 @@ const CHUNK_QUEUE: usize = 16;
 const CHUNK: usize = 16 * 1024;
 /// Local connections waiting for a tunnel.
 const ACCEPT_QUEUE: usize = 64;
+/// Largest packet of the stack (SSTP's `--mru` range; IP-HTTPS gives
+/// 1280).
+const MAX_MTU: u16 = 4000;
 /// Seconds a connection through the tunnel may take to open.
 const CONNECT_TIMEOUT: u64 = 30;
 
@@ -899,7 +905,7 @@ async fn run(
     let mut dev = Queues {
         rx: VecDeque::new(),
         tx: VecDeque::new(),
-        mtu: usize::from(mtu.clamp(576, 1500)),
+        mtu: usize::from(mtu.clamp(576, MAX_MTU)),
     };
     let mut config = Config::new(HardwareAddress::Ip);
     config.random_seed = rand::random();
@@ -925,10 +931,11 @@ async fn run(
     let mut conns: Vec<Conn> = Vec::new();
     let mut assocs: Vec<Assoc> = Vec::new();
     let wake = Arc::new(Notify::new());
+    let mtu = dev.mtu;
     match dns_server {
-        Some(d) => info!(address = %local, dns = %d, "user-space stack up"),
+        Some(d) => info!(address = %local, mtu, dns = %d, "user-space stack up"),
         None => {
-            info!(address = %local, "user-space stack up; no DNS server was given: host names will not resolve")
+            info!(address = %local, mtu, "user-space stack up; no DNS server was given: host names will not resolve")
         }
     }
 

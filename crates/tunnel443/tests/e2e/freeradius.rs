@@ -211,6 +211,21 @@ impl FreeRadius {
         self.resume();
     }
 
+    /// Lets the `eap` module's TLS go up to TLS `version` (Debian's
+    /// default is "1.2"; FreeRADIUS 3.2 does "1.3" for EAP-TLS only, not
+    /// PEAP), and restarts it.
+    pub fn tls_max_version(&mut self, version: &str) {
+        self.kill();
+        rewrite(&self.raddb.join("mods-available/eap"), |t| {
+            replace_once(
+                t,
+                "\t\ttls_max_version = \"1.2\"",
+                &format!("\t\ttls_max_version = \"{version}\""),
+            )
+        });
+        self.resume();
+    }
+
     /// Makes `t` (e.g. `mschapv2`) the EAP method the `eap` module starts
     /// with (Debian's default is `md5`, which pppd answers), and restarts it.
     pub fn default_eap_type(&mut self, t: &str) {

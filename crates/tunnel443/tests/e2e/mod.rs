@@ -407,6 +407,18 @@ pub fn assert_auth_method(log: &str, method: &str, who: &str) {
     );
 }
 
+/// Asserts that `log` says the TLS handshake of `method` (`EAP-TLS`,
+/// `PEAP`) ended with TLS `version` (`1.2`, `1.3`).
+pub fn assert_tls_version(log: &str, method: &str, version: &str) {
+    let done = format!("{method}: TLS handshake done");
+    let tls = format!("tls={version}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&done) && l.split_whitespace().any(|w| w == tls)),
+        "no {method} handshake with TLS {version}:\n{log}"
+    );
+}
+
 /// SHA-256 (lower-case hex) of the DER of the PEM certificate at `cert`.
 pub fn cert_sha256(cert: &Path) -> String {
     let out = Command::new("openssl")
