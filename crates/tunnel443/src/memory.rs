@@ -1,21 +1,22 @@
 //! The long-running commands' heap (issue 12 "Soak": RSS back after
 //! churn; BENCHMARKS.md "Churn soak").
 //!
-//! What stays allocated after a 2-minute churn of 26,000 SSTP sessions
-//! (heaptrack, release build): besides the fixed TUN read buffers (4 MB),
-//! tables sized for the peak number of sessions: the router's address
-//! table and admission's per-source table (these now shrink when sessions
-//! end, [`shrink_sparse`]) and the logging registry's span slab (one slot
-//! per concurrent session at the peak, ~0.5 KiB each: `sharded_slab` never
-//! frees its pages; kept). The few objects that survive the churn pin the
-//! glibc pages around them, so 3-6 MB of free memory stays in the RSS.
-//! The server and the proxy use at most two malloc arenas and a fixed
-//! 128 KiB trim threshold (glibc otherwise raises it, up to 64 MB, each
-//! time a large block is freed), and hand free pages back after churn
-//! ([`release_free_memory`], called by admission control). jemalloc
-//! (purging by size class) was measured and not kept: the RSS after churn
-//! ended 3-5 MB up instead of 3-6, but idle sessions cost 52 KiB each at
-//! 10,000 instead of 48 (the target is 48). mimalloc kept far more.
+//! After a churn, the heap pages that still hold a live allocation stay in
+//! the RSS, whatever is free around it. So what lives longer than a session
+//! is allocated before the sessions or not at all: the logging registry's
+//! session span slots are set up by the server's workers at startup
+//! ([`server_runtime`], [`reserve_span_slots`]); TLS resumption uses
+//! tickets rather than a server-side session cache (`tls::server_config`);
+//! the router's address table and admission's per-source table shrink
+//! after a peak ([`shrink_sparse`]). The fixed TUN read buffers (4 MB) are
+//! allocated at startup. The server and the proxy use at most two malloc
+//! arenas and a fixed 128 KiB trim threshold (glibc otherwise raises it,
+//! up to 64 MB, each time a large block is freed), and hand free pages
+//! back after churn ([`release_free_memory`], called by admission
+//! control). jemalloc (purging by size class) was measured before these
+//! changes and not kept: the RSS after churn ended 3-5 MB up instead of
+//! 3-6, but idle sessions cost 52 KiB each at 10,000 instead of 48 (the
+//! target is 48). mimalloc kept far more.
 
 /// Sets the allocator up for a long-running server; before the runtime's
 /// threads exist (arenas are created by the first allocations of each).
