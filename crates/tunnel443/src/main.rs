@@ -78,6 +78,7 @@ fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
         Command::Client(_) | Command::Connect(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
+        Command::Server(_) => memory::server_runtime(),
         _ => tokio::runtime::Runtime::new(),
     }
 }

@@ -1,21 +1,22 @@
 //! The long-running commands' heap (issue 12 "Soak": RSS back after
 //! churn; BENCHMARKS.md "Churn soak").
 //!
-//! What stays allocated after a 2-minute churn of 26,000 SSTP sessions
-//! (heaptrack, release build): besides the fixed TUN read buffers (4 MB),
-//! tables sized for the peak number of sessions: the router's address
-//! table and admission's per-source table (these now shrink when sessions
-//! end, [`shrink_sparse`]) and the logging registry's span slab (one slot
-//! per concurrent session at the peak, ~0.5 KiB each: `sharded_slab` never
-//! frees its pages; kept). The few objects that survive the churn pin the
-//! glibc pages around them, so 3-6 MB of free memory stays in the RSS.
-//! The server and the proxy use at most two malloc arenas and a fixed
-//! 128 KiB trim threshold (glibc otherwise raises it, up to 64 MB, each
-//! time a large block is freed), and hand free pages back after churn
-//! ([`release_free_memory`], called by admission control). jemalloc
-//! (purging by size class) was measured and not kept: the RSS after churn
-//! ended 3-5 MB up instead of 3-6, but idle sessions cost 52 KiB each at
-//! 10,000 instead of 48 (the target is 48). mimalloc kept far more.
+//! After a churn, the heap pages that still hold a live allocation stay in
+//! the RSS, whatever is free around it. So what lives longer than a session
+//! is allocated before the sessions or not at all: the logging registry's
+//! session span slots are set up by the server's workers at startup
+//! ([`server_runtime`], [`reserve_span_slots`]); TLS resumption uses
+//! tickets rather than a server-side session cache (`tls::server_config`);
+//! the router's address table and admission's per-source table shrink
+//! after a peak ([`shrink_sparse`]). The fixed TUN read buffers (4 MB) are
+//! allocated at startup. The server and the proxy use at most two malloc
+//! arenas and a fixed 128 KiB trim threshold (glibc otherwise raises it,
+//! up to 64 MB, each time a large block is freed), and hand free pages
+//! back after churn ([`release_free_memory`], called by admission
+//! control). jemalloc (purging by size class) was measured before these
+//! changes and not kept: the RSS after churn ended 3-5 MB up instead of
+//! 3-6, but idle sessions cost 52 KiB each at 10,000 instead of 48 (the
+//! target is 48). mimalloc kept far more.
 
 /// Sets the allocator up for a long-running server; before the runtime's
 /// threads exist (arenas are created by the first allocations of each).
@@ -38,6 +39,47 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Session span slots each worker thread of the server sets up at startup
+/// (about 0.3 KiB each): room for this many concurrent sessions per
+/// worker before the slab grows during a churn.
+pub const SPAN_SLOTS: usize = 1024;
+
+/// The server's runtime: tokio's default multi-thread runtime whose
+/// worker threads each reserve [`SPAN_SLOTS`] session span slots before
+/// they run anything.
+pub fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .on_thread_start(move || {
+            // The workers start first; blocking-pool threads started later
+            // (during a churn) must not allocate their own reservation.
+            if started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < workers {
+                reserve_span_slots(SPAN_SLOTS);
+            }
+        })
+        .build()
+}
+
+/// Sets up `n` slots of the logging registry's span slab on the calling
+/// thread. Each slot keeps the map of its span's extensions (the formatted
+/// fields) for good once a span has used it (`tracing-subscriber` clears
+/// it, never frees it): a slot first used during a churn left that small
+/// map among the sessions' memory, where it kept a heap page from being
+/// handed back (measured: 1.2 MB of the RSS growth after a 2-minute soak).
+/// Set up here, before any session, the maps sit together; sessions reuse
+/// the slots. Nothing is set up when the session span's level is filtered
+/// out (sessions then create no span either).
+pub fn reserve_span_slots(n: usize) {
+    let peer = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let spans: Vec<tracing::Span> = (0..n)
+        .map(|_| crate::server::session_span(peer, 0, ""))
+        .collect();
+    drop(spans);
 }
 
 /// Capacity a table keeps however empty it gets (a few hundred bytes):
@@ -90,6 +132,71 @@ mod tests {
         m.retain(|&k, _| k < 460);
         shrink_sparse(&mut m);
         assert!(m.capacity() > peak / 2, "{} of {peak}", m.capacity());
+    }
+
+    /// Counts the calling thread's allocations (this module's tests).
+    mod counting {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        pub struct Counting;
+
+        thread_local! {
+            pub static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+        }
+
+        // SAFETY: forwards to the system allocator; the counter is a
+        // const-initialised thread-local without a destructor.
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+                let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+                unsafe { System.alloc(l) }
+            }
+            unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+                unsafe { System.dealloc(p, l) }
+            }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: counting::Counting = counting::Counting;
+
+    /// Allocations made while `n` session spans are created and held, on a
+    /// fresh thread with the server's subscriber, after `reserve` slots.
+    fn allocations_for_sessions(reserve: usize, n: usize) -> usize {
+        std::thread::spawn(move || {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                .with_writer(std::io::sink)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                reserve_span_slots(reserve);
+                let peer = std::net::SocketAddr::from(([192, 0, 2, 1], 40000));
+                let before = counting::ALLOCATIONS.with(|c| c.get());
+                let spans: Vec<_> = (0..n)
+                    .map(|i| crate::server::session_span(peer, i as u64, "{corr}"))
+                    .collect();
+                let after = counting::ALLOCATIONS.with(|c| c.get());
+                drop(spans);
+                after - before
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn sessions_reuse_the_span_slots_reserved_at_startup() {
+        let n = 200;
+        let cold = allocations_for_sessions(0, n);
+        let warm = allocations_for_sessions(SPAN_SLOTS, n);
+        // Without the reservation each session's slot also allocates its
+        // extensions map (and the slab its pages): at least one more
+        // allocation per session than the span's own formatted fields.
+        assert!(
+            warm + n <= cold,
+            "{warm} allocations with the reservation, {cold} without"
+        );
     }
 
     #[test]

@@ -116,9 +116,15 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier.build().context("client CA verifier")?)
         }
     };
-    let cfg = builder
+    let mut cfg = builder
         .with_single_cert(chain, key)
         .context("certificate and key do not match")?;
+    // Resumption by encrypted tickets (keys rotated every 6 hours) rather
+    // than rustls's default cache of the last 256 sessions: each cache
+    // entry outlived its connection, scattered among the live ones, and
+    // kept the heap pages around it (BENCHMARKS.md "Churn soak").
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().context("TLS session tickets")?;
     Ok((Arc::new(cfg), hashes))
 }
 
@@ -481,6 +487,19 @@ mod tests {
                 let _ = std::fs::remove_dir_all(&self.0);
             }
         }
+    }
+
+    #[test]
+    fn the_server_keeps_no_tls_session_state() {
+        install_provider();
+        let d = tempdir::Dir::new();
+        let (c, k) = (d.0.join("cert.pem"), d.0.join("key.pem"));
+        crate::state::ensure_certificate(&c, &k, &[]).unwrap();
+        let (cfg, _) = server_config(&c, &k, ClientCerts::None).unwrap();
+        // Resumption state travels in encrypted tickets: nothing a
+        // handshake leaves behind in the server's heap.
+        assert!(!cfg.session_storage.put(vec![1; 32], vec![2; 64]));
+        assert!(cfg.ticketer.enabled());
     }
 
     fn client_config_error(cert: &Path, key: &Path) -> String {

@@ -29,6 +29,8 @@ mod tls_setup;
 mod verdict;
 mod web;
 
+pub use session::span as session_span;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

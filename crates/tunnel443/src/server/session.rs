@@ -7,7 +7,7 @@
 //! Everything the session holds (lease, routes) is released by drop, so a
 //! session that ends in any way leaks nothing.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -633,6 +633,12 @@ impl Admitted {
     }
 }
 
+/// The span of a session's log lines (`sstp{peer=.. id=.. correlation_id=..}`);
+/// [`crate::memory::reserve_span_slots`] sets up its slots at startup.
+pub fn span(peer: SocketAddr, id: u64, correlation_id: &str) -> tracing::Span {
+    tracing::info_span!("sstp", peer = %peer, id, correlation_id = %correlation_id)
+}
+
 /// Runs one session to its end.
 pub async fn run(
     stream: BoxStream,
@@ -645,7 +651,7 @@ pub async fn run(
 ) {
     let corr = req.correlation_id.clone().unwrap_or_default();
     let reg = shared.sessions.register(Protocol::Sstp, conn);
-    let span = tracing::info_span!("sstp", peer = %reg.entry.conn.peer, id = reg.id(), correlation_id = %corr);
+    let span = span(reg.entry.conn.peer, reg.id(), &corr);
     let admitted = Admitted {
         ticket,
         source: reg.entry.conn.peer.ip(),
