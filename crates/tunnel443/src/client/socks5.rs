@@ -184,11 +184,12 @@ async fn handshake_inner(s: &mut TcpStream) -> io::Result<Request> {
             req.push(n[0]);
             usize::from(n[0])
         }
+        // Unknown: refused below; nothing more is read.
         _ => 0,
     };
     let at = req.len();
     req.resize(at + addr_len + 2, 0);
-    if addr_len > 0 {
+    if matches!(req[3], 1 | 3 | 4) {
         s.read_exact(&mut req[at..]).await?;
     }
     match parse_addr(&req[3..]) {
