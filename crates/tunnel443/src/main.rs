@@ -85,6 +85,9 @@ fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let long_running = matches!(cli.command, Command::Server(_) | Command::Proxy(_));
+    // Before any thread or file exists: the process may execute itself again.
+    let reexec_failed = long_running.then(memory::without_thread_cache).flatten();
     let log = cli.log.clone().unwrap_or_else(|| match &cli.command {
         Command::Connect(a) => a.default_log().to_owned(),
         _ => "info".to_owned(),
@@ -96,12 +99,18 @@ fn main() -> ExitCode {
         // A closed stderr (`2>&1 | head -1`) must not turn into a panic.
         .log_internal_errors(false)
         .init();
+    if let Some(e) = reexec_failed {
+        tracing::warn!(
+            "could not restart with glibc's thread cache off ({e}): the RSS may stay up to \
+             a few MB higher after a churn of sessions"
+        );
+    }
     let result = match cli.command {
         Command::User(a) => user_cmd::run(a).map(|()| 0),
         Command::Demo(a) => demo::run(a).map(|()| 0),
         Command::Ctl(a) => Ok(ctl::run(a)),
         command => {
-            if matches!(command, Command::Server(_) | Command::Proxy(_)) {
+            if long_running {
                 memory::tune_allocator();
             }
             runtime(&command)

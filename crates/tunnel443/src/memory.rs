@@ -13,7 +13,10 @@
 //! arenas and a fixed 128 KiB trim threshold (glibc otherwise raises it,
 //! up to 64 MB, each time a large block is freed), and hand free pages
 //! back after churn ([`release_free_memory`], called by admission
-//! control). jemalloc (purging by size class) was measured before these
+//! control). They also run without glibc's per-thread cache of freed
+//! chunks ([`without_thread_cache`]), whose chunks `malloc_trim` cannot
+//! hand back and which kept 1.4-1.6 MB of the churn's pages in the RSS.
+//! jemalloc (purging by size class) was measured before these
 //! changes and not kept: the RSS after churn ended 3-5 MB up instead of
 //! 3-6, but idle sessions cost 52 KiB each at 10,000 instead of 48 (the
 //! target is 48). mimalloc kept far more.
@@ -30,6 +33,47 @@ pub fn tune_allocator() {
         }
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
     }
+}
+
+/// The glibc tunable that sets how many freed chunks per size class each
+/// thread keeps for itself (glibc's default: 7).
+const TCACHE_TUNABLE: &str = "glibc.malloc.tcache_count";
+
+/// Runs the long-running commands with glibc's thread cache ("tcache")
+/// off. The cache holds up to 7 freed chunks per size class for each
+/// thread, outside the arenas, so `malloc_trim` cannot release the pages
+/// under them: after a churn those chunks, scattered over the churn's
+/// heap, kept 1.4-1.6 MB of it in the RSS (+7-8% on the soak's baseline;
+/// with the cache off +0.6%, BENCHMARKS.md "Churn soak"). glibc reads the
+/// setting only from `GLIBC_TUNABLES` at process start (there is no
+/// `mallopt` for it), so the process executes itself again once with the
+/// tunable added, the same PID, arguments and environment otherwise. An
+/// operator's own `glibc.malloc.tcache_count` in `GLIBC_TUNABLES` wins
+/// (`=7` restores glibc's default). Returns only if the cache is already
+/// set, or with the reason the re-execution failed (the process then runs
+/// on with the cache).
+pub fn without_thread_cache() -> Option<std::io::Error> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+        let current = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+        if current.to_string_lossy().contains(TCACHE_TUNABLE) {
+            return None;
+        }
+        let mut tunables = current;
+        if !tunables.is_empty() {
+            tunables.push(":");
+        }
+        tunables.push(format!("{TCACHE_TUNABLE}=0"));
+        let mut args = std::env::args_os();
+        let mut command = std::process::Command::new("/proc/self/exe");
+        if let Some(arg0) = args.next() {
+            command.arg0(arg0);
+        }
+        Some(command.args(args).env("GLIBC_TUNABLES", tunables).exec())
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 /// Hands the free pages of every arena back to the system.

@@ -546,3 +546,57 @@ fn idle_connections_do_not_keep_a_client_out() {
         .count();
     assert!(access < 300, "{access} access lines:\n{log}");
 }
+
+/// Issue 12 "Soak": the long-running commands run without glibc's thread
+/// cache (`memory::without_thread_cache`: its chunks kept the pages of a
+/// churn in the RSS). The proxy executes itself again once with the
+/// tunable added (the same PID, the operator's other tunables kept); an
+/// operator's own `tcache_count` is left as it is.
+#[test]
+fn the_proxy_runs_without_glibcs_thread_cache_unless_told_otherwise() {
+    for (given, expected) in [
+        (None, "glibc.malloc.tcache_count=0"),
+        (
+            Some("glibc.malloc.arena_test=4"),
+            "glibc.malloc.arena_test=4:glibc.malloc.tcache_count=0",
+        ),
+        (
+            Some("glibc.malloc.tcache_count=7"),
+            "glibc.malloc.tcache_count=7",
+        ),
+    ] {
+        let dir = TempDir::new("tcache");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["proxy", "--listen", "127.0.0.1:0"])
+            .env("TUNNEL443_LOG", "info");
+        match given {
+            Some(v) => cmd.env("GLIBC_TUNABLES", v),
+            None => cmd.env_remove("GLIBC_TUNABLES"),
+        };
+        let mut p = Proc::spawn(cmd, dir.file("proxy.log"), "tunnel443 proxy");
+        let log = p.wait_log("CONNECT proxy listening", 20);
+        assert!(!log.contains("could not restart"), "{log}");
+        let environ = std::fs::read(format!("/proc/{}/environ", p.child.id())).unwrap();
+        // glibc, parsing the tunables at start, ends each value in place
+        // (the ':' before the next becomes a NUL): rejoin them.
+        let mut tunables: Vec<Vec<u8>> = Vec::new();
+        for v in environ.split(|&b| b == 0) {
+            if v.starts_with(b"GLIBC_TUNABLES=") {
+                tunables.push(v.to_vec());
+            } else if let (Some(t), true) = (tunables.last_mut(), v.starts_with(b"glibc.")) {
+                t.push(b':');
+                t.extend_from_slice(v);
+            }
+        }
+        let want = format!("GLIBC_TUNABLES={expected}");
+        assert_eq!(
+            tunables,
+            [want.as_bytes()],
+            "given {given:?}: {:?}",
+            tunables
+                .iter()
+                .map(|t| String::from_utf8_lossy(t))
+                .collect::<Vec<_>>()
+        );
+    }
+}
