@@ -21,7 +21,8 @@ pub struct Users {
 
 /// What tells one version of a file from another without reading it:
 /// device and inode (a rename put a new file there), size and mtime (it
-/// was written in place).
+/// was written in place), mode (a `chmod`: a file others may read is
+/// refused, and taken again once it is private).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     dev: u64,
@@ -29,6 +30,7 @@ struct Stamp {
     len: u64,
     mtime: i64,
     mtime_nsec: i64,
+    mode: u32,
 }
 
 impl Stamp {
@@ -40,6 +42,7 @@ impl Stamp {
             len: m.len(),
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec(),
+            mode: m.mode(),
         })
     }
 }
@@ -86,12 +89,14 @@ impl Users {
         }
     }
 
-    /// Replaces the users with the file's current content; on error the old
+    /// Replaces the users with the file's current content; on error (also
+    /// when group or others may now access the file, as at start) the old
     /// ones stay. Returns the number of users.
     pub fn reload(&self, path: &Path) -> anyhow::Result<usize> {
         // The stamp is taken before reading: a write during the read shows
         // as a change at the next poll, never as a missed one.
         *self.seen.lock().expect("stamp lock") = Stamp::of(path);
+        crate::state::ensure_private("users_file", path)?;
         let u = read_users_file(path)?;
         let n = u.len();
         *self.current.write().expect("users lock") = Arc::new(u);
@@ -181,6 +186,23 @@ mod tests {
         file.set_modified(mtime + Duration::from_secs(1)).unwrap();
         assert_eq!(users.reload_if_changed(&f).unwrap().unwrap(), 2);
         assert_eq!(users.names(), ["eve", "vpn"]);
+        // Made readable by others (as at start: refused), then private
+        // again: both noticed, the old users kept in between.
+        use std::os::unix::fs::PermissionsExt;
+        let u = read_users_file(&f).unwrap();
+        let mut u2 = u.clone();
+        u2.insert("mallory", ppp::Secret::NtHash(ppp::nt_hash("x")))
+            .unwrap();
+        write_users_file(&f, &u2).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = format!("{:#}", users.reload_if_changed(&f).unwrap().unwrap_err());
+        assert!(e.contains("users_file") && e.contains("chmod 600"), "{e}");
+        assert!(users.reload_if_changed(&f).is_none(), "reported once");
+        assert_eq!(users.names(), ["eve", "vpn"]);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(users.reload_if_changed(&f).unwrap().unwrap(), 3);
+        write_users_file(&f, &u).unwrap();
+        assert_eq!(users.reload_if_changed(&f).unwrap().unwrap(), 2);
         // A broken or removed file: one error, the old users stay.
         std::fs::remove_file(&f).unwrap();
         assert!(users.reload_if_changed(&f).unwrap().is_err());
