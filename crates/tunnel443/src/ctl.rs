@@ -397,8 +397,10 @@ fn stats_text(s: &Value) -> String {
             "0".into()
         },
     ));
-    if !s["tasks"].is_null() {
-        rows.push(("tasks".into(), str_of(&s["tasks"])));
+    for k in ["tasks", "runtime_tasks"] {
+        if !s[k].is_null() {
+            rows.push((k.into(), str_of(&s[k])));
+        }
     }
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter()
@@ -412,12 +414,10 @@ mod tests {
 
     #[test]
     fn stats_text_shows_the_live_task_count() {
-        let text = stats_text(&json!({"handshakes": 0, "tasks": 12}));
-        assert!(
-            text.lines()
-                .any(|l| l.split_whitespace().eq(["tasks", "12"])),
-            "{text}"
-        );
+        let text = stats_text(&json!({"handshakes": 0, "tasks": 12, "runtime_tasks": 15}));
+        for row in [["tasks", "12"], ["runtime_tasks", "15"]] {
+            assert!(text.lines().any(|l| l.split_whitespace().eq(row)), "{text}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Spawned tasks, counted (issue 12 "Soak": no task is left after churn).
-//! tokio's own task count needs `--cfg tokio_unstable`; instead every task
-//! the server and the proxy spawn goes through [`spawn`], which keeps a
-//! live gauge: +1 when spawned, -1 when its future is dropped (it ended,
-//! or was aborted, or its runtime shut down). `ctl stats` shows it as
-//! `tasks`, `/metrics` as `tunnel443_tasks`.
+//! Every task the server and the proxy spawn goes through [`spawn`], which
+//! keeps a live gauge: +1 when spawned, -1 when its future is dropped (it
+//! ended, or was aborted, or its runtime shut down). `ctl stats` shows it
+//! as `tasks`, `/metrics` as `tunnel443_tasks`; beside it tokio's own
+//! count of the runtime's live tasks ([`runtime_alive`]: `runtime_tasks`,
+//! `tunnel443_runtime_tasks`), which also sees the tasks libraries spawn.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,12 @@ static LIVE: AtomicU64 = AtomicU64::new(0);
 /// Tasks spawned through [`spawn`] that have not ended.
 pub fn live() -> u64 {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// tokio's count of the current runtime's live tasks (0 outside a
+/// runtime).
+pub fn runtime_alive() -> u64 {
+    tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks() as u64)
 }
 
 /// One live task: counted from creation until dropped with its future.

@@ -150,6 +150,13 @@ impl Collector for Families {
             MetricType::Gauge,
             s.tasks,
         )?;
+        single(
+            &mut e,
+            "runtime_tasks",
+            "Live tasks of the server's tokio runtime (libraries' included)",
+            MetricType::Gauge,
+            s.runtime_tasks,
+        )?;
         labeled_counters(
             &mut e,
             "session_setups",
@@ -398,6 +405,7 @@ mod tests {
                 ..Default::default()
             }),
             tasks: 9,
+            runtime_tasks: 11,
         });
         let text = render(snap);
         for line in [
@@ -410,6 +418,7 @@ mod tests {
             "tunnel443_drops_total{reason=\"spoofed\"} 0",
             "tunnel443_connections 3",
             "tunnel443_tasks 9",
+            "tunnel443_runtime_tasks 11",
             "tunnel443_connections_refused_total{reason=\"total_cap\"} 2",
             "tunnel443_connections_evicted_total 0",
             "tunnel443_logins_throttled_total{action=\"refused\"} 4",

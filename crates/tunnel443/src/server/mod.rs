@@ -231,6 +231,7 @@ impl Shared {
             admission: self.admission.snapshot(),
             radius: self.radius.as_ref().map(radius::Radius::counters),
             tasks: crate::tasks::live(),
+            runtime_tasks: crate::tasks::runtime_alive(),
         })
     }
     fn proxy_protocol(&self) -> bool {

@@ -343,6 +343,9 @@ pub struct Snapshot {
     /// Tasks the server spawned that are still running (`crate::tasks`):
     /// back to its idle figure once every session has ended.
     pub tasks: u64,
+    /// tokio's own count of the runtime's live tasks (those of the
+    /// libraries too: hyper's, the control socket's), the same check.
+    pub runtime_tasks: u64,
 }
 
 /// What the snapshot needs from outside this module.
@@ -356,6 +359,7 @@ pub struct Live {
     pub admission: super::admission::Snapshot,
     pub radius: Option<radius::Counters>,
     pub tasks: u64,
+    pub runtime_tasks: u64,
 }
 
 impl Stats {
@@ -414,6 +418,7 @@ impl Stats {
             handshake_seconds: hist,
             radius: live.radius.map(RadiusCounts::from),
             tasks: live.tasks,
+            runtime_tasks: live.runtime_tasks,
         }
     }
 }
@@ -440,6 +445,7 @@ mod tests {
             },
             radius: None,
             tasks: 0,
+            runtime_tasks: 0,
         }
     }
 
