@@ -1,12 +1,13 @@
 //! Per-session rate limits: a token bucket per direction that polices
 //! packets (a packet over the limit is dropped and counted, never queued),
-//! refilled from the time passed in — no clock of its own.
+//! refilled from the time passed in — no clock of its own; and the limit
+//! on the ICMP errors a session sends ([`ErrorLimit`]).
 //!
 //! The bucket holds 250 ms of traffic at the rate, at least 16 KiB: with
 //! 100 ms a TCP flow through the tunnel reached only half the rate (its
 //! losses come in bursts); with 250 ms iperf3 measures 97-100% of it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Limits in bit/s, towards the client (`down`) and from it (`up`); 0 is
 /// no limit in that direction.
@@ -63,6 +64,40 @@ impl TokenBucket {
     }
 }
 
+/// The ICMP errors a session sends about packets it cannot carry
+/// (Fragmentation Needed, Packet Too Big): at most [`Self::PER_SECOND`] in
+/// any one-second window. RFC 4443 §2.4(f) requires a limit on ICMPv6
+/// errors and RFC 1812 §4.3.2.8 on ICMP ones, so that a sender that keeps
+/// sending packets too large for a client does not get one back each (the
+/// oversize packets are still dropped and counted). A path MTU change needs
+/// one per flow.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorLimit {
+    window: Option<Instant>,
+    sent: u32,
+}
+
+impl ErrorLimit {
+    pub const PER_SECOND: u32 = 10;
+
+    /// Whether one more error may be sent now (and counts it).
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let fresh = self
+            .window
+            .is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1));
+        if fresh {
+            self.window = Some(now);
+            self.sent = 0;
+        }
+        if self.sent < Self::PER_SECOND {
+            self.sent += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +139,15 @@ mod tests {
             b.allow(t, 0);
         }
         assert!(b.allow(t, 1), "1 s at 1 byte/s gives one byte");
+    }
+
+    #[test]
+    fn icmp_errors_are_limited_per_second() {
+        let t0 = Instant::now();
+        let mut l = ErrorLimit::default();
+        let first: usize = (0..50).filter(|_| l.allow(t0)).count();
+        assert_eq!(first, ErrorLimit::PER_SECOND as usize);
+        assert!(!l.allow(t0 + Duration::from_millis(999)));
+        assert!(l.allow(t0 + Duration::from_secs(1)), "a new second");
     }
 }

@@ -268,6 +268,8 @@ struct Net {
     /// Where an IP packet's fragments are built (kept, so that a steady
     /// stream of them allocates nothing; the rarer ICMP errors allocate).
     scratch: Vec<u8>,
+    /// The ICMP errors sent about packets too large for the link.
+    icmp_errors: crate::rate::ErrorLimit,
 }
 
 impl Net {
@@ -394,6 +396,7 @@ impl SstpSession {
                 down: None,
                 mtu_cap: None,
                 scratch: Vec::new(),
+                icmp_errors: Default::default(),
             },
             tx: Vec::new(),
             closed: false,
@@ -550,8 +553,9 @@ impl SstpSession {
     /// IPv4 with Don't Fragment gets ICMP Fragmentation Needed (RFC 1191
     /// §4), other IPv4 is fragmented (RFC 791 §3.2) and sent, IPv6 gets
     /// Packet Too Big (RFC 4443 §3.2; routers never fragment IPv6) from
-    /// the server's address. Returns whether it was sent.
-    fn send_oversize(&mut self, packet: &[u8], mtu: u16) -> bool {
+    /// the server's address, at most [`crate::rate::ErrorLimit::PER_SECOND`]
+    /// a second. Returns whether it was sent.
+    fn send_oversize(&mut self, now: Instant, packet: &[u8], mtu: u16) -> bool {
         if let Some(mut frags) = ip::fragments(packet, mtu) {
             let mut buf = std::mem::take(&mut self.net.scratch);
             let mut sent = true;
@@ -560,6 +564,9 @@ impl SstpSession {
             }
             self.net.scratch = buf;
             return sent;
+        }
+        if !self.net.icmp_errors.allow(now) {
+            return false;
         }
         let answer = match packet.first().map(|b| b >> 4) {
             Some(6) => self
@@ -741,7 +748,7 @@ impl Session for SstpSession {
         let mtu = self.link_mtu();
         let oversize = packet.len() > usize::from(mtu);
         if oversize && !ip::may_fragment(packet) {
-            self.send_oversize(packet, mtu);
+            self.send_oversize(now, packet, mtu);
             self.net.counters.tx_dropped += 1;
             return;
         }
@@ -752,7 +759,7 @@ impl Session for SstpSession {
             }
         }
         let sent = if oversize {
-            self.send_oversize(packet, mtu)
+            self.send_oversize(now, packet, mtu)
         } else {
             self.send_ip(packet)
         };

@@ -336,6 +336,32 @@ fn packets_over_the_peers_mru_get_frag_needed_with_df_and_fragmented_without() {
     assert_eq!(fields, vec![0x2000, 0x2000 | 185, 370], "offsets and MF");
 }
 
+/// A sender that keeps sending packets too large for the client gets at
+/// most `ErrorLimit::PER_SECOND` ICMP errors a second back (RFC 1812
+/// §4.3.2.8, RFC 4443 §2.4(f)); every such packet is still dropped and
+/// counted.
+#[test]
+fn icmp_errors_about_oversize_packets_are_rate_limited() {
+    let mut p = Pair::new(Opts {
+        server_mru: 4000,
+        ..Opts::default()
+    });
+    p.connect();
+    let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
+    let mut df = v4(far, CLIENT_V4, usize::from(p.server.peer_mru()) + 1, 3);
+    df[6..8].copy_from_slice(&[0x40, 0]);
+    let limit = session::rate::ErrorLimit::PER_SECOND as usize;
+    p.server
+        .handle_tun_packets(p.now, std::iter::repeat_n(&df[..], 50));
+    p.settle();
+    assert_eq!(p.server.counters().tx_dropped, 50);
+    assert_eq!(p.server_tun.len(), limit, "one error each, up to the limit");
+    p.now += std::time::Duration::from_secs(1);
+    p.server.handle_tun_packets(p.now, [&df[..]]);
+    p.settle();
+    assert_eq!(p.server_tun.len(), limit + 1, "the next second");
+}
+
 /// IPv6 packets are never fragmented by a router: one larger than the
 /// peer's MRU gets ICMPv6 Packet Too Big (RFC 4443 §3.2) naming it, from
 /// the server's own address.
