@@ -78,6 +78,7 @@ pub struct ErrorLimit {
 }
 
 impl ErrorLimit {
+    /// Errors allowed in each one-second window.
     pub const PER_SECOND: u32 = 10;
 
     /// Whether one more error may be sent now (and counts it).
