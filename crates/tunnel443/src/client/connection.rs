@@ -69,14 +69,9 @@ impl Conn<'_> {
                         fwd.clone(),
                     );
                     info!(address = %local, peer = %peer, "connected (rootless: user-space stack)");
-                    let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
                     super::say(&format!(
                         "connected: address {local}, server {peer}, user-space stack, dns {}",
-                        if dns.is_empty() {
-                            "-".to_string()
-                        } else {
-                            dns.join(" ")
-                        }
+                        dns_words(&dns)
                     ));
                 }
             }
@@ -316,11 +311,19 @@ async fn bring_up(
     super::say(&format!(
         "connected: address {local}, server {peer}, device {}, dns {}",
         crate::tun::name(&tun),
-        if dns_text.is_empty() {
-            "-".to_string()
-        } else {
-            dns_text.join(" ")
-        }
+        dns_words(dns)
     ));
     Ok(Up { tun, routes })
+}
+
+/// The DNS servers IPCP gave (RFC 1877), for the "connected" line: the
+/// client does not configure them itself.
+fn dns_words(dns: &[std::net::Ipv4Addr]) -> String {
+    if dns.is_empty() {
+        return "none (the server offered none)".into();
+    }
+    dns.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
