@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use session::Session;
-use sim::{v4, Opts, Pair, CLIENT_V4, SERVER_V4};
+use sim::{v4, with_df, Opts, Pair, CLIENT_V4, SERVER_V4};
 
 struct Counting;
 
@@ -108,8 +108,7 @@ fn fragmenting_allocates_nothing_in_steady_state() {
     });
     p.connect();
     let now = p.now;
-    let mut big = v4(SERVER_V4, CLIENT_V4, 3000, 0x33);
-    big[6..8].copy_from_slice(&[0, 0]);
+    let big = with_df(v4(SERVER_V4, CLIENT_V4, 3000, 0x33), false);
     let mut wire = Vec::with_capacity(64 * 1024);
     let mut fragments = 0;
     let mut run = |p: &mut Pair, packets: usize, fragments: &mut usize| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use session::sstp::Event;
 use session::Session;
-use sim::{v4, v6, Opts, Pair, CLIENT_V4, SERVER_V4};
+use sim::{v4, v6, with_df, Opts, Pair, CLIENT_V4, SERVER_V4};
 
 #[test]
 fn setup_then_packets_both_ways_over_ipv4_and_ipv6() {
@@ -288,8 +288,7 @@ fn oversize_packets_with_df_are_dropped_not_sent() {
     let mut p = Pair::new(Opts::default());
     p.connect();
     let mru = usize::from(p.client.peer_mru());
-    let mut big = v4(CLIENT_V4, SERVER_V4, mru + 1, 1);
-    big[6..8].copy_from_slice(&[0x40, 0]);
+    let big = with_df(v4(CLIENT_V4, SERVER_V4, mru + 1, 1), true);
     p.client.handle_tun_packet(p.now, &big);
     p.settle();
     assert!(p.server_tun.is_empty());
@@ -310,10 +309,8 @@ fn packets_over_the_peers_mru_get_frag_needed_with_df_and_fragmented_without() {
     let mru = p.server.peer_mru();
     assert_eq!(mru, 1500, "the client asked for nothing: the default");
     let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
-    let mut df = v4(far, CLIENT_V4, usize::from(mru) + 1, 3);
-    df[6..8].copy_from_slice(&[0x40, 0]);
-    let mut plain = v4(far, CLIENT_V4, 3000, 4);
-    plain[6..8].copy_from_slice(&[0, 0]);
+    let df = with_df(v4(far, CLIENT_V4, usize::from(mru) + 1, 3), true);
+    let plain = with_df(v4(far, CLIENT_V4, 3000, 4), false);
     p.server.handle_tun_packets(p.now, [&df[..], &plain[..]]);
     p.settle();
     assert_eq!(p.server.counters().tx_dropped, 1, "the DF packet");
@@ -348,8 +345,10 @@ fn icmp_errors_about_oversize_packets_are_rate_limited() {
     });
     p.connect();
     let far: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
-    let mut df = v4(far, CLIENT_V4, usize::from(p.server.peer_mru()) + 1, 3);
-    df[6..8].copy_from_slice(&[0x40, 0]);
+    let df = with_df(
+        v4(far, CLIENT_V4, usize::from(p.server.peer_mru()) + 1, 3),
+        true,
+    );
     let limit = session::rate::ErrorLimit::PER_SECOND as usize;
     p.server
         .handle_tun_packets(p.now, std::iter::repeat_n(&df[..], 50));
@@ -411,8 +410,7 @@ fn a_larger_mru_asked_by_both_ends_carries_larger_packets() {
     let down = v4(far, CLIENT_V4, 4000, 2);
     p.client.handle_tun_packet(p.now, &up);
     p.server.handle_tun_packet(p.now, &down);
-    let mut over = v4(far, CLIENT_V4, 4001, 2);
-    over[6..8].copy_from_slice(&[0x40, 0]);
+    let over = with_df(v4(far, CLIENT_V4, 4001, 2), true);
     p.server.handle_tun_packet(p.now, &over);
     p.settle();
     assert_eq!(p.server_tun.len(), 2, "an ICMP error and the packet");

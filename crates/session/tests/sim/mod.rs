@@ -33,6 +33,13 @@ pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, len: usize, fill: u8) -> Vec<u8> {
     p
 }
 
+/// `packet` (IPv4) with Don't Fragment set or, if not `df`, with no flag
+/// and no offset (`v4` fills those bytes like the rest).
+pub fn with_df(mut packet: Vec<u8>, df: bool) -> Vec<u8> {
+    packet[6..8].copy_from_slice(if df { &[0x40, 0] } else { &[0, 0] });
+    packet
+}
+
 /// An IPv6 packet (no next header) from `src` to `dst`.
 pub fn v6(src: Ipv6Addr, dst: Ipv6Addr, payload: usize) -> Vec<u8> {
     let mut p = vec![0u8; 40 + payload];
