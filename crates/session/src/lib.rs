@@ -6,6 +6,7 @@
 //! * [`iphttps`]: IP-HTTPS sessions (MS-IPHTTPS §3.1.5.3, §3.2.3), server
 //!   (the client's IPv6 router) and client.
 //! * [`packets`]: the allocation-free queue of packets for the TUN device.
+//! * [`gro`]: TCP segments joined for a TUN device with the virtio header.
 //! * [`ip`]: the few IP header fields routing and anti-spoofing need.
 //!
 //! The shape is quinn-proto's: the driver feeds stream bytes, TUN packets
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod gro;
 pub mod ip;
 pub mod iphttps;
 pub mod packets;

@@ -129,3 +129,51 @@ fn fragmenting_allocates_nothing_in_steady_state() {
     assert_eq!(fragments, 3 * 11_000, "three fragments of each");
     assert_eq!(n, 0, "allocations in steady state");
 }
+
+/// The server's receive path as the driver runs it: TCP segments (an MRU
+/// of 4000) from the client through the session, joined for the TUN
+/// device. Nothing is allocated once warm, and 16 segments make one packet.
+#[test]
+fn joining_segments_for_the_device_allocates_nothing_in_steady_state() {
+    let mut p = Pair::new(Opts {
+        server_mru: 4000,
+        client_mru: 4000,
+        ..Opts::default()
+    });
+    p.connect();
+    let now = p.now;
+    let segs: Vec<Vec<u8>> = (0..16u32)
+        .map(|i| {
+            let mut s = with_df(v4(CLIENT_V4, SERVER_V4, 4000, 0x44), true);
+            s[9] = 6;
+            s[24..28].copy_from_slice(&(i * 3960).to_be_bytes());
+            s[32] = 5 << 4;
+            s[33] = 0x10;
+            session::ip::fill_tcp_checksum(&mut s);
+            s
+        })
+        .collect();
+    let mut gro = session::gro::Coalescer::default();
+    let mut wire = Vec::with_capacity(64 * 1024);
+    let mut joined = Vec::new();
+    let mut run = |p: &mut Pair, rounds: usize, joined: &mut Vec<u16>| {
+        for _ in 0..rounds {
+            for s in &segs {
+                p.client.handle_tun_packet(now, s);
+            }
+            wire.clear();
+            while p.client.poll_transmit(&mut wire) {}
+            p.server.handle_stream_bytes(now, &wire);
+            while let Some(s) = p.server.poll_tun() {
+                gro.push(s);
+            }
+            joined.extend(gro.finish().map(|(_, n)| n));
+        }
+    };
+    run(&mut p, 10, &mut joined);
+    joined.clear();
+    joined.reserve(1000);
+    let n = allocations(|| run(&mut p, 625, &mut joined));
+    assert_eq!(joined, vec![16; 625], "16 segments joined into one packet");
+    assert_eq!(n, 0, "allocations in steady state");
+}

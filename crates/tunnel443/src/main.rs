@@ -20,6 +20,7 @@ mod netns;
 mod pool;
 mod proxy;
 mod server;
+mod spares;
 mod state;
 mod tasks;
 mod tls;

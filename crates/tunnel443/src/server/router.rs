@@ -253,7 +253,7 @@ impl Router {
                 Some((t, batch)) if t.same_channel(&tx) => batch.push(pkt),
                 _ => {
                     self.send(current.take());
-                    let mut batch = PacketBatch::new();
+                    let mut batch = crate::driver::SPARE_BATCHES.take();
                     batch.push(pkt);
                     current = Some((tx, batch));
                 }

@@ -2,15 +2,17 @@
 //! net header): one read returns a TSO super-packet of up to 64 KiB, which
 //! tun-rs cuts into MTU-sized segments here, in user space (SSTP frames are
 //! at most 4 KiB, IP-HTTPS packets follow the link MTU); on the way in,
-//! TCP and UDP packets of one flow are coalesced (GRO) so the kernel takes
-//! a batch in one write. What goes on the wire is unchanged: ordinary
-//! packets no larger than the device MTU.
+//! consecutive TCP segments of one flow are joined ([`session::gro`]) so
+//! the kernel takes them in one write. What goes on the wire is unchanged:
+//! ordinary packets no larger than the device MTU.
 //!
 //! Every read and write of an offloaded device carries the 10-byte virtio
 //! header, so all TUN I/O goes through [`TunReader`] and [`TunWriter`].
 
-use bytes::BytesMut;
-use tun_rs::{GROTable, VIRTIO_NET_HDR_LEN};
+use session::gro::Coalescer;
+use tun_rs::VIRTIO_NET_HDR_LEN;
+
+use crate::spares::Spares;
 
 use super::Tun;
 
@@ -84,51 +86,56 @@ impl TunReader {
     }
 }
 
-/// Gathers packets for a device and writes them, coalesced, in one go.
-/// Buffers are made on first use and kept: an idle session holds none.
+/// The coalescers of the turns in progress: a session borrows one from its
+/// first packet for the device until the write, so an idle session holds
+/// none and a busy one no more than its turn needs. 16 at most: a few
+/// MiB when every one has joined 64 KiB packets.
+static COALESCERS: Spares<Box<Coalescer>> = Spares::new(16);
+
+/// Gathers packets for a device and writes them, TCP segments joined
+/// ([`session::gro`]).
 #[derive(Default)]
 pub struct TunWriter {
-    gro: Option<Box<GROTable>>,
-    bufs: Vec<BytesMut>,
-    n: usize,
+    gro: Option<Box<Coalescer>>,
 }
 
 impl TunWriter {
-    /// Queues a copy of `packet` (after room for the virtio header).
+    /// Queues a copy of `packet`.
     pub fn push(&mut self, packet: &[u8]) {
-        if self.n == self.bufs.len() {
-            self.bufs
-                .push(BytesMut::with_capacity(VIRTIO_NET_HDR_LEN + packet.len()));
-        }
-        let b = &mut self.bufs[self.n];
-        b.clear();
-        b.resize(VIRTIO_NET_HDR_LEN, 0);
-        b.extend_from_slice(packet);
-        self.n += 1;
+        self.gro
+            .get_or_insert_with(|| COALESCERS.take())
+            .push(packet);
     }
 
-    /// Packets queued.
+    /// Packets queued (segments, as pushed).
     pub fn len(&self) -> usize {
-        self.n
+        self.gro.as_ref().map_or(0, |g| g.segments())
     }
 
     /// Writes the queued packets; returns how many could not be written
     /// (the device's queue was full: dropped, as TCP-over-TCP wants).
     pub async fn flush(&mut self, tun: &Tun) -> usize {
-        if self.n == 0 {
+        let Some(mut gro) = self.gro.take() else {
             return 0;
-        }
-        let n = std::mem::take(&mut self.n);
-        let gro = self.gro.get_or_insert_with(|| Box::new(GROTable::new()));
-        match tun
-            .send_multiple(gro, &mut self.bufs[..n], VIRTIO_NET_HDR_LEN)
-            .await
-        {
-            Ok(_) => 0,
-            Err(e) => {
+        };
+        let mut lost = 0;
+        for (p, segs) in gro.finish() {
+            if let Err(e) = tun.send(p).await {
                 tracing::debug!(error = %e, "TUN write failed");
-                n
+                lost += usize::from(segs);
             }
+        }
+        COALESCERS.give(gro);
+        lost
+    }
+}
+
+impl Drop for TunWriter {
+    fn drop(&mut self) {
+        if let Some(mut gro) = self.gro.take() {
+            // Packets never written (the session ended): dropped.
+            gro.finish().for_each(drop);
+            COALESCERS.give(gro);
         }
     }
 }
