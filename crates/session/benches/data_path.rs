@@ -153,6 +153,7 @@ fn iphttps(c: &mut Criterion) {
 fn tcp_segment(seq: u32, id: u16, payload: usize) -> Vec<u8> {
     let mut p = v4([10, 44, 0, 2], [10, 44, 0, 1], 40 + payload);
     p[4..6].copy_from_slice(&id.to_be_bytes());
+    p[6..8].copy_from_slice(&[0x40, 0]);
     p[9] = 6;
     p[24..28].copy_from_slice(&seq.to_be_bytes());
     p[32] = 5 << 4;
