@@ -216,9 +216,12 @@ impl Coalescer {
         if !tcp_checksum_ok(pkt, seg.iph) {
             return false;
         }
-        if j.segs == 1 {
-            // Room for the largest packet at once, not doubling up to it.
-            buf.reserve_exact((VNET_HDR_LEN + MAX_IP_LEN).saturating_sub(buf.len()));
+        let need = buf.len() + seg.payload;
+        if buf.capacity() < need {
+            // Doubling, but never past the largest packet: memory stays in
+            // proportion to what the peer sent.
+            let want = (buf.capacity() * 2).clamp(need, VNET_HDR_LEN + MAX_IP_LEN);
+            buf.reserve_exact(want - buf.len());
         }
         buf.extend_from_slice(&pkt[seg.iph + seg.tcph..]);
         if seg.psh {
@@ -245,6 +248,23 @@ impl Coalescer {
         self.segs[self.n] = 1;
         self.n += 1;
         self.n - 1
+    }
+
+    /// Frees the buffers past the first `budget` bytes of capacity (call
+    /// between turns): what one turn of many small flows made is not kept.
+    pub fn trim(&mut self, budget: usize) {
+        let mut held = 0;
+        let keep = self
+            .bufs
+            .iter()
+            .position(|b| {
+                held += b.capacity();
+                held > budget
+            })
+            .unwrap_or(self.bufs.len());
+        self.bufs.truncate(keep);
+        self.segs.truncate(keep);
+        self.n = self.n.min(keep);
     }
 
     /// Packets (not segments) gathered.
@@ -578,6 +598,24 @@ mod tests {
         let sizes: Vec<usize> = c.finish().map(|(p, _)| p.len() - VNET_HDR_LEN).collect();
         assert!(sizes.iter().all(|&s| s <= MAX_IP_LEN), "{sizes:?}");
         assert_eq!(sizes.len(), 2);
+    }
+
+    #[test]
+    fn trimming_keeps_buffers_up_to_the_budget() {
+        let mut c = Coalescer::default();
+        for i in 0..100u16 {
+            // 100 flows of one 1,000-byte segment each.
+            c.push(&v4(i, 0, TCP_ACK, &payload(1000, 0), 1000 + i));
+        }
+        let _ = c.finish().count();
+        let held = |c: &Coalescer| c.bufs.iter().map(Vec::capacity).sum::<usize>();
+        assert!(held(&c) >= 100 * 1040);
+        c.trim(16 * 1024);
+        assert!(held(&c) <= 16 * 1024, "{}", held(&c));
+        assert!(!c.bufs.is_empty());
+        // Still works.
+        c.push(&v4(0, 0, TCP_ACK, &payload(10, 0), 1));
+        assert_eq!(c.finish().count(), 1);
     }
 
     #[test]

@@ -88,9 +88,12 @@ impl TunReader {
 
 /// The coalescers of the turns in progress: a session borrows one from its
 /// first packet for the device until the write, so an idle session holds
-/// none and a busy one no more than its turn needs. 16 at most: a few
-/// MiB when every one has joined 64 KiB packets.
+/// none and a busy one no more than its turn needs. 16 kept at most, each
+/// trimmed to [`COALESCER_BUDGET`] when given back: 4 MiB in all.
 static COALESCERS: Spares<Box<Coalescer>> = Spares::new(16);
+/// Buffer capacity a coalescer keeps between turns: a turn of one bulk
+/// flow (a 64 KiB packet and its neighbours) keeps all it had.
+const COALESCER_BUDGET: usize = 256 * 1024;
 
 /// Gathers packets for a device and writes them, TCP segments joined
 /// ([`session::gro`]).
@@ -125,6 +128,7 @@ impl TunWriter {
                 lost += usize::from(segs);
             }
         }
+        gro.trim(COALESCER_BUDGET);
         COALESCERS.give(gro);
         lost
     }
@@ -135,6 +139,7 @@ impl Drop for TunWriter {
         if let Some(mut gro) = self.gro.take() {
             // Packets never written (the session ended): dropped.
             gro.finish().for_each(drop);
+            gro.trim(COALESCER_BUDGET);
             COALESCERS.give(gro);
         }
     }
