@@ -12,20 +12,27 @@ use std::net::Ipv6Addr;
 
 use crate::ipv6::PROTO_ICMPV6;
 
-/// Adds `data` to a running one's complement sum, big-endian 16-bit words,
-/// an odd trailing byte padded with zero (RFC 1071 §4.1).
+/// Adds `data` to a running one's complement sum, big-endian 16-bit
+/// words, an odd trailing byte padded with zero (RFC 1071 §4.1).
 ///
-/// The sum is kept in 64 bits, so any realistic input length is safe; fold
+/// Four bytes at a time (the sum does not depend on byte order, RFC 1071
+/// §2(B)), kept in 64 bits, so any realistic input length is safe; fold
 /// it with [`fold`].
-pub fn add(mut sum: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(2);
+pub fn add(sum: u64, data: &[u8]) -> u64 {
+    let mut words = data.chunks_exact(4);
+    let mut s: u64 = 0;
     for w in &mut words {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        s += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = words.remainder() {
-        sum += u64::from(u16::from_be_bytes([*last, 0]));
+    // Back to big-endian 16-bit words: fold to 16 bits, swap if needed.
+    let mut s = u64::from(fold(s));
+    if cfg!(target_endian = "little") {
+        s = u64::from((s as u16).swap_bytes());
     }
-    sum
+    for w in words.remainder().chunks(2) {
+        s += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+    }
+    sum + s
 }
 
 /// Folds a running sum into 16 bits (end-around carry), *without* taking
@@ -77,6 +84,20 @@ pub fn fill_icmpv6(src: &Ipv6Addr, dst: &Ipv6Addr, message: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_sum_matches_word_by_word() {
+        for len in 0..40 {
+            let d: Vec<u8> = (0..len)
+                .map(|i| (i as u8).wrapping_mul(31) ^ 0xa5)
+                .collect();
+            let mut slow = 0u64;
+            for w in d.chunks(2) {
+                slow += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+            }
+            assert_eq!(fold(add(5, &d)), fold(slow + 5), "{len}");
+        }
+    }
 
     #[test]
     fn rfc1071_example() {

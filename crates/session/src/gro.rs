@@ -29,7 +29,7 @@
 //! `include/uapi/linux/virtio_net.h`) is in the host's byte order, as the
 //! TUN device reads it unless told otherwise (`TUNSETVNETLE/BE`).
 
-use crate::ip::{fold, sum, tcp_pseudo_sum};
+use crate::ip::{checksum, fold, sum, tcp_pseudo_sum};
 
 /// Length of the virtio net header before every packet.
 pub const VNET_HDR_LEN: usize = 10;
@@ -47,7 +47,7 @@ const FLOWS_SEARCHED: usize = 8;
 
 /// A TCP segment that may be joined.
 struct Segment {
-    v6: bool,
+    /// IP header length: 20 (IPv4) or 40 (IPv6).
     iph: usize,
     tcph: usize,
     seq: u32,
@@ -57,7 +57,7 @@ struct Segment {
 
 impl Segment {
     fn parse(pkt: &[u8]) -> Option<Segment> {
-        let (v6, iph) = match pkt.first()? >> 4 {
+        let iph = match pkt.first()? >> 4 {
             4 => {
                 let ok = pkt.len() >= 20
                     && pkt[0] == 0x45
@@ -65,13 +65,13 @@ impl Segment {
                     && pkt[6] & 0x3f == 0
                     && pkt[7] == 0
                     && pkt[9] == PROTO_TCP;
-                (false, ok.then_some(20)?)
+                ok.then_some(20)?
             }
             6 => {
                 let ok = pkt.len() >= 40
                     && usize::from(u16::from_be_bytes([pkt[4], pkt[5]])) + 40 == pkt.len()
                     && pkt[6] == PROTO_TCP;
-                (true, ok.then_some(40)?)
+                ok.then_some(40)?
             }
             _ => return None,
         };
@@ -83,7 +83,6 @@ impl Segment {
             return None;
         }
         Some(Segment {
-            v6,
             iph,
             tcph,
             seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
@@ -97,10 +96,11 @@ impl Segment {
     /// later.
     fn matches(&self, pkt: &[u8], first: &[u8], joined: u16) -> bool {
         let (iph, tcph) = (self.iph, self.tcph);
-        if first.len() < iph + tcph || (first[0] >> 4 == 6) != self.v6 {
+        let v6 = iph == 40;
+        if first.len() < iph + tcph || (first[0] >> 4 == 6) != v6 {
             return false;
         }
-        let ip_same = if self.v6 {
+        let ip_same = if v6 {
             // Version, traffic class, flow label; next header, hop limit;
             // addresses.
             pkt[..4] == first[..4] && pkt[6..40] == first[6..40]
@@ -129,9 +129,9 @@ impl Segment {
 /// One packet being written: where it is, and how it may grow.
 struct Joined {
     buf: usize,
+    /// IP header length: 20 (IPv4) or 40 (IPv6).
     iph: usize,
     tcph: usize,
-    v6: bool,
     /// Payload bytes of the first segment (the GSO size).
     gso: usize,
     next_seq: u32,
@@ -165,10 +165,14 @@ impl Coalescer {
         }
         // It does not follow on: the open packet of its flow ends here, so
         // that a flow's packets keep their order.
+        // Only the newest entries can still grow (see `join`), so only they
+        // are looked at: a turn of many flows costs no more per packet.
         if let Some(at) = tcp_flow(pkt).and_then(|key| {
-            self.joined
+            let newest = self.joined.len().saturating_sub(FLOWS_SEARCHED);
+            self.joined[newest..]
                 .iter()
                 .rposition(|j| tcp_flow(&self.bufs[j.buf][VNET_HDR_LEN..]) == Some(key))
+                .map(|i| newest + i)
         }) {
             let j = self.joined.remove(at);
             if j.segs > 1 {
@@ -181,7 +185,6 @@ impl Coalescer {
                 buf,
                 iph: seg.iph,
                 tcph: seg.tcph,
-                v6: seg.v6,
                 gso: seg.payload,
                 next_seq: seg.seq.wrapping_add(seg.payload as u32),
                 segs: 1,
@@ -197,7 +200,6 @@ impl Coalescer {
         } = self;
         let Some(j) = joined.iter_mut().rev().take(FLOWS_SEARCHED).find(|j| {
             !j.ended
-                && j.v6 == seg.v6
                 && j.iph == seg.iph
                 && j.tcph == seg.tcph
                 && j.next_seq == seg.seq
@@ -320,12 +322,13 @@ fn complete(buf: &mut [u8], j: &Joined) {
     let (iph, tcph) = (j.iph, j.tcph);
     let tcp_len = pkt_len - iph;
     let (hdr, pkt) = buf.split_at_mut(VNET_HDR_LEN);
-    if j.v6 {
+    let v6 = iph == 40;
+    if v6 {
         pkt[4..6].copy_from_slice(&((pkt_len - 40) as u16).to_be_bytes());
     } else {
         pkt[2..4].copy_from_slice(&(pkt_len as u16).to_be_bytes());
         pkt[10..12].copy_from_slice(&[0, 0]);
-        let c = !fold(sum(0, &pkt[..20]));
+        let c = checksum(&pkt[..20]);
         pkt[10..12].copy_from_slice(&c.to_be_bytes());
     }
     let pseudo = tcp_pseudo_sum(pkt, tcp_len);
@@ -333,7 +336,7 @@ fn complete(buf: &mut [u8], j: &Joined) {
     // complemented; the kernel adds the rest.
     pkt[iph + 16..iph + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
     hdr[0] = NEEDS_CSUM;
-    hdr[1] = if j.v6 { GSO_TCPV6 } else { GSO_TCPV4 };
+    hdr[1] = if v6 { GSO_TCPV6 } else { GSO_TCPV4 };
     hdr[2..4].copy_from_slice(&((iph + tcph) as u16).to_ne_bytes());
     hdr[4..6].copy_from_slice(&(j.gso as u16).to_ne_bytes());
     hdr[6..8].copy_from_slice(&(iph as u16).to_ne_bytes());

@@ -34,38 +34,11 @@ pub fn source(pkt: &[u8]) -> Option<IpAddr> {
     }
 }
 
+pub(crate) use ipv6nd::checksum::{add as sum, fold};
+
 /// The Internet checksum (RFC 1071) of `data`.
-fn checksum(data: &[u8]) -> u16 {
+pub(crate) fn checksum(data: &[u8]) -> u16 {
     !fold(sum(0, data))
-}
-
-/// Adds `data` to a one's complement sum (RFC 1071), as big-endian 16-bit
-/// words, an odd last byte padded with zero. Four bytes at a time (the sum
-/// is independent of byte order, RFC 1071 §2(B)), in 64 bits.
-pub(crate) fn sum(acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(4);
-    let mut s: u64 = 0;
-    for w in &mut words {
-        s += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    // Back to big-endian 16-bit words: fold to 16 bits, swap if needed.
-    let mut s = u64::from(fold(s));
-    if cfg!(target_endian = "little") {
-        s = u64::from((s as u16).swap_bytes());
-    }
-    let mut tail = 0u64;
-    for w in words.remainder().chunks(2) {
-        tail += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
-    }
-    acc + s + tail
-}
-
-/// Folds a sum into 16 bits with end-around carry (not complemented).
-pub(crate) fn fold(mut s: u64) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
 }
 
 /// The sum of the TCP pseudo-header (RFC 793 §3.1, RFC 8200 §8.1) of an
@@ -274,20 +247,6 @@ pub fn link_scope(a: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_fast_sum_matches_word_by_word() {
-        for len in 0..40 {
-            let d: Vec<u8> = (0..len)
-                .map(|i| (i as u8).wrapping_mul(31) ^ 0xa5)
-                .collect();
-            let mut slow = 0u64;
-            for w in d.chunks(2) {
-                slow += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
-            }
-            assert_eq!(fold(sum(5, &d)), fold(slow + 5), "{len}");
-        }
-    }
 
     #[test]
     fn frag_needed_for_big_df_packets_only() {
