@@ -34,13 +34,22 @@ lab_user() {
 # lab_server NS BIN STATE_DIR LOG [ARGS...]: `BIN server --state-dir
 # STATE_DIR ARGS` in NS; waits for its certificate and a listener on :443.
 # LAB_PID: the server; LAB_PIN: its certificate's SHA-256 (--pin-sha256).
+# Fails, with the end of LOG, when the server is not up within 10 s.
 lab_server() {
   local ns=$1 bin=$2 st=$3 log=$4
   shift 4
   ip netns exec $ns $bin server --state-dir $st "$@" >$log 2>&1 &
   LAB_PID=$!
-  for _ in $(seq 1 50); do [ -s $st/cert.pem ] && ip netns exec $ns ss -ltn | grep -q ':443 ' && break; sleep 0.2; done
-  LAB_PIN=$(openssl x509 -in $st/cert.pem -outform der | sha256sum | cut -d' ' -f1)
+  for _ in $(seq 1 50); do
+    if [ -s $st/cert.pem ] && ip netns exec $ns ss -ltn | grep -q ':443 '; then
+      LAB_PIN=$(openssl x509 -in $st/cert.pem -outform der | sha256sum | cut -d' ' -f1)
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "lab: the server in $ns did not start; the end of $log:" >&2
+  tail -n 20 $log >&2
+  return 1
 }
 
 # lab_client NS BIN HOST PW LOG [ARGS...]: `BIN client sstp://vpn@HOST`
