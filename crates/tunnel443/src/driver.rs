@@ -17,7 +17,7 @@ use futures::FutureExt;
 
 use session::packets::PacketQueue;
 use session::Session;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::io_util::{is_peer_close, plain_error, BoxStream};
@@ -131,8 +131,8 @@ enum Got {
 
 /// The IO of one session: its stream, its TUN side, and buffers.
 pub struct Driver {
-    rd: ReadHalf<BoxStream>,
-    wr: WriteHalf<BoxStream>,
+    /// Not split: a turn writes, then reads, never both at once.
+    stream: BoxStream,
     pub tun: TunSide,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
@@ -149,10 +149,8 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(stream: BoxStream, tun: TunSide) -> Self {
-        let (rd, wr) = tokio::io::split(stream);
         Driver {
-            rd,
-            wr,
+            stream,
             tun,
             // Made on first use: sessions that read into their own buffer
             // (IP-HTTPS) never need it.
@@ -170,7 +168,7 @@ impl Driver {
     /// The stream back (the load generator's stalled sessions hold it
     /// without a session).
     pub fn into_stream(self) -> BoxStream {
-        self.rd.unsplit(self.wr)
+        self.stream
     }
 
     /// Hands one read's packets to the session; returns how many.
@@ -198,11 +196,11 @@ impl Driver {
     /// a reset for unread data. A peer that stops reading or never closes
     /// holds us at most [`CLOSE_GRACE`].
     async fn close_gracefully(&mut self) {
-        let Driver { rd, wr, .. } = self;
+        let stream = &mut self.stream;
         let mut rbuf = [0u8; 4096];
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            let _ = wr.shutdown().await;
-            while matches!(rd.read(&mut rbuf).await, Ok(n) if n > 0) {}
+            let _ = stream.shutdown().await;
+            while matches!(stream.read(&mut rbuf).await, Ok(n) if n > 0) {}
         })
         .await;
     }
@@ -233,7 +231,7 @@ impl Driver {
         self.wbuf.clear();
         while s.poll_transmit(&mut self.wbuf) {}
         if !self.wbuf.is_empty() {
-            match tokio::time::timeout(WRITE_STALL, self.wr.write_all(&self.wbuf)).await {
+            match tokio::time::timeout(WRITE_STALL, self.stream.write_all(&self.wbuf)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => {
                     s.stream_closed(Instant::now());
@@ -263,7 +261,7 @@ impl Driver {
         }
         let got = {
             let Driver {
-                rd,
+                stream,
                 tun,
                 rbuf,
                 reader,
@@ -292,7 +290,7 @@ impl Driver {
                 }
             };
             tokio::select! {
-                r = rd.read(buf) => Got::Read(r),
+                r = stream.read(buf) => Got::Read(r),
                 g = tun_read => g,
                 _ = sleep => Got::Timer,
                 _ = stop.changed(), if !self.stopping => Got::Stop,
@@ -315,7 +313,7 @@ impl Driver {
                 let mut total = n;
                 while (GATHER_MIN..READ_GATHER).contains(&total) && !s.is_closed() {
                     let Some(buf) = s.read_buf() else { break };
-                    match self.rd.read(buf).now_or_never() {
+                    match self.stream.read(buf).now_or_never() {
                         Some(Ok(m)) if m > 0 => {
                             s.handle_read(now, m);
                             total += m;
@@ -328,7 +326,7 @@ impl Driver {
             Got::Read(Ok(mut n)) => {
                 // The records already readable come along (no wait).
                 while n >= GATHER_MIN && n < self.rbuf.len() {
-                    match self.rd.read(&mut self.rbuf[n..]).now_or_never() {
+                    match self.stream.read(&mut self.rbuf[n..]).now_or_never() {
                         Some(Ok(m)) if m > 0 => n += m,
                         _ => break,
                     }
