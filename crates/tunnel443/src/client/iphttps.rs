@@ -82,7 +82,7 @@ impl Client<'_> {
         let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, dialed))
             .await
             .map_err(|_| Failure::Timeout("TLS handshake".into()))?
-            .map_err(|e| super::connection::tls_failure(&self.tls, &e))?;
+            .map_err(|e| super::sstp::tls_failure(&self.tls, &e))?;
         Ok((Box::new(tls), first_hop))
     }
 
@@ -165,7 +165,7 @@ fn response_failure(
         ),
         // With TLS 1.3 the server checks our certificate after the
         // handshake has completed here: its refusal arrives as an alert.
-        HeadError::Io(e) => match super::connection::tls_failure(tls, &e) {
+        HeadError::Io(e) => match super::sstp::tls_failure(tls, &e) {
             Failure::Tls(t) => Failure::Tls(t),
             _ => Failure::Other(format!("the server's HTTP response: {e}")),
         },

@@ -13,11 +13,11 @@
 //! broken pipe (Rust leaves SIGPIPE ignored, so a write fails with EPIPE
 //! instead of killing the process before it can restore the routes).
 
-pub(crate) mod connection;
 mod failure;
 pub(crate) mod iphttps;
 mod routes;
 mod socks5;
+pub(crate) mod sstp;
 mod target;
 mod userstack;
 
@@ -413,7 +413,7 @@ async fn run_sstp(
     loop {
         let started = tokio::time::Instant::now();
         let eap_first = setup.eap_first.load(std::sync::atomic::Ordering::Relaxed);
-        let result = connection::run_once(setup, stop_rx.clone()).await;
+        let result = sstp::run_once(setup, stop_rx.clone()).await;
         if *stop_rx.borrow() {
             info!("disconnected");
             return Ok(0);

@@ -1,6 +1,6 @@
 //! One load-generator connection: TCP from a chosen source address, TLS,
 //! the HTTP preamble and the sans-IO client session of the real client
-//! ([`crate::client::connection`], [`crate::client::iphttps`]) run by the
+//! ([`crate::client::sstp`], [`crate::client::iphttps`]) run by the
 //! shared [`Driver`] without a TUN device; or one of the attacker modes,
 //! which stop (or crawl) at a chosen stage.
 
@@ -234,7 +234,7 @@ async fn no_call_connect(
 ) -> Result<(), Fail> {
     let mut s = connect_tls(plan, source).await?;
     within(plan, Stage::Http, async {
-        crate::client::connection::sstp_preamble(&mut s, &plan.host)
+        crate::client::sstp::sstp_preamble(&mut s, &plan.host)
             .await
             .map_err(|f| f.to_string())
     })
@@ -258,12 +258,12 @@ async fn open_sstp(
         .map(|c| CertHashes::of(c))
         .ok_or((Stage::Tls, "the server sent no certificate".to_string()))?;
     let buf = within(plan, Stage::Http, async {
-        crate::client::connection::sstp_preamble(&mut s, &plan.host)
+        crate::client::sstp::sstp_preamble(&mut s, &plan.host)
             .await
             .map_err(|f| f.to_string())
     })
     .await?;
-    let mut session = crate::client::connection::new_session(
+    let mut session = crate::client::sstp::new_session(
         leaf,
         &plan.user,
         password,

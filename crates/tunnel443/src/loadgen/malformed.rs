@@ -127,7 +127,7 @@ pub async fn run(
         corpus.sent.fetch_add(1, Ordering::Relaxed);
     } else {
         within(plan, Stage::Http, async {
-            crate::client::connection::sstp_preamble(&mut s, &plan.host)
+            crate::client::sstp::sstp_preamble(&mut s, &plan.host)
                 .await
                 .map_err(|f| f.to_string())
         })

@@ -33,19 +33,19 @@ use crate::io_util::{plain_error, read_head, BoxStream, HeadError};
 use crate::server::admission::Ticket;
 use crate::server::registry::{cert_subject, tls_version_name, Conn};
 use crate::server::stats::{Method, Stage};
-use crate::server::{iphttps, session, tls_setup, web, Shared};
+use crate::server::{iphttps, sstp, tls_setup, web, Shared};
 use httphead::proxy as proxy_protocol;
 
 /// The request head as the listener dispatches it.
 enum Dispatch {
-    Sstp(session::Request),
+    Sstp(sstp::Request),
     Iphttps(Result<::iphttps::mtu::Offer, ::iphttps::preamble::RequestError>),
     Web(Box<httphead::RequestHead>),
 }
 
 /// The whole head again, for the web side (the same bytes the SSTP parser
 /// has just found complete, so it is complete here too).
-fn web_head(b: &[u8], fallback: session::Request) -> Dispatch {
+fn web_head(b: &[u8], fallback: sstp::Request) -> Dispatch {
     match httphead::RequestHead::parse(b, MAX_HEAD) {
         Ok(httphead::Parsed::Complete { head, .. }) => Dispatch::Web(Box::new(head)),
         _ => Dispatch::Sstp(fallback),
@@ -203,24 +203,22 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticke
     let ipcfg = shared.iphttps.as_ref().map(|i| &i.paths);
     let webcfg = &shared.settings.web;
     let req = read_head(&mut stream, &mut buf, MAX_HEAD, timeout, |b| {
-        let r = session::parse_request(b)?;
-        Ok::<_, sstp::http::HttpError>(r.map(|(req, len)| match (&req, &ipcfg) {
-            (session::Request::Other { method, path }, Some(cfg))
-                if cfg.is_iphttps(method, path) =>
-            {
+        let r = sstp::parse_request(b)?;
+        Ok::<_, ::sstp::http::HttpError>(r.map(|(req, len)| match (&req, &ipcfg) {
+            (sstp::Request::Other { method, path }, Some(cfg)) if cfg.is_iphttps(method, path) => {
                 let checked = ::iphttps::preamble::parse_request(b, cfg).map(|p| match p {
                     ::iphttps::Parsed::Complete { value, .. } => value.link_mtu,
                     ::iphttps::Parsed::Partial => ::iphttps::mtu::Offer::Absent,
                 });
                 (Dispatch::Iphttps(checked), len)
             }
-            (session::Request::Sstp(r), _)
+            (sstp::Request::Sstp(r), _)
                 if !web::sstp_allowed(webcfg, r.host.as_deref(), sni_name.as_deref()) =>
             {
                 (web_head(b, req), len)
             }
-            (session::Request::Other { .. }, _) => (web_head(b, req), len),
-            (session::Request::Head { path }, _) if !web::is_health_check("HEAD", path) => {
+            (sstp::Request::Other { .. }, _) => (web_head(b, req), len),
+            (sstp::Request::Head { path }, _) if !web::is_health_check("HEAD", path) => {
                 (web_head(b, req), len)
             }
             _ => (Dispatch::Sstp(req), len),
@@ -262,20 +260,20 @@ async fn handle(tcp: TcpStream, mut peer: SocketAddr, shared: Arc<Shared>, ticke
             ticket.established();
             iphttps::run(stream, buf, conn, client, shared).await;
         }
-        Ok(Dispatch::Sstp(session::Request::Sstp(req))) => {
-            session::run(stream, buf, conn, req, hashes, shared, ticket).await;
+        Ok(Dispatch::Sstp(sstp::Request::Sstp(req))) => {
+            sstp::run(stream, buf, conn, req, hashes, shared, ticket).await;
         }
         Ok(Dispatch::Web(head)) => {
             web::serve(stream, buf, peer, *head, &shared).await;
         }
-        Ok(Dispatch::Sstp(session::Request::Head { .. })) => {
+        Ok(Dispatch::Sstp(sstp::Request::Head { .. })) => {
             reply(
                 &mut stream,
                 b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             )
             .await;
         }
-        Ok(Dispatch::Sstp(session::Request::Other { method, path })) => {
+        Ok(Dispatch::Sstp(sstp::Request::Other { method, path })) => {
             info!(%peer, %method, %path, "not an SSTP request; 404");
             shared.stats.failure(Stage::Http);
             reply(&mut stream, &web::page(webcfg, 404, false)).await;

@@ -22,14 +22,14 @@ pub mod radius;
 pub mod registry;
 mod rewind;
 mod router;
-mod session;
+mod sstp;
 pub mod stats;
 pub mod throttle;
 mod tls_setup;
 mod verdict;
 mod web;
 
-pub use session::span as session_span;
+pub use self::sstp::span as session_span;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -646,7 +646,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     info!(
-        sessions = session::active() + iphttps::active(),
+        sessions = sstp::active() + iphttps::active(),
         "shutting down: disconnecting every session"
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -666,7 +666,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     // Sessions finish their Call Disconnect exchange (or time out) on their own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    while session::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
+    while sstp::active() + iphttps::active() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if let (Some(a), Some(r)) = (accounting, &shared.radius) {
@@ -675,7 +675,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         a.shutdown(s.timeout * s.servers.len() as u32 + Duration::from_secs(1))
             .await;
     }
-    info!(left = session::active() + iphttps::active(), "stopped");
+    info!(left = sstp::active() + iphttps::active(), "stopped");
     Ok(())
 }
 
@@ -852,4 +852,10 @@ pub(crate) fn reload_tls(shared: &Shared, cause: &str) -> Option<String> {
             format!("certificate: reload failed, keeping the old one: {e:#}")
         }
     })
+}
+
+/// The current time as an HTTP date (RFC 9110 §5.6.7), for the server's
+/// HTTP answers (SSTP's and the website's).
+fn httpdate() -> String {
+    httphead::date::http_date(std::time::SystemTime::now())
 }

@@ -184,7 +184,7 @@ pub fn page(web: &WebSettings, status: u16, head_only: bool) -> Vec<u8> {
         .into_bytes()
     });
     let mut hs = Headers::new();
-    let date = super::session::httpdate();
+    let date = super::httpdate();
     let content_length = body.len().to_string();
     for (n, v) in [
         ("Server", web.server_header.as_str()),

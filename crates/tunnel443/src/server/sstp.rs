@@ -672,7 +672,7 @@ async fn run_inner(
 ) {
     let _active = ActiveGuard::new();
     let started = Instant::now();
-    let response = sstp::http::server_response(&httpdate());
+    let response = sstp::http::server_response(&super::httpdate());
     if stream.write_all(&response).await.is_err() {
         reg.set_ending(
             EndCause::Lost,
@@ -782,9 +782,4 @@ async fn run_inner(
         pool_in_use = shared.pool.in_use(),
         "session ended"
     );
-}
-
-/// The current time as an HTTP date (RFC 9110 §5.6.7).
-pub fn httpdate() -> String {
-    httphead::date::http_date(std::time::SystemTime::now())
 }
